@@ -1,0 +1,67 @@
+/**
+ * Every environment variable LabelFleet reads, parsed and typed in one place.
+ * README's "Configuration" table mirrors this file; keep the two in step.
+ */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const url = z.string().url();
+
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: int(1, 65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  /** PostgreSQL connection string; unset → embedded PGlite database in DATA_DIR/pglite. */
+  DATABASE_URL: z.string().min(1).optional(),
+  DATABASE_POOL_SIZE: int(1, 200).default(10),
+  DATA_DIR: z.string().default('./data'),
+
+  /** Key for secrets the fleet must read back (DB passwords, instance tokens) and for signing. */
+  FLEET_SECRET_KEY: z.string().min(32, 'FLEET_SECRET_KEY must be at least 32 characters').optional(),
+  ADMIN_EMAIL: z.string().email().default('admin@fleet.local'),
+  ADMIN_PASSWORD: z.string().min(1).default('admin'),
+  SESSION_TTL_HOURS: int(1, 24 * 365).default(24 * 7),
+  LOGIN_MAX_FAILURES: int(1, 1000).default(5),
+  LOGIN_LOCKOUT_SECONDS: int(1, 86400).default(300),
+
+  ORCHESTRATOR_BACKEND: z.enum(['docker', 'ecs']).default('docker'),
+  RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(15_000),
+  FLEET_DOMAIN: z.string().min(1).default('fleet.localhost'),
+  /** Scheme annotators use to reach `<subdomain>.<FLEET_DOMAIN>` (status `url`). */
+  FLEET_PUBLIC_SCHEME: z.enum(['http', 'https']).default('http'),
+  /** Base URL a Label Studio container uses to call the fleet back (token report, webhooks). */
+  FLEET_CALLBACK_URL: url.default('http://127.0.0.1:3000'),
+  METRICS_TOKEN: z.string().min(16).optional(),
+
+  S3_BUCKET: z.string().min(1).optional(),
+  S3_ENDPOINT: url.optional(),
+  S3_FORCE_PATH_STYLE: bool.default(true),
+  AWS_REGION: z.string().default('us-east-1'),
+});
+
+export type Config = z.infer<typeof EnvSchema>;
+
+export class ConfigError extends Error {}
+
+/** Parses the environment; a bad or missing setting is a ConfigError with a one-line message. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(`invalid setting ${issue.path.join('.')}: ${issue.message}`);
+  }
+  const config = parsed.data;
+  if (config.NODE_ENV === 'production') {
+    if (config.ADMIN_PASSWORD === 'admin') {
+      throw new ConfigError('ADMIN_PASSWORD must be changed from the default "admin" when NODE_ENV=production');
+    }
+    if (!config.FLEET_SECRET_KEY) throw new ConfigError('FLEET_SECRET_KEY is required when NODE_ENV=production');
+  }
+  return config;
+}

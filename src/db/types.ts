@@ -1,0 +1,240 @@
+/** Table types of the schema in migrations/: one interface per table, camelCase via Kysely's CamelCasePlugin. */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+type Json = ColumnType<unknown, string, string>;
+
+export interface AdminUsersTable {
+  id: Generated<number>;
+  email: string;
+  passwordHash: string;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface SessionsTable {
+  id: Generated<number>;
+  tokenHash: string;
+  adminUserId: number;
+  expiresAt: Timestamp;
+  revokedAt: Date | null;
+  createdAt: CreatedAt;
+}
+
+export interface LoginFailuresTable {
+  email: string;
+  failures: number;
+  lockedUntil: Date | null;
+  updatedAt: Timestamp;
+}
+
+export interface RolesTable {
+  id: Generated<number>;
+  name: string;
+  description: string | null;
+  color: string | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface LabelingConfigsTable {
+  id: Generated<number>;
+  name: string;
+  description: string | null;
+  configXml: string;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export type RejectionMode = 'none' | 'archive' | 'route_to_workflow';
+
+export interface WorkflowsTable {
+  id: Generated<number>;
+  name: string;
+  roleId: number | null;
+  labelingConfigId: number | null;
+  previousWorkflowId: number | null;
+  s3SourcePath: string;
+  s3ExportPath: string;
+  imagesPerProject: Generated<number>;
+  maxProjects: number | null;
+  estimatedTimeMinutes: number | null;
+  autoAssign: Generated<boolean>;
+  goldStandardRate: Generated<number>;
+  shuffleImages: Generated<boolean>;
+  isActive: Generated<boolean>;
+  totalImagesAvailable: Generated<number>;
+  totalImagesAssigned: Generated<number>;
+  rejectionMode: Generated<RejectionMode>;
+  rejectionArchiveBucket: string | null;
+  rejectionRouteWorkflowId: number | null;
+  rejectionReturnToOriginal: Generated<boolean>;
+  rejectionFlagAnnotator: Generated<boolean>;
+  maxReworkIterations: number | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface GoldTasksTable {
+  id: Generated<number>;
+  name: string | null;
+  s3ImageKey: string;
+  expectedLabels: Json;
+  labelingConfigId: number;
+  category: string | null;
+  difficulty: 'easy' | 'medium' | 'hard' | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export type AnnotatorStatus = 'created' | 'starting' | 'active' | 'stopping' | 'stopped' | 'error' | 'deleted';
+
+export interface AnnotatorsTable {
+  id: Generated<number>;
+  name: string;
+  email: string;
+  roleId: number | null;
+  status: Generated<AnnotatorStatus>;
+  statusReason: string | null;
+  statusChangedAt: Timestamp;
+  containerId: string | null;
+  containerIp: string | null;
+  containerPort: number | null;
+  subdomain: string;
+  databaseName: string | null;
+  apiTokenEnc: string | null;
+  lsUserId: number | null;
+  notes: string | null;
+  lastActiveAt: Date | null;
+  rejectionCount: Generated<number>;
+  reviewedCount: Generated<number>;
+  webhookSecretHash: string | null;
+  autoAssignPaused: Generated<boolean>;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export type AssignmentStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled';
+
+export interface AssignmentsTable {
+  id: Generated<number>;
+  workflowId: number;
+  annotatorId: number;
+  lsProjectId: number | null;
+  taskCount: Generated<number>;
+  goldTaskCount: Generated<number>;
+  completedCount: Generated<number>;
+  status: Generated<AssignmentStatus>;
+  error: string | null;
+  exportKey: string | null;
+  startedAt: Date | null;
+  completedAt: Date | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface AssignmentTasksTable {
+  id: Generated<number>;
+  assignmentId: number;
+  s3ImageKey: string;
+  goldTaskId: number | null;
+  isGold: Generated<boolean>;
+  lsTaskId: number | null;
+  lsAnnotationId: number | null;
+  result: Json | null;
+  leadTimeSeconds: number | null;
+  status: Generated<'open' | 'annotated'>;
+  annotatedAt: Date | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface GoldResultsTable {
+  id: Generated<number>;
+  assignmentTaskId: number;
+  assignmentId: number;
+  annotatorId: number;
+  goldTaskId: number | null;
+  score: number;
+  details: Json | null;
+  evaluatedAt: Timestamp;
+}
+
+export interface RejectionsTable {
+  id: Generated<number>;
+  workflowId: number;
+  originalAnnotatorId: number | null;
+  reviewerAnnotatorId: number | null;
+  originalAssignmentId: number | null;
+  reviewerAssignmentId: number | null;
+  routedToAssignmentId: number | null;
+  imageKey: string;
+  reason: string | null;
+  actionTaken: Generated<RejectionMode>;
+  reworkIteration: Generated<number>;
+  createdAt: CreatedAt;
+}
+
+export interface ContainerEventsTable {
+  id: Generated<number>;
+  annotatorId: number;
+  eventType: string;
+  fromStatus: string | null;
+  toStatus: string | null;
+  message: string | null;
+  details: Json | null;
+  createdAt: CreatedAt;
+}
+
+export interface AnnotationEventsTable {
+  id: Generated<number>;
+  annotatorId: number;
+  assignmentId: number | null;
+  eventType: string;
+  lsProjectId: number | null;
+  lsTaskId: number | null;
+  lsAnnotationId: number;
+  annotationUpdatedAt: Date | string | null;
+  timeSpentMs: number | null;
+  source: Generated<'webhook' | 'reconcile'>;
+  createdAt: CreatedAt;
+}
+
+export interface SettingsTable {
+  id: Generated<number>;
+  key: string;
+  value: Json;
+  description: string | null;
+  updatedAt: Timestamp;
+}
+
+export interface Database {
+  adminUsers: AdminUsersTable;
+  sessions: SessionsTable;
+  loginFailures: LoginFailuresTable;
+  roles: RolesTable;
+  labelingConfigs: LabelingConfigsTable;
+  workflows: WorkflowsTable;
+  goldTasks: GoldTasksTable;
+  annotators: AnnotatorsTable;
+  assignments: AssignmentsTable;
+  assignmentTasks: AssignmentTasksTable;
+  goldResults: GoldResultsTable;
+  rejections: RejectionsTable;
+  containerEvents: ContainerEventsTable;
+  annotationEvents: AnnotationEventsTable;
+  settings: SettingsTable;
+}
+
+export type Role = Selectable<RolesTable>;
+export type LabelingConfig = Selectable<LabelingConfigsTable>;
+export type Workflow = Selectable<WorkflowsTable>;
+export type NewWorkflow = Insertable<WorkflowsTable>;
+export type WorkflowUpdate = Updateable<WorkflowsTable>;
+export type GoldTask = Selectable<GoldTasksTable>;
+export type Annotator = Selectable<AnnotatorsTable>;
+export type Assignment = Selectable<AssignmentsTable>;
+export type AssignmentTask = Selectable<AssignmentTasksTable>;
+export type Rejection = Selectable<RejectionsTable>;
+export type Setting = Selectable<SettingsTable>;

@@ -1,0 +1,90 @@
+/**
+ * The service's explicit lifecycle: create(config) → start() → stop(). `fleet serve`, the smoke
+ * test and the benchmarks all go through here, so they run the same wiring.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Config } from './config.ts';
+import type { AppContext } from './context.ts';
+import { randomToken, SecretBox } from './crypto.ts';
+import { openDatabase } from './db/index.ts';
+import { migrate } from './db/migrate.ts';
+import { ensureFirstAdmin } from './auth/admins.ts';
+import { createApp } from './api/app.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { Reconciler } from '../orchestrator/reconciler.ts';
+import { reconcileSteps } from '../orchestrator/steps.ts';
+
+/**
+ * FLEET_SECRET_KEY, or in development a key generated once into DATA_DIR/secret.key so that
+ * sessions and sealed secrets survive restarts. Production requires the variable (config.ts).
+ */
+export function resolveSecretKey(config: Config, log: Logger): string {
+  if (config.FLEET_SECRET_KEY) return config.FLEET_SECRET_KEY;
+  const file = path.join(config.DATA_DIR, 'secret.key');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(config.DATA_DIR, { recursive: true });
+  const key = randomToken(32);
+  writeFileSync(file, key, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  log.warn({ file }, 'FLEET_SECRET_KEY is not set: generated a development key');
+  return key;
+}
+
+export interface Service {
+  ctx: AppContext;
+  reconciler: Reconciler;
+  app: ReturnType<typeof createApp>;
+  /** Listens for HTTP and starts the reconciler loop. Resolves with the bound port. */
+  start(opts?: { reconcile?: boolean }): Promise<number>;
+  /** Stops taking requests, lets in-flight ones and the current pass finish, closes the pool. */
+  stop(): Promise<void>;
+}
+
+export async function createService(config: Config, overrides: Partial<AppContext> = {}): Promise<Service> {
+  const logger = overrides.logger ?? createLogger(config.LOG_LEVEL);
+  const database =
+    overrides.database ??
+    (await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: config.DATABASE_POOL_SIZE }));
+  const applied = await migrate(database);
+  if (applied.length) logger.info({ applied }, 'migrations applied');
+  await ensureFirstAdmin(database.db, config.ADMIN_EMAIL, config.ADMIN_PASSWORD, logger);
+
+  let reconciler: Reconciler | undefined;
+  const ctx: AppContext = {
+    config,
+    database,
+    logger,
+    secrets: overrides.secrets ?? new SecretBox(resolveSecretKey(config, logger)),
+    wake: (reason) => reconciler?.wake(reason),
+    ...overrides,
+  };
+  reconciler = new Reconciler(ctx, reconcileSteps(ctx), config.RECONCILE_INTERVAL_MS);
+  const app = createApp(ctx);
+  let server: ServerType | undefined;
+
+  return {
+    ctx,
+    reconciler,
+    app,
+    async start({ reconcile = true } = {}) {
+      const port = await new Promise<number>((resolve, reject) => {
+        server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => resolve(info.port));
+        server.once('error', reject);
+      });
+      if (reconcile) reconciler!.start();
+      logger.info({ port, host: config.HOST, database: database.kind }, 'LabelFleet listening');
+      return port;
+    },
+    async stop() {
+      const closed = server
+        ? new Promise<void>((resolve) => server!.close(() => resolve()))
+        : Promise.resolve();
+      await reconciler!.stop();
+      await closed;
+      await database.close();
+      logger.info('LabelFleet stopped');
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signIn, startTestService, type TestService } from '../helpers/service.ts';
+
+let t: TestService;
+beforeAll(async () => {
+  t = await startTestService({ env: { LOGIN_MAX_FAILURES: '3', LOGIN_LOCKOUT_SECONDS: '120' } });
+});
+afterAll(async () => t?.close());
+
+const csrf = async () => (await t.anonymous.json('GET', '/api/auth/csrf')).body.csrfToken as string;
+
+function login(fields: Record<string, string>, type: 'form' | 'json' = 'form', headers: Record<string, string> = {}) {
+  const body = type === 'form' ? new URLSearchParams(fields).toString() : JSON.stringify(fields);
+  const contentType = type === 'form' ? 'application/x-www-form-urlencoded' : 'application/json';
+  return t.service.app.request('/api/auth/callback/credentials', {
+    method: 'POST',
+    headers: { 'content-type': contentType, ...headers },
+    body,
+  });
+}
+
+describe('sign-in (NextAuth credentials flow)', () => {
+  it('sets an HttpOnly SameSite=Lax cookie that opens the API, and signout revokes it', async () => {
+    const res = await login({ email: 'admin@fleet.local', password: 'admin', csrfToken: await csrf() });
+    expect(res.status).toBe(200);
+    const cookie = res.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/^next-auth\.session-token=/);
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Lax/);
+    expect(cookie).not.toMatch(/Secure/);
+    const session = cookie.split(';')[0]!;
+
+    const ok = await t.service.app.request('/api/roles', { headers: { cookie: session } });
+    expect(ok.status).toBe(200);
+    const who = await (await t.service.app.request('/api/auth/session', { headers: { cookie: session } })).json();
+    expect(who.user.email).toBe('admin@fleet.local');
+
+    await t.service.app.request('/api/auth/signout', { method: 'POST', headers: { cookie: session } });
+    expect((await t.service.app.request('/api/roles', { headers: { cookie: session } })).status).toBe(401);
+    expect(await (await t.service.app.request('/api/auth/session', { headers: { cookie: session } })).json()).toEqual({});
+  });
+
+  it('accepts JSON too, and marks the cookie Secure over https', async () => {
+    const res = await login({ email: 'ADMIN@fleet.local', password: 'admin', csrfToken: await csrf() }, 'json', {
+      'x-forwarded-proto': 'https',
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toMatch(/^__Secure-next-auth\.session-token=.*Secure/);
+  });
+
+  it('stores only a hash of the session token', async () => {
+    const cookie = await signIn(t.service.app);
+    const token = decodeURIComponent(cookie.split('=')[1]!);
+    const rows = await t.db.selectFrom('sessions').select('tokenHash').execute();
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.some((r) => r.tokenHash === token)).toBe(false);
+  });
+
+  it('answers 401 in the error shape for a bad password or csrf token', async () => {
+    const bad = await login({ email: 'admin@fleet.local', password: 'nope', csrfToken: await csrf() });
+    expect(bad.status).toBe(401);
+    expect(await bad.json()).toEqual({ error: 'Invalid email or password' });
+    const forged = await login({ email: 'admin@fleet.local', password: 'admin', csrfToken: 'abc.123.def' });
+    expect(forged.status).toBe(401);
+    expect((await login({ email: 'admin@fleet.local', password: 'admin' })).status).toBe(401);
+  });
+
+  it('throttles repeated failures for one email with 429 and Retry-After, even for the right password', async () => {
+    await t.db.insertInto('adminUsers').values({ email: 'ops@fleet.local', passwordHash: 'x' }).execute();
+    const { upsertAdmin } = await import('../../src/auth/admins.ts');
+    await upsertAdmin(t.db, 'ops@fleet.local', 'right-password');
+    for (let i = 0; i < 3; i++) {
+      expect((await login({ email: 'ops@fleet.local', password: 'wrong', csrfToken: await csrf() })).status).toBe(401);
+    }
+    const locked = await login({ email: 'ops@fleet.local', password: 'right-password', csrfToken: await csrf() });
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await locked.json()).error).toMatch(/too many/i);
+    // Another email is not affected.
+    expect((await login({ email: 'admin@fleet.local', password: 'admin', csrfToken: await csrf() })).status).toBe(200);
+  });
+
+  it('rejects a body that is neither form nor JSON', async () => {
+    const res = await t.service.app.request('/api/auth/callback/credentials', { method: 'POST', body: 'x' });
+    expect(res.status).toBe(415);
+    expect((await res.json()).error).toBe('Unsupported Media Type');
+  });
+});
+
+describe('public endpoints', () => {
+  it('serves health and version without a session, and echoes a request id', async () => {
+    const health = await t.service.app.request('/api/health');
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', database: 'connected' });
+    expect(health.headers.get('x-request-id')).toBeTruthy();
+    const version = await (await t.service.app.request('/api/version')).json();
+    expect(version).toMatchObject({ version: '0.1.0', apiVersion: 'v1', node: process.version });
+    expect(version.features).toContain('workflow-chaining');
+  });
+
+  it('serves the OpenAPI 3.1 document and the docs page', async () => {
+    const doc = await (await t.service.app.request('/api/openapi.json')).json();
+    expect(doc.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.paths)).toContain('/api/roles/{id}');
+    const page = await t.service.app.request('/api/docs');
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/openapi\.json/);
+  });
+
+  it('answers unknown routes with 404 in the error shape', async () => {
+    const res = await t.json('GET', '/api/nope');
+    expect(res.status).toBe(404);
+    expect(res.body.error).toMatch(/No route/);
+  });
+});

@@ -1,0 +1,29 @@
+import { defineConfig } from 'vitest/config';
+
+// Three tiers (README "Tests"): unit = pure logic; integration = real PostgreSQL, a database per
+// file; e2e = real Docker, Label Studio, Traefik and moto, brought up by `npm run env:up`.
+export default defineConfig({
+  test: {
+    projects: [
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          // Label Studio instances are heavy: e2e files run one at a time.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});
