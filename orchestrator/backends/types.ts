@@ -1,0 +1,48 @@
+/**
+ * One shape for every place an annotator's Label Studio can run (design.md "Backend interface").
+ * Docker: a container `fleet-ls-<id>` plus its Traefik route. ECS: a service plus its target group
+ * and listener rule. Every method is idempotent and keyed by annotator id, so a restarted process
+ * finds its instances again; "not found" from the platform means gone, not an error.
+ */
+
+export interface InstanceSpec {
+  annotatorId: number;
+  subdomain: string;
+  image: string;
+  /** Environment for the Label Studio entrypoint, secrets included (never logged). */
+  env: Record<string, string>;
+  /** Port Label Studio listens on inside the instance. */
+  port: number;
+  memoryMb: number;
+  cpus: number;
+  /** Hash of image, env and limits: a changed hash means the instance must be recreated. */
+  specHash: string;
+}
+
+export type InstanceState = 'running' | 'starting' | 'stopped' | 'failed' | 'missing';
+
+export interface ObservedInstance {
+  annotatorId: number;
+  state: InstanceState;
+  /** Platform id: container name/id, or ECS service ARN. */
+  instanceId?: string;
+  /** Where the fleet reaches Label Studio directly (not through the router). */
+  address?: { host: string; port: number };
+  health: 'healthy' | 'unhealthy' | 'unknown';
+  specHash?: string;
+  restartCount?: number;
+  message?: string;
+}
+
+export interface Backend {
+  readonly kind: 'docker' | 'ecs';
+  /** Creates whatever is missing (instance, route) and makes it run the spec. */
+  ensure(spec: InstanceSpec): Promise<ObservedInstance>;
+  /** Stops the instance, keeping what a quick restart needs (data, route/rule). */
+  stop(annotatorId: number): Promise<void>;
+  /** Removes the instance and its route; gone already is success. */
+  remove(annotatorId: number): Promise<void>;
+  observe(annotatorId: number): Promise<ObservedInstance>;
+  /** Everything carrying the fleet's label/tag, for orphan clean-up. */
+  list(): Promise<ObservedInstance[]>;
+}
