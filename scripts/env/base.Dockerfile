@@ -20,7 +20,8 @@ ENV LS_DIR=/label-studio \
 
 RUN set -eux; \
     export DEBIAN_FRONTEND=noninteractive; \
-    apt-get update; \
+    # The mirror may serve a dated snapshot: do not reject its Release file as expired.
+    apt-get -o Acquire::Check-Valid-Until=false update; \
     apt-get install -y --no-install-recommends python3 python3-venv ca-certificates; \
     apt-get clean; rm -rf /var/lib/apt/lists/*
 
