@@ -1,0 +1,58 @@
+/** Shared benchmark helpers: latency percentiles, bounded load loops, RSS sampling. */
+
+export interface LatencyStats {
+  count: number;
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+  perSecond: number;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+const round = (n: number) => Math.round(n * 100) / 100;
+
+export function stats(samplesMs: number[], wallMs: number): LatencyStats {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const sum = sorted.reduce((a, b) => a + b, 0);
+  return {
+    count: sorted.length,
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1) ?? 0),
+    mean: round(sorted.length ? sum / sorted.length : 0),
+    perSecond: round(wallMs > 0 ? (sorted.length * 1000) / wallMs : 0),
+  };
+}
+
+/**
+ * Runs `op` with `concurrency` workers until `count` operations are done or `maxMs` has passed
+ * (whichever first): every load loop here is bounded in count and time.
+ */
+export async function load(
+  op: (i: number) => Promise<void>,
+  opts: { count: number; concurrency: number; maxMs: number },
+): Promise<LatencyStats> {
+  const samples: number[] = [];
+  const started = performance.now();
+  let next = 0;
+  const worker = async () => {
+    while (next < opts.count && performance.now() - started < opts.maxMs) {
+      const i = next++;
+      const t0 = performance.now();
+      await op(i);
+      samples.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  return stats(samples, performance.now() - started);
+}
+
+export const rssMb = () => Math.round(process.memoryUsage().rss / 1024 / 1024);
+
+export const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : null);
