@@ -1,4 +1,5 @@
 /** Shared benchmark helpers: latency percentiles, bounded load loops, RSS sampling. */
+import { readFileSync } from 'node:fs';
 
 export interface LatencyStats {
   count: number;
@@ -56,3 +57,10 @@ export async function load(
 export const rssMb = () => Math.round(process.memoryUsage().rss / 1024 / 1024);
 
 export const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : null);
+
+/** Resident and peak memory of another process (Linux /proc), in MB. */
+export function processMemoryMb(pid: number): { rss: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
+}
