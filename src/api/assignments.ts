@@ -1,7 +1,301 @@
+/** Assignments: batches of work in flight, one Label Studio project each. */
+import { createRoute, z } from '@hono/zod-openapi';
+import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import type { Executor } from '../db/index.ts';
+import type { Assignment } from '../db/types.ts';
+import { conflict, notFound } from '../errors.ts';
+import { OPEN_ASSIGNMENT_STATUSES } from '../workflows/annotators.ts';
+import {
+  EntityRef,
+  Envelope,
+  envelope,
+  errors,
+  idString,
+  IdParam,
+  iso,
+  isoRequired,
+  jsonContent,
+  PaginationQuery,
+  SuccessSchema,
+  Timestamp,
+} from './common.ts';
 import { createRouter } from './router.ts';
 
-// TODO(issue 2): routes for /api/assignments.
-export function assignmentRoutes(_ctx: AppContext) {
-  return createRouter();
+export const ASSIGNMENT_STATUSES = ['pending', 'in_progress', 'completed', 'failed', 'cancelled'] as const;
+
+const NullableTimestamp = Timestamp.nullable();
+
+export const AssignmentSchema = z
+  .object({
+    id: z.number().int(),
+    workflowId: z.number().int(),
+    annotatorId: z.number().int(),
+    lsProjectId: z.number().int().nullable(),
+    taskCount: z.number().int(),
+    goldTaskCount: z.number().int(),
+    completedCount: z.number().int(),
+    status: z.enum(ASSIGNMENT_STATUSES),
+    error: z.string().nullable(),
+    exportKey: z.string().nullable(),
+    startedAt: NullableTimestamp,
+    completedAt: NullableTimestamp,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .openapi('Assignment');
+
+export const toAssignment = (a: Assignment) => ({
+  id: a.id,
+  workflowId: a.workflowId,
+  annotatorId: a.annotatorId,
+  lsProjectId: a.lsProjectId,
+  taskCount: a.taskCount,
+  goldTaskCount: a.goldTaskCount,
+  completedCount: a.completedCount,
+  status: a.status,
+  error: a.error,
+  exportKey: a.exportKey,
+  startedAt: iso(a.startedAt),
+  completedAt: iso(a.completedAt),
+  createdAt: isoRequired(a.createdAt),
+  updatedAt: isoRequired(a.updatedAt),
+});
+
+export const RoleRefSchema = z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).openapi('RoleRef');
+export const AnnotatorRefSchema = z
+  .object({ id: z.number().int(), name: z.string(), email: z.string() })
+  .openapi('AnnotatorRef');
+
+const ANNOTATOR_STATUS_VALUES = ['created', 'starting', 'active', 'stopping', 'stopped', 'error', 'deleted'] as const;
+const AssignmentAnnotator = AnnotatorRefSchema.extend({ status: z.enum(ANNOTATOR_STATUS_VALUES) });
+
+const AssignmentListItem = AssignmentSchema.extend({ annotator: AssignmentAnnotator, workflow: EntityRef }).openapi(
+  'AssignmentListItem',
+);
+
+const AssignmentTaskSchema = z
+  .object({
+    id: z.number().int(),
+    s3ImageKey: z.string(),
+    isGold: z.boolean(),
+    goldTaskId: z.number().int().nullable(),
+    lsTaskId: z.number().int().nullable(),
+    lsAnnotationId: z.number().int().nullable(),
+    status: z.enum(['open', 'annotated']),
+    result: z.unknown().nullable(),
+    leadTimeSeconds: z.number().nullable(),
+    annotatedAt: NullableTimestamp,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  })
+  .openapi('AssignmentTask');
+
+const GoldResultSchema = z
+  .object({
+    id: z.number().int(),
+    assignmentTaskId: z.number().int(),
+    goldTaskId: z.number().int().nullable(),
+    score: z.number(),
+    details: z.unknown().nullable(),
+    evaluatedAt: Timestamp,
+  })
+  .openapi('GoldResult');
+
+const AssignmentDetail = AssignmentSchema.extend({
+  annotator: AssignmentAnnotator.extend({ roleId: z.number().int().nullable(), role: RoleRefSchema.nullable() }),
+  workflow: z.object({
+    id: z.number().int(),
+    name: z.string(),
+    roleId: z.number().int().nullable(),
+    labelingConfigId: z.number().int().nullable(),
+    s3SourcePath: z.string(),
+    s3ExportPath: z.string(),
+    labelingConfig: z.object({ id: z.number().int(), name: z.string(), configXml: z.string() }).nullable(),
+  }),
+  tasks: z.array(AssignmentTaskSchema),
+  goldResults: z.array(GoldResultSchema),
+}).openapi('AssignmentDetail');
+
+const ListQuery = PaginationQuery.extend({
+  workflowId: idString.optional().openapi({ type: 'integer', description: 'Filter by workflow' }),
+  annotatorId: idString.optional().openapi({ type: 'integer', description: 'Filter by annotator' }),
+  status: z.enum(ASSIGNMENT_STATUSES).optional(),
+});
+
+/** One assignment (no lock) or a 404. */
+export async function findAssignment(db: Executor, id: number): Promise<Assignment> {
+  const row = await db.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw notFound('Assignment');
+  return row;
+}
+
+export function assignmentRoutes(ctx: AppContext) {
+  const app = createRouter();
+  const { db } = ctx.database;
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/assignments',
+      tags: ['assignments'],
+      summary: 'List assignments, newest first (paginated envelope)',
+      request: { query: ListQuery },
+      responses: { 200: jsonContent(Envelope(AssignmentListItem), 'Assignments'), 400: errors[400], 401: errors[401] },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      let base = db.selectFrom('assignments');
+      if (q.workflowId !== undefined) base = base.where('assignments.workflowId', '=', q.workflowId);
+      if (q.annotatorId !== undefined) base = base.where('assignments.annotatorId', '=', q.annotatorId);
+      if (q.status !== undefined) base = base.where('assignments.status', '=', q.status);
+      const [rows, total] = await Promise.all([
+        base
+          .innerJoin('annotators', 'annotators.id', 'assignments.annotatorId')
+          .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
+          .selectAll('assignments')
+          .select([
+            'annotators.name as annotatorName',
+            'annotators.email as annotatorEmail',
+            'annotators.status as annotatorStatus',
+            'workflows.name as workflowName',
+          ])
+          .orderBy('assignments.createdAt', 'desc')
+          .orderBy('assignments.id', 'desc')
+          .limit(q.limit)
+          .offset(q.offset)
+          .execute(),
+        base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
+      ]);
+      const data = rows.map((r) => ({
+        ...toAssignment(r),
+        annotator: { id: r.annotatorId, name: r.annotatorName, email: r.annotatorEmail, status: r.annotatorStatus },
+        workflow: { id: r.workflowId, name: r.workflowName },
+      }));
+      return c.json(envelope(data, total.n, q), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/assignments/{id}',
+      tags: ['assignments'],
+      summary: 'Get an assignment with its annotator (and role), workflow (and labeling config), tasks and gold results',
+      request: { params: IdParam },
+      responses: { 200: jsonContent(AssignmentDetail, 'Assignment'), 400: errors[400], 401: errors[401], 404: errors[404] },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const assignment = await findAssignment(db, id);
+      const [annotator, workflow, tasks, goldResults] = await Promise.all([
+        db
+          .selectFrom('annotators')
+          .leftJoin('roles', 'roles.id', 'annotators.roleId')
+          .select([
+            'annotators.id',
+            'annotators.name',
+            'annotators.email',
+            'annotators.status',
+            'annotators.roleId',
+            'roles.name as roleName',
+            'roles.color as roleColor',
+          ])
+          .where('annotators.id', '=', assignment.annotatorId)
+          .executeTakeFirstOrThrow(),
+        db
+          .selectFrom('workflows')
+          .leftJoin('labelingConfigs', 'labelingConfigs.id', 'workflows.labelingConfigId')
+          .select([
+            'workflows.id',
+            'workflows.name',
+            'workflows.roleId',
+            'workflows.labelingConfigId',
+            'workflows.s3SourcePath',
+            'workflows.s3ExportPath',
+            'labelingConfigs.name as configName',
+            'labelingConfigs.configXml',
+          ])
+          .where('workflows.id', '=', assignment.workflowId)
+          .executeTakeFirstOrThrow(),
+        db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', id).orderBy('id').execute(),
+        db.selectFrom('goldResults').selectAll().where('assignmentId', '=', id).orderBy('id').execute(),
+      ]);
+      const { roleName, roleColor, ...annotatorFields } = annotator;
+      const { configName, configXml, ...workflowFields } = workflow;
+      return c.json(
+        {
+          ...toAssignment(assignment),
+          annotator: {
+            ...annotatorFields,
+            role: annotator.roleId !== null && roleName !== null ? { id: annotator.roleId, name: roleName, color: roleColor } : null,
+          },
+          workflow: {
+            ...workflowFields,
+            labelingConfig:
+              workflow.labelingConfigId !== null && configName !== null && configXml !== null
+                ? { id: workflow.labelingConfigId, name: configName, configXml }
+                : null,
+          },
+          tasks: tasks.map((t) => ({
+            id: t.id,
+            s3ImageKey: t.s3ImageKey,
+            isGold: t.isGold,
+            goldTaskId: t.goldTaskId,
+            lsTaskId: t.lsTaskId,
+            lsAnnotationId: t.lsAnnotationId,
+            status: t.status,
+            result: t.result ?? null,
+            leadTimeSeconds: t.leadTimeSeconds,
+            annotatedAt: iso(t.annotatedAt),
+            createdAt: isoRequired(t.createdAt),
+            updatedAt: isoRequired(t.updatedAt),
+          })),
+          goldResults: goldResults.map((g) => ({
+            id: g.id,
+            assignmentTaskId: g.assignmentTaskId,
+            goldTaskId: g.goldTaskId,
+            score: g.score,
+            details: g.details ?? null,
+            evaluatedAt: isoRequired(g.evaluatedAt),
+          })),
+        },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/assignments/{id}',
+      tags: ['assignments'],
+      summary: 'Cancel a pending or in-progress assignment (409 otherwise)',
+      request: { params: IdParam },
+      responses: {
+        200: jsonContent(SuccessSchema, 'Cancelled'),
+        400: errors[400],
+        401: errors[401],
+        404: errors[404],
+        409: errors[409],
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await db.transaction().execute(async (trx) => {
+        // The row lock orders this cancel against a concurrent completion: whichever commits
+        // second sees the other's status.
+        const row = await trx.selectFrom('assignments').select('status').where('id', '=', id).forUpdate().executeTakeFirst();
+        if (!row) throw notFound('Assignment');
+        if (!(OPEN_ASSIGNMENT_STATUSES as readonly string[]).includes(row.status)) {
+          throw conflict(`Cannot cancel assignment with status ${row.status}`, { status: row.status });
+        }
+        await trx.updateTable('assignments').set({ status: 'cancelled', updatedAt: sql<Date>`now()` }).where('id', '=', id).execute();
+      });
+      ctx.wake(`assignment ${id} cancelled`);
+      return c.json({ success: true as const }, 200);
+    },
+  );
+
+  return app;
 }
