@@ -1,7 +1,691 @@
+/**
+ * Workflows: how data flows to annotators (S3 source, batch size, gold rate), chained through
+ * previousWorkflowId and with optional rejection routing. The chain rules live in
+ * `domain/workflow-graph.ts`; POST /workflows/{id}/assign lives in its own file.
+ */
+import { createRoute, z } from '@hono/zod-openapi';
+import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import type { Executor } from '../db/index.ts';
+import type { Workflow } from '../db/types.ts';
+import {
+  buildGraph,
+  findChainCycle,
+  traceChain,
+  workflowRuleIssues,
+  type RejectionMode,
+} from '../domain/workflow-graph.ts';
+import { badRequest, conflict, notFound } from '../errors.ts';
+import {
+  errors,
+  idField,
+  IdParam,
+  idString,
+  isoRequired,
+  jsonBody,
+  jsonContent,
+  MAX_INT,
+  nonEmpty,
+  PaginationQuery,
+  setTotal,
+  SuccessSchema,
+  Timestamp,
+} from './common.ts';
 import { createRouter } from './router.ts';
 
-// TODO(issue 2): routes for /api/workflows.
-export function workflowRoutes(_ctx: AppContext) {
-  return createRouter();
+export const MAX_BULK_WORKFLOWS = 50;
+const REJECTION_MODES = ['none', 'archive', 'route_to_workflow'] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Schemas
+
+export const WorkflowSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    roleId: z.number().int().nullable(),
+    labelingConfigId: z.number().int().nullable(),
+    previousWorkflowId: z.number().int().nullable(),
+    s3SourcePath: z.string(),
+    s3ExportPath: z.string(),
+    imagesPerProject: z.number().int(),
+    maxProjects: z.number().int().nullable(),
+    estimatedTimeMinutes: z.number().int().nullable(),
+    autoAssign: z.boolean(),
+    goldStandardRate: z.number(),
+    shuffleImages: z.boolean(),
+    isActive: z.boolean(),
+    totalImagesAvailable: z.number().int(),
+    totalImagesAssigned: z.number().int(),
+    rejectionMode: z.enum(REJECTION_MODES),
+    rejectionArchiveBucket: z.string().nullable(),
+    rejectionRouteWorkflowId: z.number().int().nullable(),
+    rejectionReturnToOriginal: z.boolean(),
+    rejectionFlagAnnotator: z.boolean(),
+    maxReworkIterations: z.number().int().nullable(),
+    createdAt: Timestamp,
+    role: z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).nullable(),
+    labelingConfig: z.object({ id: z.number().int(), name: z.string() }).nullable(),
+  })
+  .openapi('Workflow');
+
+const ChainEntrySchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    previousWorkflowId: z.number().int().nullable(),
+    isActive: z.boolean(),
+    depth: z.number().int().openapi({ description: 'Distance from the origin (0)' }),
+    relation: z.enum(['ancestor', 'self', 'descendant']),
+    isTerminal: z.boolean().openapi({ description: 'No workflow names this one as its previous' }),
+  })
+  .openapi('WorkflowChainEntry');
+
+const WorkflowWithChainSchema = WorkflowSchema.extend({
+  chain: z.array(ChainEntrySchema).openapi({
+    description:
+      'Origin → this workflow → every downstream workflow (breadth-first, siblings by id). ' +
+      'Branches are told apart by previousWorkflowId; other branches off an ancestor are not included.',
+  }),
+}).openapi('WorkflowWithChain');
+
+const GraphSchema = z
+  .object({
+    nodes: z.array(
+      z.union([
+        z.object({
+          id: z.number().int(),
+          name: z.string(),
+          type: z.literal('workflow'),
+          roleId: z.number().int().nullable(),
+          roleName: z.string().nullable(),
+          roleColor: z.string().nullable(),
+          isActive: z.boolean(),
+          rejectionMode: z.enum(REJECTION_MODES),
+          stats: z.object({
+            totalAssignments: z.number().int(),
+            completedAssignments: z.number().int(),
+            activeAnnotators: z.number().int(),
+            rejectionRate: z.number(),
+          }),
+        }),
+        z.object({ id: z.string(), name: z.literal('Archive'), type: z.literal('terminal') }),
+      ]),
+    ),
+    edges: z.array(
+      z.object({
+        source: z.number().int(),
+        target: z.union([z.number().int(), z.string()]),
+        type: z.enum(['chain', 'rejection']),
+        label: z.enum(['accept', 'reject']),
+      }),
+    ),
+  })
+  .openapi('WorkflowGraph');
+
+const S3_URL = /^s3:\/\//i;
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/**
+ * A key prefix inside the configured bucket (setting s3.bucket): surrounding whitespace and
+ * leading slashes are dropped; an s3:// URL is refused because the bucket is not chosen here.
+ */
+const s3Prefix = z
+  .string()
+  .trim()
+  .refine((v) => !S3_URL.test(v), 'must be a key prefix inside the configured bucket (setting s3.bucket), not an s3:// URL')
+  .transform((v) => v.replace(/^\/+/, ''))
+  .pipe(
+    z
+      .string()
+      .min(1, 'must not be empty')
+      .max(1024)
+      .refine((v) => !CONTROL_CHARS.test(v), 'must not contain control characters'),
+  )
+  .openapi({ type: 'string', minLength: 1, maxLength: 1024, example: 'images/classification/' });
+
+/** `s3://bucket/prefix` (another bucket) or a key prefix in the configured bucket. */
+const archiveLocation = z
+  .string()
+  .trim()
+  .transform((v) => (S3_URL.test(v) ? `s3://${v.slice(5)}` : v.replace(/^\/+/, '')))
+  .pipe(
+    z
+      .string()
+      .min(1, 'must not be empty')
+      .max(1024)
+      .refine((v) => !CONTROL_CHARS.test(v), 'must not contain control characters')
+      .refine(
+        (v) => !v.startsWith('s3://') || BUCKET_NAME.test(v.slice(5).split('/')[0]!),
+        'must be s3://<bucket>/<prefix> with a valid bucket name, or a key prefix in the configured bucket',
+      ),
+  )
+  .openapi({ type: 'string', maxLength: 1024, example: 's3://rejected-bucket/archive/' });
+
+const fields = {
+  name: z.string().trim().min(1).max(255),
+  ref: idField.nullable(),
+  imagesPerProject: z.number().int().min(1).max(10_000),
+  maxProjects: z.number().int().min(1).max(MAX_INT).nullable(),
+  estimatedTimeMinutes: z.number().int().min(0).max(MAX_INT).nullable(),
+  goldStandardRate: z.number().min(0).max(1),
+  rejectionMode: z.enum(REJECTION_MODES),
+  maxReworkIterations: z.number().int().min(0).max(MAX_INT).nullable(),
+};
+
+const CreateWorkflowFields = {
+  name: fields.name,
+  roleId: fields.ref.default(null),
+  labelingConfigId: fields.ref.default(null),
+  previousWorkflowId: fields.ref.default(null),
+  s3SourcePath: s3Prefix,
+  s3ExportPath: s3Prefix,
+  imagesPerProject: fields.imagesPerProject.default(100),
+  maxProjects: fields.maxProjects.default(null),
+  estimatedTimeMinutes: fields.estimatedTimeMinutes.default(null),
+  autoAssign: z.boolean().default(true),
+  goldStandardRate: fields.goldStandardRate.default(0),
+  shuffleImages: z.boolean().default(true),
+  rejectionMode: fields.rejectionMode.default('none'),
+  rejectionArchiveBucket: archiveLocation.nullable().default(null),
+  rejectionRouteWorkflowId: fields.ref.default(null),
+  rejectionReturnToOriginal: z.boolean().default(false),
+  rejectionFlagAnnotator: z.boolean().default(true),
+  maxReworkIterations: fields.maxReworkIterations.default(null),
+};
+const CreateWorkflow = z.strictObject(CreateWorkflowFields).openapi('CreateWorkflow');
+type CreateWorkflowInput = z.output<typeof CreateWorkflow>;
+
+const UpdateWorkflow = nonEmpty(
+  z.strictObject({
+    name: fields.name.optional(),
+    roleId: fields.ref.optional(),
+    labelingConfigId: fields.ref.optional(),
+    previousWorkflowId: fields.ref.optional(),
+    s3SourcePath: s3Prefix.optional(),
+    s3ExportPath: s3Prefix.optional(),
+    imagesPerProject: fields.imagesPerProject.optional(),
+    maxProjects: fields.maxProjects.optional(),
+    estimatedTimeMinutes: fields.estimatedTimeMinutes.optional(),
+    autoAssign: z.boolean().optional(),
+    goldStandardRate: fields.goldStandardRate.optional(),
+    shuffleImages: z.boolean().optional(),
+    isActive: z.boolean().optional().openapi({ description: 'false pauses the workflow, true resumes it' }),
+    rejectionMode: fields.rejectionMode.optional(),
+    rejectionArchiveBucket: archiveLocation.nullable().optional(),
+    rejectionRouteWorkflowId: fields.ref.optional(),
+    rejectionReturnToOriginal: z.boolean().optional(),
+    rejectionFlagAnnotator: z.boolean().optional(),
+    maxReworkIterations: fields.maxReworkIterations.optional(),
+  }),
+).openapi('UpdateWorkflow');
+type UpdateWorkflowInput = z.output<typeof UpdateWorkflow>;
+
+const BulkCreateWorkflows = z
+  .strictObject({ workflows: z.array(CreateWorkflow).min(1).max(MAX_BULK_WORKFLOWS) })
+  .openapi('BulkCreateWorkflows');
+
+const ListQuery = PaginationQuery.extend({
+  roleId: idString.optional().openapi({ type: 'integer', description: 'Only workflows for this role' }),
+  labelingConfigId: idString.optional().openapi({ type: 'integer', description: 'Only workflows using this config' }),
+  previousWorkflowId: idString
+    .optional()
+    .openapi({ type: 'integer', description: 'Only the workflows directly downstream of this one' }),
+  isActive: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .openapi({ type: 'boolean', description: 'true: running workflows; false: paused ones' }),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Repository
+
+export type WorkflowRow = Workflow & {
+  roleName: string | null;
+  roleColor: string | null;
+  labelingConfigName: string | null;
+};
+
+/** Workflows with their role and labeling config joined in (for `toWorkflow`). */
+export function selectWorkflows(db: Executor) {
+  return db
+    .selectFrom('workflows as w')
+    .leftJoin('roles as r', 'r.id', 'w.roleId')
+    .leftJoin('labelingConfigs as lc', 'lc.id', 'w.labelingConfigId')
+    .selectAll('w')
+    .select(['r.name as roleName', 'r.color as roleColor', 'lc.name as labelingConfigName']);
+}
+
+export async function findWorkflow(db: Executor, id: number): Promise<WorkflowRow> {
+  const row = await selectWorkflows(db).where('w.id', '=', id).executeTakeFirst();
+  if (!row) throw notFound('Workflow');
+  return row;
+}
+
+export const toWorkflow = (r: WorkflowRow) => ({
+  id: r.id,
+  name: r.name,
+  roleId: r.roleId,
+  labelingConfigId: r.labelingConfigId,
+  previousWorkflowId: r.previousWorkflowId,
+  s3SourcePath: r.s3SourcePath,
+  s3ExportPath: r.s3ExportPath,
+  imagesPerProject: r.imagesPerProject,
+  maxProjects: r.maxProjects,
+  estimatedTimeMinutes: r.estimatedTimeMinutes,
+  autoAssign: r.autoAssign,
+  goldStandardRate: r.goldStandardRate,
+  shuffleImages: r.shuffleImages,
+  isActive: r.isActive,
+  totalImagesAvailable: r.totalImagesAvailable,
+  totalImagesAssigned: r.totalImagesAssigned,
+  rejectionMode: r.rejectionMode,
+  rejectionArchiveBucket: r.rejectionArchiveBucket,
+  rejectionRouteWorkflowId: r.rejectionRouteWorkflowId,
+  rejectionReturnToOriginal: r.rejectionReturnToOriginal,
+  rejectionFlagAnnotator: r.rejectionFlagAnnotator,
+  maxReworkIterations: r.maxReworkIterations,
+  createdAt: isoRequired(r.createdAt),
+  role: r.roleId !== null && r.roleName !== null ? { id: r.roleId, name: r.roleName, color: r.roleColor } : null,
+  labelingConfig:
+    r.labelingConfigId !== null && r.labelingConfigName !== null
+      ? { id: r.labelingConfigId, name: r.labelingConfigName }
+      : null,
+});
+
+/** Where rejected items are archived when rejectionMode is 'archive' and no location is given. */
+export const defaultArchiveLocation = (s3ExportPath: string) => `${s3ExportPath.replace(/\/+$/, '')}/rejected/`;
+
+// ---------------------------------------------------------------------------------------------
+// Validation against the database
+
+type Path = (string | number)[];
+interface Issue {
+  code: 'custom';
+  path: Path;
+  message: string;
+}
+
+const pathText = (path: Path) =>
+  path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+
+/** A 400 whose message names the failing fields and whose details list every issue. */
+function invalid(issues: Issue[]) {
+  const shown = issues.slice(0, 3).map((i) => `${pathText(i.path)}: ${i.message}`);
+  const more = issues.length > 3 ? `; and ${issues.length - 3} more` : '';
+  return badRequest(`Validation failed: ${shown.join('; ')}${more}`, issues);
+}
+
+const REFERENCES = [
+  { field: 'roleId', table: 'roles', what: 'role' },
+  { field: 'labelingConfigId', table: 'labeling_configs', what: 'labeling config' },
+  { field: 'previousWorkflowId', table: 'workflows', what: 'workflow' },
+  { field: 'rejectionRouteWorkflowId', table: 'workflows', what: 'workflow' },
+] as const;
+type ReferenceField = (typeof REFERENCES)[number]['field'];
+
+/** Every id the body names must exist (one query). Only fields present and non-null are checked. */
+async function referenceIssues(db: Executor, body: Partial<Record<ReferenceField, number | null>>, path: Path) {
+  const wanted = REFERENCES.filter((r) => typeof body[r.field] === 'number');
+  if (wanted.length === 0) return [];
+  const row = await db
+    .selectNoFrom(
+      wanted.map((r) =>
+        sql<boolean>`EXISTS (SELECT 1 FROM ${sql.table(r.table)} WHERE id = ${body[r.field]!})`.as(r.field),
+      ),
+    )
+    .executeTakeFirstOrThrow();
+  const found = row as Record<string, boolean>;
+  return wanted
+    .filter((r) => !found[r.field])
+    .map((r): Issue => ({ code: 'custom', path: [...path, r.field], message: `${r.what} ${body[r.field]} does not exist` }));
+}
+
+const ruleIssues = (
+  w: { previousWorkflowId: number | null; rejectionMode: RejectionMode; rejectionRouteWorkflowId: number | null },
+  id: number | null,
+  path: Path,
+): Issue[] => workflowRuleIssues(w, id).map((i) => ({ code: 'custom', path: [...path, i.field], message: i.message }));
+
+/** Would `workflow.previousWorkflowId = previous` close a loop? Reads previous's ancestors. */
+async function cycleIssue(db: Executor, id: number, previous: number): Promise<Issue | null> {
+  const { rows } = await sql<{ id: number; prev: number | null }>`
+    WITH RECURSIVE up(id, prev) AS (
+      SELECT id, previous_workflow_id FROM workflows WHERE id = ${previous}
+      UNION
+      SELECT w.id, w.previous_workflow_id FROM workflows w JOIN up ON w.id = up.prev
+    )
+    SELECT id, prev FROM up`.execute(db);
+  const cycle = findChainCycle(new Map(rows.map((r) => [r.id, r.prev])), id, previous);
+  if (!cycle) return null;
+  return {
+    code: 'custom',
+    path: ['previousWorkflowId'],
+    message: `workflow ${previous} is downstream of workflow ${id}, so the chain would become a cycle (${cycle.join(' → ')})`,
+  };
+}
+
+/** The stored columns of a new workflow, with the archive location defaulted. */
+function insertValues(body: CreateWorkflowInput) {
+  return {
+    ...body,
+    rejectionArchiveBucket:
+      body.rejectionMode === 'archive' && body.rejectionArchiveBucket === null
+        ? defaultArchiveLocation(body.s3ExportPath)
+        : body.rejectionArchiveBucket,
+  };
+}
+
+async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): Promise<{ id: number } | Issue[]> {
+  const issues = [...ruleIssues(body, null, path), ...(await referenceIssues(trx, body, path))];
+  if (issues.length) return issues;
+  return trx.insertInto('workflows').values(insertValues(body)).returning('id').executeTakeFirstOrThrow();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+export function workflowRoutes(ctx: AppContext) {
+  const app = createRouter();
+  const { db } = ctx.database;
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/workflows',
+      tags: ['workflows'],
+      summary: 'List workflows (bare array; total in X-Total-Count)',
+      request: { query: ListQuery },
+      responses: { 200: jsonContent(z.array(WorkflowSchema), 'Workflows'), 400: errors[400], 401: errors[401] },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const [rows, total] = await Promise.all([
+        selectWorkflows(db)
+          .$if(q.roleId !== undefined, (qb) => qb.where('w.roleId', '=', q.roleId!))
+          .$if(q.labelingConfigId !== undefined, (qb) => qb.where('w.labelingConfigId', '=', q.labelingConfigId!))
+          .$if(q.previousWorkflowId !== undefined, (qb) => qb.where('w.previousWorkflowId', '=', q.previousWorkflowId!))
+          .$if(q.isActive !== undefined, (qb) => qb.where('w.isActive', '=', q.isActive!))
+          .orderBy('w.id')
+          .limit(q.limit)
+          .offset(q.offset)
+          .execute(),
+        db
+          .selectFrom('workflows as w')
+          .select(sql<number>`count(*)::int`.as('n'))
+          .$if(q.roleId !== undefined, (qb) => qb.where('w.roleId', '=', q.roleId!))
+          .$if(q.labelingConfigId !== undefined, (qb) => qb.where('w.labelingConfigId', '=', q.labelingConfigId!))
+          .$if(q.previousWorkflowId !== undefined, (qb) => qb.where('w.previousWorkflowId', '=', q.previousWorkflowId!))
+          .$if(q.isActive !== undefined, (qb) => qb.where('w.isActive', '=', q.isActive!))
+          .executeTakeFirstOrThrow(),
+      ]);
+      setTotal(c, total.n);
+      return c.json(rows.map(toWorkflow), 200);
+    },
+  );
+
+  // Registered before /workflows/{id} so that "graph" is never read as an id.
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/workflows/graph',
+      tags: ['workflows'],
+      summary: 'The workflow DAG: workflow and archive nodes, chain and rejection edges, per-node stats',
+      description:
+        'stats.activeAnnotators: distinct annotators with a pending or in_progress assignment in the workflow. ' +
+        "stats.rejectionRate: rejections recorded by the workflow's reviewers ÷ tasks annotated in its assignments " +
+        '(0 when none, at most 1, 4 decimals).',
+      responses: { 200: jsonContent(GraphSchema, 'Graph'), 401: errors[401] },
+    }),
+    async (c) => {
+      // One round trip: per-workflow aggregates are grouped once, never queried per node.
+      const assignmentStats = db
+        .selectFrom('assignments')
+        .select([
+          'workflowId',
+          sql<number>`count(*)::int`.as('total'),
+          sql<number>`(count(*) FILTER (WHERE status = 'completed'))::int`.as('completed'),
+          sql<number>`(count(DISTINCT annotator_id) FILTER (WHERE status IN ('pending', 'in_progress')))::int`.as('annotators'),
+          sql<number>`coalesce(sum(completed_count), 0)::bigint`.as('tasks'),
+        ])
+        .groupBy('workflowId');
+      const rejectionStats = db
+        .selectFrom('rejections')
+        .select(['workflowId', sql<number>`count(*)::bigint`.as('n')])
+        .groupBy('workflowId');
+      const rows = await db
+        .selectFrom('workflows as w')
+        .leftJoin('roles as r', 'r.id', 'w.roleId')
+        .leftJoin(assignmentStats.as('a'), 'a.workflowId', 'w.id')
+        .leftJoin(rejectionStats.as('rj'), 'rj.workflowId', 'w.id')
+        .select((eb) => [
+          'w.id',
+          'w.name',
+          'w.roleId',
+          'r.name as roleName',
+          'r.color as roleColor',
+          'w.isActive',
+          'w.rejectionMode',
+          'w.previousWorkflowId',
+          'w.rejectionRouteWorkflowId',
+          eb.fn.coalesce('a.total', sql<number>`0`).as('totalAssignments'),
+          eb.fn.coalesce('a.completed', sql<number>`0`).as('completedAssignments'),
+          eb.fn.coalesce('a.annotators', sql<number>`0`).as('activeAnnotators'),
+          eb.fn.coalesce('a.tasks', sql<number>`0`).as('completedTasks'),
+          eb.fn.coalesce('rj.n', sql<number>`0`).as('rejections'),
+        ])
+        .orderBy('w.id')
+        .execute();
+      return c.json(buildGraph(rows), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/workflows/bulk',
+      tags: ['workflows'],
+      summary: `Create up to ${MAX_BULK_WORKFLOWS} workflows, all or nothing`,
+      description:
+        'Items are created in order in one transaction, so an item may name a workflow created by an earlier ' +
+        'item as its previousWorkflowId or rejectionRouteWorkflowId. On any error nothing is created and ' +
+        'the 400 details name each failing item by its index (path ["workflows", index, field]).',
+      request: jsonBody(BulkCreateWorkflows),
+      responses: {
+        201: jsonContent(z.object({ created: z.number().int(), workflows: z.array(WorkflowSchema) }), 'Created'),
+        400: errors[400],
+        401: errors[401],
+      },
+    }),
+    async (c) => {
+      const { workflows } = c.req.valid('json');
+      const rows = await db.transaction().execute(async (trx) => {
+        const ids: number[] = [];
+        const issues: Issue[] = [];
+        for (const [index, body] of workflows.entries()) {
+          const result = await createOne(trx, body, ['workflows', index]);
+          if (Array.isArray(result)) issues.push(...result);
+          else ids.push(result.id);
+        }
+        if (issues.length) throw invalid(issues);
+        return selectWorkflows(trx).where('w.id', 'in', ids).orderBy('w.id').execute();
+      });
+      ctx.wake(`workflows ${rows.map((r) => r.id).join(', ')} created`);
+      return c.json({ created: rows.length, workflows: rows.map(toWorkflow) }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/workflows',
+      tags: ['workflows'],
+      summary: 'Create a workflow',
+      description:
+        "Referenced ids must exist. rejectionMode 'route_to_workflow' needs rejectionRouteWorkflowId; " +
+        "rejectionMode 'archive' without rejectionArchiveBucket archives under <s3ExportPath>/rejected/.",
+      request: jsonBody(CreateWorkflow),
+      responses: { 201: jsonContent(WorkflowSchema, 'Created'), 400: errors[400], 401: errors[401] },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const row = await db.transaction().execute(async (trx) => {
+        const result = await createOne(trx, body, []);
+        if (Array.isArray(result)) throw invalid(result);
+        return findWorkflow(trx, result.id);
+      });
+      ctx.wake(`workflow ${row.id} created`);
+      return c.json(toWorkflow(row), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/workflows/{id}',
+      tags: ['workflows'],
+      summary: 'Get a workflow with its chain traced from origin to terminal workflows',
+      request: { params: IdParam },
+      responses: {
+        200: jsonContent(WorkflowWithChainSchema, 'Workflow'),
+        400: errors[400],
+        401: errors[401],
+        404: errors[404],
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const row = await findWorkflow(db, id);
+      // The workflow's lineage only: its ancestors and everything downstream of it.
+      const { rows: lineage } = await sql<{ id: number; name: string; previousWorkflowId: number | null; isActive: boolean }>`
+        WITH RECURSIVE up AS (
+          SELECT id, name, previous_workflow_id, is_active FROM workflows WHERE id = ${id}
+          UNION
+          SELECT w.id, w.name, w.previous_workflow_id, w.is_active FROM workflows w JOIN up ON w.id = up.previous_workflow_id
+        ), down AS (
+          SELECT id, name, previous_workflow_id, is_active FROM workflows WHERE id = ${id}
+          UNION
+          SELECT w.id, w.name, w.previous_workflow_id, w.is_active FROM workflows w JOIN down ON w.previous_workflow_id = down.id
+        )
+        SELECT * FROM up UNION SELECT * FROM down`.execute(db);
+      const chain = (traceChain(lineage, id) ?? []).map((e) => ({
+        id: e.node.id,
+        name: e.node.name,
+        previousWorkflowId: e.node.previousWorkflowId,
+        isActive: e.node.isActive,
+        depth: e.depth,
+        relation: e.relation,
+        isTerminal: e.isTerminal,
+      }));
+      return c.json({ ...toWorkflow(row), chain }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/workflows/{id}',
+      tags: ['workflows'],
+      summary: 'Update a workflow (isActive pauses or resumes it)',
+      description:
+        'Cross-field rules are checked on the workflow as it would be after the change. A previousWorkflowId ' +
+        'equal to the workflow itself or to one of its downstream workflows (a cycle) is a 400.',
+      request: { params: IdParam, ...jsonBody(UpdateWorkflow) },
+      responses: {
+        200: jsonContent(WorkflowSchema, 'Updated'),
+        400: errors[400],
+        401: errors[401],
+        404: errors[404],
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const body: UpdateWorkflowInput = c.req.valid('json');
+      const { row, before } = await db.transaction().execute(async (trx) => {
+        const relinks = typeof body.previousWorkflowId === 'number';
+        // Two concurrent relinks could each look fine alone and close a loop together: relinks
+        // take turns (readers and other writes are not blocked by this mode).
+        if (relinks) await sql`LOCK TABLE workflows IN SHARE ROW EXCLUSIVE MODE`.execute(trx);
+        const current = await trx.selectFrom('workflows').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+        if (!current) throw notFound('Workflow');
+        const merged = { ...current, ...body };
+        const issues = [...ruleIssues(merged, id, []), ...(await referenceIssues(trx, body, []))];
+        if (
+          issues.length === 0 &&
+          relinks &&
+          body.previousWorkflowId !== current.previousWorkflowId
+        ) {
+          const cycle = await cycleIssue(trx, id, body.previousWorkflowId!);
+          if (cycle) issues.push(cycle);
+        }
+        if (issues.length) throw invalid(issues);
+        const archive =
+          merged.rejectionMode === 'archive' && merged.rejectionArchiveBucket === null
+            ? { rejectionArchiveBucket: defaultArchiveLocation(merged.s3ExportPath) }
+            : {};
+        await trx
+          .updateTable('workflows')
+          .set({ ...body, ...archive, updatedAt: new Date() })
+          .where('id', '=', id)
+          .execute();
+        return { row: await findWorkflow(trx, id), before: current };
+      });
+      const what = before.isActive !== row.isActive ? (row.isActive ? 'resumed' : 'paused') : 'updated';
+      ctx.wake(`workflow ${id} ${what}`);
+      return c.json(toWorkflow(row), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/workflows/{id}',
+      tags: ['workflows'],
+      summary: 'Delete a workflow (409 while other workflows link to it or it has assignments)',
+      request: { params: IdParam },
+      responses: {
+        200: jsonContent(SuccessSchema, 'Deleted'),
+        400: errors[400],
+        401: errors[401],
+        404: errors[404],
+        409: errors[409],
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      await db.transaction().execute(async (trx) => {
+        const found = await trx.selectFrom('workflows').select('id').where('id', '=', id).forUpdate().executeTakeFirst();
+        if (!found) throw notFound('Workflow');
+        const usage = await trx
+          .selectNoFrom([
+            sql<number[]>`(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM workflows WHERE previous_workflow_id = ${id})`.as(
+              'downstreamWorkflowIds',
+            ),
+            sql<number[]>`(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM workflows WHERE rejection_route_workflow_id = ${id} AND id <> ${id})`.as(
+              'routingWorkflowIds',
+            ),
+            sql<number>`(SELECT count(*)::int FROM assignments WHERE workflow_id = ${id})`.as('assignments'),
+            sql<number>`(SELECT count(*)::int FROM rejections WHERE workflow_id = ${id})`.as('rejections'),
+          ])
+          .executeTakeFirstOrThrow();
+        const reasons: string[] = [];
+        if (usage.downstreamWorkflowIds.length) {
+          reasons.push(`it is the previous workflow of workflow(s) ${usage.downstreamWorkflowIds.join(', ')}`);
+        }
+        if (usage.routingWorkflowIds.length) {
+          reasons.push(`workflow(s) ${usage.routingWorkflowIds.join(', ')} route rejections to it`);
+        }
+        if (usage.assignments) reasons.push(`it has ${usage.assignments} assignment(s)`);
+        if (usage.rejections) reasons.push(`it has ${usage.rejections} recorded rejection(s)`);
+        if (reasons.length) throw conflict(`Cannot delete: ${reasons.join('; ')}`, usage);
+        await trx.deleteFrom('workflows').where('id', '=', id).execute();
+      });
+      ctx.wake(`workflow ${id} deleted`);
+      return c.json({ success: true as const }, 200);
+    },
+  );
+
+  return app;
 }
