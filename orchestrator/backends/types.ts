@@ -1,4 +1,12 @@
 /**
+ * Changes (issue 3, Docker backend):
+ * - `remove(id, { purgeData })`: purgeData also deletes the instance's own data store (Docker: the
+ *   named media volume). Callers pass it only when the annotator is deleted with the setting
+ *   `fleet.deleteDatabaseOnDelete`; ECS may ignore it (it keeps no per-instance volume).
+ * - `list()` returns only this fleet's instances (FLEET_NAMESPACE), and also routes left without an
+ *   instance (state 'missing'), so orphan clean-up sees them.
+ * - `observe`'s address is what the fleet itself probes (GET /health/); in tests 127.0.0.1:<port>.
+ *
  * One shape for every place an annotator's Label Studio can run (design.md "Backend interface").
  * Docker: a container `fleet-ls-<id>` plus its Traefik route. ECS: a service plus its target group
  * and listener rule. Every method is idempotent and keyed by annotator id, so a restarted process
@@ -41,8 +49,8 @@ export interface Backend {
   /** Stops the instance, keeping what a quick restart needs (data, route/rule). */
   stop(annotatorId: number): Promise<void>;
   /** Removes the instance and its route; gone already is success. */
-  remove(annotatorId: number): Promise<void>;
+  remove(annotatorId: number, opts?: { purgeData?: boolean }): Promise<void>;
   observe(annotatorId: number): Promise<ObservedInstance>;
-  /** Everything carrying the fleet's label/tag, for orphan clean-up. */
+  /** Everything carrying this fleet's label/tag (its namespace), routes included, for orphan clean-up. */
   list(): Promise<ObservedInstance[]>;
 }
