@@ -6,6 +6,7 @@
  * - `list()` returns only this fleet's instances (FLEET_NAMESPACE), and also routes left without an
  *   instance (state 'missing'), so orphan clean-up sees them.
  * - `observe`'s address is what the fleet itself probes (GET /health/); in tests 127.0.0.1:<port>.
+ *   New optional `ip`: the instance's IP, shown as the annotator's containerIp.
  *
  * One shape for every place an annotator's Label Studio can run (design.md "Backend interface").
  * Docker: a container `fleet-ls-<id>` plus its Traefik route. ECS: a service plus its target group
@@ -36,6 +37,8 @@ export interface ObservedInstance {
   instanceId?: string;
   /** Where the fleet reaches Label Studio directly (not through the router). */
   address?: { host: string; port: number };
+  /** The instance's IP address, reported as the annotator's containerIp (optional). */
+  ip?: string;
   health: 'healthy' | 'unhealthy' | 'unknown';
   specHash?: string;
   restartCount?: number;
