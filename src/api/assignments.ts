@@ -123,6 +123,13 @@ const ListQuery = PaginationQuery.extend({
   status: z.enum(ASSIGNMENT_STATUSES).optional(),
 });
 
+/**
+ * A jsonb column read as text: Kysely's CamelCasePlugin would otherwise rename the keys inside
+ * the document (Label Studio's from_name → fromName).
+ */
+const jsonText = <C extends 'result' | 'details'>(column: C) => sql<string | null>`${sql.ref(column)}::text`.as(`${column}Text`);
+const parseJson = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
 /** One assignment (no lock) or a 404. */
 export async function findAssignment(db: Executor, id: number): Promise<Assignment> {
   const row = await db.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirst();
@@ -218,8 +225,31 @@ export function assignmentRoutes(ctx: AppContext) {
           ])
           .where('workflows.id', '=', assignment.workflowId)
           .executeTakeFirstOrThrow(),
-        db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', id).orderBy('id').execute(),
-        db.selectFrom('goldResults').selectAll().where('assignmentId', '=', id).orderBy('id').execute(),
+        db
+          .selectFrom('assignmentTasks')
+          .select([
+            'id',
+            's3ImageKey',
+            'isGold',
+            'goldTaskId',
+            'lsTaskId',
+            'lsAnnotationId',
+            'status',
+            jsonText('result'),
+            'leadTimeSeconds',
+            'annotatedAt',
+            'createdAt',
+            'updatedAt',
+          ])
+          .where('assignmentId', '=', id)
+          .orderBy('id')
+          .execute(),
+        db
+          .selectFrom('goldResults')
+          .select(['id', 'assignmentTaskId', 'goldTaskId', 'score', jsonText('details'), 'evaluatedAt'])
+          .where('assignmentId', '=', id)
+          .orderBy('id')
+          .execute(),
       ]);
       const { roleName, roleColor, ...annotatorFields } = annotator;
       const { configName, configXml, ...workflowFields } = workflow;
@@ -245,7 +275,7 @@ export function assignmentRoutes(ctx: AppContext) {
             lsTaskId: t.lsTaskId,
             lsAnnotationId: t.lsAnnotationId,
             status: t.status,
-            result: t.result ?? null,
+            result: parseJson(t.resultText),
             leadTimeSeconds: t.leadTimeSeconds,
             annotatedAt: iso(t.annotatedAt),
             createdAt: isoRequired(t.createdAt),
@@ -256,7 +286,7 @@ export function assignmentRoutes(ctx: AppContext) {
             assignmentTaskId: g.assignmentTaskId,
             goldTaskId: g.goldTaskId,
             score: g.score,
-            details: g.details ?? null,
+            details: parseJson(g.detailsText),
             evaluatedAt: isoRequired(g.evaluatedAt),
           })),
         },
