@@ -6,6 +6,7 @@
  */
 import type { AppContext } from '../src/context.ts';
 import { LOCK_BUSY, LOCKS } from '../src/db/index.ts';
+import { metrics } from '../src/metrics.ts';
 
 export interface StepReport {
   /** Human-readable lines: what this step did ("annotator 3: container created"). */
@@ -58,6 +59,9 @@ export class Reconciler {
       }
     }
     report.durationMs = Math.round(performance.now() - started);
+    metrics.reconcilePass.observe((performance.now() - started) / 1000);
+    const stepErrors = Object.values(report.steps).reduce((n, s) => n + s.errors.length, 0);
+    if (stepErrors) metrics.errors.inc({ source: 'reconcile' }, stepErrors);
     const acted = Object.values(report.steps).some((s) => s.actions.length || s.errors.length);
     if (acted) this.ctx.logger.info({ pass: report }, 'reconcile pass');
     return report;

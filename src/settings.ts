@@ -9,6 +9,12 @@ export const SETTING_DEFAULTS = {
   's3.bucket': null as string | null,
   /** Minimum gold accuracy (0..1) below which an annotator is flagged. */
   'quality.accuracyThreshold': 0.7,
+  /** Gold evaluations an annotator needs before their accuracy can flag them (integer ≥ 1). */
+  'quality.minEvaluations': 5,
+  /** When true, flagging an annotator also pauses their auto-assignment (an admin resumes it). */
+  'quality.pauseBelowThreshold': false,
+  /** IANA time zone whose calendar day is "today" in GET /api/monitoring. */
+  'monitoring.timeZone': 'UTC',
 } satisfies Record<string, unknown>;
 
 export type SettingKey = keyof typeof SETTING_DEFAULTS;

@@ -20,6 +20,9 @@ import { annotatorRoutes } from './annotators.ts';
 import { assignmentRoutes } from './assignments.ts';
 import { rejectionRoutes } from './rejections.ts';
 import { eventRoutes } from './events.ts';
+import { monitoringRoutes } from './monitoring.ts';
+import { qualityRoutes } from './quality.ts';
+import { registerMetricsRoute } from './metrics.ts';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
 const ROUTES: RouteFactory[] = [
@@ -34,6 +37,8 @@ const ROUTES: RouteFactory[] = [
   assignmentRoutes,
   rejectionRoutes,
   eventRoutes,
+  monitoringRoutes,
+  qualityRoutes,
 ];
 
 /** Paths that answer without a session: their own auth (webhook secret, bearer) or none. */
@@ -80,6 +85,7 @@ export function createApp(ctx: AppContext) {
   });
 
   for (const routes of ROUTES) app.route('/api', routes(ctx));
+  registerMetricsRoute(app, ctx);
 
   app.doc31('/api/openapi.json', {
     openapi: '3.1.0',

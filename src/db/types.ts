@@ -209,6 +209,32 @@ export interface SettingsTable {
   updatedAt: Timestamp;
 }
 
+/** Rollup of annotation_created events per annotator per UTC hour (migrations/0004_monitoring.sql, trigger-maintained). */
+export interface AnnotationHourlyTable {
+  annotatorId: number;
+  hour: Date;
+  createdCount: number;
+  timedCount: number;
+  timeSpentMs: number;
+  under10s: number;
+  under30s: number;
+  under60s: number;
+  over60s: number;
+}
+
+/** Gold accuracy per annotator and its below-threshold flag state (migrations/0004_monitoring.sql). */
+export interface AnnotatorQualityTable {
+  annotatorId: number;
+  evaluationCount: Generated<number>;
+  scoreSum: ColumnType<string, string | number | undefined, string | number>;
+  needsCheck: Generated<boolean>;
+  checkedThreshold: number | null;
+  checkedMinEvaluations: number | null;
+  checkedAt: Date | null;
+  flagged: Generated<boolean>;
+  flaggedAt: Date | null;
+}
+
 export interface Database {
   adminUsers: AdminUsersTable;
   sessions: SessionsTable;
@@ -225,6 +251,8 @@ export interface Database {
   containerEvents: ContainerEventsTable;
   annotationEvents: AnnotationEventsTable;
   settings: SettingsTable;
+  annotationHourly: AnnotationHourlyTable;
+  annotatorQuality: AnnotatorQualityTable;
 }
 
 export type Role = Selectable<RolesTable>;
