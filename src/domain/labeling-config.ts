@@ -76,8 +76,10 @@ export const DECLARATION_MESSAGE =
   'DOCTYPE and ENTITY declarations are not allowed: they enable entity-expansion and external-entity ' +
   'attacks, and Label Studio configs never need them';
 
-// Characters XML 1.0 forbids anywhere in a document (also the ones PostgreSQL cannot store).
-const ILLEGAL_CHAR = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]/;
+// Characters XML 1.0 forbids anywhere in a document (also the ones PostgreSQL cannot store), and
+// UTF-16 surrogates that do not form a pair (they would be stored as U+FFFD).
+const ILLEGAL_CHAR =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function lineColumn(text: string, offset: number): { line: number; column: number } {
   let line = 1;

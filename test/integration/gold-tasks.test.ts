@@ -187,6 +187,9 @@ describe('gold tasks: validation errors', () => {
       { ...ok, category: 'c'.repeat(101) },
       { ...ok, difficulty: 'extreme' },
       { ...ok, extra: 1 },
+      { ...ok, name: 'a\u0000' },
+      { ...ok, s3ImageKey: 'gold/\u0000.jpg' },
+      { ...ok, category: '\u0000' },
     ];
     for (const body of bad) {
       const res = await t.json('POST', '/api/gold-tasks', body);

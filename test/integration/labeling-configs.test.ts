@@ -152,6 +152,8 @@ describe('labeling configs: validation errors', () => {
       { name: 'ok', configXml: 42 },
       { name: 42, configXml: XML },
       { name: 'ok', configXml: XML, extra: true },
+      { name: 'a\u0000b', configXml: XML },
+      { name: 'ok', configXml: XML, description: 'nul\u0000' },
     ]) {
       const res = await t.json('POST', '/api/labeling-configs', body);
       expect(res.status, JSON.stringify(body)).toBe(400);

@@ -162,6 +162,8 @@ describe('settings: errors', () => {
       { value: 'a\u0000b' },
       { value: { 'k\u0000': 1 } },
       { value: 'x'.repeat(70_000) },
+      { value: 1, description: 'nul\u0000' },
+      { value: ['\uD800'] },
     ];
     for (const body of bodies) {
       const res = await t.json('PUT', '/api/settings/bad.body', body);

@@ -52,6 +52,7 @@ describe('checkLabelingConfig: valid configs', () => {
     ok('<?xml version="1.0" encoding="UTF-8"?>\n<!-- header -->\n<View><!-- <!DOCTYPE in a comment> --><Text name="t" value="$t"/></View>\n<!-- trailer -->');
     ok('<View><Text name="t" value="$t"/><![CDATA[<!DOCTYPE x [<!ENTITY a "b">]> &a; & < >]]></View>');
     ok('<?xml-stylesheet href="s.css"?><View><Text name="t" value="$t"/><?app hint?></View>');
+    ok('<View><Header value="Cats 🐱 and ünïcödé"/><Text name="t" value="$t"/></View>');
   });
 
   it('decodes predefined entities and character references in attribute values', () => {
@@ -137,6 +138,7 @@ describe('checkLabelingConfig: rejected configs', () => {
     ['illegal character reference', '<View><Text name="t" value="&#0;"/></View>', /^malformed XML: character reference &#0; is not a legal XML character/],
     ['control character', '<View>\u0001<Text name="t" value="$t"/></View>', /^malformed XML: character U\+0001 is not allowed in XML$/],
     ['NUL', '<View><Text name="t" value="$t\u0000"/></View>', /^malformed XML: character U\+0000 is not allowed/],
+    ['unpaired surrogate', '<View><Text name="t" value="\uD83D"/></View>', /^malformed XML: character U\+D83D is not allowed/],
     ['unclosed comment', '<View><Text name="t" value="$t"/><!-- oops</View>', /^malformed XML: unclosed comment$/],
     ['double hyphen in comment', '<View><Text name="t" value="$t"/><!-- a -- b --></View>', /^malformed XML: '--' is not allowed inside a comment$/],
     ['unclosed CDATA', '<View><Text name="t" value="$t"/><![CDATA[ x </View>', /^malformed XML: unclosed CDATA section$/],
