@@ -1,7 +1,159 @@
+/** Rejections: the audit trail of reviewed items a reviewer rejected, and what was done about them. */
+import { createRoute, z } from '@hono/zod-openapi';
+import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import type { Rejection } from '../db/types.ts';
+import { notFound } from '../errors.ts';
+import { AnnotatorRefSchema, AssignmentSchema, toAssignment } from './assignments.ts';
+import {
+  EntityRef,
+  Envelope,
+  envelope,
+  errors,
+  idString,
+  IdParam,
+  isoRequired,
+  jsonContent,
+  PaginationQuery,
+  Timestamp,
+} from './common.ts';
 import { createRouter } from './router.ts';
 
-// TODO(issue 2): routes for /api/rejections.
-export function rejectionRoutes(_ctx: AppContext) {
-  return createRouter();
+export const REJECTION_ACTIONS = ['none', 'archive', 'route_to_workflow'] as const;
+
+const RejectionBase = z.object({
+  id: z.number().int(),
+  workflowId: z.number().int().openapi({ description: "The reviewer's workflow" }),
+  originalAnnotatorId: z.number().int().nullable(),
+  reviewerAnnotatorId: z.number().int().nullable(),
+  originalAssignmentId: z.number().int().nullable(),
+  reviewerAssignmentId: z.number().int().nullable(),
+  routedToAssignmentId: z.number().int().nullable(),
+  imageKey: z.string(),
+  reason: z.string().nullable(),
+  actionTaken: z.enum(REJECTION_ACTIONS),
+  reworkIteration: z.number().int(),
+  createdAt: Timestamp,
+  originalAnnotator: AnnotatorRefSchema.nullable(),
+  reviewerAnnotator: AnnotatorRefSchema.nullable(),
+});
+export const RejectionSchema = RejectionBase.openapi('Rejection');
+
+const NestedAssignment = AssignmentSchema.extend({ workflow: EntityRef }).nullable();
+const RejectionDetail = RejectionBase.extend({
+  reviewerAssignment: NestedAssignment,
+  originalAssignment: NestedAssignment,
+  routedToAssignment: NestedAssignment,
+}).openapi('RejectionDetail');
+
+type RejectionRow = Rejection & {
+  originalName: string | null;
+  originalEmail: string | null;
+  reviewerName: string | null;
+  reviewerEmail: string | null;
+};
+
+const ref = (id: number | null, name: string | null, email: string | null) =>
+  id !== null && name !== null && email !== null ? { id, name, email } : null;
+
+export const toRejection = (r: RejectionRow) => ({
+  id: r.id,
+  workflowId: r.workflowId,
+  originalAnnotatorId: r.originalAnnotatorId,
+  reviewerAnnotatorId: r.reviewerAnnotatorId,
+  originalAssignmentId: r.originalAssignmentId,
+  reviewerAssignmentId: r.reviewerAssignmentId,
+  routedToAssignmentId: r.routedToAssignmentId,
+  imageKey: r.imageKey,
+  reason: r.reason,
+  actionTaken: r.actionTaken,
+  reworkIteration: r.reworkIteration,
+  createdAt: isoRequired(r.createdAt),
+  originalAnnotator: ref(r.originalAnnotatorId, r.originalName, r.originalEmail),
+  reviewerAnnotator: ref(r.reviewerAnnotatorId, r.reviewerName, r.reviewerEmail),
+});
+
+const ListQuery = PaginationQuery.extend({
+  workflowId: idString.optional().openapi({ type: 'integer', description: "Filter by the reviewer's workflow" }),
+  annotatorId: idString.optional().openapi({ type: 'integer', description: 'Filter by the original annotator' }),
+  actionTaken: z.enum(REJECTION_ACTIONS).optional(),
+});
+
+export function rejectionRoutes(ctx: AppContext) {
+  const app = createRouter();
+  const { db } = ctx.database;
+
+  const withAnnotators = <Q extends ReturnType<typeof db.selectFrom<'rejections'>>>(q: Q) =>
+    q
+      .leftJoin('annotators as oa', 'oa.id', 'rejections.originalAnnotatorId')
+      .leftJoin('annotators as ra', 'ra.id', 'rejections.reviewerAnnotatorId')
+      .selectAll('rejections')
+      .select(['oa.name as originalName', 'oa.email as originalEmail', 'ra.name as reviewerName', 'ra.email as reviewerEmail']);
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/rejections',
+      tags: ['rejections'],
+      summary: 'List rejections, newest first (paginated envelope)',
+      request: { query: ListQuery },
+      responses: { 200: jsonContent(Envelope(RejectionSchema), 'Rejections'), 400: errors[400], 401: errors[401] },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      let base = db.selectFrom('rejections');
+      if (q.workflowId !== undefined) base = base.where('rejections.workflowId', '=', q.workflowId);
+      if (q.annotatorId !== undefined) base = base.where('rejections.originalAnnotatorId', '=', q.annotatorId);
+      if (q.actionTaken !== undefined) base = base.where('rejections.actionTaken', '=', q.actionTaken);
+      const [rows, total] = await Promise.all([
+        withAnnotators(base)
+          .orderBy('rejections.createdAt', 'desc')
+          .orderBy('rejections.id', 'desc')
+          .limit(q.limit)
+          .offset(q.offset)
+          .execute(),
+        base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
+      ]);
+      return c.json(envelope(rows.map(toRejection), total.n, q), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/rejections/{id}',
+      tags: ['rejections'],
+      summary: 'Get a rejection with its annotators and assignments',
+      request: { params: IdParam },
+      responses: { 200: jsonContent(RejectionDetail, 'Rejection'), 400: errors[400], 401: errors[401], 404: errors[404] },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const row = await withAnnotators(db.selectFrom('rejections')).where('rejections.id', '=', id).executeTakeFirst();
+      if (!row) throw notFound('Rejection');
+      const ids = [row.reviewerAssignmentId, row.originalAssignmentId, row.routedToAssignmentId].filter((x): x is number => x !== null);
+      const assignments = ids.length
+        ? await db
+            .selectFrom('assignments')
+            .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
+            .selectAll('assignments')
+            .select('workflows.name as workflowName')
+            .where('assignments.id', 'in', ids)
+            .execute()
+        : [];
+      const byId = new Map(assignments.map((a) => [a.id, { ...toAssignment(a), workflow: { id: a.workflowId, name: a.workflowName } }]));
+      const nested = (assignmentId: number | null) => (assignmentId === null ? null : (byId.get(assignmentId) ?? null));
+      return c.json(
+        {
+          ...toRejection(row),
+          reviewerAssignment: nested(row.reviewerAssignmentId),
+          originalAssignment: nested(row.originalAssignmentId),
+          routedToAssignment: nested(row.routedToAssignmentId),
+        },
+        200,
+      );
+    },
+  );
+
+  return app;
 }
