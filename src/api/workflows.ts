@@ -10,6 +10,7 @@ import type { Executor } from '../db/index.ts';
 import type { Workflow } from '../db/types.ts';
 import {
   buildGraph,
+  Coalesced,
   findChainCycle,
   traceChain,
   workflowRuleIssues,
@@ -384,12 +385,68 @@ async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): 
   return trx.insertInto('workflows').values(insertValues(body)).returning('id').executeTakeFirstOrThrow();
 }
 
+/**
+ * The whole graph in one round trip: per-workflow aggregates are grouped once (hash aggregates
+ * over assignments and rejections), never queried per node.
+ */
+export async function loadGraph(db: Executor) {
+  const assignmentStats = db
+    .selectFrom('assignments')
+    .select([
+      'workflowId',
+      sql<number>`count(*)::int`.as('total'),
+      sql<number>`(count(*) FILTER (WHERE status = 'completed'))::int`.as('completed'),
+      sql<number>`coalesce(sum(completed_count), 0)::bigint`.as('tasks'),
+    ])
+    .groupBy('workflowId');
+  // Literal statuses so that the partial index of migration 0007 applies.
+  const openPairs = db
+    .selectFrom('assignments')
+    .select(['workflowId', 'annotatorId'])
+    .distinct()
+    .where(sql<boolean>`status IN ('pending', 'in_progress')`);
+  const activeStats = db
+    .selectFrom(openPairs.as('o'))
+    .select(['o.workflowId', sql<number>`count(*)::int`.as('n')])
+    .groupBy('o.workflowId');
+  const rejectionStats = db
+    .selectFrom('rejections')
+    .select(['workflowId', sql<number>`count(*)::bigint`.as('n')])
+    .groupBy('workflowId');
+  const rows = await db
+    .selectFrom('workflows as w')
+    .leftJoin('roles as r', 'r.id', 'w.roleId')
+    .leftJoin(assignmentStats.as('a'), 'a.workflowId', 'w.id')
+    .leftJoin(activeStats.as('act'), 'act.workflowId', 'w.id')
+    .leftJoin(rejectionStats.as('rj'), 'rj.workflowId', 'w.id')
+    .select((eb) => [
+      'w.id',
+      'w.name',
+      'w.roleId',
+      'r.name as roleName',
+      'r.color as roleColor',
+      'w.isActive',
+      'w.rejectionMode',
+      'w.previousWorkflowId',
+      'w.rejectionRouteWorkflowId',
+      eb.fn.coalesce('a.total', sql<number>`0`).as('totalAssignments'),
+      eb.fn.coalesce('a.completed', sql<number>`0`).as('completedAssignments'),
+      eb.fn.coalesce('act.n', sql<number>`0`).as('activeAnnotators'),
+      eb.fn.coalesce('a.tasks', sql<number>`0`).as('completedTasks'),
+      eb.fn.coalesce('rj.n', sql<number>`0`).as('rejections'),
+    ])
+    .orderBy('w.id')
+    .execute();
+  return buildGraph(rows);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routes
 
 export function workflowRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
+  const graph = new Coalesced(() => loadGraph(db));
 
   app.openapi(
     createRoute({
@@ -439,47 +496,7 @@ export function workflowRoutes(ctx: AppContext) {
         '(0 when none, at most 1, 4 decimals).',
       responses: { 200: jsonContent(GraphSchema, 'Graph'), 401: errors[401] },
     }),
-    async (c) => {
-      // One round trip: per-workflow aggregates are grouped once, never queried per node.
-      const assignmentStats = db
-        .selectFrom('assignments')
-        .select([
-          'workflowId',
-          sql<number>`count(*)::int`.as('total'),
-          sql<number>`(count(*) FILTER (WHERE status = 'completed'))::int`.as('completed'),
-          sql<number>`(count(DISTINCT annotator_id) FILTER (WHERE status IN ('pending', 'in_progress')))::int`.as('annotators'),
-          sql<number>`coalesce(sum(completed_count), 0)::bigint`.as('tasks'),
-        ])
-        .groupBy('workflowId');
-      const rejectionStats = db
-        .selectFrom('rejections')
-        .select(['workflowId', sql<number>`count(*)::bigint`.as('n')])
-        .groupBy('workflowId');
-      const rows = await db
-        .selectFrom('workflows as w')
-        .leftJoin('roles as r', 'r.id', 'w.roleId')
-        .leftJoin(assignmentStats.as('a'), 'a.workflowId', 'w.id')
-        .leftJoin(rejectionStats.as('rj'), 'rj.workflowId', 'w.id')
-        .select((eb) => [
-          'w.id',
-          'w.name',
-          'w.roleId',
-          'r.name as roleName',
-          'r.color as roleColor',
-          'w.isActive',
-          'w.rejectionMode',
-          'w.previousWorkflowId',
-          'w.rejectionRouteWorkflowId',
-          eb.fn.coalesce('a.total', sql<number>`0`).as('totalAssignments'),
-          eb.fn.coalesce('a.completed', sql<number>`0`).as('completedAssignments'),
-          eb.fn.coalesce('a.annotators', sql<number>`0`).as('activeAnnotators'),
-          eb.fn.coalesce('a.tasks', sql<number>`0`).as('completedTasks'),
-          eb.fn.coalesce('rj.n', sql<number>`0`).as('rejections'),
-        ])
-        .orderBy('w.id')
-        .execute();
-      return c.json(buildGraph(rows), 200);
-    },
+    async (c) => c.json(await graph.get(), 200),
   );
 
   app.openapi(

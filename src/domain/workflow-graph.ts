@@ -247,3 +247,35 @@ export function buildGraph(workflows: readonly GraphWorkflow[]): { nodes: (Workf
   }
   return { nodes, edges };
 }
+
+/**
+ * Concurrent callers share computations without ever seeing state older than their call: a
+ * caller that arrives while a computation runs waits for the next one, which starts when the
+ * current one ends and serves everyone who arrived meanwhile. At most one runs at a time, so a
+ * burst of N graph requests costs two queries, not N competing ones.
+ */
+export class Coalesced<T> {
+  private running: Promise<T> | null = null;
+  private queued: Promise<T> | null = null;
+
+  constructor(private readonly compute: () => Promise<T>) {}
+
+  get(): Promise<T> {
+    if (!this.running) return this.start();
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = null;
+        return this.start();
+      });
+    return this.queued;
+  }
+
+  private start(): Promise<T> {
+    const run: Promise<T> = this.compute().finally(() => {
+      if (this.running === run) this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+}

@@ -681,6 +681,17 @@ describe('workflows: graph', () => {
     ]);
   });
 
+  it('answers concurrent requests alike and includes writes made before them', async () => {
+    // (Which computation a request may share is unit-tested with Coalesced; here: it works through HTTP.)
+    const w = await create('G-concurrent');
+    const all = await Promise.all(Array.from({ length: 8 }, () => t.json('GET', '/api/workflows/graph')));
+    for (const res of all) {
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual(all[0]!.body);
+      expect(res.body.nodes.some((n: { id: number }) => n.id === w.id)).toBe(true);
+    }
+  });
+
   it('is not mistaken for an id and needs a session', async () => {
     expect((await t.json('GET', '/api/workflows/graph')).status).toBe(200);
     expect((await t.anonymous.json('GET', '/api/workflows/graph')).status).toBe(401);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   buildGraph,
+  Coalesced,
   findChainCycle,
   rejectionRate,
   traceChain,
@@ -220,5 +221,64 @@ describe('buildGraph', () => {
     expect(performance.now() - started).toBeLessThan(50);
     expect(graph.nodes).toHaveLength(1_100);
     expect(graph.edges).toHaveLength(999 + 100);
+  });
+});
+
+describe('Coalesced', () => {
+  /** A computation per call whose completion the test controls; each resolves with its number. */
+  function controlled() {
+    const runs: { n: number; finish: () => void; fail: (e: Error) => void }[] = [];
+    const c = new Coalesced(
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const n = runs.length + 1;
+          runs.push({ n, finish: () => resolve(n), fail: reject });
+        }),
+    );
+    return { c, runs };
+  }
+  const tick = () => new Promise((r) => setTimeout(r, 0));
+
+  it('computes afresh for calls that do not overlap', async () => {
+    const { c, runs } = controlled();
+    const a = c.get();
+    runs[0]!.finish();
+    expect(await a).toBe(1);
+    const b = c.get();
+    runs[1]!.finish();
+    expect(await b).toBe(2);
+  });
+
+  it('gives callers that arrive mid-computation one shared, later computation', async () => {
+    const { c, runs } = controlled();
+    const first = c.get();
+    const late = [c.get(), c.get(), c.get()];
+    await tick();
+    expect(runs).toHaveLength(1); // the next one waits for the running one
+    runs[0]!.finish();
+    expect(await first).toBe(1);
+    await tick();
+    expect(runs).toHaveLength(2);
+    const later = c.get(); // arrives while run 2 is going: it gets run 3
+    runs[1]!.finish();
+    expect(await Promise.all(late)).toEqual([2, 2, 2]);
+    await tick();
+    runs[2]!.finish();
+    expect(await later).toBe(3);
+    expect(runs).toHaveLength(3);
+  });
+
+  it('passes a failure to the callers of that computation only', async () => {
+    const { c, runs } = controlled();
+    const first = c.get();
+    const second = c.get();
+    runs[0]!.fail(new Error('db down'));
+    await expect(first).rejects.toThrow('db down');
+    await tick();
+    runs[1]!.finish();
+    expect(await second).toBe(2);
+    const third = c.get();
+    runs[2]!.finish();
+    expect(await third).toBe(3);
   });
 });
