@@ -29,6 +29,9 @@ export const PG = {
   notNullViolation: '23502',
   stringTooLong: '22001',
   numericOutOfRange: '22003',
+  invalidText: '22P02',
+  characterNotInRepertoire: '22021',
+  untranslatableCharacter: '22P05',
 } as const;
 
 export function pgCode(err: unknown): string | undefined {

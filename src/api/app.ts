@@ -112,6 +112,9 @@ export function createApp(ctx: AppContext) {
     if (code === PG.checkViolation || code === PG.stringTooLong || code === PG.numericOutOfRange || code === PG.notNullViolation) {
       return c.json({ error: 'Validation failed: a value is out of its allowed range' }, 400);
     }
+    if (code === PG.invalidText || code === PG.characterNotInRepertoire || code === PG.untranslatableCharacter) {
+      return c.json({ error: 'Validation failed: a value contains characters or text the database cannot store' }, 400);
+    }
     (c.get('log') ?? ctx.logger).error({ err }, 'unhandled error');
     return c.json({ error: 'Internal server error', details: { requestId: c.get('requestId') } }, 500);
   });

@@ -40,7 +40,7 @@ function openPostgres(url: string, poolSize: number): DbHandle {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
   // An idle client that loses its connection emits 'error'; without a listener that would crash the process.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin()] });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [new CamelCasePlugin({ maintainNestedObjectKeys: true })] });
   return {
     db,
     kind: 'postgres',
@@ -83,7 +83,7 @@ async function openPglite(dir: string): Promise<DbHandle> {
   mkdirSync(dir, { recursive: true });
   const pglite = new PGlite(dir, { parsers: { 20: (v: string) => Number(v) } });
   await pglite.waitReady;
-  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [new CamelCasePlugin()] });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [new CamelCasePlugin({ maintainNestedObjectKeys: true })] });
   // PGlite is one connection in one process: an in-process mutex per key is the whole advisory lock.
   const locks = new Map<number, { tail: Promise<void>; busy: boolean }>();
   return {

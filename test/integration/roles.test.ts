@@ -93,3 +93,11 @@ describe('roles: security', () => {
     expect((await t.anonymous.json('POST', '/api/roles', { name: 'x' })).body).toEqual({ error: 'Unauthorized' });
   });
 });
+
+describe('roles: hostile input', () => {
+  it('answers 400, not 500, for a NUL character the database cannot store', async () => {
+    const res = await t.json('POST', '/api/roles', { name: 'a\u0000b' });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatch(/Validation failed/);
+  });
+});
