@@ -597,6 +597,18 @@ describe('annotators: status transitions (shared with the lifecycle endpoints)',
   });
 });
 
+describe('annotators: OpenAPI', () => {
+  it('documents the routes, bulk ones included', async () => {
+    const doc = await t.json('GET', '/api/openapi.json');
+    expect(doc.status).toBe(200);
+    expect(Object.keys(doc.body.paths)).toEqual(
+      expect.arrayContaining(['/api/annotators', '/api/annotators/bulk', '/api/annotators/{id}', '/api/assignments', '/api/assignments/{id}']),
+    );
+    expect(Object.keys(doc.body.paths['/api/annotators/bulk']).sort()).toEqual(['delete', 'post']);
+    expect(doc.body.components.schemas.Annotator.properties).toHaveProperty('autoAssignPaused');
+  });
+});
+
 describe('annotators: security', () => {
   it('answers 401 without a session on every route', async () => {
     const calls: Array<[string, string, unknown?]> = [

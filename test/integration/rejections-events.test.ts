@@ -329,6 +329,16 @@ describe('events', () => {
   });
 });
 
+describe('rejections and events: OpenAPI', () => {
+  it('documents the routes and both event shapes', async () => {
+    const doc = await t.json('GET', '/api/openapi.json');
+    expect(doc.status).toBe(200);
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/api/rejections', '/api/rejections/{id}', '/api/events']));
+    expect(doc.body.components.schemas).toHaveProperty('ContainerEvent');
+    expect(doc.body.components.schemas).toHaveProperty('AnnotationEvent');
+  });
+});
+
 describe('rejections and events: security', () => {
   it('answers 401 without a session', async () => {
     for (const path of ['/api/rejections', '/api/rejections/1', '/api/events', '/api/events?type=container']) {
