@@ -42,6 +42,27 @@ const EnvSchema = z.object({
   S3_ENDPOINT: url.optional(),
   S3_FORCE_PATH_STYLE: bool.default(true),
   AWS_REGION: z.string().default('us-east-1'),
+
+  // ECS (ORCHESTRATOR_BACKEND=ecs; README "Running the fleet on ECS"). Required ones are checked
+  // when the ECS backend is built (orchestrator/backends/ecs.ts ecsOptionsFromConfig).
+  /** Endpoint override for AWS-compatible endpoints (moto in tests); unset → the real AWS. */
+  AWS_ENDPOINT_URL: url.optional(),
+  ECS_CLUSTER: z.string().min(1).optional(),
+  ECS_LAUNCH_TYPE: z.enum(['FARGATE', 'EC2']).default('FARGATE'),
+  /** Comma-separated subnet ids / security group ids for the tasks' awsvpc network. */
+  ECS_SUBNETS: z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
+  ECS_SECURITY_GROUPS: z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
+  ECS_ASSIGN_PUBLIC_IP: bool.default(false),
+  ECS_EXECUTION_ROLE_ARN: z.string().min(1).optional(),
+  ECS_TASK_ROLE_ARN: z.string().min(1).optional(),
+  /** CloudWatch Logs group for the awslogs driver; unset → tasks get no log configuration. */
+  ECS_LOG_GROUP: z.string().min(1).optional(),
+  /** Names of the family, service and target group: `<prefix>-<annotatorId>` (≤ 32 chars). */
+  ECS_NAME_PREFIX: z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,18}[A-Za-z0-9])?$/, 'ECS_NAME_PREFIX must be 1-20 letters, digits or inner hyphens').default('fleet-ls'),
+  ALB_LISTENER_ARN: z.string().min(1).optional(),
+  /** Listener rule priority = offset + annotator id (collision-free); keeps 1..offset for your own rules. */
+  ALB_RULE_PRIORITY_OFFSET: int(0, 49_999).default(0),
+  ECS_VPC_ID: z.string().min(1).optional(),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

@@ -15,6 +15,17 @@ export const SETTING_DEFAULTS = {
   'quality.pauseBelowThreshold': false,
   /** IANA time zone whose calendar day is "today" in GET /api/monitoring. */
   'monitoring.timeZone': 'UTC',
+  // Batches (src/workflows/*.ts, orchestrator/batches-step.ts).
+  /** Seconds between incremental S3 catalog syncs of a root workflow (StartAfter the last key). */
+  'catalog.syncIntervalSeconds': 60,
+  /** Minutes between full S3 listings of a root workflow (finds keys added mid-order, marks removed ones gone). */
+  'catalog.fullResyncMinutes': 60,
+  /** Lifetime of the presigned image URLs imported into Label Studio, seconds (≤ 604800 = 7 days). */
+  'batches.presignTtlSeconds': 604800,
+  /** A pending batch that could not be set up in Label Studio for this long fails and releases its images. */
+  'batches.provisionTimeoutMinutes': 30,
+  /** Seconds between two comparisons of an in-progress batch with its Label Studio project (POST /api/reconcile: always). */
+  'batches.compareIntervalSeconds': 60,
 } satisfies Record<string, unknown>;
 
 export type SettingKey = keyof typeof SETTING_DEFAULTS;

@@ -132,6 +132,11 @@ export interface AssignmentsTable {
   completedAt: Date | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
+  // Batches (migrations/0003_batches.sql)
+  provisionAttempts: Generated<number>;
+  lsWebhookId: number | null;
+  webhookGeneration: number | null;
+  lsCheckedAt: Date | null;
 }
 
 export interface AssignmentTasksTable {
@@ -146,6 +151,50 @@ export interface AssignmentTasksTable {
   leadTimeSeconds: number | null;
   status: Generated<'open' | 'annotated'>;
   annotatedAt: Date | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+  // Batches (migrations/0003_batches.sql)
+  position: Generated<number>;
+  workItemId: number | null;
+  lsAnnotationUpdatedAt: Date | string | null;
+  skipped: Generated<boolean>;
+  reviewDecision: 'accept' | 'reject' | null;
+  reviewReason: string | null;
+  reviewAppliedAt: Date | null;
+}
+
+/** Incremental S3 listing state of a root workflow (migrations/0003_batches.sql). */
+export interface CatalogSyncsTable {
+  workflowId: number;
+  bucket: string;
+  prefix: string;
+  lastKey: string | null;
+  objectCount: Generated<number>;
+  lastSyncAt: Date | null;
+  lastFullSyncAt: Date | null;
+  error: string | null;
+  updatedAt: Timestamp;
+}
+
+export type WorkItemSource = 'catalog' | 'chain' | 'rework';
+export type WorkItemStatus = 'queued' | 'reserved' | 'done' | 'rejected' | 'escalated' | 'gone';
+
+/** One image waiting for, reserved by or done in one workflow (migrations/0003_batches.sql). */
+export interface WorkItemsTable {
+  id: Generated<number>;
+  workflowId: number;
+  imageKey: string;
+  source: WorkItemSource;
+  status: Generated<WorkItemStatus>;
+  priority: Generated<number>;
+  sortKey: Generated<number>;
+  assignmentId: number | null;
+  targetAnnotatorId: number | null;
+  upstreamTaskId: number | null;
+  originTaskId: number | null;
+  prediction: Json | null;
+  reworkIteration: Generated<number>;
+  lastSeenAt: Date | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
 }
@@ -253,6 +302,8 @@ export interface Database {
   settings: SettingsTable;
   annotationHourly: AnnotationHourlyTable;
   annotatorQuality: AnnotatorQualityTable;
+  catalogSyncs: CatalogSyncsTable;
+  workItems: WorkItemsTable;
 }
 
 export type Role = Selectable<RolesTable>;
@@ -264,5 +315,6 @@ export type GoldTask = Selectable<GoldTasksTable>;
 export type Annotator = Selectable<AnnotatorsTable>;
 export type Assignment = Selectable<AssignmentsTable>;
 export type AssignmentTask = Selectable<AssignmentTasksTable>;
+export type WorkItem = Selectable<WorkItemsTable>;
 export type Rejection = Selectable<RejectionsTable>;
 export type Setting = Selectable<SettingsTable>;

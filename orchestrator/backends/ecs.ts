@@ -1,0 +1,792 @@
+/**
+ * The fleet on AWS ECS (ORCHESTRATOR_BACKEND=ecs). Per annotator, all named `<prefix>-<id>`
+ * (ECS_NAME_PREFIX, default `fleet-ls`) and tagged labelfleet.managed / annotator-id / spec-hash:
+ *   - a task definition family (one revision per distinct spec + settings),
+ *   - a service in ECS_CLUSTER (awsvpc on Fargate or EC2; 0 or 1 task),
+ *   - an ELBv2 target group (target type ip) and a listener rule
+ *     `host-header <subdomain>.<FLEET_DOMAIN>` → that target group on ALB_LISTENER_ARN.
+ * Every method reads what exists and does only what is missing, so it can be re-run at any point
+ * (after a crash, a retry, or someone deleting a rule or target group by hand). "Not found" from
+ * AWS means gone, not an error. Credentials and region come from the SDK's standard chain
+ * (region from AWS_REGION); AWS_ENDPOINT_URL points the clients at an AWS-compatible endpoint.
+ */
+import {
+  CreateServiceCommand,
+  DeleteServiceCommand,
+  DeregisterTaskDefinitionCommand,
+  DescribeServicesCommand,
+  DescribeTaskDefinitionCommand,
+  DescribeTasksCommand,
+  ECSClient,
+  ListServicesCommand,
+  ListTaskDefinitionFamiliesCommand,
+  ListTaskDefinitionsCommand,
+  ListTasksCommand,
+  RegisterTaskDefinitionCommand,
+  TagResourceCommand,
+  UpdateServiceCommand,
+  type Service,
+  type Task,
+} from '@aws-sdk/client-ecs';
+import {
+  AddTagsCommand,
+  CreateRuleCommand,
+  CreateTargetGroupCommand,
+  DeleteRuleCommand,
+  DeleteTargetGroupCommand,
+  DescribeRulesCommand,
+  DescribeTagsCommand,
+  DescribeTargetGroupsCommand,
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+  ModifyRuleCommand,
+  type Rule,
+  type TargetGroup,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ConfigError, type Config } from '../../src/config.ts';
+import type { Logger } from '../../src/logger.ts';
+import {
+  annotatorIdFromName,
+  CONTAINER_NAME,
+  createServiceToken,
+  ecsTags,
+  elbTags,
+  familyOfTaskDefinitionArn,
+  fleetTags,
+  HEALTH_CHECK_PATH,
+  resourceNames,
+  TAG,
+  taskDefinitionHash,
+  taskDefinitionInput,
+  type ResourceNames,
+} from './ecs-plan.ts';
+import { choosePriority, PRIORITY_RETRIES } from './ecs-priority.ts';
+import type { Backend, InstanceSpec, InstanceState, ObservedInstance } from './types.ts';
+
+export interface EcsBackendOptions {
+  cluster: string;
+  launchType: 'FARGATE' | 'EC2';
+  subnets: string[];
+  securityGroups: string[];
+  /** Fargate only: give tasks a public IP (needed to pull images without a NAT or endpoints). */
+  assignPublicIp: boolean;
+  executionRoleArn?: string;
+  taskRoleArn?: string;
+  /** CloudWatch Logs group for awslogs; unset → no log configuration. */
+  logGroup?: string;
+  listenerArn: string;
+  vpcId: string;
+  fleetDomain: string;
+  region: string;
+  /** AWS-compatible endpoint (moto in tests); unset → AWS. */
+  endpoint?: string;
+  /** Names are `<namePrefix>-<annotatorId>`. */
+  namePrefix: string;
+  /** Rule priority = priorityOffset + annotator id (ecs-priority.ts). */
+  priorityOffset: number;
+  /** Seconds ECS ignores failing ALB health checks of a new task (LS's first boot migrates). */
+  healthCheckGraceSeconds?: number;
+  /** Explicit credentials (tests); unset → the SDK's standard chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  logger?: Pick<Logger, 'info' | 'warn' | 'debug'>;
+}
+
+/**
+ * Builds the ECS settings from config, failing with a one-line ConfigError that names the missing
+ * variable. The composition root calls it at start-up, so a bad setup fails before any pass runs.
+ */
+export function ecsOptionsFromConfig(config: Config): EcsBackendOptions {
+  const need = <T>(name: string, value: T | undefined): T => {
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) {
+      throw new ConfigError(`${name} is required when ORCHESTRATOR_BACKEND=ecs`);
+    }
+    return value;
+  };
+  const launchType = config.ECS_LAUNCH_TYPE;
+  const options: EcsBackendOptions = {
+    cluster: need('ECS_CLUSTER', config.ECS_CLUSTER),
+    launchType,
+    subnets: need('ECS_SUBNETS', config.ECS_SUBNETS),
+    securityGroups: need('ECS_SECURITY_GROUPS', config.ECS_SECURITY_GROUPS),
+    assignPublicIp: config.ECS_ASSIGN_PUBLIC_IP,
+    executionRoleArn: config.ECS_EXECUTION_ROLE_ARN,
+    taskRoleArn: config.ECS_TASK_ROLE_ARN,
+    logGroup: config.ECS_LOG_GROUP,
+    listenerArn: need('ALB_LISTENER_ARN', config.ALB_LISTENER_ARN),
+    vpcId: need('ECS_VPC_ID', config.ECS_VPC_ID),
+    fleetDomain: config.FLEET_DOMAIN,
+    region: config.AWS_REGION,
+    endpoint: config.AWS_ENDPOINT_URL,
+    namePrefix: config.ECS_NAME_PREFIX,
+    priorityOffset: config.ALB_RULE_PRIORITY_OFFSET,
+  };
+  // Fargate pulls the image and ships awslogs with the execution role; without one, every task
+  // would fail to start with an error only visible in the ECS console.
+  if (launchType === 'FARGATE' && options.logGroup && !options.executionRoleArn) {
+    throw new ConfigError('ECS_EXECUTION_ROLE_ARN is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set');
+  }
+  if (launchType === 'EC2' && options.assignPublicIp) {
+    throw new ConfigError('ECS_ASSIGN_PUBLIC_IP=true is only valid with ECS_LAUNCH_TYPE=FARGATE');
+  }
+  return options;
+}
+
+/** An AWS call failed. `code` is AWS's error name (e.g. PriorityInUseException). */
+export class EcsBackendError extends Error {
+  constructor(
+    message: string,
+    readonly code?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'EcsBackendError';
+  }
+}
+
+/** AWS refused a call for lack of a permission; the message names the IAM action. */
+export class EcsPermissionError extends EcsBackendError {
+  constructor(
+    readonly action: string,
+    awsMessage: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `AWS denied ${action}: grant it to the fleet's IAM identity (README "Running the fleet on ECS" lists the policy). AWS said: ${awsMessage}`,
+      'AccessDenied',
+      options,
+    );
+    this.name = 'EcsPermissionError';
+  }
+}
+
+const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'UnauthorizedException']);
+
+function errorCode(err: unknown): string | undefined {
+  if (err instanceof EcsBackendError) return err.code;
+  const e = err as { name?: unknown; Code?: unknown; code?: unknown } | null;
+  for (const v of [e?.name, e?.Code, e?.code]) if (typeof v === 'string' && v !== 'Error') return v;
+  return undefined;
+}
+
+/** True when the error is AWS's `code`, spelled with or without the `Exception` suffix. */
+export function isAwsError(err: unknown, ...codes: string[]): boolean {
+  const code = errorCode(err);
+  if (!code) return false;
+  const bare = code.replace(/Exception$/, '');
+  return codes.some((c) => c === code || c.replace(/Exception$/, '') === bare);
+}
+
+const chunks = <T>(items: T[], size: number): T[][] => {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+};
+
+const ruleHosts = (rule: Rule): string[] =>
+  (rule.Conditions ?? [])
+    .filter((c) => c.Field === 'host-header')
+    .flatMap((c) => c.HostHeaderConfig?.Values ?? c.Values ?? []);
+
+const ruleTargets = (rule: Rule): string[] =>
+  (rule.Actions ?? [])
+    .filter((a) => a.Type === 'forward')
+    .flatMap((a) => [a.TargetGroupArn, ...(a.ForwardConfig?.TargetGroups ?? []).map((t) => t.TargetGroupArn)])
+    .filter((arn): arn is string => !!arn);
+
+const ecsTagMap = (tags: Array<{ key?: string; value?: string }> | undefined): Record<string, string | undefined> =>
+  Object.fromEntries((tags ?? []).map((t) => [t.key ?? '', t.value]));
+
+const isLive = (svc: Service | undefined): svc is Service => !!svc && (svc.status === 'ACTIVE' || svc.status === 'DRAINING');
+
+export class EcsBackend implements Backend {
+  readonly kind = 'ecs' as const;
+  readonly ecs: ECSClient;
+  readonly elb: ElasticLoadBalancingV2Client;
+  readonly #o: EcsBackendOptions;
+
+  constructor(options: EcsBackendOptions, clients: { ecs?: ECSClient; elb?: ElasticLoadBalancingV2Client } = {}) {
+    this.#o = options;
+    const common = {
+      region: options.region,
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      maxAttempts: 5,
+    };
+    this.ecs = clients.ecs ?? new ECSClient(common);
+    this.elb = clients.elb ?? new ElasticLoadBalancingV2Client(common);
+  }
+
+  names(annotatorId: number): ResourceNames {
+    return resourceNames(this.#o.namePrefix, annotatorId);
+  }
+
+  host(subdomain: string): string {
+    return `${subdomain}.${this.#o.fleetDomain}`;
+  }
+
+  // ------------------------------------------------------------------------------ Backend API
+
+  async ensure(spec: InstanceSpec): Promise<ObservedInstance> {
+    if (!Number.isSafeInteger(spec.annotatorId) || spec.annotatorId < 1) {
+      throw new EcsBackendError(`annotator id must be a positive integer, got ${spec.annotatorId}`);
+    }
+    const names = this.names(spec.annotatorId);
+    const tg = await this.#ensureTargetGroup(spec, names);
+    await this.#ensureRule(spec, tg.TargetGroupArn!);
+    const taskDefinitionArn = await this.#ensureTaskDefinition(spec, names);
+    const service = await this.#ensureService(spec, names, taskDefinitionArn, tg.TargetGroupArn!);
+    if (service?.taskDefinition === taskDefinitionArn) await this.#deregisterRevisions(names.family, taskDefinitionArn);
+    return this.observe(spec.annotatorId);
+  }
+
+  async stop(annotatorId: number): Promise<void> {
+    const names = this.names(annotatorId);
+    const svc = await this.#ownService(annotatorId);
+    if (svc?.status !== 'ACTIVE' || svc.desiredCount === 0) return;
+    await this.#call('ecs:UpdateService', () =>
+      this.ecs.send(new UpdateServiceCommand({ cluster: this.#o.cluster, service: names.service, desiredCount: 0 })),
+    );
+    this.#o.logger?.info({ annotatorId, service: names.service }, 'ecs: service scaled to 0');
+  }
+
+  async remove(annotatorId: number): Promise<void> {
+    const names = this.names(annotatorId);
+    // Only what carries the fleet's tags is removed: a same-named stranger is left alone.
+    const svc = await this.#ownService(annotatorId);
+    if (svc?.status === 'ACTIVE') {
+      await this.#call(
+        'ecs:DeleteService',
+        () => this.ecs.send(new DeleteServiceCommand({ cluster: this.#o.cluster, service: names.service, force: true })),
+        ['ServiceNotFoundException', 'ServiceNotActiveException'],
+      );
+      this.#o.logger?.info({ annotatorId, service: names.service }, 'ecs: service deleted');
+    }
+    let tg = await this.#findTargetGroup(names.targetGroup);
+    if (tg && this.#ownedId(tg.TargetGroupName, (await this.#elbTagsOf([tg.TargetGroupArn!])).get(tg.TargetGroupArn!) ?? {}) !== annotatorId) {
+      tg = undefined;
+    }
+    // Rules go before the target group (a target group in use by a rule cannot be deleted).
+    const rules = await this.#listRules();
+    const tagged = await this.#elbTagsOf(rules.filter((r) => !r.IsDefault).map((r) => r.RuleArn!));
+    for (const rule of rules) {
+      const tags = tagged.get(rule.RuleArn!) ?? {};
+      const ours =
+        (tg && ruleTargets(rule).includes(tg.TargetGroupArn!)) ||
+        (tags[TAG.managed] === 'true' && tags[TAG.annotatorId] === String(annotatorId));
+      if (!ours || rule.IsDefault) continue;
+      await this.#call('elasticloadbalancing:DeleteRule', () => this.elb.send(new DeleteRuleCommand({ RuleArn: rule.RuleArn })), [
+        'RuleNotFoundException',
+      ]);
+    }
+    if (tg) {
+      await this.#call(
+        'elasticloadbalancing:DeleteTargetGroup',
+        () => this.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: tg.TargetGroupArn })),
+        ['TargetGroupNotFoundException'],
+      );
+    }
+    await this.#deregisterRevisions(names.family, undefined, annotatorId);
+    this.#o.logger?.info({ annotatorId }, 'ecs: annotator resources removed');
+  }
+
+  async observe(annotatorId: number): Promise<ObservedInstance> {
+    const names = this.names(annotatorId);
+    const svc = await this.#ownService(annotatorId);
+    if (!svc) return { annotatorId, state: 'missing', health: 'unknown' };
+    const tags = ecsTagMap(svc.tags);
+    const base: ObservedInstance = {
+      annotatorId,
+      state: 'starting',
+      instanceId: svc.serviceArn,
+      health: 'unknown',
+      specHash: tags[TAG.specHash],
+    };
+    const primary = (svc.deployments ?? []).find((d) => d.status === 'PRIMARY');
+    if (primary?.failedTasks) base.restartCount = primary.failedTasks;
+    if (svc.status === 'DRAINING') return { ...base, state: 'stopped', message: 'service is being deleted (DRAINING)' };
+
+    const lb = (svc.loadBalancers ?? [])[0];
+    const port = lb?.containerPort;
+    const tasks = await this.#serviceTasks(names.service, 'RUNNING');
+    const running = tasks.find((t) => t.lastStatus === 'RUNNING');
+    const withIp = running ?? tasks[0];
+    const ip = withIp && taskPrivateIp(withIp);
+    if (ip && port) base.address = { host: ip, port };
+    if (ip && port && lb?.targetGroupArn) base.health = await this.#targetHealth(lb.targetGroupArn, ip, port);
+
+    let state: InstanceState;
+    if (svc.desiredCount === 0) {
+      state = 'stopped';
+      const left = tasks.length || svc.runningCount || 0;
+      if (left) base.message = `scaled to 0; ${left} task(s) still stopping`;
+    } else if (running || (svc.runningCount ?? 0) > 0) {
+      state = 'running';
+    } else if (primary?.rolloutState === 'FAILED') {
+      state = 'failed';
+      base.message = primary.rolloutStateReason ?? 'deployment failed';
+    } else {
+      state = 'starting';
+      if (primary?.failedTasks) base.message = (await this.#lastStopReason(names.service)) ?? `${primary.failedTasks} task(s) failed to start`;
+    }
+    return { ...base, state };
+  }
+
+  async list(): Promise<ObservedInstance[]> {
+    const found = new Map<number, ObservedInstance>();
+    const add = (o: ObservedInstance) => {
+      if (!found.has(o.annotatorId)) found.set(o.annotatorId, o);
+    };
+
+    // Services in the cluster carrying the fleet's tag.
+    const serviceArns: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.#call('ecs:ListServices', () =>
+        this.ecs.send(new ListServicesCommand({ cluster: this.#o.cluster, nextToken, maxResults: 100 })),
+      );
+      serviceArns.push(...(page.serviceArns ?? []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    for (const batch of chunks(serviceArns, 10)) {
+      const res = await this.#call('ecs:DescribeServices', () =>
+        this.ecs.send(new DescribeServicesCommand({ cluster: this.#o.cluster, services: batch, include: ['TAGS'] })),
+      );
+      for (const svc of res.services ?? []) {
+        if (!isLive(svc)) continue;
+        const tags = ecsTagMap(svc.tags);
+        const id = this.#ownedId(svc.serviceName, tags);
+        if (id === undefined) continue;
+        add({
+          annotatorId: id,
+          state: svc.desiredCount === 0 || svc.status === 'DRAINING' ? 'stopped' : (svc.runningCount ?? 0) > 0 ? 'running' : 'starting',
+          instanceId: svc.serviceArn,
+          health: 'unknown',
+          specHash: tags[TAG.specHash],
+        });
+      }
+    }
+
+    // Target groups carrying the tag (a service may be gone while its target group is left).
+    const groups: TargetGroup[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await this.#call('elasticloadbalancing:DescribeTargetGroups', () =>
+        this.elb.send(new DescribeTargetGroupsCommand({ Marker: marker, PageSize: 400 })),
+      );
+      groups.push(...(page.TargetGroups ?? []));
+      marker = page.NextMarker;
+    } while (marker);
+    const ours = groups.filter((g) => annotatorIdFromName(this.#o.namePrefix, g.TargetGroupName ?? '') !== undefined);
+    const groupTags = await this.#elbTagsOf(ours.map((g) => g.TargetGroupArn!));
+    for (const g of ours) {
+      const id = this.#ownedId(g.TargetGroupName, groupTags.get(g.TargetGroupArn!) ?? {});
+      if (id !== undefined) add({ annotatorId: id, state: 'missing', health: 'unknown', message: 'target group without a service' });
+    }
+
+    // Task definition families with ACTIVE revisions tagged as ours (left by a half-done remove).
+    const families: string[] = [];
+    nextToken = undefined;
+    do {
+      const page = await this.#call('ecs:ListTaskDefinitionFamilies', () =>
+        this.ecs.send(new ListTaskDefinitionFamiliesCommand({ familyPrefix: `${this.#o.namePrefix}-`, status: 'ACTIVE', nextToken })),
+      );
+      families.push(...(page.families ?? []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    for (const family of families) {
+      const id = annotatorIdFromName(this.#o.namePrefix, family);
+      if (id === undefined || found.has(id)) continue;
+      const arns = await this.#activeRevisions(family);
+      if (!arns.length) continue;
+      const td = await this.#call('ecs:DescribeTaskDefinition', () =>
+        this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arns[arns.length - 1], include: ['TAGS'] })),
+      );
+      const tags = ecsTagMap(td.tags);
+      if (this.#ownedId(family, tags) !== undefined) {
+        add({ annotatorId: id, state: 'missing', health: 'unknown', message: 'task definition without a service' });
+      }
+    }
+    return [...found.values()].sort((a, b) => a.annotatorId - b.annotatorId);
+  }
+
+  // ---------------------------------------------------------------------------- target group
+
+  async #findTargetGroup(name: string): Promise<TargetGroup | undefined> {
+    const res = await this.#call(
+      'elasticloadbalancing:DescribeTargetGroups',
+      () => this.elb.send(new DescribeTargetGroupsCommand({ Names: [name] })),
+      ['TargetGroupNotFoundException'],
+    );
+    return res?.TargetGroups?.[0];
+  }
+
+  async #ensureTargetGroup(spec: InstanceSpec, names: ResourceNames): Promise<TargetGroup> {
+    let tg = await this.#findTargetGroup(names.targetGroup);
+    if (!tg) {
+      const res = await this.#call(
+        'elasticloadbalancing:CreateTargetGroup',
+        () =>
+          this.elb.send(
+            new CreateTargetGroupCommand({
+              Name: names.targetGroup,
+              Protocol: 'HTTP',
+              Port: spec.port,
+              VpcId: this.#o.vpcId,
+              TargetType: 'ip',
+              HealthCheckProtocol: 'HTTP',
+              HealthCheckPath: HEALTH_CHECK_PATH,
+              HealthCheckIntervalSeconds: 15,
+              HealthyThresholdCount: 2,
+              UnhealthyThresholdCount: 5,
+              Matcher: { HttpCode: '200' },
+              Tags: elbTags(fleetTags(spec)),
+            }),
+          ),
+        // Created by a concurrent call between our describe and create: use that one.
+        ['DuplicateTargetGroupNameException'],
+      );
+      tg = res?.TargetGroups?.[0] ?? (await this.#findTargetGroup(names.targetGroup));
+      if (!tg) throw new EcsBackendError(`target group ${names.targetGroup} vanished right after it was created`);
+      this.#o.logger?.info({ annotatorId: spec.annotatorId, targetGroup: names.targetGroup }, 'ecs: target group created');
+      return tg;
+    }
+    const tags = (await this.#elbTagsOf([tg.TargetGroupArn!])).get(tg.TargetGroupArn!) ?? {};
+    if (tags[TAG.managed] !== 'true') {
+      throw new EcsBackendError(
+        `target group ${names.targetGroup} exists but is not LabelFleet's (no ${TAG.managed} tag): rename it or set ECS_NAME_PREFIX`,
+      );
+    }
+    if (tags[TAG.specHash] !== spec.specHash || tags[TAG.annotatorId] !== String(spec.annotatorId)) {
+      await this.#call('elasticloadbalancing:AddTags', () =>
+        this.elb.send(new AddTagsCommand({ ResourceArns: [tg.TargetGroupArn!], Tags: elbTags(fleetTags(spec)) })),
+      );
+    }
+    return tg;
+  }
+
+  // ---------------------------------------------------------------------------- listener rule
+
+  async #listRules(): Promise<Rule[]> {
+    const rules: Rule[] = [];
+    let marker: string | undefined;
+    do {
+      const page = await this.#call('elasticloadbalancing:DescribeRules', () =>
+        this.elb.send(new DescribeRulesCommand({ ListenerArn: this.#o.listenerArn, Marker: marker, PageSize: 400 })),
+      );
+      rules.push(...(page.Rules ?? []));
+      marker = page.NextMarker;
+    } while (marker);
+    return rules;
+  }
+
+  async #ensureRule(spec: InstanceSpec, targetGroupArn: string): Promise<void> {
+    const host = this.host(spec.subdomain);
+    const tags = fleetTags(spec);
+    for (let attempt = 0; ; attempt++) {
+      const rules = await this.#listRules();
+      const ours = rules
+        .filter((r) => !r.IsDefault && ruleTargets(r).includes(targetGroupArn))
+        .sort((a, b) => Number(a.Priority) - Number(b.Priority));
+      if (ours.length) {
+        const [keep, ...extra] = ours;
+        // Two rules for one target group (two ensure calls raced past each other): keep one.
+        for (const rule of extra) {
+          await this.#call('elasticloadbalancing:DeleteRule', () => this.elb.send(new DeleteRuleCommand({ RuleArn: rule.RuleArn })), [
+            'RuleNotFoundException',
+          ]);
+        }
+        const hosts = ruleHosts(keep!);
+        if (hosts.length !== 1 || hosts[0] !== host) {
+          // The subdomain changed: route the new host name.
+          await this.#call('elasticloadbalancing:ModifyRule', () =>
+            this.elb.send(
+              new ModifyRuleCommand({ RuleArn: keep!.RuleArn, Conditions: [{ Field: 'host-header', HostHeaderConfig: { Values: [host] } }] }),
+            ),
+          );
+        }
+        const current = (await this.#elbTagsOf([keep!.RuleArn!])).get(keep!.RuleArn!) ?? {};
+        if (current[TAG.specHash] !== spec.specHash || current[TAG.managed] !== 'true') {
+          await this.#call('elasticloadbalancing:AddTags', () =>
+            this.elb.send(new AddTagsCommand({ ResourceArns: [keep!.RuleArn!], Tags: elbTags(tags) })),
+          );
+        }
+        return;
+      }
+      const taken = new Set(rules.filter((r) => !r.IsDefault).map((r) => Number(r.Priority)));
+      const priority = choosePriority(spec.annotatorId, taken, this.#o.priorityOffset);
+      if (priority === undefined) {
+        throw new EcsBackendError(`listener ${this.#o.listenerArn} has no free rule priority above ${this.#o.priorityOffset}`);
+      }
+      try {
+        await this.#call('elasticloadbalancing:CreateRule', () =>
+          this.elb.send(
+            new CreateRuleCommand({
+              ListenerArn: this.#o.listenerArn,
+              Priority: priority,
+              Conditions: [{ Field: 'host-header', HostHeaderConfig: { Values: [host] } }],
+              Actions: [{ Type: 'forward', TargetGroupArn: targetGroupArn }],
+              Tags: elbTags(tags),
+            }),
+          ),
+        );
+        this.#o.logger?.info({ annotatorId: spec.annotatorId, host, priority }, 'ecs: listener rule created');
+        return;
+      } catch (err) {
+        // Someone took the slot between our read and our create: read again and take another.
+        if (isAwsError(err, 'PriorityInUseException') && attempt < PRIORITY_RETRIES) continue;
+        throw err;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------- task definition
+
+  async #ensureTaskDefinition(spec: InstanceSpec, names: ResourceNames): Promise<string> {
+    const input = taskDefinitionInput(spec, names, this.#o);
+    const hash = taskDefinitionHash(input);
+    const latest = await this.#call(
+      'ecs:DescribeTaskDefinition',
+      () => this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: names.family, include: ['TAGS'] })),
+      ['ClientException'],
+    );
+    const td = latest?.taskDefinition;
+    const tags = ecsTagMap(latest?.tags);
+    if (td?.status === 'ACTIVE' && td.taskDefinitionArn && tags[TAG.taskDefHash] === hash) return td.taskDefinitionArn;
+    const res = await this.#call('ecs:RegisterTaskDefinition', () =>
+      this.ecs.send(new RegisterTaskDefinitionCommand({ ...input, tags: ecsTags({ ...fleetTags(spec), [TAG.taskDefHash]: hash }) })),
+    );
+    const arn = res.taskDefinition?.taskDefinitionArn;
+    if (!arn) throw new EcsBackendError(`RegisterTaskDefinition returned no ARN for ${names.family}`);
+    this.#o.logger?.info({ annotatorId: spec.annotatorId, taskDefinition: arn }, 'ecs: task definition registered');
+    return arn;
+  }
+
+  async #activeRevisions(family: string): Promise<string[]> {
+    const arns: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await this.#call('ecs:ListTaskDefinitions', () =>
+        this.ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: family, status: 'ACTIVE', nextToken, sort: 'ASC' })),
+      );
+      // familyPrefix is a prefix: fleet-ls-1 also lists fleet-ls-12. Keep the exact family only.
+      arns.push(...(page.taskDefinitionArns ?? []).filter((arn) => familyOfTaskDefinitionArn(arn) === family));
+      nextToken = page.nextToken;
+    } while (nextToken);
+    return arns;
+  }
+
+  /**
+   * Deregisters every ACTIVE revision of the family except `keep`. With `onlyOwnedBy`, only
+   * revisions tagged as that annotator's (remove; ensure owns the family it just registered in).
+   */
+  async #deregisterRevisions(family: string, keep: string | undefined, onlyOwnedBy?: number): Promise<void> {
+    for (const arn of await this.#activeRevisions(family)) {
+      if (arn === keep) continue;
+      if (onlyOwnedBy !== undefined) {
+        const td = await this.#call(
+          'ecs:DescribeTaskDefinition',
+          () => this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ['TAGS'] })),
+          ['ClientException'],
+        );
+        if (this.#ownedId(family, ecsTagMap(td?.tags)) !== onlyOwnedBy) continue;
+      }
+      await this.#call(
+        'ecs:DeregisterTaskDefinition',
+        () => this.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: arn })),
+        ['ClientException'],
+      );
+    }
+  }
+
+  // --------------------------------------------------------------------------------- service
+
+  async #describeService(name: string): Promise<Service | undefined> {
+    const res = await this.#call('ecs:DescribeServices', () =>
+      this.ecs.send(new DescribeServicesCommand({ cluster: this.#o.cluster, services: [name], include: ['TAGS'] })),
+    );
+    const failure = (res.failures ?? []).find((f) => f.reason !== 'MISSING');
+    if (failure) throw new EcsBackendError(`ecs:DescribeServices ${name}: ${failure.reason} ${failure.detail ?? ''}`.trim());
+    return res.services?.[0];
+  }
+
+  /** The annotator's service when it is live (ACTIVE or DRAINING) and tagged as the fleet's. */
+  async #ownService(annotatorId: number): Promise<Service | undefined> {
+    const svc = await this.#describeService(this.names(annotatorId).service);
+    return isLive(svc) && this.#ownedId(svc.serviceName, ecsTagMap(svc.tags)) === annotatorId ? svc : undefined;
+  }
+
+  #networkConfiguration() {
+    return {
+      awsvpcConfiguration: {
+        subnets: this.#o.subnets,
+        securityGroups: this.#o.securityGroups,
+        ...(this.#o.launchType === 'FARGATE' ? { assignPublicIp: this.#o.assignPublicIp ? ('ENABLED' as const) : ('DISABLED' as const) } : {}),
+      },
+    };
+  }
+
+  async #ensureService(spec: InstanceSpec, names: ResourceNames, taskDefinition: string, targetGroupArn: string): Promise<Service | undefined> {
+    const loadBalancers = [{ targetGroupArn, containerName: CONTAINER_NAME, containerPort: spec.port }];
+    const svc = await this.#describeService(names.service);
+    if (svc?.status === 'DRAINING') return undefined; // the old service is still going away; a later pass creates it
+    if (svc?.status === 'ACTIVE') {
+      const tags = ecsTagMap(svc.tags);
+      if (tags[TAG.managed] !== 'true') {
+        throw new EcsBackendError(
+          `service ${names.service} exists but is not LabelFleet's (no ${TAG.managed} tag): rename it or set ECS_NAME_PREFIX`,
+        );
+      }
+      const lb = (svc.loadBalancers ?? [])[0];
+      const lbChanged = !lb || lb.targetGroupArn !== targetGroupArn || lb.containerPort !== spec.port || lb.containerName !== CONTAINER_NAME;
+      const rolled = svc.taskDefinition !== taskDefinition;
+      if (rolled || lbChanged || svc.desiredCount !== 1) {
+        const res = await this.#call('ecs:UpdateService', () =>
+          this.ecs.send(
+            new UpdateServiceCommand({
+              cluster: this.#o.cluster,
+              service: names.service,
+              desiredCount: 1,
+              taskDefinition,
+              ...(lbChanged ? { loadBalancers } : {}),
+              ...(rolled ? { networkConfiguration: this.#networkConfiguration() } : {}),
+            }),
+          ),
+        );
+        this.#o.logger?.info(
+          { annotatorId: spec.annotatorId, service: names.service, rolled, lbChanged },
+          rolled ? 'ecs: service rolled to a new task definition' : 'ecs: service updated',
+        );
+        if (res.service) Object.assign(svc, { taskDefinition: res.service.taskDefinition ?? taskDefinition });
+      }
+      if (tags[TAG.specHash] !== spec.specHash || tags[TAG.annotatorId] !== String(spec.annotatorId)) {
+        await this.#call('ecs:TagResource', () =>
+          this.ecs.send(new TagResourceCommand({ resourceArn: svc.serviceArn, tags: ecsTags(fleetTags(spec)) })),
+        );
+      }
+      return { ...svc, taskDefinition };
+    }
+    const res = await this.#call('ecs:CreateService', () =>
+      this.ecs.send(
+        new CreateServiceCommand({
+          cluster: this.#o.cluster,
+          serviceName: names.service,
+          taskDefinition,
+          desiredCount: 1,
+          launchType: this.#o.launchType,
+          networkConfiguration: this.#networkConfiguration(),
+          loadBalancers,
+          healthCheckGracePeriodSeconds: this.#o.healthCheckGraceSeconds ?? 600,
+          // One Label Studio per annotator database: never run old and new side by side.
+          deploymentConfiguration: {
+            minimumHealthyPercent: 0,
+            maximumPercent: 100,
+            deploymentCircuitBreaker: { enable: true, rollback: false },
+          },
+          propagateTags: 'SERVICE',
+          enableECSManagedTags: true,
+          tags: ecsTags(fleetTags(spec)),
+          clientToken: createServiceToken(this.#o.cluster, names.service, taskDefinition),
+        }),
+      ),
+    );
+    this.#o.logger?.info({ annotatorId: spec.annotatorId, service: names.service }, 'ecs: service created');
+    return res.service;
+  }
+
+  /** The service's tasks (ListTasks by service, then only those whose group is this service). */
+  async #serviceTasks(service: string, desiredStatus: 'RUNNING' | 'STOPPED'): Promise<Task[]> {
+    const list = await this.#call('ecs:ListTasks', () =>
+      this.ecs.send(new ListTasksCommand({ cluster: this.#o.cluster, serviceName: service, desiredStatus })),
+    );
+    const arns = list.taskArns ?? [];
+    if (!arns.length) return [];
+    const tasks: Task[] = [];
+    for (const batch of chunks(arns, 100)) {
+      const res = await this.#call('ecs:DescribeTasks', () => this.ecs.send(new DescribeTasksCommand({ cluster: this.#o.cluster, tasks: batch })));
+      tasks.push(...(res.tasks ?? []));
+    }
+    return tasks.filter((t) => t.group === `service:${service}`);
+  }
+
+  async #lastStopReason(service: string): Promise<string | undefined> {
+    const stopped = await this.#serviceTasks(service, 'STOPPED');
+    stopped.sort((a, b) => (b.stoppedAt?.getTime() ?? 0) - (a.stoppedAt?.getTime() ?? 0));
+    const t = stopped[0];
+    if (!t) return undefined;
+    const exit = t.containers?.find((c) => c.name === CONTAINER_NAME);
+    return [t.stoppedReason, exit?.reason, exit?.exitCode !== undefined ? `exit code ${exit.exitCode}` : undefined].filter(Boolean).join('; ') || undefined;
+  }
+
+  async #targetHealth(targetGroupArn: string, ip: string, port: number): Promise<ObservedInstance['health']> {
+    const res = await this.#call(
+      'elasticloadbalancing:DescribeTargetHealth',
+      () => this.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: targetGroupArn, Targets: [{ Id: ip, Port: port }] })),
+      ['TargetGroupNotFoundException'],
+    );
+    const state = res?.TargetHealthDescriptions?.[0]?.TargetHealth?.State;
+    return state === 'healthy' ? 'healthy' : state === 'unhealthy' ? 'unhealthy' : 'unknown';
+  }
+
+  // ---------------------------------------------------------------------------------- helpers
+
+  /** The annotator id when a resource is the fleet's: tagged managed, named `<prefix>-<id>` with a matching id tag. */
+  #ownedId(name: string | undefined, tags: Record<string, string | undefined>): number | undefined {
+    if (tags[TAG.managed] !== 'true' || !name) return undefined;
+    const id = annotatorIdFromName(this.#o.namePrefix, name);
+    return id !== undefined && tags[TAG.annotatorId] === String(id) ? id : undefined;
+  }
+
+  async #elbTagsOf(arns: string[]): Promise<Map<string, Record<string, string>>> {
+    const out = new Map<string, Record<string, string>>();
+    for (const batch of chunks(arns, 20)) {
+      const res = await this.#call('elasticloadbalancing:DescribeTags', () => this.elb.send(new DescribeTagsCommand({ ResourceArns: batch })), [
+        'TargetGroupNotFoundException',
+        'RuleNotFoundException',
+      ]);
+      for (const d of res?.TagDescriptions ?? []) {
+        out.set(d.ResourceArn!, Object.fromEntries((d.Tags ?? []).map((t) => [t.Key!, t.Value ?? ''])));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Runs one AWS call. AccessDenied becomes an EcsPermissionError naming the IAM action; a
+   * missing cluster or listener names its setting; codes in `absent` mean "not there" and give
+   * undefined; anything else is an EcsBackendError carrying AWS's code.
+   */
+  async #call<R>(action: string, fn: () => Promise<R>): Promise<R>;
+  async #call<R>(action: string, fn: () => Promise<R>, absent: string[]): Promise<R | undefined>;
+  async #call<R>(action: string, fn: () => Promise<R>, absent: string[] = []): Promise<R | undefined> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (absent.length && isAwsError(err, ...absent)) return undefined;
+      const code = errorCode(err);
+      const message = (err as Error)?.message ?? String(err);
+      if (code && ACCESS_DENIED.has(code)) throw new EcsPermissionError(action, message, { cause: err });
+      if (isAwsError(err, 'ClusterNotFoundException')) {
+        throw new EcsBackendError(`ECS cluster "${this.#o.cluster}" not found (ECS_CLUSTER): ${message}`, code, { cause: err });
+      }
+      if (isAwsError(err, 'ListenerNotFoundException')) {
+        throw new EcsBackendError(`ALB listener not found (ALB_LISTENER_ARN=${this.#o.listenerArn}): ${message}`, code, { cause: err });
+      }
+      throw new EcsBackendError(`${action} failed: ${code ?? 'error'}: ${message}`, code, { cause: err });
+    }
+  }
+}
+
+/** The private IPv4 address of a task's ENI (awsvpc). */
+export function taskPrivateIp(task: Task): string | undefined {
+  for (const att of task.attachments ?? []) {
+    if (att.type !== 'ElasticNetworkInterface') continue;
+    const ip = att.details?.find((d) => d.name === 'privateIPv4Address')?.value;
+    if (ip) return ip;
+  }
+  return task.containers?.flatMap((c) => c.networkInterfaces ?? []).find((n) => n.privateIpv4Address)?.privateIpv4Address;
+}
+
+/** The composition root's entry: settings from config (ConfigError when incomplete). */
+export function createEcsBackend(config: Config, logger?: EcsBackendOptions['logger']): EcsBackend {
+  return new EcsBackend({ ...ecsOptionsFromConfig(config), logger });
+}

@@ -1,0 +1,676 @@
+/**
+ * The ECS backend against moto's server mode (a real HTTP endpoint the AWS SDK talks to; started
+ * by `npm run env:up`, address in AWS_ENDPOINT_URL). Each describe block gets its own VPC, ALB,
+ * listener, cluster and name prefix, unique to this run, so runs and files never collide.
+ *
+ * What moto does not do, and how these tests deal with it (README "Running the fleet on ECS"):
+ * - it never schedules a service's tasks, so no task, ENI or target exists until the test places
+ *   one the way ECS's scheduler would (RunTask with the service's group + RegisterTargets);
+ * - ListTasks ignores `serviceName` (the backend filters on the task's group, which AWS sets too);
+ * - CreateService ignores clientToken (the backend's describe-before-create keeps it idempotent);
+ * - target health is "healthy" for any registered target (no health checks run).
+ */
+import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CreateClusterCommand,
+  DeleteClusterCommand,
+  DeleteServiceCommand,
+  DeregisterTaskDefinitionCommand,
+  DescribeServicesCommand,
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  ListTaskDefinitionsCommand,
+  ListTagsForResourceCommand,
+  CreateServiceCommand,
+  RegisterTaskDefinitionCommand,
+  RunTaskCommand,
+  StopTaskCommand,
+  UpdateServiceCommand,
+} from '@aws-sdk/client-ecs';
+import {
+  CreateListenerCommand,
+  CreateLoadBalancerCommand,
+  CreateRuleCommand,
+  CreateTargetGroupCommand,
+  DeleteListenerCommand,
+  DeleteLoadBalancerCommand,
+  DeleteRuleCommand,
+  DeleteTargetGroupCommand,
+  DeregisterTargetsCommand,
+  DescribeRulesCommand,
+  DescribeTagsCommand,
+  DescribeTargetGroupsCommand,
+  ElasticLoadBalancingV2Client,
+  RegisterTargetsCommand,
+  type Rule,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, EC2Client, ModifyVpcAttributeCommand } from '@aws-sdk/client-ec2';
+import { ConfigError } from '../../src/config.ts';
+import {
+  EcsBackend,
+  EcsPermissionError,
+  ecsOptionsFromConfig,
+  taskPrivateIp,
+  type EcsBackendOptions,
+} from '../../orchestrator/backends/ecs.ts';
+import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
+import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
+import { testConfig } from '../helpers/service.ts';
+import { testEnv } from '../helpers/env.ts';
+
+const ENDPOINT = testEnv('AWS_ENDPOINT_URL');
+const REGION = testEnv('AWS_REGION', 'us-east-1');
+const CREDENTIALS = {
+  accessKeyId: testEnv('AWS_ACCESS_KEY_ID', 'test'),
+  secretAccessKey: testEnv('AWS_SECRET_ACCESS_KEY', 'test'),
+};
+const RUN = randomBytes(3).toString('hex');
+const DOMAIN = 'fleet.test';
+const clientConfig = { region: REGION, endpoint: ENDPOINT, credentials: CREDENTIALS };
+
+/** One isolated ECS fleet on moto: VPC, two subnets, a security group, an ALB + listener, a cluster. */
+interface MotoFleet {
+  options: EcsBackendOptions;
+  ecs: ECSClient;
+  elb: ElasticLoadBalancingV2Client;
+  backend: EcsBackend;
+  close(): Promise<void>;
+}
+
+async function createMotoFleet(tag: string, extra: Partial<EcsBackendOptions> = {}): Promise<MotoFleet> {
+  const ec2 = new EC2Client(clientConfig);
+  const ecs = new ECSClient(clientConfig);
+  const elb = new ElasticLoadBalancingV2Client(clientConfig);
+  const name = `lf-${tag}-${RUN}`;
+  const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: '10.20.0.0/16' }));
+  const vpcId = vpc.Vpc!.VpcId!;
+  // As ECS VPCs usually have it; moto's awsvpc RunTask also fails without it.
+  await ec2.send(new ModifyVpcAttributeCommand({ VpcId: vpcId, EnableDnsHostnames: { Value: true } }));
+  const subnets: string[] = [];
+  for (const [i, az] of [`${REGION}a`, `${REGION}b`].entries()) {
+    const s = await ec2.send(new CreateSubnetCommand({ VpcId: vpcId, CidrBlock: `10.20.${i}.0/24`, AvailabilityZone: az }));
+    subnets.push(s.Subnet!.SubnetId!);
+  }
+  const sg = await ec2.send(new CreateSecurityGroupCommand({ GroupName: name, Description: 'LabelFleet test', VpcId: vpcId }));
+  const lb = await elb.send(new CreateLoadBalancerCommand({ Name: name, Subnets: subnets, SecurityGroups: [sg.GroupId!], Type: 'application' }));
+  const lbArn = lb.LoadBalancers![0]!.LoadBalancerArn!;
+  const listener = await elb.send(
+    new CreateListenerCommand({
+      LoadBalancerArn: lbArn,
+      Protocol: 'HTTP',
+      Port: 80,
+      DefaultActions: [{ Type: 'fixed-response', FixedResponseConfig: { StatusCode: '404', ContentType: 'text/plain', MessageBody: 'no such annotator' } }],
+    }),
+  );
+  const listenerArn = listener.Listeners![0]!.ListenerArn!;
+  await ecs.send(new CreateClusterCommand({ clusterName: name }));
+  const options: EcsBackendOptions = {
+    cluster: name,
+    launchType: 'FARGATE',
+    subnets,
+    securityGroups: [sg.GroupId!],
+    assignPublicIp: false,
+    executionRoleArn: 'arn:aws:iam::123456789012:role/labelfleet-execution',
+    taskRoleArn: 'arn:aws:iam::123456789012:role/labelfleet-task',
+    logGroup: '/labelfleet/test',
+    listenerArn,
+    vpcId,
+    fleetDomain: DOMAIN,
+    region: REGION,
+    endpoint: ENDPOINT,
+    credentials: CREDENTIALS,
+    namePrefix: `${tag}${RUN}`,
+    priorityOffset: 0,
+    ...extra,
+  };
+  return {
+    options,
+    ecs,
+    elb,
+    backend: new EcsBackend(options),
+    async close() {
+      await elb.send(new DeleteListenerCommand({ ListenerArn: listenerArn })).catch(() => undefined);
+      await elb.send(new DeleteLoadBalancerCommand({ LoadBalancerArn: lbArn })).catch(() => undefined);
+      await ecs.send(new DeleteClusterCommand({ cluster: name })).catch(() => undefined);
+    },
+  };
+}
+
+function specFor(annotatorId: number, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
+  return {
+    annotatorId,
+    subdomain: `ann${annotatorId}`,
+    image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/labelfleet-ls:1.23.2',
+    env: { LS_PORT: '8080', LABEL_STUDIO_USERNAME: 'admin@fleet.local', POSTGRE_PASSWORD: `pw-${annotatorId}` },
+    port: 8080,
+    memoryMb: 1536,
+    cpus: 0.5,
+    specHash: `hash-${annotatorId}`,
+    ...overrides,
+  };
+}
+
+const tagMap = (tags: Array<{ key?: string; value?: string }> | undefined) => Object.fromEntries((tags ?? []).map((t) => [t.key, t.value]));
+
+async function rulesOf(f: MotoFleet): Promise<Rule[]> {
+  const res = await f.elb.send(new DescribeRulesCommand({ ListenerArn: f.options.listenerArn }));
+  return (res.Rules ?? []).filter((r) => !r.IsDefault);
+}
+
+const hostOf = (r: Rule) => r.Conditions?.find((c) => c.Field === 'host-header')?.HostHeaderConfig?.Values?.[0];
+const forwardOf = (r: Rule) => r.Actions?.find((a) => a.Type === 'forward')?.TargetGroupArn;
+
+async function serviceOf(f: MotoFleet, annotatorId: number) {
+  const res = await f.ecs.send(
+    new DescribeServicesCommand({ cluster: f.options.cluster, services: [`${f.options.namePrefix}-${annotatorId}`], include: ['TAGS'] }),
+  );
+  const svc = res.services?.[0];
+  return svc && (svc.status === 'ACTIVE' || svc.status === 'DRAINING') ? svc : undefined;
+}
+
+async function targetGroupOf(f: MotoFleet, annotatorId: number) {
+  const res = await f.elb
+    .send(new DescribeTargetGroupsCommand({ Names: [`${f.options.namePrefix}-${annotatorId}`] }))
+    .catch((err) => (err.name === 'TargetGroupNotFoundException' ? undefined : Promise.reject(err)));
+  return res?.TargetGroups?.[0];
+}
+
+async function elbTags(f: MotoFleet, arn: string) {
+  const res = await f.elb.send(new DescribeTagsCommand({ ResourceArns: [arn] }));
+  return Object.fromEntries((res.TagDescriptions?.[0]?.Tags ?? []).map((t) => [t.Key, t.Value]));
+}
+
+async function activeRevisions(f: MotoFleet, annotatorId: number): Promise<string[]> {
+  const family = `${f.options.namePrefix}-${annotatorId}`;
+  const res = await f.ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: family, status: 'ACTIVE' }));
+  return (res.taskDefinitionArns ?? []).filter((a) => a.split('/').pop()!.split(':')[0] === family);
+}
+
+/** Moto's own knob: keep tasks RUNNING while observed (by default each DescribeTasks advances them toward STOPPED). */
+async function setTaskTransition(transition: object | undefined): Promise<void> {
+  const path = transition ? 'set-transition' : 'unset-transition';
+  const res = await fetch(`${ENDPOINT}/moto-api/state-manager/${path}`, {
+    method: 'POST',
+    body: JSON.stringify({ model_name: 'ecs::task', ...(transition ? { transition } : {}) }),
+  });
+  expect(res.status).toBe(201);
+}
+
+/**
+ * Does what ECS's scheduler does for a service and moto does not: starts one task of the
+ * service's task definition in its group and registers its ENI address in the target group.
+ */
+async function placeServiceTask(f: MotoFleet, annotatorId: number) {
+  const svc = (await serviceOf(f, annotatorId))!;
+  const run = await f.ecs.send(
+    new RunTaskCommand({
+      cluster: f.options.cluster,
+      taskDefinition: svc.taskDefinition,
+      group: `service:${svc.serviceName}`,
+      startedBy: 'ecs-svc/labelfleet-test',
+      launchType: 'FARGATE',
+      networkConfiguration: { awsvpcConfiguration: { subnets: f.options.subnets, securityGroups: f.options.securityGroups } },
+    }),
+  );
+  const task = run.tasks![0]!;
+  const ip = taskPrivateIp(task)!;
+  const lb = svc.loadBalancers![0]!;
+  await f.elb.send(new RegisterTargetsCommand({ TargetGroupArn: lb.targetGroupArn, Targets: [{ Id: ip, Port: lb.containerPort }] }));
+  return { taskArn: task.taskArn!, ip, targetGroupArn: lb.targetGroupArn!, port: lb.containerPort! };
+}
+
+// ------------------------------------------------------------------------------- the contract
+
+let contractFleet: MotoFleet | undefined;
+let nextContractId = 1;
+describeBackendContract('ECS on moto', async () => {
+  const f = await createMotoFleet('c');
+  contractFleet = f;
+  const lookalikes: number[] = [];
+  const harness: BackendContractHarness = {
+    backend: f.backend,
+    spec: specFor,
+    newAnnotatorId: () => nextContractId++,
+    waitFor: pollingWaitFor({ timeoutMs: 30_000, intervalMs: 200 }),
+    runsInstances: false,
+    async inspect(annotatorId) {
+      const svc = await serviceOf(f, annotatorId);
+      const host = `${specFor(annotatorId).subdomain}.${DOMAIN}`;
+      const routes = (await rulesOf(f)).filter((r) => hostOf(r) === host).length;
+      return { instances: svc ? 1 : 0, routes, version: svc?.taskDefinition };
+    },
+    async createLookalike(annotatorId) {
+      // Same names as the fleet's, no labelfleet tags: list() must not report them.
+      const name = `${f.options.namePrefix}-${annotatorId}`;
+      await f.elb.send(new CreateTargetGroupCommand({ Name: name, Protocol: 'HTTP', Port: 8080, VpcId: f.options.vpcId, TargetType: 'ip' }));
+      const td = await f.ecs.send(
+        new RegisterTaskDefinitionCommand({
+          family: name,
+          networkMode: 'awsvpc',
+          requiresCompatibilities: ['FARGATE'],
+          cpu: '256',
+          memory: '512',
+          containerDefinitions: [{ name: 'other', image: 'busybox' }],
+        }),
+      );
+      await f.ecs.send(
+        new CreateServiceCommand({
+          cluster: f.options.cluster,
+          serviceName: name,
+          taskDefinition: td.taskDefinition!.taskDefinitionArn,
+          desiredCount: 0,
+          launchType: 'FARGATE',
+          networkConfiguration: { awsvpcConfiguration: { subnets: f.options.subnets, securityGroups: f.options.securityGroups } },
+        }),
+      );
+      lookalikes.push(annotatorId);
+    },
+    async close() {
+      for (const id of lookalikes) {
+        const name = `${f.options.namePrefix}-${id}`;
+        await f.ecs.send(new DeleteServiceCommand({ cluster: f.options.cluster, service: name, force: true })).catch(() => undefined);
+        const tg = await targetGroupOf(f, id);
+        if (tg) await f.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: tg.TargetGroupArn }));
+        for (const arn of (await f.ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: name }))).taskDefinitionArns ?? []) {
+          await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: arn }));
+        }
+      }
+      await f.close();
+    },
+  };
+  return harness;
+});
+
+
+// ------------------------------------------------------------------------- ECS-specific tests
+
+describe('ECS backend on moto', () => {
+  let f: MotoFleet;
+  let next = 1;
+  const newId = () => next++;
+
+  beforeAll(async () => {
+    f = await createMotoFleet('e');
+  });
+  afterAll(async () => {
+    if (!f) return;
+    for (let id = 1; id < next; id++) await f.backend.remove(id).catch(() => undefined);
+    await f.close();
+  });
+
+  it('ensure creates a tagged task definition, service, target group and host rule', async () => {
+    const id = newId();
+    const spec = specFor(id, {
+      env: { LS_PORT: '8080', POSTGRE_PASSWORD: 'plain', DB_SECRET: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ls-db-AbCdEf' },
+    });
+    const observed = await f.backend.ensure(spec);
+    const name = `${f.options.namePrefix}-${id}`;
+    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': spec.specHash };
+
+    const tg = (await targetGroupOf(f, id))!;
+    expect(tg).toMatchObject({ TargetGroupName: name, TargetType: 'ip', Protocol: 'HTTP', Port: 8080, VpcId: f.options.vpcId, HealthCheckPath: '/health/' });
+    expect(await elbTags(f, tg.TargetGroupArn!)).toEqual(wantTags);
+
+    const rules = (await rulesOf(f)).filter((r) => forwardOf(r) === tg.TargetGroupArn);
+    expect(rules).toHaveLength(1);
+    expect(hostOf(rules[0]!)).toBe(`ann${id}.${DOMAIN}`);
+    expect(rules[0]!.Priority).toBe(String(id)); // offset 0 + annotator id
+    expect(await elbTags(f, rules[0]!.RuleArn!)).toEqual(wantTags);
+
+    const svc = (await serviceOf(f, id))!;
+    expect(observed).toMatchObject({ annotatorId: id, state: 'starting', instanceId: svc.serviceArn, specHash: spec.specHash, health: 'unknown' });
+    expect(svc).toMatchObject({ serviceName: name, desiredCount: 1, launchType: 'FARGATE' });
+    expect(svc.loadBalancers).toEqual([{ targetGroupArn: tg.TargetGroupArn, containerName: 'label-studio', containerPort: 8080 }]);
+    expect(svc.networkConfiguration?.awsvpcConfiguration).toMatchObject({
+      subnets: f.options.subnets,
+      securityGroups: f.options.securityGroups,
+      assignPublicIp: 'DISABLED',
+    });
+    expect(tagMap(svc.tags)).toEqual(wantTags);
+
+    const td = await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }));
+    const def = td.taskDefinition!;
+    expect(def).toMatchObject({
+      family: name,
+      networkMode: 'awsvpc',
+      requiresCompatibilities: ['FARGATE'],
+      cpu: '512', // 0.5 vCPU
+      memory: '2048', // 1536 MiB rounded up to the nearest Fargate size for 512 CPU units
+      executionRoleArn: f.options.executionRoleArn,
+      taskRoleArn: f.options.taskRoleArn,
+    });
+    const c = def.containerDefinitions![0]!;
+    expect(c).toMatchObject({ name: 'label-studio', image: spec.image, essential: true });
+    expect(c.portMappings).toEqual([expect.objectContaining({ containerPort: 8080, protocol: 'tcp' })]);
+    expect(c.environment).toEqual([
+      { name: 'LS_PORT', value: '8080' },
+      { name: 'POSTGRE_PASSWORD', value: 'plain' },
+    ]);
+    expect(c.secrets).toEqual([{ name: 'DB_SECRET', valueFrom: spec.env.DB_SECRET }]);
+    expect(c.logConfiguration).toEqual({
+      logDriver: 'awslogs',
+      options: { 'awslogs-group': '/labelfleet/test', 'awslogs-region': REGION, 'awslogs-stream-prefix': name },
+    });
+    expect(tagMap(td.tags)).toMatchObject(wantTags);
+  });
+
+  it('re-running ensure, stop and remove at any point creates nothing twice', async () => {
+    const id = newId();
+    const spec = specFor(id);
+    await f.backend.ensure(spec);
+    const tg = (await targetGroupOf(f, id))!;
+    const rule = (await rulesOf(f)).find((r) => forwardOf(r) === tg.TargetGroupArn)!;
+    const revisions = await activeRevisions(f, id);
+    expect(revisions).toHaveLength(1);
+
+    for (let i = 0; i < 3; i++) await f.backend.ensure(spec);
+    expect(await activeRevisions(f, id)).toEqual(revisions);
+    expect((await targetGroupOf(f, id))!.TargetGroupArn).toBe(tg.TargetGroupArn);
+    expect((await rulesOf(f)).filter((r) => hostOf(r) === `ann${id}.${DOMAIN}`).map((r) => r.RuleArn)).toEqual([rule.RuleArn]);
+
+    // stop: desired 0, target group and rule kept for a quick restart.
+    await f.backend.stop(id);
+    await f.backend.stop(id);
+    expect((await serviceOf(f, id))!.desiredCount).toBe(0);
+    expect((await targetGroupOf(f, id))!.TargetGroupArn).toBe(tg.TargetGroupArn);
+    expect((await rulesOf(f)).some((r) => r.RuleArn === rule.RuleArn)).toBe(true);
+    expect(await f.backend.observe(id)).toMatchObject({ state: 'stopped', specHash: spec.specHash });
+
+    // start again: same service, target group, rule and revision.
+    await f.backend.ensure(spec);
+    const svc = (await serviceOf(f, id))!;
+    expect(svc.desiredCount).toBe(1);
+    expect(svc.taskDefinition).toBe(revisions[0]);
+    expect((await rulesOf(f)).find((r) => forwardOf(r) === tg.TargetGroupArn)?.RuleArn).toBe(rule.RuleArn);
+  });
+
+  it('repairs drift: a deleted rule, or a deleted rule and target group, is recreated and the service follows', async () => {
+    const id = newId();
+    const spec = specFor(id);
+    await f.backend.ensure(spec);
+    const tg = (await targetGroupOf(f, id))!;
+    const rule = (await rulesOf(f)).find((r) => forwardOf(r) === tg.TargetGroupArn)!;
+
+    await f.elb.send(new DeleteRuleCommand({ RuleArn: rule.RuleArn }));
+    await f.backend.ensure(spec);
+    const again = (await rulesOf(f)).filter((r) => forwardOf(r) === tg.TargetGroupArn);
+    expect(again).toHaveLength(1);
+    expect(again[0]!.RuleArn).not.toBe(rule.RuleArn);
+    expect(again[0]!.Priority).toBe(String(id));
+    expect(hostOf(again[0]!)).toBe(`ann${id}.${DOMAIN}`);
+
+    // A target group can only go once no rule uses it: delete both, as an operator would.
+    await f.elb.send(new DeleteRuleCommand({ RuleArn: again[0]!.RuleArn }));
+    await f.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: tg.TargetGroupArn }));
+    await f.backend.ensure(spec);
+    const tg2 = (await targetGroupOf(f, id))!;
+    expect(tg2.TargetGroupArn).not.toBe(tg.TargetGroupArn);
+    const rules = (await rulesOf(f)).filter((r) => hostOf(r) === `ann${id}.${DOMAIN}`);
+    expect(rules.map(forwardOf)).toEqual([tg2.TargetGroupArn]);
+    expect((await serviceOf(f, id))!.loadBalancers?.[0]?.targetGroupArn).toBe(tg2.TargetGroupArn);
+    expect(await activeRevisions(f, id)).toHaveLength(1); // no roll for a routing repair
+  });
+
+  it('a changed spec registers a new revision, rolls the service and deregisters the old revision', async () => {
+    const id = newId();
+    const spec = specFor(id);
+    await f.backend.ensure(spec);
+    const [rev1] = await activeRevisions(f, id);
+    const tg = (await targetGroupOf(f, id))!;
+
+    const changed = specFor(id, { image: `${spec.image}-patched`, memoryMb: 4096, specHash: `hash-${id}-v2` });
+    const observed = await f.backend.ensure(changed);
+    expect(observed.specHash).toBe(changed.specHash);
+    const revs = await activeRevisions(f, id);
+    expect(revs).toHaveLength(1);
+    expect(revs[0]).not.toBe(rev1);
+    const svc = (await serviceOf(f, id))!;
+    expect(svc.taskDefinition).toBe(revs[0]);
+    expect(svc.desiredCount).toBe(1);
+    expect(tagMap(svc.tags)['labelfleet.spec-hash']).toBe(changed.specHash);
+    expect((await elbTags(f, tg.TargetGroupArn!))['labelfleet.spec-hash']).toBe(changed.specHash);
+    const td = await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: revs[0] }));
+    expect(td.taskDefinition).toMatchObject({ cpu: '512', memory: '4096' });
+    expect(td.taskDefinition!.containerDefinitions![0]!.image).toBe(changed.image);
+
+    // A stopped annotator whose spec changed comes back on the new revision.
+    await f.backend.stop(id);
+    const third = specFor(id, { env: { ...spec.env, EXTRA: '1' }, specHash: `hash-${id}-v3` });
+    await f.backend.ensure(third);
+    const svc3 = (await serviceOf(f, id))!;
+    expect(svc3.desiredCount).toBe(1);
+    expect(svc3.taskDefinition).not.toBe(revs[0]);
+    expect(await activeRevisions(f, id)).toEqual([svc3.taskDefinition]);
+  });
+
+  it('a changed subdomain moves the rule to the new host, keeping its priority', async () => {
+    const id = newId();
+    await f.backend.ensure(specFor(id));
+    await f.backend.ensure(specFor(id, { subdomain: `renamed${id}` }));
+    const tg = (await targetGroupOf(f, id))!;
+    const rules = (await rulesOf(f)).filter((r) => forwardOf(r) === tg.TargetGroupArn);
+    expect(rules.map(hostOf)).toEqual([`renamed${id}.${DOMAIN}`]);
+    expect(rules[0]!.Priority).toBe(String(id));
+  });
+
+  it('two annotators started at once get distinct rule priorities', async () => {
+    const a = newId();
+    const b = newId();
+    await Promise.all([f.backend.ensure(specFor(a)), f.backend.ensure(specFor(b))]);
+    const rules = await rulesOf(f);
+    const pa = rules.filter((r) => hostOf(r) === `ann${a}.${DOMAIN}`).map((r) => r.Priority);
+    const pb = rules.filter((r) => hostOf(r) === `ann${b}.${DOMAIN}`).map((r) => r.Priority);
+    expect(pa).toEqual([String(a)]);
+    expect(pb).toEqual([String(b)]);
+    const all = rules.map((r) => r.Priority);
+    expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('beyond the priority range, concurrent starts race for one slot and still end distinct', async () => {
+    // Offset 49990 leaves slots 49991..50000: ids 20 and 30 have no own slot and both probe from 50000.
+    const g = await createMotoFleet('p', { priorityOffset: 49_990 });
+    try {
+      await Promise.all([g.backend.ensure(specFor(20)), g.backend.ensure(specFor(30)), g.backend.ensure(specFor(5))]);
+      const rules = await rulesOf(g);
+      const byHost = Object.fromEntries(rules.map((r) => [hostOf(r), Number(r.Priority)]));
+      expect(Object.keys(byHost).sort()).toEqual([`ann20.${DOMAIN}`, `ann30.${DOMAIN}`, `ann5.${DOMAIN}`]);
+      expect(byHost[`ann5.${DOMAIN}`]).toBe(49_995);
+      const ps = rules.map((r) => Number(r.Priority));
+      expect(new Set(ps).size).toBe(3);
+      for (const p of ps) expect(p).toBeGreaterThan(49_990);
+      expect(ps).toContain(50_000);
+
+      // An operator's rule in an annotator's own slot: that annotator takes another free slot.
+      const tgOther = await g.elb.send(new CreateTargetGroupCommand({ Name: `other-${RUN}`, Protocol: 'HTTP', Port: 80, VpcId: g.options.vpcId, TargetType: 'ip' }));
+      await g.elb.send(
+        new CreateRuleCommand({
+          ListenerArn: g.options.listenerArn,
+          Priority: 49_996,
+          Conditions: [{ Field: 'path-pattern', PathPatternConfig: { Values: ['/ops/*'] } }],
+          Actions: [{ Type: 'forward', TargetGroupArn: tgOther.TargetGroups![0]!.TargetGroupArn }],
+        }),
+      );
+      await g.backend.ensure(specFor(6));
+      const p6 = (await rulesOf(g)).find((r) => hostOf(r) === `ann6.${DOMAIN}`)!.Priority;
+      expect(Number(p6)).toBeGreaterThan(49_990);
+      expect(new Set((await rulesOf(g)).map((r) => r.Priority)).size).toBe(5);
+      for (const id of [20, 30, 5, 6]) await g.backend.remove(id);
+      expect((await rulesOf(g)).map((r) => r.Priority)).toEqual(['49996']);
+    } finally {
+      for (const id of [20, 30, 5, 6]) await g.backend.remove(id).catch(() => undefined);
+      await g.close();
+    }
+  });
+
+  it('observe reads the task address from its ENI and the target health of that address', async () => {
+    const id = newId();
+    await f.backend.ensure(specFor(id));
+    await setTaskTransition({ progression: 'manual', times: 1_000_000 });
+    try {
+      const placed = await placeServiceTask(f, id);
+      expect(placed.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      const o = await f.backend.observe(id);
+      expect(o).toMatchObject({ annotatorId: id, state: 'running', address: { host: placed.ip, port: 8080 }, health: 'healthy' });
+
+      // Deregistered from the target group: the address stays, health is no longer known.
+      await f.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: placed.targetGroupArn, Targets: [{ Id: placed.ip, Port: 8080 }] }));
+      expect(await f.backend.observe(id)).toMatchObject({ state: 'running', address: { host: placed.ip, port: 8080 }, health: 'unknown' });
+
+      // A task of another service in the same cluster is never taken for this one.
+      const other = newId();
+      await f.backend.ensure(specFor(other));
+      expect((await f.backend.observe(other)).address).toBeUndefined();
+
+      await f.ecs.send(new StopTaskCommand({ cluster: f.options.cluster, task: placed.taskArn, reason: 'test' }));
+    } finally {
+      await setTaskTransition(undefined);
+    }
+  });
+
+  it('remove deletes service, rule and target group, deregisters every revision, and leaves lookalikes alone', async () => {
+    const id = newId();
+    await f.backend.ensure(specFor(id));
+    await f.backend.ensure(specFor(id, { specHash: 'x', env: { X: '1' } }));
+    const tg = (await targetGroupOf(f, id))!;
+    await f.backend.remove(id);
+    expect(await serviceOf(f, id)).toBeUndefined();
+    expect(await targetGroupOf(f, id)).toBeUndefined();
+    expect((await rulesOf(f)).filter((r) => forwardOf(r) === tg.TargetGroupArn || hostOf(r) === `ann${id}.${DOMAIN}`)).toEqual([]);
+    expect(await activeRevisions(f, id)).toEqual([]);
+    await f.backend.remove(id);
+
+    // Half-removed by hand (service deleted, rule + target group left): remove finishes the job.
+    const half = newId();
+    await f.backend.ensure(specFor(half));
+    await f.ecs.send(new DeleteServiceCommand({ cluster: f.options.cluster, service: `${f.options.namePrefix}-${half}`, force: true }));
+    expect((await f.backend.list()).find((o) => o.annotatorId === half)).toMatchObject({ state: 'missing' });
+    await f.backend.remove(half);
+    expect(await targetGroupOf(f, half)).toBeUndefined();
+    expect((await f.backend.list()).some((o) => o.annotatorId === half)).toBe(false);
+
+    // Same names, no fleet tags: neither removed nor adopted.
+    const stranger = newId();
+    const name = `${f.options.namePrefix}-${stranger}`;
+    await f.elb.send(new CreateTargetGroupCommand({ Name: name, Protocol: 'HTTP', Port: 8080, VpcId: f.options.vpcId, TargetType: 'ip' }));
+    await f.backend.remove(stranger);
+    const kept = (await targetGroupOf(f, stranger))!;
+    expect(kept.TargetGroupName).toBe(name);
+    await expect(f.backend.ensure(specFor(stranger))).rejects.toThrow(`target group ${name} exists but is not LabelFleet's`);
+    await f.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: kept.TargetGroupArn }));
+  });
+
+  it('list reports orphans from any tagged resource, so the reconciler can remove them', async () => {
+    const id = newId();
+    await f.backend.ensure(specFor(id));
+    const listed = (await f.backend.list()).find((o) => o.annotatorId === id);
+    expect(listed).toMatchObject({ annotatorId: id, state: 'starting', specHash: `hash-${id}` });
+    expect(listed!.instanceId).toMatch(/:service\//);
+
+    // Only a registered task definition is left (a crash mid-remove): still listed.
+    const svcName = `${f.options.namePrefix}-${id}`;
+    const tg = (await targetGroupOf(f, id))!;
+    await f.ecs.send(new DeleteServiceCommand({ cluster: f.options.cluster, service: svcName, force: true }));
+    for (const r of (await rulesOf(f)).filter((x) => forwardOf(x) === tg.TargetGroupArn)) {
+      await f.elb.send(new DeleteRuleCommand({ RuleArn: r.RuleArn }));
+    }
+    await f.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: tg.TargetGroupArn }));
+    expect((await f.backend.list()).find((o) => o.annotatorId === id)).toMatchObject({ state: 'missing', message: 'task definition without a service' });
+    await f.backend.remove(id);
+    expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
+  });
+
+  it('a service named like the fleet\'s but untagged is refused, not adopted', async () => {
+    const id = newId();
+    const name = `${f.options.namePrefix}-${id}`;
+    const td = await f.ecs.send(
+      new RegisterTaskDefinitionCommand({ family: `other-${RUN}`, networkMode: 'awsvpc', requiresCompatibilities: ['FARGATE'], cpu: '256', memory: '512', containerDefinitions: [{ name: 'x', image: 'busybox' }] }),
+    );
+    await f.ecs.send(
+      new CreateServiceCommand({
+        cluster: f.options.cluster,
+        serviceName: name,
+        taskDefinition: td.taskDefinition!.taskDefinitionArn,
+        desiredCount: 1,
+        launchType: 'FARGATE',
+        networkConfiguration: { awsvpcConfiguration: { subnets: f.options.subnets, securityGroups: f.options.securityGroups } },
+      }),
+    );
+    await expect(f.backend.ensure(specFor(id))).rejects.toThrow(`service ${name} exists but is not LabelFleet's`);
+    await f.backend.stop(id);
+    await f.backend.remove(id);
+    const svc = (await serviceOf(f, id))!;
+    expect(svc).toMatchObject({ serviceName: name, desiredCount: 1, status: 'ACTIVE' });
+    expect(tagMap((await f.ecs.send(new ListTagsForResourceCommand({ resourceArn: svc.serviceArn }))).tags)).toEqual({});
+    expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
+    await f.ecs.send(new UpdateServiceCommand({ cluster: f.options.cluster, service: name, desiredCount: 0 }));
+    await f.ecs.send(new DeleteServiceCommand({ cluster: f.options.cluster, service: name, force: true }));
+  });
+
+  it('names the setting when the cluster or listener does not exist', async () => {
+    const noCluster = new EcsBackend({ ...f.options, cluster: `missing-${RUN}` });
+    await expect(noCluster.observe(1)).rejects.toThrow(`ECS cluster "missing-${RUN}" not found (ECS_CLUSTER)`);
+    const badListener = f.options.listenerArn.replace(/\/[0-9a-f]+$/, '/0000000000000000');
+    const noListener = new EcsBackend({ ...f.options, listenerArn: badListener });
+    await expect(noListener.ensure(specFor(newId()))).rejects.toThrow(`ALB listener not found (ALB_LISTENER_ARN=${badListener})`);
+  });
+});
+
+describe('ECS configuration', () => {
+  const base = {
+    ORCHESTRATOR_BACKEND: 'ecs',
+    ECS_CLUSTER: 'fleet',
+    ECS_SUBNETS: 'subnet-1, subnet-2',
+    ECS_SECURITY_GROUPS: 'sg-1',
+    ALB_LISTENER_ARN: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/fleet/1/2',
+    ECS_VPC_ID: 'vpc-1',
+  };
+
+  it('reads every ECS setting', () => {
+    const o = ecsOptionsFromConfig(
+      testConfig({
+        ...base,
+        ECS_LAUNCH_TYPE: 'EC2',
+        ECS_TASK_ROLE_ARN: 'arn:aws:iam::1:role/t',
+        AWS_ENDPOINT_URL: 'http://127.0.0.1:5055',
+        ECS_NAME_PREFIX: 'team-a',
+        ALB_RULE_PRIORITY_OFFSET: '1000',
+        FLEET_DOMAIN: 'labels.example.com',
+      }),
+    );
+    expect(o).toMatchObject({
+      cluster: 'fleet',
+      launchType: 'EC2',
+      subnets: ['subnet-1', 'subnet-2'],
+      securityGroups: ['sg-1'],
+      assignPublicIp: false,
+      taskRoleArn: 'arn:aws:iam::1:role/t',
+      listenerArn: base.ALB_LISTENER_ARN,
+      vpcId: 'vpc-1',
+      endpoint: 'http://127.0.0.1:5055',
+      namePrefix: 'team-a',
+      priorityOffset: 1000,
+      fleetDomain: 'labels.example.com',
+    });
+  });
+
+  it.each(['ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'])('a missing %s is a one-line error naming it', (key) => {
+    const env: Record<string, string> = { ...base };
+    delete env[key];
+    expect(() => ecsOptionsFromConfig(testConfig(env))).toThrow(new ConfigError(`${key} is required when ORCHESTRATOR_BACKEND=ecs`));
+  });
+
+  it('rejects combinations that could never start a task', () => {
+    expect(() => ecsOptionsFromConfig(testConfig({ ...base, ECS_LOG_GROUP: '/lf' }))).toThrow(
+      'ECS_EXECUTION_ROLE_ARN is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set',
+    );
+    expect(() => ecsOptionsFromConfig(testConfig({ ...base, ECS_LAUNCH_TYPE: 'EC2', ECS_ASSIGN_PUBLIC_IP: 'true' }))).toThrow(
+      'ECS_ASSIGN_PUBLIC_IP=true is only valid with ECS_LAUNCH_TYPE=FARGATE',
+    );
+    expect(() => testConfig({ ...base, ECS_NAME_PREFIX: 'a-very-long-prefix-over-20' })).toThrow(/ECS_NAME_PREFIX/);
+    expect(() => testConfig({ ...base, ECS_LAUNCH_TYPE: 'K8S' })).toThrow(/ECS_LAUNCH_TYPE/);
+  });
+});
