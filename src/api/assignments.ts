@@ -123,13 +123,6 @@ const ListQuery = PaginationQuery.extend({
   status: z.enum(ASSIGNMENT_STATUSES).optional(),
 });
 
-/**
- * A jsonb column read as text: Kysely's CamelCasePlugin would otherwise rename the keys inside
- * the document (Label Studio's from_name → fromName).
- */
-const jsonText = <C extends 'result' | 'details'>(column: C) => sql<string | null>`${sql.ref(column)}::text`.as(`${column}Text`);
-const parseJson = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
-
 /** One assignment (no lock) or a 404. */
 export async function findAssignment(db: Executor, id: number): Promise<Assignment> {
   const row = await db.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirst();
@@ -235,7 +228,7 @@ export function assignmentRoutes(ctx: AppContext) {
             'lsTaskId',
             'lsAnnotationId',
             'status',
-            jsonText('result'),
+            'result',
             'leadTimeSeconds',
             'annotatedAt',
             'createdAt',
@@ -246,7 +239,7 @@ export function assignmentRoutes(ctx: AppContext) {
           .execute(),
         db
           .selectFrom('goldResults')
-          .select(['id', 'assignmentTaskId', 'goldTaskId', 'score', jsonText('details'), 'evaluatedAt'])
+          .select(['id', 'assignmentTaskId', 'goldTaskId', 'score', 'details', 'evaluatedAt'])
           .where('assignmentId', '=', id)
           .orderBy('id')
           .execute(),
@@ -275,7 +268,7 @@ export function assignmentRoutes(ctx: AppContext) {
             lsTaskId: t.lsTaskId,
             lsAnnotationId: t.lsAnnotationId,
             status: t.status,
-            result: parseJson(t.resultText),
+            result: t.result ?? null,
             leadTimeSeconds: t.leadTimeSeconds,
             annotatedAt: iso(t.annotatedAt),
             createdAt: isoRequired(t.createdAt),
@@ -286,7 +279,7 @@ export function assignmentRoutes(ctx: AppContext) {
             assignmentTaskId: g.assignmentTaskId,
             goldTaskId: g.goldTaskId,
             score: g.score,
-            details: parseJson(g.detailsText),
+            details: g.details ?? null,
             evaluatedAt: isoRequired(g.evaluatedAt),
           })),
         },

@@ -62,7 +62,7 @@ interface EventRow {
   fromStatus: string | null;
   toStatus: string | null;
   message: string | null;
-  detailsText: string | null;
+  details: unknown;
   assignmentId: number | null;
   lsProjectId: number | null;
   lsTaskId: number | null;
@@ -70,9 +70,6 @@ interface EventRow {
   timeSpentMs: number | null;
   source: 'webhook' | 'reconcile' | null;
 }
-
-/** details is read as text: Kysely's CamelCasePlugin would otherwise rename the keys inside it. */
-const parseDetails = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
 
 function toEvent(r: EventRow) {
   const common = {
@@ -83,7 +80,7 @@ function toEvent(r: EventRow) {
     createdAt: isoRequired(r.createdAt),
   };
   if (r.type === 'container') {
-    return { type: 'container' as const, ...common, fromStatus: r.fromStatus, toStatus: r.toStatus, message: r.message, details: parseDetails(r.detailsText) };
+    return { type: 'container' as const, ...common, fromStatus: r.fromStatus, toStatus: r.toStatus, message: r.message, details: r.details ?? null };
   }
   return {
     type: 'annotation' as const,
@@ -104,11 +101,11 @@ function branch(type: EventType, annotatorId: number | undefined, window: number
   const columns =
     type === 'container'
       ? sql`'container'::text AS type, id, annotator_id, event_type, created_at,
-            from_status::text, to_status::text, message, details::text AS details_text,
+            from_status::text, to_status::text, message, details,
             NULL::integer AS assignment_id, NULL::integer AS ls_project_id, NULL::integer AS ls_task_id,
             NULL::integer AS ls_annotation_id, NULL::integer AS time_spent_ms, NULL::text AS source`
       : sql`'annotation'::text AS type, id, annotator_id, event_type, created_at,
-            NULL::text AS from_status, NULL::text AS to_status, NULL::text AS message, NULL::text AS details_text,
+            NULL::text AS from_status, NULL::text AS to_status, NULL::text AS message, NULL::jsonb AS details,
             assignment_id, ls_project_id, ls_task_id, ls_annotation_id, time_spent_ms, source::text`;
   const table = type === 'container' ? sql.raw('container_events') : sql.raw('annotation_events');
   return sql`(SELECT ${columns} FROM ${table} ${filterBy(annotatorId)} ORDER BY created_at DESC, id DESC LIMIT ${window})`;
