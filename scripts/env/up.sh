@@ -19,7 +19,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ $EUID -eq 0 ]] || die "run as root (installs packages, runs dockerd)"
 mkdir -p "$CACHE" "$LOG_DIR" "$RUN_DIR"
 # One env:up at a time per machine (parallel test jobs may all call it).
-exec 9>"$CACHE/up.lock"
+# The lock fd is closed (9>&-) for every daemon started below, or they would hold it forever.
+exec 9>"$RUN_DIR/up.lock"
 flock 9
 
 started_at=$SECONDS
@@ -40,7 +41,6 @@ ensure_packages() {
   [[ -x /usr/sbin/dockerd ]] || command -v dockerd >/dev/null || missing+=(docker.io)
   [[ -x /usr/sbin/debootstrap ]] || missing+=(debootstrap)
   command -v curl >/dev/null || missing+=(curl)
-  command -v flock >/dev/null || missing+=(util-linux)
   ((${#missing[@]})) || return 0
   log "apt-get install ${missing[*]} (log: $LOG_DIR/apt.log)"
   {
@@ -56,7 +56,7 @@ ensure_dockerd() {
     die "DOCKER_SOCKET=$DOCKER_SOCKET does not answer (up.sh only starts the default dockerd)"
   log "starting dockerd (log: $LOG_DIR/dockerd.log)"
   # setsid: keep dockerd out of this script's process group so it outlives the caller.
-  setsid nohup dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null &
+  setsid nohup dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/dockerd.pid"
   local i
   for i in $(seq 1 60); do
@@ -173,7 +173,7 @@ ensure_traefik() {
   done
   printf '%s\n' "$new" >"$conf"
   log "starting traefik on 127.0.0.1:$TRAEFIK_WEB_PORT (log: $LOG_DIR/traefik.log)"
-  setsid nohup "$VENV/bin/traefik" --configFile="$conf" >>"$LOG_DIR/traefik.log" 2>&1 </dev/null &
+  setsid nohup "$VENV/bin/traefik" --configFile="$conf" >>"$LOG_DIR/traefik.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/traefik.pid"
   bash "$ENV_DIR/wait-http.sh" "http://127.0.0.1:$TRAEFIK_API_PORT/ping" 30 ||
     { tail -20 "$LOG_DIR/traefik.log" >&2; die "traefik did not answer /ping"; }
@@ -186,7 +186,7 @@ ensure_moto() {
   stop_pidfile "$RUN_DIR/moto.pid" moto_server
   port_busy "$MOTO_PORT" && die "127.0.0.1:$MOTO_PORT is taken by another process (set LABELFLEET_MOTO_PORT or AWS_ENDPOINT_URL)"
   log "starting moto_server on 127.0.0.1:$MOTO_PORT (log: $LOG_DIR/moto.log)"
-  setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >>"$LOG_DIR/moto.log" 2>&1 </dev/null &
+  setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >>"$LOG_DIR/moto.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/moto.pid"
   bash "$ENV_DIR/wait-http.sh" "http://127.0.0.1:$MOTO_PORT/moto-api/data.json" 30 ||
     { tail -20 "$LOG_DIR/moto.log" >&2; die "moto_server did not answer"; }
