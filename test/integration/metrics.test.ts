@@ -36,7 +36,7 @@ describe('metrics: access', () => {
   });
 
   it('answers 401 without the right bearer token, even with a session', async () => {
-    for (const headers of [
+    for (const headers of <Record<string, string>[]>[
       {},
       { authorization: 'Bearer wrong-token-0123456789abcdef' },
       { authorization: `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}` },
