@@ -160,6 +160,26 @@ export class EcsPermissionError extends EcsBackendError {
 }
 
 const ACCESS_DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'UnauthorizedException']);
+const BAD_CREDENTIALS = new Set([
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'SignatureDoesNotMatch',
+  'InvalidSignatureException',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'CredentialsProviderError',
+]);
+
+/**
+ * HTTP 403 whose body the SDK could not parse (a proxy, or an endpoint answering a JSON-protocol
+ * call with an XML error, as moto does for IAM denials): AWS's message if one can be found.
+ */
+function forbiddenBody(err: unknown): string | undefined {
+  const e = err as { name?: string; $response?: { statusCode?: number }; $responseBodyText?: string } | null;
+  if (e?.$response?.statusCode !== 403 || (e.name !== 'SyntaxError' && e.$responseBodyText === undefined)) return undefined;
+  const text = e.$responseBodyText ?? '';
+  return /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? (text.slice(0, 300) || 'HTTP 403');
+}
 
 function errorCode(err: unknown): string | undefined {
   if (err instanceof EcsBackendError) return err.code;
@@ -765,6 +785,15 @@ export class EcsBackend implements Backend {
       const code = errorCode(err);
       const message = (err as Error)?.message ?? String(err);
       if (code && ACCESS_DENIED.has(code)) throw new EcsPermissionError(action, message, { cause: err });
+      const forbidden = forbiddenBody(err);
+      if (forbidden !== undefined) throw new EcsPermissionError(action, forbidden, { cause: err });
+      if (code && BAD_CREDENTIALS.has(code)) {
+        throw new EcsBackendError(
+          `AWS rejected the credentials for ${action} (${code}): check the SDK credential chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, the task or instance role). AWS said: ${message}`,
+          code,
+          { cause: err },
+        );
+      }
       if (isAwsError(err, 'ClusterNotFoundException')) {
         throw new EcsBackendError(`ECS cluster "${this.#o.cluster}" not found (ECS_CLUSTER): ${message}`, code, { cause: err });
       }

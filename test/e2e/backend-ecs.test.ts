@@ -674,3 +674,106 @@ describe('ECS configuration', () => {
     expect(() => testConfig({ ...base, ECS_LAUNCH_TYPE: 'K8S' })).toThrow(/ECS_LAUNCH_TYPE/);
   });
 });
+
+// --------------------------------------------------------------------------------- permissions
+
+/** A free TCP port on 127.0.0.1. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** An unsigned IAM query call; moto routes it by the credential scope and does not check it while auth is off. */
+async function iamCall(endpoint: string, params: Record<string, string>): Promise<string> {
+  const res = await fetch(endpoint, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: 'AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0',
+    },
+    body: new URLSearchParams({ ...params, Version: '2010-05-08' }).toString(),
+  });
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  return text;
+}
+
+describe('ECS backend with IAM enforced (a private moto_server)', () => {
+  let proc: ChildProcess | undefined;
+  let endpoint = '';
+  let key: { accessKeyId: string; secretAccessKey: string };
+
+  beforeAll(async () => {
+    // The project's venv (env:up) has moto[server]; MOTO_SERVER_BIN overrides.
+    const bin = process.env.MOTO_SERVER_BIN ?? join(testEnv('LS_VENV'), 'bin', 'moto_server');
+    const port = await freePort();
+    endpoint = `http://127.0.0.1:${port}`;
+    // The first 3 requests (the IAM set-up below) run unauthenticated; every later one is checked against IAM.
+    proc = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
+      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '3' },
+      stdio: 'ignore',
+    });
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const up = await fetch(`${endpoint}/moto-api/data.json`).then((r) => r.ok, () => false);
+      if (up) break;
+      if (Date.now() > deadline) throw new Error(`moto_server (${bin}) did not start on ${endpoint}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await iamCall(endpoint, { Action: 'CreateUser', UserName: 'fleet' });
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags'], Resource: '*' }],
+    };
+    await iamCall(endpoint, { Action: 'PutUserPolicy', UserName: 'fleet', PolicyName: 'fleet', PolicyDocument: JSON.stringify(policy) });
+    const created = await iamCall(endpoint, { Action: 'CreateAccessKey', UserName: 'fleet' });
+    key = {
+      accessKeyId: /<AccessKeyId>([^<]+)</.exec(created)![1]!,
+      secretAccessKey: /<SecretAccessKey>([^<]+)</.exec(created)![1]!,
+    };
+  });
+
+  afterAll(() => {
+    proc?.kill('SIGTERM');
+  });
+
+  it('an AccessDenied names the IAM action to grant', async () => {
+    const options: EcsBackendOptions = {
+      cluster: 'fleet',
+      launchType: 'FARGATE',
+      subnets: ['subnet-1'],
+      securityGroups: ['sg-1'],
+      assignPublicIp: false,
+      listenerArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/fleet/1/2',
+      vpcId: 'vpc-1',
+      fleetDomain: DOMAIN,
+      region: REGION,
+      endpoint,
+      credentials: key,
+      namePrefix: 'fleet-ls',
+      priorityOffset: 0,
+    };
+    const backend = new EcsBackend(options);
+    // DescribeTargetGroups is allowed (nothing found), CreateTargetGroup is not.
+    const denied = await backend.ensure(specFor(1)).catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(EcsPermissionError);
+    expect((denied as EcsPermissionError).action).toBe('elasticloadbalancing:CreateTargetGroup');
+    expect((denied as Error).message).toMatch(/^AWS denied elasticloadbalancing:CreateTargetGroup: grant it to the fleet's IAM identity/);
+    expect((denied as Error).message).toContain('is not authorized to perform: elasticloadbalancing:CreateTargetGroup');
+
+    await expect(backend.observe(1)).rejects.toThrow(/^AWS denied ecs:DescribeServices: /);
+    await expect(backend.list()).rejects.toThrow(/^AWS denied ecs:ListServices: /);
+
+    // An access key IAM does not know is a credentials problem, not a missing permission.
+    const stranger = new EcsBackend({ ...options, credentials: { accessKeyId: 'AKIAUNKNOWN0000000', secretAccessKey: 'x' } });
+    await expect(stranger.ensure(specFor(1))).rejects.toThrow(
+      /^AWS rejected the credentials for elasticloadbalancing:DescribeTargetGroups \(InvalidClientTokenId\): check the SDK credential chain/,
+    );
+  });
+});
