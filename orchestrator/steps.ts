@@ -1,10 +1,13 @@
 /** The reconciler's steps, in pass order. Each feature adds its step here. */
 import type { AppContext } from '../src/context.ts';
 import type { ReconcileStep } from './reconciler.ts';
+import { annotatorsStep } from './annotators-step.ts';
 import { runQualityChecks } from '../src/workflows/quality.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   return [
+    // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
+    annotatorsStep,
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
   ];

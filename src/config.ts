@@ -38,6 +38,28 @@ const EnvSchema = z.object({
   FLEET_CALLBACK_URL: url.default('http://127.0.0.1:3000'),
   METRICS_TOKEN: z.string().min(16).optional(),
 
+  // Fleet (orchestrator/; README "The fleet"). Run-time knobs (limits, timeouts) are settings.
+  /** Lets several fleets share one Docker engine / PostgreSQL: goes into every name and label. */
+  FLEET_NAMESPACE: z.string().regex(/^[a-z0-9]{1,16}$/, 'FLEET_NAMESPACE must be 1-16 lower-case letters or digits').optional(),
+  /** The Label Studio image built from orchestrator/image/Dockerfile (setting `fleet.image` overrides). */
+  FLEET_IMAGE: z.string().min(1).default('labelfleet/ls:latest'),
+  DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
+  /** `bridge`: containers join DOCKER_NETWORK on port 8080; `host`: host network, port LS_PORT_BASE + id (tests). */
+  DOCKER_NETWORK_MODE: z.enum(['bridge', 'host']).default('bridge'),
+  DOCKER_NETWORK: z.string().min(1).default('labelfleet'),
+  LS_PORT_BASE: int(1024, 65_000).default(20_000),
+  /** `docker`: routes as container labels; `file`: one dynamic-config file per annotator in TRAEFIK_DYNAMIC_DIR. */
+  TRAEFIK_PROVIDER: z.enum(['docker', 'file']).default('docker'),
+  TRAEFIK_DYNAMIC_DIR: z.string().min(1).optional(),
+  TRAEFIK_ENTRYPOINT: z.string().min(1).default('web'),
+  /** Where the fleet reaches Traefik's entrypoint to check a route (Host header); unset → the public URL. */
+  TRAEFIK_URL: url.optional(),
+  /** Admin connection to the PostgreSQL hosting the per-annotator databases; defaults to DATABASE_URL. */
+  LS_DATABASE_URL: z.string().min(1).optional(),
+  /** That server as seen from a Label Studio container; default: LS_DATABASE_URL's host and port. */
+  LS_DATABASE_HOST: z.string().min(1).optional(),
+  LS_DATABASE_PORT: int(1, 65535).optional(),
+
   S3_BUCKET: z.string().min(1).optional(),
   S3_ENDPOINT: url.optional(),
   S3_FORCE_PATH_STYLE: bool.default(true),

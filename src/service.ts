@@ -15,6 +15,8 @@ import { createApp } from './api/app.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Reconciler } from '../orchestrator/reconciler.ts';
 import { reconcileSteps } from '../orchestrator/steps.ts';
+import { createBackend } from '../orchestrator/backends/index.ts';
+import { InstanceDatabases } from '../orchestrator/databases.ts';
 
 /**
  * FLEET_SECRET_KEY, or in development a key generated once into DATA_DIR/secret.key so that
@@ -58,6 +60,8 @@ export async function createService(config: Config, overrides: Partial<AppContex
     logger,
     secrets: overrides.secrets ?? new SecretBox(resolveSecretKey(config, logger)),
     wake: (reason) => reconciler?.wake(reason),
+    backend: overrides.backend ?? createBackend(config, logger),
+    instanceDatabases: overrides.instanceDatabases ?? new InstanceDatabases(config),
     ...overrides,
   };
   reconciler = new Reconciler(ctx, reconcileSteps(ctx), config.RECONCILE_INTERVAL_MS);
@@ -83,6 +87,7 @@ export async function createService(config: Config, overrides: Partial<AppContex
         : Promise.resolve();
       await reconciler!.stop();
       await closed;
+      await ctx.instanceDatabases.close();
       await database.close();
       logger.info('LabelFleet stopped');
     },

@@ -15,6 +15,29 @@ export const SETTING_DEFAULTS = {
   'quality.pauseBelowThreshold': false,
   /** IANA time zone whose calendar day is "today" in GET /api/monitoring. */
   'monitoring.timeZone': 'UTC',
+  // Fleet (orchestrator/annotators-step.ts reads these at every pass; bad values fall back to the default).
+  /** Label Studio image for new containers; null → FLEET_IMAGE. A change recreates containers between batches. */
+  'fleet.image': null as string | null,
+  /** Memory limit per Label Studio container, MB (128..65536). */
+  'fleet.memoryMb': 2048,
+  /** CPU limit per Label Studio container, in CPUs (0.1..64). */
+  'fleet.cpus': 1,
+  /** A whole start (POST /start → active) must finish within this many seconds, else status error. */
+  'fleet.startTimeoutSeconds': 900,
+  /** Per-phase limits of a start, seconds: database, container (create/pull), healthy (LS boot), token, route. */
+  'fleet.databaseTimeoutSeconds': 60,
+  'fleet.containerTimeoutSeconds': 300,
+  'fleet.healthTimeoutSeconds': 600,
+  'fleet.tokenTimeoutSeconds': 300,
+  'fleet.routeTimeoutSeconds': 120,
+  /** Restarts of a container that died or vanished while active before the annotator goes to error. */
+  'fleet.maxRestarts': 5,
+  /** Delay before restart n+1 is base × 2^(n-1), capped at 600 s. */
+  'fleet.restartBackoffSeconds': 10,
+  /** A container up this long since its last restart has its restart count reset. */
+  'fleet.restartResetSeconds': 600,
+  /** On annotator delete: drop its database, role and media volume (true) or keep them (false). */
+  'fleet.deleteDatabaseOnDelete': true,
   // Batches (src/workflows/*.ts, orchestrator/batches-step.ts).
   /** Seconds between incremental S3 catalog syncs of a root workflow (StartAfter the last key). */
   'catalog.syncIntervalSeconds': 60,

@@ -17,6 +17,7 @@ import { goldTaskRoutes } from './gold-tasks.ts';
 import { settingRoutes } from './settings.ts';
 import { workflowRoutes } from './workflows.ts';
 import { annotatorRoutes } from './annotators.ts';
+import { annotatorLifecycleRoutes } from './annotator-lifecycle.ts';
 import { assignmentRoutes } from './assignments.ts';
 import { rejectionRoutes } from './rejections.ts';
 import { eventRoutes } from './events.ts';
@@ -33,6 +34,7 @@ const ROUTES: RouteFactory[] = [
   goldTaskRoutes,
   settingRoutes,
   workflowRoutes,
+  annotatorLifecycleRoutes,
   annotatorRoutes,
   assignmentRoutes,
   rejectionRoutes,

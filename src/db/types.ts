@@ -113,7 +113,24 @@ export interface AnnotatorsTable {
   autoAssignPaused: Generated<boolean>;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
+  // Fleet (migrations/0002_fleet.sql)
+  startGeneration: Generated<number>;
+  startRequestedAt: Date | null;
+  startPhase: StartPhase | null;
+  phaseStartedAt: Date | null;
+  tokenReportedAt: Date | null;
+  routedAt: Date | null;
+  restartCount: Generated<number>;
+  lastRestartAt: Date | null;
+  nextRestartAt: Date | null;
+  lsPasswordEnc: string | null;
+  lsPasswordVersion: Generated<number>;
+  containerPasswordVersion: number | null;
+  cleanedUpAt: Date | null;
 }
+
+/** Where a start is (migrations/0002_fleet.sql); null when not starting. */
+export type StartPhase = 'database' | 'container' | 'healthy' | 'token' | 'route';
 
 export type AssignmentStatus = 'pending' | 'in_progress' | 'completed' | 'failed' | 'cancelled';
 

@@ -1,0 +1,538 @@
+/**
+ * The reconciler step for annotators' instances (`annotators`): every pass it lists what the
+ * backend runs for this fleet, removes orphans, and moves each annotator that needs attention one
+ * idempotent action at a time toward its status (decisions in src/domain/instance-decision.ts):
+ *
+ *   starting: database → container → healthy → token → route → active (per-phase time limits)
+ *   active:   restart what died or vanished (backoff), recreate on a changed spec between batches
+ *   stopping: stop the instance → stopped;  created/error/stopped: remove or stop leftovers
+ *   deleted:  remove instance, route and (setting fleet.deleteDatabaseOnDelete) database + role
+ *
+ * Every write is guarded by the status and start generation the decision was made on, so an
+ * admin's stop during a slow container create wins, and a fleet killed at any line converges on
+ * the next pass: names are deterministic and every action is idempotent.
+ */
+import type { AppContext } from '../src/context.ts';
+import type { Executor } from '../src/db/index.ts';
+import type { Annotator, AnnotatorStatus } from '../src/db/types.ts';
+import {
+  decide,
+  orphanIds,
+  type Decision,
+  type DecisionInput,
+  type FleetPolicy,
+  type StartPhase,
+} from '../src/domain/instance-decision.ts';
+import { SETTING_DEFAULTS } from '../src/settings.ts';
+import { lockAnnotator, transitionAnnotator, writeContainerEvent } from '../src/workflows/annotators.ts';
+import type { InstanceSpec, ObservedInstance } from './backends/types.ts';
+import { DatabaseUnavailableError } from './databases.ts';
+import { httpGet, labelStudioHealthy } from './http-probe.ts';
+import { buildInstanceSpec, databasePassword, PortRangeError, publicHost, publicUrl } from './instance-spec.ts';
+import type { ReconcileStep, StepReport } from './reconciler.ts';
+
+// ------------------------------------------------------------------------------------ settings
+
+export interface FleetSettings {
+  image: string;
+  memoryMb: number;
+  cpus: number;
+  deleteDatabaseOnDelete: boolean;
+  policy: FleetPolicy;
+}
+
+type FleetKey = Extract<keyof typeof SETTING_DEFAULTS, `fleet.${string}`>;
+
+/** The fleet.* settings in one query; a value of the wrong type or out of range falls back to its default. */
+export async function readFleetSettings(ctx: AppContext): Promise<FleetSettings> {
+  const rows = await ctx.database.db.selectFrom('settings').select(['key', 'value']).where('key', 'like', 'fleet.%').execute();
+  const stored = new Map(rows.map((r) => [r.key, r.value as unknown]));
+  const num = (key: FleetKey, min: number, max: number): number => {
+    const v = stored.get(key);
+    const fallback = SETTING_DEFAULTS[key] as number;
+    return typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : fallback;
+  };
+  const seconds = (key: FleetKey) => num(key, 1, 86_400);
+  const image = stored.get('fleet.image');
+  const drop = stored.get('fleet.deleteDatabaseOnDelete');
+  return {
+    image: typeof image === 'string' && image.trim() ? image.trim() : ctx.config.FLEET_IMAGE,
+    memoryMb: Math.round(num('fleet.memoryMb', 128, 65_536)),
+    cpus: num('fleet.cpus', 0.1, 64),
+    deleteDatabaseOnDelete: typeof drop === 'boolean' ? drop : SETTING_DEFAULTS['fleet.deleteDatabaseOnDelete'],
+    policy: {
+      startTimeoutSeconds: seconds('fleet.startTimeoutSeconds'),
+      phaseTimeoutSeconds: {
+        database: seconds('fleet.databaseTimeoutSeconds'),
+        container: seconds('fleet.containerTimeoutSeconds'),
+        healthy: seconds('fleet.healthTimeoutSeconds'),
+        token: seconds('fleet.tokenTimeoutSeconds'),
+        route: seconds('fleet.routeTimeoutSeconds'),
+      },
+      maxRestarts: Math.round(num('fleet.maxRestarts', 0, 1000)),
+      restartBackoffSeconds: num('fleet.restartBackoffSeconds', 0, 3600),
+      restartResetSeconds: seconds('fleet.restartResetSeconds'),
+    },
+  };
+}
+
+// ------------------------------------------------------------------------------------ helpers
+
+/** Errors no retry can fix: the start fails at once instead of waiting for its deadline. */
+const isPermanent = (err: unknown) => err instanceof DatabaseUnavailableError || err instanceof PortRangeError;
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+export function specFor(ctx: AppContext, a: Annotator, settings: FleetSettings): InstanceSpec {
+  return buildInstanceSpec(
+    ctx.config,
+    ctx.secrets,
+    { id: a.id, email: a.email, subdomain: a.subdomain, startGeneration: a.startGeneration, lsPasswordEnc: a.lsPasswordEnc },
+    { image: settings.image, memoryMb: settings.memoryMb, cpus: settings.cpus },
+    ctx.instanceDatabases.target(a.id),
+  );
+}
+
+const MISSING = (annotatorId: number): ObservedInstance => ({ annotatorId, state: 'missing', health: 'unknown' });
+
+/** Where the fleet checks a route: TRAEFIK_URL with the public Host header, else the public URL. */
+async function routeAnswers(ctx: AppContext, subdomain: string): Promise<boolean> {
+  const base = ctx.config.TRAEFIK_URL ?? publicUrl(ctx.config, subdomain);
+  return labelStudioHealthy(base, ctx.config.TRAEFIK_URL ? publicHost(ctx.config, subdomain) : undefined);
+}
+
+/** The annotator's own account id in their Label Studio (null when none yet: no password issued). */
+async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInstance['address']): Promise<number | null> {
+  if (!address || !a.apiTokenEnc) return null;
+  try {
+    const token = ctx.secrets.decrypt(a.apiTokenEnc);
+    const res = await httpGet(`http://${address.host}:${address.port}/api/users/`, { headers: { authorization: `Token ${token}` }, timeoutMs: 5000 });
+    if (res.status !== 200) return null;
+    const users = JSON.parse(res.body) as Array<{ id: number; email: string }>;
+    const list = Array.isArray(users) ? users : [];
+    return list.find((u) => u.email?.toLowerCase() === a.email.toLowerCase())?.id ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Annotators the per-annotator loop may act on at most this many times in one pass. */
+const MAX_ACTIONS_PER_ANNOTATOR = 8;
+const CONCURRENCY = 4;
+/** While a start is in progress the step asks for another pass this soon (probes are cheap). */
+export const START_POLL_MS = 1000;
+
+const pollTimers = new WeakMap<AppContext, NodeJS.Timeout>();
+function pollSoon(ctx: AppContext) {
+  if (pollTimers.has(ctx)) return;
+  const t = setTimeout(() => {
+    pollTimers.delete(ctx);
+    ctx.wake('annotators: start in progress');
+  }, START_POLL_MS);
+  t.unref();
+  pollTimers.set(ctx, t);
+}
+
+async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+// ------------------------------------------------------------------------------------ the step
+
+interface Pass {
+  ctx: AppContext;
+  settings: FleetSettings;
+  report: StepReport;
+  listed: Map<number, ObservedInstance>;
+  /** Annotators still on their way (starting, restart backoff): poll again soon. */
+  pending: boolean;
+}
+
+export const annotatorsStep: ReconcileStep = {
+  name: 'annotators',
+  async run(ctx) {
+    const report: StepReport = { actions: [], errors: [], counts: {} };
+    const settings = await readFleetSettings(ctx);
+    const { db } = ctx.database;
+    const listedAll = await ctx.backend.list();
+    const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
+    const listedIds = [...listed.keys()];
+
+    // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
+    if (listedIds.length) {
+      const known = await db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute();
+      for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
+        try {
+          await ctx.backend.remove(id);
+          report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
+        } catch (err) {
+          report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
+        }
+      }
+    }
+
+    const rows = await db
+      .selectFrom('annotators')
+      .selectAll()
+      .where((eb) => {
+        // Only annotators the fleet started (generation > 0) have instances to manage: rows imported
+        // or seeded as 'active' without a start are left alone until someone starts them.
+        const cases = [
+          eb.and([eb('status', 'in', ['starting', 'active', 'stopping']), eb('startGeneration', '>', 0)]),
+          eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null), eb('startGeneration', '>', 0)]),
+        ];
+        if (listedIds.length) cases.push(eb('id', 'in', listedIds));
+        return eb.or(cases);
+      })
+      .orderBy('id')
+      .execute();
+
+    const pass: Pass = { ctx, settings, report, listed, pending: false };
+    await mapLimit(rows, CONCURRENCY, (row) => reconcileAnnotator(pass, row));
+    const counts = report.counts!;
+    for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
+    if (pass.pending) pollSoon(ctx);
+    return report;
+  },
+};
+
+async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
+  const { ctx, report } = pass;
+  let row: Annotator | undefined = first;
+  let observed: ObservedInstance | undefined;
+  for (let i = 0; i < MAX_ACTIONS_PER_ANNOTATOR && row; i++) {
+    let decision: Decision | undefined;
+    try {
+      observed = await observeFor(pass, row, i === 0 ? undefined : observed);
+      decision = await decideFor(pass, row, observed);
+      if (decision.action === 'none') {
+        if (row.status === 'starting' || (row.status === 'active' && decision.note)) pass.pending = true;
+        return;
+      }
+      const outcome = await perform(pass, row, decision, observed);
+      if (outcome.line) report.actions.push(`annotator ${row.id}: ${outcome.line}`);
+      if (!outcome.again) {
+        if (row.status === 'starting' || decision.action === 'restart') pass.pending = true;
+        return;
+      }
+      observed = outcome.observed;
+    } catch (err) {
+      await recordFailure(pass, row, decision, err);
+      return;
+    }
+    row = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', row.id).executeTakeFirst();
+  }
+  if (row?.status === 'starting') pass.pending = true;
+}
+
+/** The instance as observed now: inspected for annotators in flight, else what the list said. */
+async function observeFor(pass: Pass, row: Annotator, fresh?: ObservedInstance): Promise<ObservedInstance> {
+  if (fresh) return fresh;
+  const listed = pass.listed.get(row.id);
+  const needsDetail = row.status === 'starting' || (row.status === 'active' && listed?.state !== 'running');
+  if (needsDetail) return pass.ctx.backend.observe(row.id);
+  return listed ?? MISSING(row.id);
+}
+
+async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance): Promise<Decision> {
+  const { ctx, settings } = pass;
+  const now = Date.now();
+  const phase = row.startPhase as StartPhase | null;
+  const inFlight = row.status === 'starting' && phase !== null && phase !== 'database' && phase !== 'container';
+  let desiredSpecHash: string | undefined;
+  if (inFlight || row.status === 'active') desiredSpecHash = specFor(ctx, row, settings).specHash;
+
+  const address = observed.address;
+  let healthOk: boolean | undefined;
+  let routeOk: boolean | undefined;
+  if (row.status === 'starting' && phase === 'healthy' && observed.state === 'running' && address) {
+    healthOk = await labelStudioHealthy(`http://${address.host}:${address.port}`);
+  }
+  if (row.status === 'starting' && phase === 'route' && observed.state === 'running') {
+    routeOk = await routeAnswers(ctx, row.subdomain);
+  }
+  let assignmentInProgress = false;
+  if (row.status === 'active' && desiredSpecHash !== undefined && observed.specHash !== desiredSpecHash) {
+    const open = await ctx.database.db
+      .selectFrom('assignments')
+      .select('id')
+      .where('annotatorId', '=', row.id)
+      .where('status', '=', 'in_progress')
+      .limit(1)
+      .executeTakeFirst();
+    assignmentInProgress = open !== undefined;
+  }
+  const input: DecisionInput = {
+    now,
+    status: row.status,
+    phase,
+    phaseStartedAt: row.phaseStartedAt ? row.phaseStartedAt.getTime() : null,
+    startRequestedAt: row.startRequestedAt ? row.startRequestedAt.getTime() : null,
+    instance: {
+      state: observed.state,
+      health: observed.health,
+      specHash: observed.specHash,
+      restartCount: observed.restartCount,
+      listed: pass.listed.has(row.id) || observed.state !== 'missing',
+      message: observed.message,
+    },
+    desiredSpecHash,
+    healthOk,
+    routeOk,
+    tokenReported: row.tokenReportedAt !== null,
+    restarts: {
+      count: row.restartCount,
+      lastAt: row.lastRestartAt ? row.lastRestartAt.getTime() : null,
+      nextAt: row.nextRestartAt ? row.nextRestartAt.getTime() : null,
+    },
+    assignmentInProgress,
+    loginOutdated: row.lsPasswordEnc !== null && row.containerPasswordVersion !== row.lsPasswordVersion,
+    cleanedUp: row.cleanedUpAt !== null,
+    policy: settings.policy,
+  };
+  return decide(input);
+}
+
+interface Outcome {
+  line?: string;
+  /** Decide again for this annotator in the same pass (the action moved a start forward). */
+  again: boolean;
+  observed?: ObservedInstance;
+}
+
+/**
+ * Runs `fn` in a transaction only if the annotator is still in the status and start generation the
+ * decision was made on; returns false (doing nothing) when an admin changed it meanwhile.
+ */
+async function guarded(ctx: AppContext, row: Annotator, fn: (trx: Executor) => Promise<void>): Promise<boolean> {
+  return ctx.database.db.transaction().execute(async (trx) => {
+    const current = await lockAnnotator(trx, row.id);
+    if (current.status !== row.status || current.startGeneration !== row.startGeneration) return false;
+    await fn(trx);
+    return true;
+  });
+}
+
+const touch = () => ({ updatedAt: new Date() });
+
+async function setPhase(ctx: AppContext, row: Annotator, to: StartPhase, message: string, extra: Record<string, unknown> = {}) {
+  return guarded(ctx, row, async (trx) => {
+    const changed = row.startPhase !== to;
+    await trx
+      .updateTable('annotators')
+      .set({ startPhase: to, ...(changed ? { phaseStartedAt: new Date() } : {}), ...extra, ...touch() })
+      .where('id', '=', row.id)
+      .execute();
+    if (changed || message) {
+      await writeContainerEvent(trx, {
+        annotatorId: row.id,
+        eventType: 'start_progress',
+        fromStatus: row.status,
+        toStatus: row.status,
+        message,
+        details: { phase: to, previousPhase: row.startPhase, generation: row.startGeneration },
+      });
+    }
+  });
+}
+
+async function transition(
+  ctx: AppContext,
+  row: Annotator,
+  to: AnnotatorStatus,
+  reason: string,
+  set: Record<string, unknown> = {},
+  details?: unknown,
+): Promise<boolean> {
+  return guarded(ctx, row, async (trx) => {
+    await transitionAnnotator(trx, row.id, to, reason, details);
+    if (Object.keys(set).length) await trx.updateTable('annotators').set({ ...set, ...touch() }).where('id', '=', row.id).execute();
+  });
+}
+
+async function event(ctx: AppContext, row: Annotator, eventType: string, msg: string, details?: unknown) {
+  await writeContainerEvent(ctx.database.db, { annotatorId: row.id, eventType, fromStatus: row.status, toStatus: row.status, message: msg, details });
+}
+
+/** Creates or starts the instance for `row` and records where it runs. */
+async function ensureInstance(pass: Pass, row: Annotator): Promise<{ spec: InstanceSpec; observed: ObservedInstance }> {
+  const spec = specFor(pass.ctx, row, pass.settings);
+  const observed = await pass.ctx.backend.ensure(spec);
+  return { spec, observed };
+}
+
+const instanceColumns = (row: Annotator, spec: InstanceSpec, observed: ObservedInstance) => ({
+  containerId: observed.instanceId ?? null,
+  containerIp: observed.ip ?? null,
+  containerPort: spec.port,
+  containerPasswordVersion: row.lsPasswordEnc ? row.lsPasswordVersion : null,
+});
+
+async function perform(pass: Pass, row: Annotator, d: Decision, observed: ObservedInstance): Promise<Outcome> {
+  const { ctx, settings } = pass;
+  const db = ctx.database.db;
+  switch (d.action) {
+    case 'none':
+      return { again: false };
+
+    case 'ensure-database': {
+      const result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
+      const name = ctx.instanceDatabases.name(row.id);
+      const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
+      const ok = await setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' });
+      return { line: ok ? what : undefined, again: ok };
+    }
+
+    case 'create-instance': {
+      const { spec, observed: now } = await ensureInstance(pass, row);
+      const what = d.reason === 'start' ? `container ${now.instanceId} running` : `container ${now.instanceId} started again (${d.reason})`;
+      const ok = await setPhase(ctx, row, 'healthy', what, { ...instanceColumns(row, spec, now), statusReason: 'starting: waiting for Label Studio' });
+      return { line: ok ? what : undefined, again: ok, observed: now };
+    }
+
+    case 'advance': {
+      const reasons: Record<StartPhase, string> = {
+        database: 'starting: database',
+        container: 'starting: container',
+        healthy: 'starting: waiting for Label Studio',
+        token: 'starting: waiting for the API token',
+        route: 'starting: waiting for the route',
+      };
+      const ok = await setPhase(ctx, row, d.to, d.reason, { statusReason: reasons[d.to] });
+      return { line: ok ? d.reason : undefined, again: ok, observed };
+    }
+
+    case 'activate': {
+      const lsUserId = await findLsUserId(ctx, row, observed.address);
+      const url = publicUrl(ctx.config, row.subdomain);
+      const ok = await transition(
+        ctx,
+        row,
+        'active',
+        `Label Studio is up at ${url}`,
+        { startPhase: null, phaseStartedAt: null, routedAt: new Date(), ...(lsUserId !== null ? { lsUserId } : {}) },
+        { url, generation: row.startGeneration, startedInMs: row.startRequestedAt ? Date.now() - row.startRequestedAt.getTime() : null },
+      );
+      if (ok) ctx.wake(`annotator ${row.id}: active`);
+      return { line: ok ? `active at ${url}` : undefined, again: false };
+    }
+
+    case 'fail': {
+      let removal = '';
+      try {
+        await ctx.backend.remove(row.id);
+      } catch (err) {
+        removal = `; removing the instance failed (retried next pass): ${message(err)}`;
+      }
+      const last = row.statusReason?.startsWith('error: ') ? `; last error: ${row.statusReason.slice(7)}` : '';
+      const reason = `${d.reason}${last}${removal}`;
+      const ok = await transition(ctx, row, 'error', reason, { startPhase: null, phaseStartedAt: null, routedAt: null, nextRestartAt: null });
+      return { line: ok ? `error: ${reason}` : undefined, again: false };
+    }
+
+    case 'stop-instance': {
+      await ctx.backend.stop(row.id);
+      if (d.markStopped) {
+        const ok = await transition(ctx, row, 'stopped', 'container stopped', { startPhase: null, phaseStartedAt: null, routedAt: null });
+        return { line: ok ? 'stopped' : undefined, again: false };
+      }
+      await event(ctx, row, 'container_stopped', d.reason);
+      return { line: `container stopped (${d.reason})`, again: false };
+    }
+
+    case 'restart': {
+      // A running-but-unhealthy instance is replaced; a stopped or missing one is started/created.
+      if (observed.state === 'running' || observed.state === 'starting') await ctx.backend.remove(row.id);
+      const { spec, observed: now } = await ensureInstance(pass, row);
+      const ok = await guarded(ctx, row, async (trx) => {
+        await trx
+          .updateTable('annotators')
+          .set({
+            ...instanceColumns(row, spec, now),
+            restartCount: d.count,
+            lastRestartAt: new Date(),
+            nextRestartAt: new Date(d.nextRestartAt),
+            ...touch(),
+          })
+          .where('id', '=', row.id)
+          .execute();
+        await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'container_restarted', fromStatus: 'active', toStatus: 'active', message: d.reason });
+      });
+      return { line: ok ? `container restarted: ${d.reason}` : undefined, again: false };
+    }
+
+    case 'recreate': {
+      const { spec, observed: now } = await ensureInstance(pass, row);
+      const ok = await guarded(ctx, row, async (trx) => {
+        await trx.updateTable('annotators').set({ ...instanceColumns(row, spec, now), ...touch() }).where('id', '=', row.id).execute();
+        await writeContainerEvent(trx, {
+          annotatorId: row.id,
+          eventType: 'container_recreated',
+          fromStatus: 'active',
+          toStatus: 'active',
+          message: d.reason,
+          details: { specHash: spec.specHash, previousSpecHash: observed.specHash ?? null },
+        });
+      });
+      return { line: ok ? `container recreated: ${d.reason}` : undefined, again: false };
+    }
+
+    case 'reset-restarts': {
+      await db.updateTable('annotators').set({ restartCount: 0, nextRestartAt: null }).where('id', '=', row.id).where('status', '=', 'active').execute();
+      return { line: 'restart count reset (stable again)', again: false };
+    }
+
+    case 'remove-instance': {
+      await ctx.backend.remove(row.id);
+      await event(ctx, row, 'container_removed', d.reason);
+      return { line: `instance removed (${d.reason})`, again: false };
+    }
+
+    case 'cleanup': {
+      const purge = settings.deleteDatabaseOnDelete;
+      await ctx.backend.remove(row.id, { purgeData: purge });
+      let dbNote = 'database kept (fleet.deleteDatabaseOnDelete is false)';
+      if (purge) {
+        try {
+          const dropped = await ctx.instanceDatabases.drop(row.id);
+          dbNote = dropped.droppedDatabase || dropped.droppedRole ? `database and role ${ctx.instanceDatabases.name(row.id)} dropped` : 'no database to drop';
+        } catch (err) {
+          if (!(err instanceof DatabaseUnavailableError)) throw err;
+          dbNote = 'no PostgreSQL for instance databases configured';
+        }
+      }
+      const first = row.cleanedUpAt === null;
+      await db.updateTable('annotators').set({ cleanedUpAt: new Date(), containerIp: null, routedAt: null }).where('id', '=', row.id).execute();
+      await event(ctx, row, 'cleaned_up', `container and route removed; ${dbNote}`, { purgeData: purge, again: !first });
+      return { line: `cleaned up: container and route removed; ${dbNote}`, again: false };
+    }
+  }
+}
+
+/** An action threw: a permanent problem fails the start now; otherwise it is recorded and retried. */
+async function recordFailure(pass: Pass, row: Annotator, d: Decision | undefined, err: unknown): Promise<void> {
+  const { ctx, report } = pass;
+  const msg = message(err);
+  report.errors.push(`annotator ${row.id}${d ? ` (${d.action})` : ''}: ${msg}`);
+  ctx.logger.warn({ err, annotatorId: row.id, action: d?.action }, 'annotator reconcile action failed');
+  try {
+    if (row.status === 'starting' && isPermanent(err)) {
+      await ctx.backend.remove(row.id).catch(() => {});
+      await transition(ctx, row, 'error', msg, { startPhase: null, phaseStartedAt: null, routedAt: null });
+      report.actions.push(`annotator ${row.id}: error: ${msg}`);
+      return;
+    }
+    // Record each distinct error once (not at every retry) so the events tell what went wrong.
+    const reason = `error: ${msg}`.slice(0, 2000);
+    if (row.statusReason !== reason) {
+      await ctx.database.db.updateTable('annotators').set({ statusReason: reason }).where('id', '=', row.id).where('status', '=', row.status).execute();
+      await event(ctx, row, 'reconcile_error', msg, { action: d?.action ?? null, phase: row.startPhase });
+    }
+    if (row.status === 'starting' || row.status === 'active') pass.pending = true;
+  } catch (inner) {
+    ctx.logger.error({ err: inner, annotatorId: row.id }, 'recording a reconcile failure failed');
+  }
+}

@@ -1,0 +1,300 @@
+/**
+ * The Docker backend (dockerode): one container `fleet-ls-[<ns>-]<id>` per annotator, labelled as
+ * the fleet's (labelfleet.managed, .namespace, .annotator-id, .spec-hash, .port), restart policy
+ * unless-stopped, memory/CPU limits, a named volume for Label Studio's media, on the fleet network
+ * (DOCKER_NETWORK_MODE=bridge) or on the host network with port LS_PORT_BASE + id (tests). Its
+ * Traefik route is labels on the container or a dynamic-config file (orchestrator/routing).
+ *
+ * Every method is idempotent and finds its objects by name, so a fleet restarted at any line
+ * carries on where it stopped; Docker's "no such container" is "missing", never an error.
+ */
+import Docker from 'dockerode';
+import type { Config } from '../../src/config.ts';
+import { DATA_DIR_IN_IMAGE, fleetNames, LABELS, publicHost, type FleetNames } from '../instance-spec.ts';
+import type { RouteProvider, RouteTarget } from '../routing/types.ts';
+import type { Backend, InstanceSpec, InstanceState, ObservedInstance } from './types.ts';
+
+type DockerConfig = Pick<
+  Config,
+  'DOCKER_SOCKET' | 'DOCKER_NETWORK_MODE' | 'DOCKER_NETWORK' | 'FLEET_NAMESPACE' | 'FLEET_DOMAIN'
+>;
+
+const statusOf = (err: unknown) => (err as { statusCode?: number } | null)?.statusCode;
+const isMissing = (err: unknown) => statusOf(err) === 404;
+const dockerMessage = (err: unknown) => {
+  const e = err as { json?: { message?: string }; message?: string };
+  return e?.json?.message ?? e?.message ?? String(err);
+};
+
+/** Seconds `docker stop` waits for Label Studio before killing it. */
+const STOP_GRACE_SECONDS = 10;
+
+/** Maps Docker's container state to the backend-neutral one. */
+export function instanceState(status: string, exitCode?: number): InstanceState {
+  switch (status) {
+    case 'running':
+      return 'running';
+    case 'restarting':
+      return 'starting';
+    case 'created':
+    case 'paused':
+      return 'stopped';
+    case 'exited':
+      // 0: clean exit; 137/143: killed/terminated by a stop.
+      return exitCode === undefined || [0, 137, 143].includes(exitCode) ? 'stopped' : 'failed';
+    case 'removing':
+      return 'missing';
+    default:
+      return 'failed';
+  }
+}
+
+/** `docker ps`'s Status text carries the health: "Up 5 minutes (healthy)". */
+export function healthFromStatusText(status: string): ObservedInstance['health'] {
+  if (/\(healthy\)/.test(status)) return 'healthy';
+  if (/\(unhealthy\)/.test(status)) return 'unhealthy';
+  return 'unknown';
+}
+
+export class DockerBackend implements Backend {
+  readonly kind = 'docker' as const;
+  readonly docker: Docker;
+  readonly names: FleetNames;
+  #networkReady = false;
+
+  constructor(
+    private readonly config: DockerConfig,
+    private readonly routes: RouteProvider,
+    docker?: Docker,
+  ) {
+    this.docker = docker ?? new Docker({ socketPath: config.DOCKER_SOCKET });
+    this.names = fleetNames(config);
+  }
+
+  get hostNetwork() {
+    return this.config.DOCKER_NETWORK_MODE === 'host';
+  }
+
+  #routeTarget(annotatorId: number, subdomain: string, port: number): RouteTarget {
+    const name = this.names.instance(annotatorId);
+    return {
+      annotatorId,
+      name,
+      host: publicHost(this.config, subdomain),
+      // Host networking: Traefik runs on the host and reaches the instance on loopback.
+      upstream: this.hostNetwork ? { host: '127.0.0.1', port } : { host: name, port },
+    };
+  }
+
+  async #inspect(name: string): Promise<Docker.ContainerInspectInfo | null> {
+    try {
+      return await this.docker.getContainer(name).inspect();
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async #ensureNetwork(): Promise<void> {
+    if (this.hostNetwork || this.#networkReady) return;
+    const name = this.config.DOCKER_NETWORK;
+    try {
+      await this.docker.getNetwork(name).inspect();
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      try {
+        await this.docker.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: { [LABELS.managed]: 'true' } });
+      } catch (createErr) {
+        if (statusOf(createErr) !== 409) throw createErr;
+      }
+    }
+    this.#networkReady = true;
+  }
+
+  async #ensureVolume(annotatorId: number): Promise<string> {
+    const name = this.names.volume(annotatorId);
+    // Creating an existing volume returns it unchanged.
+    await this.docker.createVolume({
+      Name: name,
+      Labels: { [LABELS.managed]: 'true', [LABELS.namespace]: this.names.namespace, [LABELS.annotatorId]: String(annotatorId) },
+    });
+    return name;
+  }
+
+  async #pull(image: string): Promise<void> {
+    try {
+      const stream = await this.docker.pull(image);
+      await new Promise<void>((resolve, reject) =>
+        this.docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve())),
+      );
+    } catch (err) {
+      throw new Error(`image ${image} is not on this Docker host and could not be pulled: ${dockerMessage(err)}`);
+    }
+  }
+
+  async #create(spec: InstanceSpec, target: RouteTarget): Promise<void> {
+    const name = target.name;
+    const volume = await this.#ensureVolume(spec.annotatorId);
+    const labels = {
+      [LABELS.managed]: 'true',
+      [LABELS.namespace]: this.names.namespace,
+      [LABELS.annotatorId]: String(spec.annotatorId),
+      [LABELS.specHash]: spec.specHash,
+      [LABELS.port]: String(spec.port),
+      ...this.routes.containerLabels(target),
+    };
+    const options: Docker.ContainerCreateOptions = {
+      name,
+      Image: spec.image,
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: labels,
+      HostConfig: {
+        NetworkMode: this.hostNetwork ? 'host' : this.config.DOCKER_NETWORK,
+        RestartPolicy: { Name: 'unless-stopped' },
+        Memory: Math.round(spec.memoryMb * 1024 * 1024),
+        NanoCpus: Math.round(spec.cpus * 1e9),
+        Mounts: [{ Type: 'volume', Source: volume, Target: DATA_DIR_IN_IMAGE }],
+      },
+    };
+    if (!this.hostNetwork) {
+      options.ExposedPorts = { [`${spec.port}/tcp`]: {} };
+      options.NetworkingConfig = { EndpointsConfig: { [this.config.DOCKER_NETWORK]: { Aliases: [name] } } };
+    }
+    try {
+      await this.docker.createContainer(options);
+    } catch (err) {
+      if (statusOf(err) === 409) return; // created meanwhile under the same name: ensure() re-inspects it
+      if (isMissing(err) && /image/i.test(dockerMessage(err))) {
+        await this.#pull(spec.image);
+        await this.docker.createContainer(options);
+        return;
+      }
+      throw new Error(`creating container ${name} failed: ${dockerMessage(err)}`);
+    }
+  }
+
+  async ensure(spec: InstanceSpec): Promise<ObservedInstance> {
+    await this.#ensureNetwork();
+    const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
+    const container = this.docker.getContainer(target.name);
+    let info = await this.#inspect(target.name);
+    if (info && info.Config.Labels?.[LABELS.specHash] !== spec.specHash) {
+      await container.remove({ force: true }).catch((err) => {
+        if (!isMissing(err)) throw err;
+      });
+      info = null;
+    }
+    if (!info) {
+      await this.#create(spec, target);
+      info = await this.#inspect(target.name);
+      if (!info) throw new Error(`container ${target.name} vanished right after it was created`);
+      if (info.Config.Labels?.[LABELS.specHash] !== spec.specHash) {
+        throw new Error(`container ${target.name} was created concurrently with another spec; will retry`);
+      }
+    }
+    if (!info.State.Running && !info.State.Restarting) {
+      try {
+        await container.start();
+      } catch (err) {
+        if (statusOf(err) !== 304) throw new Error(`starting container ${target.name} failed: ${dockerMessage(err)}`);
+      }
+    }
+    await this.routes.ensure(target);
+    return this.observe(spec.annotatorId);
+  }
+
+  async stop(annotatorId: number): Promise<void> {
+    try {
+      await this.docker.getContainer(this.names.instance(annotatorId)).stop({ t: STOP_GRACE_SECONDS });
+    } catch (err) {
+      // 304: already stopped; 404: gone.
+      if (statusOf(err) !== 304 && !isMissing(err)) throw err;
+    }
+  }
+
+  async remove(annotatorId: number, opts: { purgeData?: boolean } = {}): Promise<void> {
+    const name = this.names.instance(annotatorId);
+    try {
+      await this.docker.getContainer(name).remove({ force: true });
+    } catch (err) {
+      // 409 "removal already in progress" means it is going away: fine.
+      if (!isMissing(err) && statusOf(err) !== 409) throw err;
+    }
+    await this.routes.remove(name);
+    if (opts.purgeData) {
+      try {
+        await this.docker.getVolume(this.names.volume(annotatorId)).remove();
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    }
+  }
+
+  /** Where the fleet probes the instance: loopback with host networking, else its name on the fleet network. */
+  #address(name: string, port: number) {
+    return this.hostNetwork ? { host: '127.0.0.1', port } : { host: name, port };
+  }
+
+  #containerIp(info: Docker.ContainerInspectInfo): string | undefined {
+    if (this.hostNetwork) return '127.0.0.1';
+    const ip = info.NetworkSettings?.Networks?.[this.config.DOCKER_NETWORK]?.IPAddress;
+    return ip || undefined;
+  }
+
+  async observe(annotatorId: number): Promise<ObservedInstance> {
+    const name = this.names.instance(annotatorId);
+    const info = await this.#inspect(name);
+    if (!info) return { annotatorId, state: 'missing', health: 'unknown' };
+    const port = Number(info.Config.Labels?.[LABELS.port]) || 8080;
+    const state = instanceState(info.State.Status, info.State.ExitCode);
+    const hs = info.State.Health?.Status;
+    const message =
+      state === 'running'
+        ? undefined
+        : info.State.OOMKilled
+          ? 'killed: out of memory'
+          : `${info.State.Status}${info.State.Status === 'exited' ? ` with code ${info.State.ExitCode}` : ''}${info.State.Error ? `: ${info.State.Error}` : ''}`;
+    return {
+      annotatorId,
+      state,
+      instanceId: name,
+      address: this.#address(name, port),
+      health: hs === 'healthy' ? 'healthy' : hs === 'unhealthy' ? 'unhealthy' : 'unknown',
+      specHash: info.Config.Labels?.[LABELS.specHash],
+      restartCount: info.RestartCount,
+      message,
+      ip: this.#containerIp(info),
+    };
+  }
+
+  async list(): Promise<ObservedInstance[]> {
+    const containers = await this.docker.listContainers({
+      all: true,
+      filters: JSON.stringify({ label: [`${LABELS.managed}=true`, `${LABELS.namespace}=${this.names.namespace}`] }),
+    });
+    const out = new Map<number, ObservedInstance>();
+    for (const c of containers) {
+      const fromLabel = Number(c.Labels[LABELS.annotatorId]);
+      const annotatorId = Number.isInteger(fromLabel) && fromLabel > 0 ? fromLabel : this.names.parseInstance(c.Names[0] ?? '');
+      if (!annotatorId) continue;
+      const port = Number(c.Labels[LABELS.port]) || 8080;
+      const name = (c.Names[0] ?? '').replace(/^\//, '');
+      const exit = /Exited \((\d+)\)/.exec(c.Status);
+      out.set(annotatorId, {
+        annotatorId,
+        state: instanceState(c.State, exit ? Number(exit[1]) : undefined),
+        instanceId: name,
+        address: this.#address(name, port),
+        health: healthFromStatusText(c.Status),
+        specHash: c.Labels[LABELS.specHash],
+        message: c.Status,
+      });
+    }
+    for (const route of await this.routes.list()) {
+      if (!out.has(route.annotatorId)) {
+        out.set(route.annotatorId, { annotatorId: route.annotatorId, state: 'missing', health: 'unknown', message: 'route without a container' });
+      }
+    }
+    return [...out.values()].sort((a, b) => a.annotatorId - b.annotatorId);
+  }
+}

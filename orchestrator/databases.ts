@@ -1,0 +1,164 @@
+/**
+ * One PostgreSQL role and one database per annotator (`ls_annotator_[<ns>_]<id>`, role and
+ * database share the name), on the server LS_DATABASE_URL (default DATABASE_URL) points at.
+ *
+ * - Created idempotently: whatever exists is kept, whatever is missing is made; a crash between
+ *   two statements is repaired by the next call.
+ * - Isolated: the role owns its database and nothing else (NOSUPERUSER NOCREATEDB NOCREATEROLE);
+ *   CONNECT and TEMPORARY on the database are revoked from PUBLIC, so no other annotator's role
+ *   can connect to it.
+ * - No password stored: the caller passes the password derived for this start (instance-spec.ts)
+ *   and it is set at each start with ALTER ROLE, as a SCRAM-SHA-256 verifier computed here, so
+ *   the plain password never reaches the server's statement log either.
+ * - Dropped on annotator delete when the setting `fleet.deleteDatabaseOnDelete` is true.
+ */
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import pg from 'pg';
+import type { Config } from '../src/config.ts';
+import { fleetNames, type DatabaseTarget, type FleetNames } from './instance-spec.ts';
+
+const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
+const quoteIdent = (name: string) => {
+  if (!IDENT.test(name)) throw new Error(`refusing to use "${name}" as a PostgreSQL identifier`);
+  return `"${name}"`;
+};
+const quoteLiteral = (value: string) => `'${value.replace(/'/g, "''")}'`;
+
+/** PostgreSQL's SCRAM-SHA-256 verifier for a password (what `password_encryption=scram-sha-256` stores). */
+export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
+  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+export class DatabaseUnavailableError extends Error {}
+
+export interface EnsureResult {
+  createdRole: boolean;
+  createdDatabase: boolean;
+}
+
+export class InstanceDatabases {
+  readonly names: FleetNames;
+  readonly url: string | undefined;
+  #pool: pg.Pool | undefined;
+
+  constructor(private readonly config: Pick<Config, 'LS_DATABASE_URL' | 'DATABASE_URL' | 'LS_DATABASE_HOST' | 'LS_DATABASE_PORT' | 'FLEET_NAMESPACE'>) {
+    this.names = fleetNames(config);
+    this.url = config.LS_DATABASE_URL ?? config.DATABASE_URL;
+  }
+
+  #requireUrl(): string {
+    if (!this.url) {
+      throw new DatabaseUnavailableError(
+        'per-annotator databases need PostgreSQL: set LS_DATABASE_URL (or DATABASE_URL) to a server where the fleet may create roles and databases',
+      );
+    }
+    return this.url;
+  }
+
+  get #db(): pg.Pool {
+    if (!this.#pool) {
+      this.#pool = new pg.Pool({ connectionString: this.#requireUrl(), max: 2, connectionTimeoutMillis: 5_000 });
+      this.#pool.on('error', () => {});
+    }
+    return this.#pool;
+  }
+
+  /** Database and role name of an annotator. */
+  name(annotatorId: number): string {
+    return this.names.database(annotatorId);
+  }
+
+  /** The annotator's database as a Label Studio container reaches it. */
+  target(annotatorId: number): DatabaseTarget {
+    const url = new URL(this.#requireUrl());
+    const host = this.config.LS_DATABASE_HOST ?? decodeURIComponent(url.hostname).replace(/^\[|\]$/g, '');
+    if (!host) throw new DatabaseUnavailableError('LS_DATABASE_HOST is required when LS_DATABASE_URL has no host name');
+    const port = this.config.LS_DATABASE_PORT ?? (url.port ? Number(url.port) : 5432);
+    const name = this.name(annotatorId);
+    return { host, port, name, user: name };
+  }
+
+  /** Creates what is missing and sets the role's password for this start. */
+  async ensure(annotatorId: number, password: string): Promise<EnsureResult> {
+    const name = this.name(annotatorId);
+    const ident = quoteIdent(name);
+    const db = this.#db;
+    const verifier = quoteLiteral(scramVerifier(password));
+    const result: EnsureResult = { createdRole: false, createdDatabase: false };
+
+    const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
+    if (role.rowCount === 0) {
+      try {
+        await db.query(`CREATE ROLE ${ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD ${verifier}`);
+        result.createdRole = true;
+      } catch (err) {
+        if ((err as { code?: string }).code !== '42710') throw err; // created concurrently
+      }
+    }
+    // Only LOGIN and PASSWORD: changing other attributes needs a superuser (not so on RDS).
+    if (!result.createdRole) await db.query(`ALTER ROLE ${ident} LOGIN PASSWORD ${verifier}`);
+
+    const database = await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    // A non-superuser admin (CREATEROLE + CREATEDB, e.g. RDS) must be a member of a role to make it an owner.
+    const me = await db.query<{ super: boolean; member: boolean }>(
+      'SELECT rolsuper AS super, pg_has_role(current_user, $1, \'MEMBER\') AS member FROM pg_roles WHERE rolname = current_user',
+      [name],
+    );
+    if (me.rows[0] && !me.rows[0].super && !me.rows[0].member) await db.query(`GRANT ${ident} TO CURRENT_USER`);
+    if (database.rowCount === 0) {
+      try {
+        await db.query(`CREATE DATABASE ${ident} OWNER ${ident} ENCODING 'UTF8' TEMPLATE template0`);
+        result.createdDatabase = true;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== '42P04' && code !== '23505') throw err; // created concurrently
+      }
+    }
+    if (!result.createdDatabase) await db.query(`ALTER DATABASE ${ident} OWNER TO ${ident}`);
+    await db.query(`REVOKE ALL ON DATABASE ${ident} FROM PUBLIC`);
+    await db.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${ident} TO ${ident}`);
+    return result;
+  }
+
+  async exists(annotatorId: number): Promise<{ role: boolean; database: boolean }> {
+    const name = this.name(annotatorId);
+    const { rows } = await this.#db.query<{ role: boolean; database: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS role,
+              EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS database`,
+      [name],
+    );
+    return rows[0]!;
+  }
+
+  /** Drops the database (closing its connections) and the role; gone already is success. */
+  async drop(annotatorId: number): Promise<{ droppedDatabase: boolean; droppedRole: boolean }> {
+    if (!this.url) return { droppedDatabase: false, droppedRole: false };
+    const name = this.name(annotatorId);
+    const ident = quoteIdent(name);
+    const before = await this.exists(annotatorId);
+    if (before.database) await this.#db.query(`DROP DATABASE IF EXISTS ${ident} WITH (FORCE)`);
+    if (before.role) await this.#db.query(`DROP ROLE IF EXISTS ${ident}`);
+    return { droppedDatabase: before.database, droppedRole: before.role };
+  }
+
+  /** Role/database names of this fleet's namespace that exist on the server (tests, clean-up). */
+  async listNames(): Promise<string[]> {
+    if (!this.url) return [];
+    const prefix = this.names.database(1).replace(/1$/, '');
+    const { rows } = await this.#db.query<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname LIKE $1 || '%' AND substr(datname, length($1) + 1) ~ '^[0-9]+$' ORDER BY datname`,
+      [prefix],
+    );
+    return rows.map((r) => r.datname);
+  }
+
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.end();
+  }
+}
