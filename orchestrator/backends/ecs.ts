@@ -216,6 +216,15 @@ const ruleTargets = (rule: Rule): string[] =>
 const ecsTagMap = (tags: Array<{ key?: string; value?: string }> | undefined): Record<string, string | undefined> =>
   Object.fromEntries((tags ?? []).map((t) => [t.key ?? '', t.value]));
 
+/** Same subnets, security groups (in any order) and public IP choice. */
+function sameNetwork(
+  a: { subnets?: string[]; securityGroups?: string[]; assignPublicIp?: string } | undefined,
+  b: { subnets: string[]; securityGroups: string[]; assignPublicIp?: string },
+): boolean {
+  const same = (x: string[] | undefined, y: string[]) => JSON.stringify([...(x ?? [])].sort()) === JSON.stringify([...y].sort());
+  return !!a && same(a.subnets, b.subnets) && same(a.securityGroups, b.securityGroups) && (a.assignPublicIp ?? 'DISABLED') === (b.assignPublicIp ?? 'DISABLED');
+}
+
 const isLive = (svc: Service | undefined): svc is Service => !!svc && (svc.status === 'ACTIVE' || svc.status === 'DRAINING');
 
 export class EcsBackend implements Backend {
@@ -659,7 +668,8 @@ export class EcsBackend implements Backend {
       const lb = (svc.loadBalancers ?? [])[0];
       const lbChanged = !lb || lb.targetGroupArn !== targetGroupArn || lb.containerPort !== spec.port || lb.containerName !== CONTAINER_NAME;
       const rolled = svc.taskDefinition !== taskDefinition;
-      if (rolled || lbChanged || svc.desiredCount !== 1) {
+      const netChanged = !sameNetwork(svc.networkConfiguration?.awsvpcConfiguration, this.#networkConfiguration().awsvpcConfiguration);
+      if (rolled || lbChanged || netChanged || svc.desiredCount !== 1) {
         const res = await this.#call('ecs:UpdateService', () =>
           this.ecs.send(
             new UpdateServiceCommand({
@@ -668,12 +678,12 @@ export class EcsBackend implements Backend {
               desiredCount: 1,
               taskDefinition,
               ...(lbChanged ? { loadBalancers } : {}),
-              ...(rolled ? { networkConfiguration: this.#networkConfiguration() } : {}),
+              ...(rolled || netChanged ? { networkConfiguration: this.#networkConfiguration() } : {}),
             }),
           ),
         );
         this.#o.logger?.info(
-          { annotatorId: spec.annotatorId, service: names.service, rolled, lbChanged },
+          { annotatorId: spec.annotatorId, service: names.service, rolled, lbChanged, netChanged },
           rolled ? 'ecs: service rolled to a new task definition' : 'ecs: service updated',
         );
         if (res.service) Object.assign(svc, { taskDefinition: res.service.taskDefinition ?? taskDefinition });

@@ -447,6 +447,22 @@ describe('ECS backend on moto', () => {
     expect(await activeRevisions(f, id)).toEqual([svc3.taskDefinition]);
   });
 
+  it('changed subnets or security groups update the service without a new revision', async () => {
+    const id = newId();
+    await f.backend.ensure(specFor(id));
+    const revs = await activeRevisions(f, id);
+    const sg2 = await new EC2Client(clientConfig).send(
+      new CreateSecurityGroupCommand({ GroupName: `lf-e2-${RUN}`, Description: 'second', VpcId: f.options.vpcId }),
+    );
+    const moved = new EcsBackend({ ...f.options, subnets: [f.options.subnets[1]!], securityGroups: [sg2.GroupId!] });
+    await moved.ensure(specFor(id));
+    expect((await serviceOf(f, id))!.networkConfiguration?.awsvpcConfiguration).toMatchObject({
+      subnets: [f.options.subnets[1]],
+      securityGroups: [sg2.GroupId],
+    });
+    expect(await activeRevisions(f, id)).toEqual(revs);
+  });
+
   it('a changed subdomain moves the rule to the new host, keeping its priority', async () => {
     const id = newId();
     await f.backend.ensure(specFor(id));
