@@ -117,9 +117,14 @@ export function ecsOptionsFromConfig(config: Config): EcsBackendOptions {
     fleetDomain: config.FLEET_DOMAIN,
     region: config.AWS_REGION,
     endpoint: config.AWS_ENDPOINT_URL,
-    namePrefix: config.ECS_NAME_PREFIX,
+    // Same scheme as the Docker fleet: `fleet-ls-[<FLEET_NAMESPACE>-]<id>`.
+    namePrefix: config.FLEET_NAMESPACE ? `${config.ECS_NAME_PREFIX}-${config.FLEET_NAMESPACE}` : config.ECS_NAME_PREFIX,
     priorityOffset: config.ALB_RULE_PRIORITY_OFFSET,
   };
+  // Target group names are at most 32 characters: keep room for `-<annotator id>` up to 6 digits.
+  if (options.namePrefix.length > 25) {
+    throw new ConfigError(`ECS_NAME_PREFIX plus FLEET_NAMESPACE ("${options.namePrefix}") must be at most 25 characters`);
+  }
   // Fargate pulls the image and ships awslogs with the execution role; without one, every task
   // would fail to start with an error only visible in the ECS console.
   if (launchType === 'FARGATE' && options.logGroup && !options.executionRoleArn) {
@@ -340,6 +345,7 @@ export class EcsBackend implements Backend {
     const running = tasks.find((t) => t.lastStatus === 'RUNNING');
     const withIp = running ?? tasks[0];
     const ip = withIp && taskPrivateIp(withIp);
+    if (ip) base.ip = ip;
     if (ip && port) base.address = { host: ip, port };
     if (ip && port && lb?.targetGroupArn) base.health = await this.#targetHealth(lb.targetGroupArn, ip, port);
 

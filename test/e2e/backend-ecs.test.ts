@@ -530,7 +530,7 @@ describe('ECS backend on moto', () => {
       const placed = await placeServiceTask(f, id);
       expect(placed.ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
       const o = await f.backend.observe(id);
-      expect(o).toMatchObject({ annotatorId: id, state: 'running', address: { host: placed.ip, port: 8080 }, health: 'healthy' });
+      expect(o).toMatchObject({ annotatorId: id, state: 'running', address: { host: placed.ip, port: 8080 }, ip: placed.ip, health: 'healthy' });
 
       // Deregistered from the target group: the address stays, health is no longer known.
       await f.elb.send(new DeregisterTargetsCommand({ TargetGroupArn: placed.targetGroupArn, Targets: [{ Id: placed.ip, Port: 8080 }] }));
@@ -671,6 +671,14 @@ describe('ECS configuration', () => {
       priorityOffset: 1000,
       fleetDomain: 'labels.example.com',
     });
+  });
+
+  it('puts FLEET_NAMESPACE into every name, as the Docker fleet does', () => {
+    expect(ecsOptionsFromConfig(testConfig({ ...base, FLEET_NAMESPACE: 'blue' })).namePrefix).toBe('fleet-ls-blue');
+    expect(ecsOptionsFromConfig(testConfig({ ...base })).namePrefix).toBe('fleet-ls');
+    expect(() => ecsOptionsFromConfig(testConfig({ ...base, ECS_NAME_PREFIX: 'labelfleet-ls', FLEET_NAMESPACE: 'abcdefghijklm' }))).toThrow(
+      new ConfigError('ECS_NAME_PREFIX plus FLEET_NAMESPACE ("labelfleet-ls-abcdefghijklm") must be at most 25 characters'),
+    );
   });
 
   it.each(['ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'])('a missing %s is a one-line error naming it', (key) => {
