@@ -30,6 +30,10 @@ export POSTGRE_PORT="${POSTGRE_PORT:-5432}"
 export DJANGO_DB=default                                  # without it LS silently uses SQLite
 export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true          # read once, when the org is created
 export LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true
+# No calls home: LS otherwise asks pypi.org for its latest version at start and sends usage
+# telemetry. Overridable.
+export LATEST_VERSION_CHECK="${LATEST_VERSION_CHECK:-false}"
+export COLLECT_ANALYTICS="${COLLECT_ANALYTICS:-false}"
 # LS's get_env('PORT'/'HOST'/'USERNAME'/...) also falls back to the bare names; clear the ones
 # a host environment may carry so only our flags and LABEL_STUDIO_* settings count.
 unset PORT HOST USERNAME PASSWORD USER_TOKEN || true
@@ -50,11 +54,23 @@ then
 fi
 
 # The reporter waits for /health/, verifies the token, ensures the annotator account and POSTs
-# the token to the fleet. It runs beside LS; LS itself replaces this shell so it gets signals.
+# the token to the fleet, beside LS.
 python3 "$here/labelfleet_ls.py" report &
+reporter=$!
 
 # Password and token stay in the environment (LABEL_STUDIO_PASSWORD / LABEL_STUDIO_USER_TOKEN are
 # LS's fallbacks for --password / --user-token) so they don't show up in the process list.
-exec label-studio start --no-browser \
+label-studio start --no-browser \
   --internal-host "${LS_BIND_HOST:-0.0.0.0}" -p "$LS_PORT" \
-  --username "$LABEL_STUDIO_USERNAME" --enable-legacy-api-token
+  --username "$LABEL_STUDIO_USERNAME" --enable-legacy-api-token &
+ls_pid=$!
+
+# This shell stays PID 1 and forwards SIGTERM/SIGINT: Django's dev server installs no SIGTERM
+# handler, so as PID 1 it would ignore `docker stop` until the 10 s kill.
+trap 'kill -TERM "$ls_pid" 2>/dev/null || true' TERM INT
+set +e
+wait "$ls_pid"
+rc=$?
+while kill -0 "$ls_pid" 2>/dev/null; do wait "$ls_pid"; rc=$?; done  # wait was cut short by a trap
+kill "$reporter" 2>/dev/null
+exit "$rc"
