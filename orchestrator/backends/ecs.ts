@@ -283,7 +283,8 @@ export class EcsBackend implements Backend {
     this.#o.logger?.info({ annotatorId, service: names.service }, 'ecs: service scaled to 0');
   }
 
-  async remove(annotatorId: number): Promise<void> {
+  /** `purgeData` changes nothing here: an ECS instance keeps no data of its own (its database is elsewhere). */
+  async remove(annotatorId: number, _opts?: { purgeData?: boolean }): Promise<void> {
     const names = this.names(annotatorId);
     // Only what carries the fleet's tags is removed: a same-named stranger is left alone.
     const svc = await this.#ownService(annotatorId);

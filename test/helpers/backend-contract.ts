@@ -22,7 +22,10 @@ export interface PlatformView {
 
 export interface BackendContractHarness {
   backend: Backend;
-  /** A complete spec for the annotator; the suite overrides fields (and sets specHash itself when it changes env). */
+  /**
+   * A complete spec for the annotator, the same every time for the same id (the suite compares
+   * listed spec hashes with it); the suite overrides fields, and sets specHash itself when it changes env.
+   */
   spec(annotatorId: number, overrides?: Partial<InstanceSpec>): InstanceSpec;
   /** A fresh annotator id no other test (or earlier run) uses. */
   newAnnotatorId(): number;
