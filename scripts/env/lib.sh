@@ -29,22 +29,26 @@ content_hash() {
   done | sha256sum | cut -c1-12
 }
 
-# pid_alive FILE: true if FILE names a running process.
+# pid_alive FILE [WORD]: true if FILE names a running process (whose command line contains WORD).
+# The WORD check keeps a stale pid file (after a reboot, pids are reused) from matching, and
+# from making us signal someone else's process.
 pid_alive() {
   local pid
   [[ -f "$1" ]] || return 1
   pid="$(cat "$1")"
-  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ -z "${2:-}" ]] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2"
 }
 
-# stop_pidfile FILE NAME: TERM the process named in FILE (then KILL after 10 s), remove FILE.
+# stop_pidfile FILE WORD: TERM the process named in FILE if its command line contains WORD
+# (KILL after 20 s), then remove FILE.
 stop_pidfile() {
   local file="$1" name="$2" pid i
-  if pid_alive "$file"; then
+  if pid_alive "$file" "$name"; then
     pid="$(cat "$file")"
     log "stopping $name (pid $pid)"
     kill "$pid" 2>/dev/null || true
-    for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$file"

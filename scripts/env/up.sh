@@ -61,7 +61,7 @@ ensure_dockerd() {
   local i
   for i in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return 0
-    pid_alive "$RUN_DIR/dockerd.pid" || break
+    pid_alive "$RUN_DIR/dockerd.pid" dockerd || break
     sleep 1
   done
   tail -20 "$LOG_DIR/dockerd.log" >&2
@@ -103,7 +103,7 @@ ensure_base_image() {
   rootfs_key="$(printf 'bookworm minbase %s' "$mirror" | sha256sum | cut -c1-12)"
   rootfs_tag="labelfleet/debian-rootfs:bookworm-$rootfs_key"
   base_hash="$(content_hash "$ENV_DIR/base.Dockerfile")-$rootfs_key-$LS_VERSION"
-  if [[ "$(docker image inspect -f '{{index .Config.Labels "labelfleet.hash"}}' "$BASE_IMAGE_TAG" 2>/dev/null)" == "$base_hash" ]]; then
+  if [[ "$(docker image inspect -f '{{index .Config.Labels "labelfleet.base-hash"}}' "$BASE_IMAGE_TAG" 2>/dev/null)" == "$base_hash" ]]; then
     return 0
   fi
 
@@ -132,7 +132,7 @@ ensure_base_image() {
   cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$ctx/build-ca-bundle.crt"
   docker build --network host \
     --build-arg "ROOTFS_IMAGE=$rootfs_tag" --build-arg "LS_VERSION=$LS_VERSION" \
-    --label "labelfleet.hash=$base_hash" -t "$BASE_IMAGE_TAG" "$ctx" >>"$LOG_DIR/build-base.log" 2>&1 ||
+    --label "labelfleet.base-hash=$base_hash" -t "$BASE_IMAGE_TAG" "$ctx" >>"$LOG_DIR/build-base.log" 2>&1 ||
     { tail -30 "$LOG_DIR/build-base.log" >&2; die "base image build failed"; }
   rm -rf "$ctx"
 }
@@ -163,9 +163,10 @@ ensure_traefik() {
              -e "s|\${TRAEFIK_API_ADDRESS}|127.0.0.1:$TRAEFIK_API_PORT|" \
              -e "s|\${TRAEFIK_DYNAMIC_DIR}|$TRAEFIK_DYNAMIC_DIR|" \
              -e "s|\${DOCKER_SOCKET}|$DOCKER_SOCKET|" "$REPO_ROOT/traefik/traefik.test.yml")"
-  if pid_alive "$RUN_DIR/traefik.pid" && [[ "$new" == "$(cat "$conf" 2>/dev/null)" ]] &&
-     http_ok "http://127.0.0.1:$TRAEFIK_API_PORT/ping"; then
-    return 0
+  if pid_alive "$RUN_DIR/traefik.pid" traefik && [[ "$new" == "$(cat "$conf" 2>/dev/null)" ]]; then
+    # Running with the same config: keep it (restarting would drop the routes tests rely on).
+    bash "$ENV_DIR/wait-http.sh" "http://127.0.0.1:$TRAEFIK_API_PORT/ping" 30 && return 0
+    die "traefik (pid $(cat "$RUN_DIR/traefik.pid")) does not answer /ping; see $LOG_DIR/traefik.log"
   fi
   stop_pidfile "$RUN_DIR/traefik.pid" traefik
   for p in "$TRAEFIK_WEB_PORT" "$TRAEFIK_API_PORT"; do
@@ -180,15 +181,18 @@ ensure_traefik() {
 }
 
 ensure_moto() {
-  if pid_alive "$RUN_DIR/moto.pid" && http_ok "http://127.0.0.1:$MOTO_PORT/moto-api/data.json"; then
-    return 0
+  # /moto-api/ is moto's static dashboard: cheap, unlike data.json which dumps all state.
+  if pid_alive "$RUN_DIR/moto.pid" moto_server; then
+    # Never restart a live moto: its in-memory state may belong to a test run in progress.
+    bash "$ENV_DIR/wait-http.sh" "http://127.0.0.1:$MOTO_PORT/moto-api/" 30 && return 0
+    die "moto_server (pid $(cat "$RUN_DIR/moto.pid")) does not answer; see $LOG_DIR/moto.log"
   fi
   stop_pidfile "$RUN_DIR/moto.pid" moto_server
   port_busy "$MOTO_PORT" && die "127.0.0.1:$MOTO_PORT is taken by another process (set LABELFLEET_MOTO_PORT or AWS_ENDPOINT_URL)"
   log "starting moto_server on 127.0.0.1:$MOTO_PORT (log: $LOG_DIR/moto.log)"
   setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >>"$LOG_DIR/moto.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/moto.pid"
-  bash "$ENV_DIR/wait-http.sh" "http://127.0.0.1:$MOTO_PORT/moto-api/data.json" 30 ||
+  bash "$ENV_DIR/wait-http.sh" "http://127.0.0.1:$MOTO_PORT/moto-api/" 30 ||
     { tail -20 "$LOG_DIR/moto.log" >&2; die "moto_server did not answer"; }
 }
 
