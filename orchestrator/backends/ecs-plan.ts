@@ -172,10 +172,11 @@ export function taskDefinitionHash(input: TaskDefinitionInput): string {
 }
 
 /**
- * CreateService's clientToken (≤ 36 ASCII characters): the same cluster, service and task
- * definition revision give the same token, so a retried create returns the service it made
- * instead of a second one; a service recreated later has a new revision, hence a new token.
+ * CreateService's clientToken (≤ 36 ASCII characters): the same cluster, service, task definition
+ * revision and previous incarnation (the deleted service's createdAt, if AWS still shows it) give
+ * the same token, so a retried create returns the service it made instead of a second one, while
+ * a service recreated after a delete gets a token of its own.
  */
-export function createServiceToken(cluster: string, service: string, taskDefinitionArn: string): string {
-  return sha256(`${cluster}\n${service}\n${taskDefinitionArn}`).slice(0, 32);
+export function createServiceToken(cluster: string, service: string, taskDefinitionArn: string, previous = ''): string {
+  return sha256(`${cluster}\n${service}\n${taskDefinitionArn}\n${previous}`).slice(0, 32);
 }

@@ -722,7 +722,7 @@ export class EcsBackend implements Backend {
           propagateTags: 'SERVICE',
           enableECSManagedTags: true,
           tags: ecsTags(fleetTags(spec)),
-          clientToken: createServiceToken(this.#o.cluster, names.service, taskDefinition),
+          clientToken: createServiceToken(this.#o.cluster, names.service, taskDefinition, svc?.createdAt?.toISOString()),
         }),
       ),
     );

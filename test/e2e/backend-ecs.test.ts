@@ -559,6 +559,15 @@ describe('ECS backend on moto', () => {
     expect(await activeRevisions(f, id)).toEqual([]);
     await f.backend.remove(id);
 
+    // Started again after a remove: everything comes back, on a fresh revision.
+    const back = await f.backend.ensure(specFor(id));
+    expect(back).toMatchObject({ state: 'starting', specHash: `hash-${id}` });
+    const svcBack = (await serviceOf(f, id))!;
+    expect(svcBack.status).toBe('ACTIVE');
+    expect(await activeRevisions(f, id)).toEqual([svcBack.taskDefinition]);
+    expect((await rulesOf(f)).filter((r) => hostOf(r) === `ann${id}.${DOMAIN}`)).toHaveLength(1);
+    await f.backend.remove(id);
+
     // Half-removed by hand (service deleted, rule + target group left): remove finishes the job.
     const half = newId();
     await f.backend.ensure(specFor(half));

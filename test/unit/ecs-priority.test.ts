@@ -136,5 +136,7 @@ describe('ECS plan', () => {
     expect(createServiceToken('c', 'fleet-ls-1', 'arn:td:1')).toBe(t);
     expect(createServiceToken('c', 'fleet-ls-1', 'arn:td:2')).not.toBe(t);
     expect(createServiceToken('d', 'fleet-ls-1', 'arn:td:1')).not.toBe(t);
+    // Recreated after a delete (the INACTIVE service's createdAt): a token of its own.
+    expect(createServiceToken('c', 'fleet-ls-1', 'arn:td:1', '2026-01-01T00:00:00.000Z')).not.toBe(t);
   });
 });
