@@ -140,7 +140,8 @@ ensure_base_image() {
 # ------------------------------------------------------------------ 5. fleet image
 ensure_fleet_image() {
   local files hash tag base_id
-  mapfile -t files < <(find "$REPO_ROOT/orchestrator/image" -type f | LC_ALL=C sort)
+  # Docs and bytecode don't change the image.
+  mapfile -t files < <(find "$REPO_ROOT/orchestrator/image" -type f ! -name '*.md' ! -name '*.pyc' | LC_ALL=C sort)
   hash="$(content_hash "${files[@]}")"
   tag="labelfleet/ls:$hash"
   base_id="$(docker image inspect -f '{{.Id}}' "$LS_BASE_IMAGE")" || die "base image $LS_BASE_IMAGE not found"
