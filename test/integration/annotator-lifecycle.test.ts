@@ -197,7 +197,7 @@ describe('POST /api/annotators/:id/token (X-Webhook-Secret, no session)', () => 
     const old = webhookSecret(t.ctx.secrets, id, 1);
     await t.db.updateTable('annotators').set({ status: 'stopped' }).where('id', '=', id).execute();
     await t.json('POST', `/api/annotators/${id}/start`);
-    for (const headers of [{}, { 'x-webhook-secret': '' }, { 'x-webhook-secret': 'wrong' }, { 'x-webhook-secret': old }]) {
+    for (const headers of [{}, { 'x-webhook-secret': '' }, { 'x-webhook-secret': 'wrong' }, { 'x-webhook-secret': old }] as Array<Record<string, string>>) {
       const res = await t.anonymous.json('POST', `/api/annotators/${id}/token`, { token: 'abcdef' }, headers);
       expect(res.status, JSON.stringify(headers)).toBe(401);
       expect(res.body).toEqual({ error: 'Invalid or missing X-Webhook-Secret' });
