@@ -82,3 +82,10 @@ CREATE INDEX assignment_tasks_work_item_idx ON assignment_tasks (work_item_id);
 CREATE INDEX assignment_tasks_review_pending_idx ON assignment_tasks (assignment_id)
   WHERE review_decision IS NOT NULL AND review_applied_at IS NULL;
 CREATE INDEX assignment_tasks_gold_seen_idx ON assignment_tasks (gold_task_id) WHERE gold_task_id IS NOT NULL;
+
+-- The rework item a routed rejection created: its batch becomes routed_to_assignment_id when assigned.
+ALTER TABLE rejections ADD COLUMN routed_work_item_id bigint REFERENCES work_items (id) ON DELETE SET NULL;
+CREATE INDEX rejections_routed_work_item_idx ON rejections (routed_work_item_id) WHERE routed_work_item_id IS NOT NULL;
+-- One rejection per reviewer task, whatever retries happen.
+ALTER TABLE rejections ADD COLUMN reviewer_task_id integer REFERENCES assignment_tasks (id) ON DELETE SET NULL;
+CREATE UNIQUE INDEX rejections_reviewer_task_key ON rejections (reviewer_task_id) WHERE reviewer_task_id IS NOT NULL;

@@ -3,6 +3,7 @@ import type { AppContext } from '../src/context.ts';
 import type { ReconcileStep } from './reconciler.ts';
 import { annotatorsStep } from './annotators-step.ts';
 import { runQualityChecks } from '../src/workflows/quality.ts';
+import { batchesStep } from './batches-step.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   return [
@@ -10,5 +11,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     annotatorsStep,
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
+    // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.
+    batchesStep(),
   ];
 }

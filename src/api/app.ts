@@ -23,6 +23,9 @@ import { rejectionRoutes } from './rejections.ts';
 import { eventRoutes } from './events.ts';
 import { monitoringRoutes } from './monitoring.ts';
 import { qualityRoutes } from './quality.ts';
+import { workflowAssignRoutes } from './workflow-assign.ts';
+import { webhookRoutes } from './webhook.ts';
+import { reconcileRoutes } from './reconcile.ts';
 import { registerMetricsRoute } from './metrics.ts';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
@@ -41,6 +44,9 @@ const ROUTES: RouteFactory[] = [
   eventRoutes,
   monitoringRoutes,
   qualityRoutes,
+  workflowAssignRoutes,
+  webhookRoutes,
+  reconcileRoutes,
 ];
 
 /** Paths that answer without a session: their own auth (webhook secret, bearer) or none. */

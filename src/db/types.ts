@@ -240,6 +240,9 @@ export interface RejectionsTable {
   actionTaken: Generated<RejectionMode>;
   reworkIteration: Generated<number>;
   createdAt: CreatedAt;
+  // Batches (migrations/0003_batches.sql)
+  routedWorkItemId: number | null;
+  reviewerTaskId: number | null;
 }
 
 export interface ContainerEventsTable {

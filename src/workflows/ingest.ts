@@ -1,0 +1,292 @@
+/**
+ * Ingestion of annotation events, from a webhook or found by reconciliation: one short
+ * transaction that records the fact and updates the task it is about. No I/O besides the
+ * database: exporting, chaining and review effects happen in the reconciler.
+ *
+ * Idempotency. Every event is a row in annotation_events, whose unique key is (annotator, Label
+ * Studio annotation id, event type, annotation updated_at). An ANNOTATION_CREATED is keyed with no
+ * timestamp (an annotation is created once, so a late webhook and a reconcile-found creation are
+ * the same event); ANNOTATION_UPDATED is keyed by the annotation's updated_at; a deletion by the
+ * annotation id alone. A duplicate inserts nothing and changes nothing.
+ *
+ * Order. A task keeps the updated_at of the annotation applied last; an older event (a CREATED
+ * arriving after the UPDATED) is recorded but not applied. A deleted annotation leaves a
+ * tombstone (its 'annotation_deleted' event): events about it that arrive later are not applied.
+ *
+ * What applies: CREATED/UPDATED set the task's result, lead time and status 'annotated' (a skipped
+ * task, was_cancelled, counts as done with skipped = true) and the batch's completed count;
+ * ANNOTATIONS_DELETED reopens the task and drops its gold result. Events about batches that are
+ * no longer in progress are recorded but change nothing. Gold tasks are scored at once (a skipped
+ * gold task scores 0). A review_decision in the result is recorded on the task until the
+ * reconciler applies it (review.ts); once applied it is final.
+ */
+import { sql } from 'kysely';
+import type { Db, Tx } from '../db/index.ts';
+import { scoreGold } from '../domain/gold-scoring.ts';
+import { parseReviewDecision } from '../domain/rejection-routing.ts';
+
+export type IngestAction = 'ANNOTATION_CREATED' | 'ANNOTATION_UPDATED' | 'ANNOTATIONS_DELETED';
+
+export interface IngestAnnotation {
+  id: number;
+  result: unknown[];
+  /** ISO timestamp as Label Studio sent it (microseconds kept). */
+  updatedAt: string | null;
+  leadTime: number | null;
+  wasCancelled: boolean;
+}
+
+export interface IngestEvent {
+  annotatorId: number;
+  action: IngestAction;
+  source: 'webhook' | 'reconcile';
+  lsProjectId: number | null;
+  lsTaskId: number | null;
+  annotation?: IngestAnnotation;
+  /** ANNOTATIONS_DELETED: the deleted annotations' ids. */
+  deletedIds?: number[];
+}
+
+export interface IngestOutcome {
+  /** Event rows inserted (0: a duplicate). */
+  recorded: number;
+  /** Tasks whose state changed. */
+  applied: number;
+  /** Batches in which every task is now annotated (ready for export). */
+  readyAssignmentIds: number[];
+  /** Whether a review decision or a gold result was recorded. */
+  reviewRecorded: boolean;
+  goldScored: boolean;
+}
+
+type EvaluateQuality = (trx: Tx, annotatorId: number) => Promise<unknown>;
+
+/** The quality engineer's evaluateQuality, when present (src/workflows/quality.ts). */
+let evaluateQualityFn: EvaluateQuality | null | undefined;
+async function qualityHook(): Promise<EvaluateQuality | null> {
+  if (evaluateQualityFn === undefined) {
+    try {
+      const mod = (await import('./quality.ts')) as { evaluateQuality?: EvaluateQuality };
+      evaluateQualityFn = mod.evaluateQuality ?? null;
+    } catch {
+      evaluateQualityFn = null;
+    }
+  }
+  return evaluateQualityFn;
+}
+
+const eventType = (action: IngestAction) =>
+  action === 'ANNOTATION_CREATED' ? 'annotation_created' : action === 'ANNOTATION_UPDATED' ? 'annotation_updated' : 'annotation_deleted';
+
+const timeSpentMs = (leadTime: number | null) =>
+  leadTime !== null && Number.isFinite(leadTime) && leadTime >= 0 ? Math.min(2_147_483_647, Math.round(leadTime * 1000)) : null;
+
+interface TaskRow {
+  id: number;
+  assignmentId: number;
+  status: 'open' | 'annotated';
+  isGold: boolean;
+  goldTaskId: number | null;
+  reviewAppliedAt: Date | null;
+  assignmentStatus: string;
+  taskCount: number;
+  expectedLabels: unknown;
+}
+
+async function findTask(trx: Tx, ev: IngestEvent, by: { lsTaskId?: number; lsAnnotationId?: number }): Promise<TaskRow | undefined> {
+  let q = trx
+    .selectFrom('assignmentTasks as t')
+    .innerJoin('assignments as a', 'a.id', 't.assignmentId')
+    .leftJoin('goldTasks as g', 'g.id', 't.goldTaskId')
+    .select([
+      't.id',
+      't.assignmentId',
+      't.status',
+      't.isGold',
+      't.goldTaskId',
+      't.reviewAppliedAt',
+      'a.status as assignmentStatus',
+      'a.taskCount',
+      'g.expectedLabels',
+    ])
+    .where('a.annotatorId', '=', ev.annotatorId);
+  if (by.lsTaskId !== undefined) q = q.where('t.lsTaskId', '=', by.lsTaskId);
+  if (by.lsAnnotationId !== undefined) q = q.where('t.lsAnnotationId', '=', by.lsAnnotationId);
+  if (ev.lsProjectId !== null) q = q.where('a.lsProjectId', '=', ev.lsProjectId);
+  const row = await q
+    .orderBy(sql`(a.status = 'in_progress')`, 'desc')
+    .orderBy('a.id', 'desc')
+    .limit(1)
+    .forUpdate('t')
+    .executeTakeFirst();
+  return row as TaskRow | undefined;
+}
+
+async function insertEvent(
+  trx: Tx,
+  ev: IngestEvent,
+  row: { type: string; lsAnnotationId: number; updatedAt: string | null; assignmentId: number | null; lsTaskId: number | null; leadTime: number | null },
+): Promise<boolean> {
+  const res = await sql<{ id: number }>`
+    INSERT INTO annotation_events
+      (annotator_id, assignment_id, event_type, ls_project_id, ls_task_id, ls_annotation_id, annotation_updated_at, time_spent_ms, source)
+    VALUES (${ev.annotatorId}, ${row.assignmentId}, ${row.type}, ${ev.lsProjectId}, ${row.lsTaskId}, ${row.lsAnnotationId},
+            ${row.updatedAt}::timestamptz, ${timeSpentMs(row.leadTime)}, ${ev.source})
+    ON CONFLICT DO NOTHING
+    RETURNING id`.execute(trx);
+  return res.rows.length > 0;
+}
+
+async function touchAnnotator(trx: Tx, annotatorId: number, at: string | null) {
+  await sql`
+    UPDATE annotators SET last_active_at = GREATEST(coalesce(last_active_at, '-infinity'::timestamptz), coalesce(${at}::timestamptz, now()))
+     WHERE id = ${annotatorId}
+       AND (last_active_at IS NULL OR last_active_at < coalesce(${at}::timestamptz, now()))`.execute(trx);
+}
+
+async function readyIfComplete(trx: Tx, assignmentId: number, out: IngestOutcome) {
+  const a = await trx
+    .selectFrom('assignments')
+    .select(['completedCount', 'taskCount', 'status'])
+    .where('id', '=', assignmentId)
+    .executeTakeFirst();
+  if (a && a.status === 'in_progress' && a.taskCount > 0 && a.completedCount >= a.taskCount) out.readyAssignmentIds.push(assignmentId);
+}
+
+async function applyAnnotation(trx: Tx, ev: IngestEvent, ann: IngestAnnotation, out: IngestOutcome) {
+  const task = ev.lsTaskId !== null ? await findTask(trx, ev, { lsTaskId: ev.lsTaskId }) : undefined;
+  const inserted = await insertEvent(trx, ev, {
+    type: eventType(ev.action),
+    lsAnnotationId: ann.id,
+    // CREATED is keyed without a timestamp: an annotation is created once.
+    updatedAt: ev.action === 'ANNOTATION_CREATED' ? null : ann.updatedAt,
+    assignmentId: task?.assignmentId ?? null,
+    lsTaskId: ev.lsTaskId,
+    leadTime: ann.leadTime,
+  });
+  if (!inserted) return;
+  out.recorded++;
+  await touchAnnotator(trx, ev.annotatorId, ann.updatedAt);
+  if (!task || task.assignmentStatus !== 'in_progress') return;
+
+  const tombstone = await trx
+    .selectFrom('annotationEvents')
+    .select('id')
+    .where('annotatorId', '=', ev.annotatorId)
+    .where('lsAnnotationId', '=', ann.id)
+    .where('eventType', '=', 'annotation_deleted')
+    .limit(1)
+    .executeTakeFirst();
+  if (tombstone) return;
+
+  const review = task.isGold ? null : parseReviewDecision(ann.result);
+  const reviewFields =
+    task.reviewAppliedAt === null ? { reviewDecision: review?.decision ?? null, reviewReason: review?.reason ?? null } : {};
+  const updated = await trx
+    .updateTable('assignmentTasks')
+    .set({
+      result: JSON.stringify(ann.result),
+      lsAnnotationId: ann.id,
+      lsAnnotationUpdatedAt: ann.updatedAt,
+      leadTimeSeconds: ann.leadTime,
+      skipped: ann.wasCancelled,
+      status: 'annotated',
+      annotatedAt: sql`coalesce(annotated_at, now())`,
+      updatedAt: new Date(),
+      ...reviewFields,
+    })
+    .where('id', '=', task.id)
+    .where((eb) =>
+      eb.or([eb('lsAnnotationUpdatedAt', 'is', null), eb('lsAnnotationUpdatedAt', '<=', sql<Date>`${ann.updatedAt}::timestamptz`)]),
+    )
+    .executeTakeFirst();
+  if (Number(updated.numUpdatedRows) === 0) return;
+  out.applied++;
+  if (review && task.reviewAppliedAt === null) out.reviewRecorded = true;
+
+  if (task.status === 'open') {
+    await trx
+      .updateTable('assignments')
+      .set({ completedCount: sql`completed_count + 1`, updatedAt: new Date() })
+      .where('id', '=', task.assignmentId)
+      .execute();
+    await readyIfComplete(trx, task.assignmentId, out);
+  }
+
+  if (task.isGold && task.expectedLabels) {
+    const scored = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels, ann.result);
+    const details = JSON.stringify({ ...scored, lsAnnotationId: ann.id });
+    await trx
+      .insertInto('goldResults')
+      .values({
+        assignmentTaskId: task.id,
+        assignmentId: task.assignmentId,
+        annotatorId: ev.annotatorId,
+        goldTaskId: task.goldTaskId,
+        score: scored.score,
+        details,
+      })
+      .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: new Date() }))
+      .execute();
+    out.goldScored = true;
+    const evaluate = await qualityHook();
+    if (evaluate) await evaluate(trx, ev.annotatorId);
+  }
+}
+
+async function applyDeletion(trx: Tx, ev: IngestEvent, annotationId: number, out: IngestOutcome) {
+  const task = await findTask(trx, ev, { lsAnnotationId: annotationId });
+  const inserted = await insertEvent(trx, ev, {
+    type: 'annotation_deleted',
+    lsAnnotationId: annotationId,
+    updatedAt: null,
+    assignmentId: task?.assignmentId ?? null,
+    lsTaskId: ev.lsTaskId,
+    leadTime: null,
+  });
+  if (!inserted) return;
+  out.recorded++;
+  await touchAnnotator(trx, ev.annotatorId, null);
+  if (!task || task.assignmentStatus !== 'in_progress' || task.status !== 'annotated') return;
+  await trx
+    .updateTable('assignmentTasks')
+    .set({
+      status: 'open',
+      result: null,
+      lsAnnotationId: null,
+      leadTimeSeconds: null,
+      skipped: false,
+      annotatedAt: null,
+      updatedAt: new Date(),
+      ...(task.reviewAppliedAt === null ? { reviewDecision: null, reviewReason: null } : {}),
+    })
+    .where('id', '=', task.id)
+    .execute();
+  await trx
+    .updateTable('assignments')
+    .set({ completedCount: sql`greatest(completed_count - 1, 0)`, updatedAt: new Date() })
+    .where('id', '=', task.assignmentId)
+    .execute();
+  if (task.isGold) {
+    const removed = await trx.deleteFrom('goldResults').where('assignmentTaskId', '=', task.id).executeTakeFirst();
+    if (Number(removed.numDeletedRows) > 0) {
+      out.goldScored = true;
+      const evaluate = await qualityHook();
+      if (evaluate) await evaluate(trx, ev.annotatorId);
+    }
+  }
+  out.applied++;
+}
+
+/** Records one event and applies it, in one transaction. */
+export async function ingestEvent(db: Db, ev: IngestEvent): Promise<IngestOutcome> {
+  const out: IngestOutcome = { recorded: 0, applied: 0, readyAssignmentIds: [], reviewRecorded: false, goldScored: false };
+  await db.transaction().execute(async (trx) => {
+    if (ev.action === 'ANNOTATIONS_DELETED') {
+      for (const id of [...new Set(ev.deletedIds ?? [])].sort((a, b) => a - b)) await applyDeletion(trx, ev, id, out);
+    } else if (ev.annotation) {
+      await applyAnnotation(trx, ev, ev.annotation, out);
+    }
+  });
+  return out;
+}

@@ -1,0 +1,91 @@
+/**
+ * Fixtures for batch tests: a role, a labeling config, workflows, active annotators and queued
+ * items, written straight to the database (what the admin API would have written).
+ */
+import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
+import type { NewWorkflow } from '../../src/db/types.ts';
+import { currentWebhookSecret } from '../../src/labelstudio/instances.ts';
+import type { TestService } from './service.ts';
+
+export const IMAGE_CONFIG = `<View>
+  <Image name="image" value="$image"/>
+  <Choices name="label" toName="image" choice="single" required="true">
+    <Choice value="cat"/><Choice value="dog"/>
+  </Choices>
+  <RectangleLabels name="box" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
+</View>`;
+
+export const REVIEW_CONFIG = `<View>
+  <Image name="image" value="$image"/>
+  <Choices name="label" toName="image"><Choice value="cat"/><Choice value="dog"/></Choices>
+  <RectangleLabels name="box" toName="image"><Label value="car"/><Label value="person"/></RectangleLabels>
+  <Choices name="review_decision" toName="image" choice="single" required="true">
+    <Choice value="accept"/><Choice value="reject"/>
+  </Choices>
+  <TextArea name="review_reason" toName="image" editable="true"/>
+</View>`;
+
+const suffix = () => randomBytes(4).toString('hex');
+
+export async function seedRole(t: TestService, name = `role-${suffix()}`) {
+  return t.db.insertInto('roles').values({ name }).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function seedConfig(t: TestService, configXml = IMAGE_CONFIG) {
+  return t.db.insertInto('labelingConfigs').values({ name: `config-${suffix()}`, configXml }).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function seedWorkflow(t: TestService, values: Partial<NewWorkflow> & { labelingConfigId: number }) {
+  return t.db
+    .insertInto('workflows')
+    .values({ name: `workflow-${suffix()}`, s3SourcePath: `src-${suffix()}/`, s3ExportPath: `exports-${suffix()}/`, ...values })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+export async function seedAnnotator(
+  t: TestService,
+  values: { roleId: number | null; status?: 'active' | 'created' | 'stopped' | 'deleted'; port?: number; token?: string; name?: string },
+) {
+  const s = suffix();
+  return t.db
+    .insertInto('annotators')
+    .values({
+      name: values.name ?? `Annotator ${s}`,
+      email: `a-${s}@example.com`,
+      subdomain: `a-${s}`,
+      roleId: values.roleId,
+      status: values.status ?? 'active',
+      containerIp: values.port ? '127.0.0.1' : null,
+      containerPort: values.port ?? null,
+      apiTokenEnc: values.token ? t.ctx.secrets.encrypt(values.token) : null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/** Queued catalog items `<prefix>img-00000.png` ... for a workflow, in one statement. */
+export async function seedItems(t: TestService, workflowId: number, count: number, prefix = 'img/') {
+  await sql`
+    INSERT INTO work_items (workflow_id, image_key, source, priority)
+    SELECT ${workflowId}, ${prefix} || 'img-' || lpad(g::text, 6, '0') || '.png', 'catalog', 2 FROM generate_series(0, ${count - 1}) g`.execute(t.db);
+}
+
+export async function seedGold(t: TestService, labelingConfigId: number, n: number, expected = [{ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: ['cat'] } }]) {
+  const rows = [];
+  for (let i = 0; i < n; i++) {
+    rows.push(
+      await t.db
+        .insertInto('goldTasks')
+        .values({ name: `Gold ${i}`, s3ImageKey: `gold/${suffix()}-${i}.png`, expectedLabels: JSON.stringify(expected), labelingConfigId })
+        .returningAll()
+        .executeTakeFirstOrThrow(),
+    );
+  }
+  return rows;
+}
+
+export function webhookHeaders(t: TestService, annotator: { id: number; startGeneration: number }) {
+  return { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': currentWebhookSecret(t.ctx, annotator) };
+}

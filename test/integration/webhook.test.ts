@@ -1,0 +1,322 @@
+/**
+ * POST /api/webhook against real PostgreSQL: authentication, payload validation, what an event
+ * changes, and idempotency (duplicates and out-of-order deliveries change nothing).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Annotator } from '../../src/db/types.ts';
+import { assignBatch } from '../../src/workflows/assign.ts';
+import { seedAnnotator, seedConfig, seedGold, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
+import { startTestService, type TestService } from '../helpers/service.ts';
+
+let t: TestService;
+const wakes: string[] = [];
+let annotator: Annotator;
+let project = 500;
+
+beforeAll(async () => {
+  t = await startTestService({ overrides: { wake: (reason: string) => void wakes.push(reason) } });
+  const role = await seedRole(t);
+  annotator = await seedAnnotator(t, { roleId: role.id });
+});
+afterAll(async () => t?.close());
+
+const choice = (c: string) => [{ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: [c] } }];
+
+/** An in-progress batch of `real` images and `gold` gold tasks, with Label Studio ids assigned. */
+async function batch(real: number, gold = 0) {
+  const config = await seedConfig(t);
+  const wf = await seedWorkflow(t, {
+    labelingConfigId: config.id,
+    imagesPerProject: real + gold,
+    goldStandardRate: gold ? gold / (real + gold) : 0,
+    shuffleImages: false,
+  });
+  await seedItems(t, wf.id, real, `wh-${wf.id}/`);
+  if (gold) await seedGold(t, config.id, gold);
+  const r = await assignBatch(t.db, { workflowId: wf.id, annotatorId: annotator.id, seed: 1 });
+  if (!r.ok) throw new Error(r.message);
+  const lsProjectId = ++project;
+  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', r.assignment.id).execute();
+  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', r.assignment.id).orderBy('position').execute();
+  for (const [i, task] of tasks.entries()) {
+    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
+  }
+  return {
+    assignmentId: r.assignment.id,
+    lsProjectId,
+    lsTaskIds: tasks.map((_, i) => lsProjectId * 100 + i),
+    gold: tasks.flatMap((task, i) => (task.isGold ? [lsProjectId * 100 + i] : [])),
+    real: tasks.flatMap((task, i) => (task.isGold ? [] : [lsProjectId * 100 + i])),
+  };
+}
+
+let annotationId = 9000;
+function payload(
+  action: string,
+  b: { lsProjectId: number },
+  lsTaskId: number,
+  over: { id?: number; result?: unknown[]; updated_at?: string; lead_time?: number; was_cancelled?: boolean } = {},
+) {
+  const id = over.id ?? ++annotationId;
+  const updated = over.updated_at ?? new Date().toISOString().replace('Z', '123Z');
+  return {
+    action,
+    annotation: {
+      id,
+      result: over.result ?? choice('cat'),
+      was_cancelled: over.was_cancelled ?? false,
+      ground_truth: false,
+      created_at: updated,
+      updated_at: updated,
+      lead_time: over.lead_time ?? 12.5,
+      task: lsTaskId,
+      project: b.lsProjectId,
+      completed_by: 1,
+    },
+    project: { id: b.lsProjectId, title: 'x', task_number: 3 },
+    task: { id: lsTaskId, data: { image: 'http://x' }, meta: {} },
+  };
+}
+
+const post = (body: unknown, headers = webhookHeaders(t, annotator)) => t.anonymous.json('POST', '/api/webhook', body, headers);
+
+async function taskState(lsTaskId: number) {
+  return t.db.selectFrom('assignmentTasks').selectAll().where('lsTaskId', '=', lsTaskId).executeTakeFirstOrThrow();
+}
+async function assignmentState(id: number) {
+  return t.db.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+}
+async function eventCount() {
+  return Number((await t.db.selectFrom('annotationEvents').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+}
+
+describe('webhook: authentication', () => {
+  it('answers 401 for a missing, wrong or foreign secret and unknown annotators, before reading the body', async () => {
+    const b = await batch(1);
+    const body = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    const before = await eventCount();
+    const other = await seedAnnotator(t, { roleId: null });
+    const deleted = await seedAnnotator(t, { roleId: null, status: 'deleted' });
+    const good = webhookHeaders(t, annotator);
+    for (const headers of [
+      {},
+      { 'x-annotator-id': String(annotator.id) },
+      { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': 'wrong' },
+      { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': good['x-webhook-secret'].slice(0, -1) },
+      // Another annotator's secret does not authenticate this one.
+      { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': webhookHeaders(t, other)['x-webhook-secret'] },
+      // The secret of an earlier start (a restart rotates it).
+      { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': webhookHeaders(t, { id: annotator.id, startGeneration: 7 })['x-webhook-secret'] },
+      { 'x-annotator-id': '999999', 'x-webhook-secret': good['x-webhook-secret'] },
+      { 'x-annotator-id': 'abc', 'x-webhook-secret': good['x-webhook-secret'] },
+      { 'x-annotator-id': '0', 'x-webhook-secret': good['x-webhook-secret'] },
+      webhookHeaders(t, deleted),
+    ]) {
+      const res = await t.anonymous.json('POST', '/api/webhook', body, headers);
+      expect(res.status, JSON.stringify(headers)).toBe(401);
+      expect(res.body).toEqual({ error: 'Unauthorized' });
+    }
+    // Auth comes first: a bad secret with a malformed body is still a 401.
+    expect((await t.anonymous.json('POST', '/api/webhook', '{"action":', { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': 'x' })).status).toBe(401);
+    expect(await eventCount()).toBe(before);
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+  });
+
+  it('needs no session', async () => {
+    const b = await batch(1);
+    expect((await post(payload('ANNOTATION_CREATED', b, b.real[0]!))).body).toEqual({ ok: true });
+  });
+});
+
+describe('webhook: malformed payloads', () => {
+  it('answers 400 and records nothing', async () => {
+    const b = await batch(1);
+    const good = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    const before = await eventCount();
+    const bad: unknown[] = [
+      '{"action":',
+      'not json',
+      {},
+      { annotation: good.annotation },
+      { action: '' },
+      { ...good, annotation: undefined },
+      { ...good, annotation: { ...good.annotation, id: 'x' } },
+      { ...good, annotation: { ...good.annotation, id: -1 } },
+      { ...good, annotation: { ...good.annotation, updated_at: 'yesterday' } },
+      { ...good, annotation: { ...good.annotation, result: 'cat' } },
+      { ...good, annotation: { ...good.annotation, task: undefined }, task: undefined },
+      { ...good, annotation: { ...good.annotation, project: undefined }, project: undefined },
+      { action: 'ANNOTATIONS_DELETED', project: { id: b.lsProjectId } },
+      { action: 'ANNOTATIONS_DELETED', annotations: [{ id: 'x' }] },
+      [good],
+    ];
+    for (const body of bad) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(typeof res.body.error).toBe('string');
+    }
+    expect(await eventCount()).toBe(before);
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+  });
+
+  it('acknowledges actions it does not handle without recording them', async () => {
+    const before = await eventCount();
+    expect((await post({ action: 'PROJECT_UPDATED', project: { id: 1 } })).body).toEqual({ ok: true });
+    expect((await post({ action: 'TASKS_CREATED', tasks: [{ id: 1 }] })).body).toEqual({ ok: true });
+    expect(await eventCount()).toBe(before);
+  });
+});
+
+describe('webhook: ingestion', () => {
+  it('records the event with its timing, annotates the task and touches lastActiveAt', async () => {
+    const b = await batch(2);
+    await t.db.updateTable('annotators').set({ lastActiveAt: new Date('2020-01-01T00:00:00Z') }).where('id', '=', annotator.id).execute();
+    const body = payload('ANNOTATION_CREATED', b, b.real[0]!, { lead_time: 12.5, updated_at: '2026-01-02T03:04:05.123456Z' });
+    expect((await post(body)).body).toEqual({ ok: true });
+
+    const task = await taskState(b.real[0]!);
+    expect(task).toMatchObject({ status: 'annotated', result: choice('cat'), lsAnnotationId: body.annotation.id, leadTimeSeconds: 12.5, skipped: false });
+    expect(task.annotatedAt).toBeInstanceOf(Date);
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+    const event = await t.db.selectFrom('annotationEvents').selectAll().where('lsAnnotationId', '=', body.annotation.id).executeTakeFirstOrThrow();
+    expect(event).toMatchObject({
+      annotatorId: annotator.id,
+      assignmentId: b.assignmentId,
+      eventType: 'annotation_created',
+      lsProjectId: b.lsProjectId,
+      lsTaskId: b.real[0],
+      timeSpentMs: 12500,
+      source: 'webhook',
+    });
+    const a = await t.db.selectFrom('annotators').select('lastActiveAt').where('id', '=', annotator.id).executeTakeFirstOrThrow();
+    expect(a.lastActiveAt!.toISOString()).toBe('2026-01-02T03:04:05.123Z');
+  });
+
+  it('changes nothing on a duplicate, even delivered 20 times at once', async () => {
+    const b = await batch(2);
+    const body = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    const before = await eventCount();
+    const results = await Promise.all(Array.from({ length: 20 }, () => post(body)));
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+    expect(await eventCount()).toBe(before + 1);
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+
+    const snapshot = { task: await taskState(b.real[0]!), assignment: await assignmentState(b.assignmentId) };
+    await t.db.updateTable('annotators').set({ lastActiveAt: new Date('2020-01-01T00:00:00Z') }).where('id', '=', annotator.id).execute();
+    expect((await post(body)).body).toEqual({ ok: true });
+    expect(await taskState(b.real[0]!)).toEqual(snapshot.task);
+    expect(await assignmentState(b.assignmentId)).toEqual(snapshot.assignment);
+    const a = await t.db.selectFrom('annotators').select('lastActiveAt').where('id', '=', annotator.id).executeTakeFirstOrThrow();
+    expect(a.lastActiveAt!.toISOString()).toBe('2020-01-01T00:00:00.000Z');
+  });
+
+  it('keeps the newest annotation when deliveries arrive out of order', async () => {
+    const b = await batch(2);
+    const id = ++annotationId;
+    const created = payload('ANNOTATION_CREATED', b, b.real[0]!, { id, result: choice('cat'), updated_at: '2026-03-01T10:00:00.000001Z' });
+    const update1 = payload('ANNOTATION_UPDATED', b, b.real[0]!, { id, result: choice('dog'), updated_at: '2026-03-01T10:00:05.000001Z' });
+    const update2 = payload('ANNOTATION_UPDATED', b, b.real[0]!, { id, result: choice('cat'), updated_at: '2026-03-01T10:00:05.000002Z' });
+
+    // The newest update arrives first, then the creation, then the older update.
+    for (const body of [update2, created, update1]) expect((await post(body)).status).toBe(200);
+    const task = await taskState(b.real[0]!);
+    expect(task.result).toEqual(choice('cat'));
+    expect(new Date(task.lsAnnotationUpdatedAt!).toISOString()).toBe('2026-03-01T10:00:05.000Z');
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+    // All three are recorded as facts, once each.
+    const events = await t.db.selectFrom('annotationEvents').select('eventType').where('lsAnnotationId', '=', id).orderBy('id').execute();
+    expect(events.map((e) => e.eventType)).toEqual(['annotation_updated', 'annotation_created', 'annotation_updated']);
+    // Replaying any of them changes nothing.
+    for (const body of [created, update1, update2]) await post(body);
+    expect(await taskState(b.real[0]!)).toEqual(task);
+    expect((await t.db.selectFrom('annotationEvents').select('id').where('lsAnnotationId', '=', id).execute()).length).toBe(3);
+  });
+
+  it('reopens a task on ANNOTATIONS_DELETED and ignores the deleted annotation afterwards', async () => {
+    const b = await batch(2);
+    const created = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    await post(created);
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+    const del = { action: 'ANNOTATIONS_DELETED', annotations: [{ id: created.annotation.id }], project: { id: b.lsProjectId } };
+    expect((await post(del)).body).toEqual({ ok: true });
+    expect(await taskState(b.real[0]!)).toMatchObject({ status: 'open', result: null, lsAnnotationId: null, annotatedAt: null });
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(0);
+    // A duplicate deletion, and an update of the deleted annotation arriving late, change nothing.
+    await post(del);
+    await post(payload('ANNOTATION_UPDATED', b, b.real[0]!, { id: created.annotation.id, updated_at: '2099-01-01T00:00:00Z' }));
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(0);
+    // A new annotation of the task counts again.
+    await post(payload('ANNOTATION_CREATED', b, b.real[0]!));
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+  });
+
+  it('scores gold tasks, rescoring on update and dropping the score on deletion', async () => {
+    const b = await batch(3, 1);
+    expect(b.gold).toHaveLength(1);
+    const gold = b.gold[0]!;
+    const id = ++annotationId;
+    await post(payload('ANNOTATION_CREATED', b, gold, { id, result: choice('cat'), updated_at: '2026-04-01T00:00:00Z' }));
+    const task = await taskState(gold);
+    let result = await t.db.selectFrom('goldResults').selectAll().where('assignmentTaskId', '=', task.id).executeTakeFirstOrThrow();
+    expect(result).toMatchObject({ assignmentId: b.assignmentId, annotatorId: annotator.id, goldTaskId: task.goldTaskId, score: 1 });
+    expect(result.details).toMatchObject({ score: 1, controls: [{ fromName: 'label', type: 'choices', score: 1 }] });
+
+    await post(payload('ANNOTATION_UPDATED', b, gold, { id, result: choice('dog'), updated_at: '2026-04-01T00:01:00Z' }));
+    result = await t.db.selectFrom('goldResults').selectAll().where('assignmentTaskId', '=', task.id).executeTakeFirstOrThrow();
+    expect(result.score).toBe(0);
+    expect((await t.db.selectFrom('goldResults').select('id').where('assignmentTaskId', '=', task.id).execute()).length).toBe(1);
+
+    await post({ action: 'ANNOTATIONS_DELETED', annotations: [{ id }], project: { id: b.lsProjectId } });
+    expect(await t.db.selectFrom('goldResults').select('id').where('assignmentTaskId', '=', task.id).executeTakeFirst()).toBeUndefined();
+
+    // A skipped gold task scores 0.
+    await post(payload('ANNOTATION_CREATED', b, gold, { result: [], was_cancelled: true }));
+    result = await t.db.selectFrom('goldResults').selectAll().where('assignmentTaskId', '=', task.id).executeTakeFirstOrThrow();
+    expect(result.score).toBe(0);
+    expect(await taskState(gold)).toMatchObject({ status: 'annotated', skipped: true });
+  });
+
+  it('records review decisions on the task for the reconciler', async () => {
+    const b = await batch(1);
+    await post(
+      payload('ANNOTATION_CREATED', b, b.real[0]!, {
+        result: [
+          { from_name: 'review_decision', to_name: 'image', type: 'choices', value: { choices: ['reject'] } },
+          { from_name: 'review_reason', to_name: 'image', type: 'textarea', value: { text: ['Box too loose'] } },
+        ],
+      }),
+    );
+    expect(await taskState(b.real[0]!)).toMatchObject({ reviewDecision: 'reject', reviewReason: 'Box too loose', reviewAppliedAt: null });
+  });
+
+  it('wakes the reconciler when a batch is fully annotated', async () => {
+    const b = await batch(2, 1);
+    wakes.length = 0;
+    await post(payload('ANNOTATION_CREATED', b, b.lsTaskIds[0]!));
+    await post(payload('ANNOTATION_CREATED', b, b.lsTaskIds[1]!));
+    expect(wakes).toEqual([]);
+    await post(payload('ANNOTATION_CREATED', b, b.lsTaskIds[2]!));
+    expect(wakes).toEqual([`webhook: batch ${b.assignmentId} annotated`]);
+    expect(await assignmentState(b.assignmentId)).toMatchObject({ completedCount: 3, taskCount: 3, status: 'in_progress' });
+  });
+
+  it('records events about unknown tasks or finished batches without changing anything', async () => {
+    const b = await batch(1);
+    const before = await eventCount();
+    expect((await post(payload('ANNOTATION_CREATED', { lsProjectId: 424242 }, 1)) ).body).toEqual({ ok: true });
+    await t.db.updateTable('assignments').set({ status: 'completed' }).where('id', '=', b.assignmentId).execute();
+    expect((await post(payload('ANNOTATION_CREATED', b, b.real[0]!))).body).toEqual({ ok: true });
+    expect(await eventCount()).toBe(before + 2);
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(0);
+  });
+
+  it('accepts the singular ANNOTATION_DELETED the reference names', async () => {
+    const b = await batch(1);
+    const created = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    await post(created);
+    expect((await post({ ...created, action: 'ANNOTATION_DELETED' })).body).toEqual({ ok: true });
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+  });
+});
