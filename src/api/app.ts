@@ -27,6 +27,7 @@ import { workflowAssignRoutes } from './workflow-assign.ts';
 import { webhookRoutes } from './webhook.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { registerMetricsRoute } from './metrics.ts';
+import { metrics } from '../metrics.ts';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
 const ROUTES: RouteFactory[] = [
@@ -124,6 +125,7 @@ export function createApp(ctx: AppContext) {
       return c.json({ error: 'Validation failed: a value contains characters or text the database cannot store' }, 400);
     }
     (c.get('log') ?? ctx.logger).error({ err }, 'unhandled error');
+    metrics.errors.inc({ source: c.req.path === '/api/webhook' ? 'webhook' : 'api' });
     return c.json({ error: 'Internal server error', details: { requestId: c.get('requestId') } }, 500);
   });
 
