@@ -49,13 +49,18 @@ interface QueuedItem {
   source: string;
 }
 
+/** Not an image already in an open batch of the workflow (it may be queued twice: rework and chain). */
+const notReservedElsewhere = sql<boolean>`NOT EXISTS (SELECT 1 FROM work_items r WHERE r.workflow_id = work_items.workflow_id AND r.image_key = work_items.image_key AND r.status = 'reserved')`;
+
 async function takeItems(trx: Tx, workflow: Workflow, annotatorId: number, want: number): Promise<QueuedItem[]> {
+  if (want <= 0) return [];
   const targeted = await trx
     .selectFrom('workItems')
     .select(['id', 'imageKey', 'source'])
     .where('workflowId', '=', workflow.id)
     .where('status', '=', 'queued')
     .where('targetAnnotatorId', '=', annotatorId)
+    .where(notReservedElsewhere)
     .orderBy('priority')
     .orderBy('id')
     .limit(want)
@@ -70,6 +75,7 @@ async function takeItems(trx: Tx, workflow: Workflow, annotatorId: number, want:
     .where('workflowId', '=', workflow.id)
     .where('status', '=', 'queued')
     .where('targetAnnotatorId', 'is', null)
+    .where(notReservedElsewhere)
     .orderBy('priority');
   q = workflow.shuffleImages ? q.orderBy('sortKey') : q.orderBy('imageKey');
   const general = await q.limit(rest).forUpdate().skipLocked().execute();
@@ -129,13 +135,16 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   }
 
   const random = seededRandom(opts.seed);
-  const taken = await takeItems(trx, workflow, annotatorId, workflow.imagesPerProject);
+  const gold = await goldCandidates(trx, workflow.labelingConfigId, annotatorId);
+  // Lock only as many items as a full batch uses: a locked item other assignments skip must be one
+  // this batch keeps, or concurrent batches would come out short.
+  const fullBatch = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable: gold.length });
+  const taken = await takeItems(trx, workflow, annotatorId, fullBatch.real);
   // One image once per batch (an image queued twice, e.g. rework beside a chained copy).
   const seen = new Set<string>();
   const unique = taken.filter((i) => !seen.has(i.imageKey) && seen.add(i.imageKey));
   if (!unique.length) return fail('no_items', 'No images available for assignment');
 
-  const gold = await goldCandidates(trx, workflow.labelingConfigId, annotatorId);
   const mix = mixGold({
     batchSize: workflow.imagesPerProject,
     rate: workflow.goldStandardRate,
