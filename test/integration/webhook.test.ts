@@ -98,7 +98,7 @@ describe('webhook: authentication', () => {
     const other = await seedAnnotator(t, { roleId: null });
     const deleted = await seedAnnotator(t, { roleId: null, status: 'deleted' });
     const good = webhookHeaders(t, annotator);
-    for (const headers of [
+    const cases: Record<string, string>[] = [
       {},
       { 'x-annotator-id': String(annotator.id) },
       { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': 'wrong' },
@@ -111,7 +111,8 @@ describe('webhook: authentication', () => {
       { 'x-annotator-id': 'abc', 'x-webhook-secret': good['x-webhook-secret'] },
       { 'x-annotator-id': '0', 'x-webhook-secret': good['x-webhook-secret'] },
       webhookHeaders(t, deleted),
-    ]) {
+    ];
+    for (const headers of cases) {
       const res = await t.anonymous.json('POST', '/api/webhook', body, headers);
       expect(res.status, JSON.stringify(headers)).toBe(401);
       expect(res.body).toEqual({ error: 'Unauthorized' });
