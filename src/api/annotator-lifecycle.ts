@@ -43,7 +43,7 @@ const PasswordResponse = z
   .openapi('AnnotatorPassword');
 
 const WebhookSecretHeader = z.object({
-  'x-webhook-secret': z.string().optional().openapi({ param: { name: 'X-Webhook-Secret', in: 'header' }, description: "The annotator's webhook secret" }),
+  'x-webhook-secret': z.string().optional().openapi({ param: { name: 'x-webhook-secret', in: 'header' }, description: "The annotator's webhook secret" }),
 });
 
 const unauthorizedSecret = () => new AppError(401, 'Invalid or missing X-Webhook-Secret');
