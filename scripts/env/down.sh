@@ -20,14 +20,17 @@ stop_pidfile "$RUN_DIR/moto.pid" moto_server
 
 export DOCKER_HOST="unix://${DOCKER_SOCKET:-/var/run/docker.sock}"
 if docker info >/dev/null 2>&1; then
-  ids="$(docker ps -aq --filter label=labelfleet.managed=true)"
-  if [[ -n "$ids" ]]; then
-    log "removing $(wc -w <<<"$ids") container(s) labelled labelfleet.managed=true"
-    docker rm -f $ids >/dev/null
+  mapfile -t ids < <(docker ps -aq --filter label=labelfleet.managed=true)
+  if ((${#ids[@]})); then
+    log "removing ${#ids[@]} container(s) labelled labelfleet.managed=true"
+    docker rm -f "${ids[@]}" >/dev/null
   fi
   if ((all)); then
-    imgs="$(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^labelfleet/' || true)"
-    [[ -z "$imgs" ]] || { log "removing images: $(tr '\n' ' ' <<<"$imgs")"; docker rmi -f $imgs >/dev/null; }
+    mapfile -t imgs < <(docker images --format '{{.Repository}}:{{.Tag}}' | grep '^labelfleet/' || true)
+    if ((${#imgs[@]})); then
+      log "removing images: ${imgs[*]}"
+      docker rmi -f "${imgs[@]}" >/dev/null
+    fi
   fi
 fi
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared settings and helpers for scripts/env/*.sh (sourced, not run).
 # All caches and run-time state live OUTSIDE the repo (CI runs from a fresh clone every time).
 
@@ -49,7 +50,7 @@ stop_pidfile() {
     log "stopping $name (pid $pid)"
     kill "$pid" 2>/dev/null || true
     for i in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$file"
 }

@@ -58,8 +58,8 @@ ensure_dockerd() {
   # setsid: keep dockerd out of this script's process group so it outlives the caller.
   setsid nohup dockerd >>"$LOG_DIR/dockerd.log" 2>&1 </dev/null 9>&- &
   echo $! >"$RUN_DIR/dockerd.pid"
-  local i
-  for i in $(seq 1 60); do
+
+  for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && return 0
     pid_alive "$RUN_DIR/dockerd.pid" dockerd || break
     sleep 1
