@@ -125,7 +125,8 @@ export function createApp(ctx: AppContext) {
       return c.json({ error: 'Validation failed: a value contains characters or text the database cannot store' }, 400);
     }
     (c.get('log') ?? ctx.logger).error({ err }, 'unhandled error');
-    metrics.errors.inc({ source: c.req.path === '/api/webhook' ? 'webhook' : 'api' });
+    // The webhook route counts its own failures (source webhook).
+    if (c.req.path !== '/api/webhook') metrics.errors.inc({ source: 'api' });
     return c.json({ error: 'Internal server error', details: { requestId: c.get('requestId') } }, 500);
   });
 
