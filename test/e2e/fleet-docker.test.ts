@@ -525,6 +525,24 @@ describe('the fleet on Docker with a real Label Studio', () => {
     }
   });
 
+  it('stops a start in progress: the container is stopped, nothing keeps starting', async () => {
+    const created = await api('POST', '/api/annotators', { name: 'Called Off', email: `calledoff-${RUN}@e2e.test` });
+    const id = created.body.id as number;
+    expect((await api('POST', `/api/annotators/${id}/start`)).status).toBe(200);
+    await waitUntil('its container', async () => (await row(id)).startPhase === 'healthy', 60_000, 200);
+    expect((await api('POST', `/api/annotators/${id}/stop`)).status).toBe(200);
+    const s = await waitStatus(id, 'stopped', 60_000);
+    expect(s).toMatchObject({ status: 'stopped', url: null, phase: null });
+    const info = (await inspectOrNull(names.instance(id)))!;
+    expect(info.State.Running).toBe(false);
+    const kinds = (await eventsOf(id)).map((e) => `${e.fromStatus}->${e.toStatus}:${e.message}`);
+    expect(kinds.slice(-2)).toEqual(['starting->stopping:start called off by admin', 'stopping->stopped:container stopped']);
+    // A later pass leaves it stopped.
+    await sleep(3000);
+    expect((await inspectOrNull(names.instance(id)))!.State.Running).toBe(false);
+    expect((await row(id)).status).toBe('stopped');
+  });
+
   it('ends a start that cannot become healthy in error within its deadline, removing the container', async () => {
     await api('PUT', '/api/settings/fleet.startTimeoutSeconds', { value: 25 });
     const created = await api('POST', '/api/annotators', { name: 'Never Healthy', email: `never-${RUN}@e2e.test` });
@@ -577,22 +595,25 @@ describe('the fleet on Docker with a real Label Studio', () => {
   });
 
   it('delete leaves no container, route, volume, role or database', async () => {
-    const never = (await database.handle.db.selectFrom('annotators').select('id').where('email', '=', `never-${RUN}@e2e.test`).executeTakeFirstOrThrow()).id;
-    for (const id of [alice, never]) expect((await api('DELETE', `/api/annotators/${id}`)).status).toBe(200);
+    const byEmail = async (email: string) => (await database.handle.db.selectFrom('annotators').select('id').where('email', '=', email).executeTakeFirstOrThrow()).id;
+    const never = await byEmail(`never-${RUN}@e2e.test`);
+    const calledOff = await byEmail(`calledoff-${RUN}@e2e.test`);
+    for (const id of [alice, never, calledOff]) expect((await api('DELETE', `/api/annotators/${id}`)).status).toBe(200);
     await waitUntil(
       'clean-up of deleted annotators',
       async () => {
-        const rows = await database.handle.db.selectFrom('annotators').select(['id', 'cleanedUpAt']).where('id', 'in', [alice, never]).execute();
+        const rows = await database.handle.db.selectFrom('annotators').select(['id', 'cleanedUpAt']).where('id', 'in', [alice, never, calledOff]).execute();
         return rows.every((r) => r.cleanedUpAt !== null);
       },
       60_000,
     );
-    expect(await containersNamed(names.instance(alice))).toEqual([]);
+    for (const id of [alice, calledOff]) expect(await containersNamed(names.instance(id))).toEqual([]);
     expect(existsSync(path.join(TRAEFIK_DYNAMIC_DIR, `${names.instance(alice)}.yml`))).toBe(false);
     const volumes = ((await docker.listVolumes()).Volumes ?? []).map((v) => v.Name);
     expect(volumes).not.toContain(names.volume(alice));
-    for (const id of [alice, never]) expect(await service!.ctx.instanceDatabases.exists(id)).toEqual({ role: false, database: false });
-    expect((await viaTraefik(aliceSub, '/health/')).status).toBe(404);
+    for (const id of [alice, never, calledOff]) expect(await service!.ctx.instanceDatabases.exists(id)).toEqual({ role: false, database: false });
+    // Traefik notices the removed route file within a moment; then the host has no router at all.
+    await waitUntil('the route to disappear from Traefik', async () => (await viaTraefik(aliceSub, '/health/')).status === 404, 30_000, 500);
     const evs = await eventsOf(alice);
     expect(evs.at(-1)).toMatchObject({ eventType: 'cleaned_up', message: expect.stringContaining('dropped') });
   });

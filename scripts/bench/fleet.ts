@@ -1,0 +1,216 @@
+/**
+ * `npm run bench -- fleet`: five annotators started at once on the real Docker Engine, Label Studio
+ * image and Traefik (`npm run env:up`), driven through a real `fleet serve` process over loopback.
+ *
+ * Per annotator, from POST /start to status active, split into:
+ *   - lsBoot: the container's start (Docker's State.StartedAt) → /health/ UP, probed by this script
+ *     every 100 ms on 127.0.0.1 (Label Studio's own boot: migrations, user, server);
+ *   - overhead = total − lsBoot, itself split into
+ *       beforeContainer (POST → container started: database, role, create, start),
+ *       tokenReport (health UP → the instance's token report accepted: the image's reporter),
+ *       activation (token report → active: route check through Traefik, status change).
+ * Plus the service's memory (RSS and peak). Targets (issue 3): all 5 active, overhead < 1 s per
+ * annotator, RSS < 250 MB. Figures only; nothing here asserts.
+ */
+import { randomBytes } from 'node:crypto';
+import { Socket } from 'node:net';
+import Docker from 'dockerode';
+import { InstanceDatabases } from '../../orchestrator/databases.ts';
+import { httpGet } from '../../orchestrator/http-probe.ts';
+import { fleetNames, LABELS } from '../../orchestrator/instance-spec.ts';
+import { createTestDatabase } from '../../test/helpers/db.ts';
+import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
+import { freePort, startFleet, waitFor } from '../../test/helpers/process.ts';
+import { processMemoryMb } from './lib.ts';
+
+const COUNT = 5;
+const ACTIVE_TIMEOUT_MS = 15 * 60_000;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (ms: number) => Math.round(ms) / 1000;
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.once('connect', () => (s.destroy(), resolve(false)));
+    s.once('error', () => resolve(true));
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+async function freeBase(from: number): Promise<number> {
+  for (let base = from; base < from + 3000; base += 50) {
+    let ok = true;
+    for (let i = 1; i <= COUNT && ok; i++) ok = await portIsFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no free port range for Label Studio');
+}
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
+  return { min: round(s[0] ?? 0), median: round(s[Math.floor(s.length / 2)] ?? 0), max: round(s.at(-1) ?? 0), mean: round(mean) };
+};
+
+export default async function bench() {
+  const run = randomBytes(3).toString('hex');
+  const namespace = `bench${run}`;
+  const names = fleetNames({ FLEET_NAMESPACE: namespace });
+  const dockerSocket = testEnv('DOCKER_SOCKET', '/var/run/docker.sock');
+  const docker = new Docker({ socketPath: dockerSocket });
+  const database = await createTestDatabase();
+  const port = await freePort();
+  const lsBase = await freeBase(27_000);
+  const env = {
+    DATABASE_URL: database.url,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'test',
+    FLEET_SECRET_KEY: 'bench-secret-key-bench-secret-key-0123456789',
+    FLEET_CALLBACK_URL: `http://127.0.0.1:${port}`,
+    FLEET_NAMESPACE: namespace,
+    FLEET_DOMAIN: `${namespace}.fleet.localhost`,
+    FLEET_IMAGE: testEnv('FLEET_IMAGE'),
+    DOCKER_SOCKET: dockerSocket,
+    DOCKER_NETWORK_MODE: 'host',
+    LS_PORT_BASE: String(lsBase),
+    TRAEFIK_PROVIDER: 'docker',
+    TRAEFIK_URL: testEnv('TRAEFIK_URL'),
+    LS_DATABASE_URL: TEST_DATABASE_URL(),
+    RECONCILE_INTERVAL_MS: '5000',
+  };
+  const proc = startFleet(['serve'], env);
+  const base = `http://127.0.0.1:${port}`;
+  const dbs = new InstanceDatabases({ LS_DATABASE_URL: TEST_DATABASE_URL(), FLEET_NAMESPACE: namespace });
+  const ids: number[] = [];
+  try {
+    await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 60_000, 'fleet serve to answer');
+    const { csrfToken } = (await (await fetch(`${base}/api/auth/csrf`)).json()) as { csrfToken: string };
+    const login = await fetch(`${base}/api/auth/callback/credentials`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ email: 'admin@fleet.local', password: 'admin', csrfToken }).toString(),
+    });
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${base}${path}`, {
+        method,
+        headers: { cookie, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json().catch(() => null)) as any };
+    };
+    await api('PUT', '/api/settings/fleet.memoryMb', { value: 1536 });
+
+    for (let i = 1; i <= COUNT; i++) {
+      const r = await api('POST', '/api/annotators', { name: `Bench ${i}`, email: `bench${i}-${run}@bench.local` });
+      if (r.status !== 201) throw new Error(`create annotator: ${r.status} ${JSON.stringify(r.body)}`);
+      ids.push(r.body.id);
+    }
+
+    // Probe each instance's /health/ independently, every 100 ms, to time Label Studio's own boot.
+    const healthUpAt = new Map<number, number>();
+    let probing = true;
+    const prober = (async () => {
+      while (probing) {
+        await Promise.all(
+          ids
+            .filter((id) => !healthUpAt.has(id))
+            .map(async (id) => {
+              const res = await httpGet(`http://127.0.0.1:${lsBase + id}/health/`, { timeoutMs: 1000 });
+              if (res.status === 200 && /"UP"/.test(res.body)) healthUpAt.set(id, Date.now());
+            }),
+        );
+        await sleep(100);
+      }
+    })();
+
+    const postedAt = new Map<number, number>();
+    const t0 = Date.now();
+    await Promise.all(
+      ids.map(async (id) => {
+        postedAt.set(id, Date.now());
+        const r = await api('POST', `/api/annotators/${id}/start`);
+        if (r.status !== 200) throw new Error(`start ${id}: ${r.status} ${JSON.stringify(r.body)}`);
+      }),
+    );
+    const memorySamples: number[] = [];
+    const activeAt = new Map<number, number>();
+    const finalStatus = new Map<number, string>();
+    while (finalStatus.size < ids.length && Date.now() - t0 < ACTIVE_TIMEOUT_MS) {
+      for (const id of ids.filter((i) => !finalStatus.has(i))) {
+        const s = await api('GET', `/api/annotators/${id}/status`);
+        if (s.body?.status === 'active') {
+          activeAt.set(id, Date.now());
+          finalStatus.set(id, 'active');
+        } else if (s.body?.status === 'error') finalStatus.set(id, `error: ${s.body.statusReason}`);
+      }
+      memorySamples.push(processMemoryMb(proc.child.pid!).rss);
+      await sleep(250);
+    }
+    probing = false;
+    await prober;
+    const memory = processMemoryMb(proc.child.pid!);
+
+    const per = [];
+    for (const id of ids) {
+      const info = await docker.getContainer(names.instance(id)).inspect().catch(() => null);
+      const startedAt = info ? Date.parse(info.State.StartedAt) : NaN;
+      const events = await database.handle.db
+        .selectFrom('containerEvents')
+        .select(['eventType', 'toStatus', 'createdAt'])
+        .where('annotatorId', '=', id)
+        .orderBy('id')
+        .execute();
+      const tokenAt = events.find((e) => e.eventType === 'token_reported')?.createdAt.getTime();
+      const total = (activeAt.get(id) ?? NaN) - postedAt.get(id)!;
+      const lsBoot = (healthUpAt.get(id) ?? NaN) - startedAt;
+      per.push({
+        annotatorId: id,
+        status: finalStatus.get(id) ?? 'timeout',
+        totalS: round(total),
+        lsBootS: round(lsBoot),
+        overheadS: round(total - lsBoot),
+        beforeContainerS: round(startedAt - postedAt.get(id)!),
+        tokenReportS: round((tokenAt ?? NaN) - (healthUpAt.get(id) ?? NaN)),
+        activationS: round((activeAt.get(id) ?? NaN) - (tokenAt ?? NaN)),
+        restartsByDocker: info?.RestartCount ?? null,
+        specHash: info?.Config.Labels[LABELS.specHash] ?? null,
+      });
+    }
+    const ok = per.filter((p) => p.status === 'active');
+    const overheads = ok.map((p) => p.overheadS * 1000);
+    return {
+      annotators: COUNT,
+      allActive: ok.length === COUNT,
+      wallClockS: round(Math.max(...[...activeAt.values()]) - t0),
+      perAnnotator: per,
+      totalS: stats(ok.map((p) => p.totalS * 1000)),
+      lsBootS: stats(ok.map((p) => p.lsBootS * 1000)),
+      overheadS: stats(overheads),
+      overheadPartsS: {
+        beforeContainer: stats(ok.map((p) => p.beforeContainerS * 1000)),
+        tokenReport: stats(ok.map((p) => p.tokenReportS * 1000)),
+        activation: stats(ok.map((p) => p.activationS * 1000)),
+      },
+      serviceMemoryMb: { rss: memory.rss, peak: memory.peak, maxSampledRss: Math.max(...memorySamples) },
+      targets: { allActive: true, overheadPerAnnotatorS: 1, rssMb: 250 },
+      met: { allActive: ok.length === COUNT, overhead: overheads.length > 0 && Math.max(...overheads) < 1000, rss: memory.peak < 250 },
+    };
+  } finally {
+    // The fleet's own clean-up is tested in test/e2e/fleet-docker.test.ts; here, sweep by namespace.
+    proc.child.kill('SIGTERM');
+    await proc.exited;
+    // … and sweep whatever a failed run may have left.
+    const left = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.namespace}=${namespace}`] }) });
+    for (const c of left) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
+    for (const v of (await docker.listVolumes()).Volumes ?? []) {
+      if (v.Name.startsWith(`fleet-ls-${namespace}-`)) await docker.getVolume(v.Name).remove().catch(() => {});
+    }
+    for (const id of ids) await dbs.drop(id).catch(() => {});
+    await dbs.close();
+    await database.drop();
+  }
+}
