@@ -471,3 +471,43 @@ describe('the annotators step without PostgreSQL for instances', () => {
     expect((await events(id)).at(-1)).toMatchObject({ eventType: 'status_change', fromStatus: 'starting', toStatus: 'error' });
   });
 });
+
+describe('the annotators step cleans up deleted annotators per fleet.deleteDatabaseOnDelete', () => {
+  it('drops database and role when true (the default), once', async () => {
+    // Only this annotator may be acted on: nothing else is starting or active in this file now.
+    await t.db.updateTable('annotators').set({ status: 'stopped' }).where('status', 'in', ['starting', 'active', 'stopping']).execute();
+    const dropId = await createAnnotator();
+    await t.ctx.instanceDatabases.ensure(dropId, `pw-${dropId}`);
+    await t.db.updateTable('annotators').set({ status: 'deleted', startGeneration: 1 }).where('id', '=', dropId).execute();
+    await t.json('PUT', '/api/settings/fleet.deleteDatabaseOnDelete', { value: true });
+    const first = await t.service.reconciler.runOnce({ wait: true });
+    expect(first).not.toBe('busy');
+    expect(await t.ctx.instanceDatabases.exists(dropId)).toEqual({ role: false, database: false });
+    const lines = (first as Exclude<typeof first, 'busy'>).steps.annotators!.actions;
+    expect(lines).toContain(`annotator ${dropId}: cleaned up: container and route removed; database and role ${t.ctx.instanceDatabases.name(dropId)} dropped`);
+    expect((await row(dropId)).cleanedUpAt).not.toBeNull();
+    expect((await events(dropId)).at(-1)).toMatchObject({ eventType: 'cleaned_up', message: expect.stringContaining('dropped') });
+
+    // A second pass does nothing more for them.
+    const second = await t.service.reconciler.runOnce({ wait: true });
+    expect((second as Exclude<typeof second, 'busy'>).steps.annotators!.actions).toEqual([]);
+  });
+
+  it('keeps the database when the setting is false', async () => {
+    const id = await createAnnotator();
+    await t.ctx.instanceDatabases.ensure(id, `pw-${id}`);
+    await t.db.updateTable('annotators').set({ status: 'deleted', startGeneration: 1 }).where('id', '=', id).execute();
+    await t.json('PUT', '/api/settings/fleet.deleteDatabaseOnDelete', { value: false });
+    try {
+      const pass = await t.service.reconciler.runOnce({ wait: true });
+      expect((pass as Exclude<typeof pass, 'busy'>).steps.annotators!.actions).toEqual([
+        `annotator ${id}: cleaned up: container and route removed; database kept (fleet.deleteDatabaseOnDelete is false)`,
+      ]);
+      expect(await t.ctx.instanceDatabases.exists(id)).toEqual({ role: true, database: true });
+      expect((await row(id)).cleanedUpAt).not.toBeNull();
+    } finally {
+      await t.db.deleteFrom('settings').where('key', '=', 'fleet.deleteDatabaseOnDelete').execute();
+      await t.ctx.instanceDatabases.drop(id);
+    }
+  });
+});
