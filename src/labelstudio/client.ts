@@ -8,13 +8,19 @@
  * - Import: `POST /api/projects/{id}/import?return_task_ids=true` with a JSON list is synchronous
  *   and answers 201 {task_count, prediction_count, task_ids} in the list's order.
  * - Webhooks: `POST /api/webhooks/` {project, url, send_payload, send_for_all_actions, actions,
- *   headers, is_active}; `GET /api/webhooks/?project=` lists a project's. Label Studio refuses
+ *   headers, is_active}; `GET /api/webhooks/?project=` lists a project's; a PATCH that leaves out
+ *   `actions` clears them (so updates always send the whole webhook). Label Studio refuses
  *   (403 "URL resolves to a reserved network address") and never calls URLs in private or loopback
  *   ranges unless the instance runs with USE_DEFAULT_BANNED_SUBNETS=false (or
  *   SSRF_PROTECTION_ENABLED=false): the fleet's instances need that to reach FLEET_CALLBACK_URL.
  * - Export: `GET /api/projects/{id}/export?exportType=JSON[&download_all_tasks=true]` returns the
  *   tasks (annotated ones only without download_all_tasks) with their annotations, including
- *   skipped ones (`was_cancelled: true`), each with id, result, created_at, updated_at, lead_time.
+ *   skipped ones (`was_cancelled: true`), each with id, result, created_at, updated_at, lead_time;
+ *   a task's `predictions` there are ids (GET /api/tasks/{id}/ has them whole).
+ * - Webhook payloads (verified): ANNOTATION_CREATED/UPDATED {action, annotation{id, result,
+ *   created_at, updated_at (microseconds), lead_time, was_cancelled, task, project, ...}, task{id,
+ *   data, meta, ...}, project{id, title, label_config, ...}}; ANNOTATIONS_DELETED {action,
+ *   annotations: [{id}], project{...}}. A PATCH of an annotation fires ANNOTATION_UPDATED.
  * Every call has a timeout (default 30 s) and failures throw LabelStudioError with the HTTP
  * status (0 for network errors and timeouts) and the body.
  */
