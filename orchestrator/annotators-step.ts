@@ -117,9 +117,9 @@ async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInst
 
 /** Annotators the per-annotator loop may act on at most this many times in one pass. */
 const MAX_ACTIONS_PER_ANNOTATOR = 8;
-const CONCURRENCY = 4;
+const CONCURRENCY = 8;
 /** While a start is in progress the step asks for another pass this soon (probes are cheap). */
-export const START_POLL_MS = 1000;
+export const START_POLL_MS = 500;
 
 const pollTimers = new WeakMap<AppContext, NodeJS.Timeout>();
 function pollSoon(ctx: AppContext) {
@@ -210,6 +210,11 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
       decision = await decideFor(pass, row, observed);
       if (decision.action === 'none') {
         if (row.status === 'starting' || (row.status === 'active' && decision.note)) pass.pending = true;
+        if (row.status === 'active' && row.lsUserId === null && row.lsPasswordEnc && observed.state === 'running') {
+          // The annotator's account appears once an issued password reached the instance.
+          const lsUserId = await findLsUserId(ctx, row, observed.address);
+          if (lsUserId !== null) await ctx.database.db.updateTable('annotators').set({ lsUserId }).where('id', '=', row.id).execute();
+        }
         return;
       }
       const outcome = await perform(pass, row, decision, observed);

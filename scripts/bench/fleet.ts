@@ -11,6 +11,7 @@
  *       activation (token report → active: route check through Traefik, status change).
  * Plus the service's memory (RSS and peak). Targets (issue 3): all 5 active, overhead < 1 s per
  * annotator, RSS < 250 MB. Figures only; nothing here asserts.
+ * BENCH_TRAEFIK_PROVIDER=file uses the file route provider instead of container labels.
  */
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
@@ -54,6 +55,8 @@ const stats = (xs: number[]) => {
 };
 
 export default async function bench() {
+  // BENCH_TRAEFIK_PROVIDER=file measures the file provider (routes without waiting for Docker's health check).
+  const provider = process.env.BENCH_TRAEFIK_PROVIDER === 'file' ? 'file' : 'docker';
   const run = randomBytes(3).toString('hex');
   const namespace = `bench${run}`;
   const names = fleetNames({ FLEET_NAMESPACE: namespace });
@@ -76,7 +79,8 @@ export default async function bench() {
     DOCKER_SOCKET: dockerSocket,
     DOCKER_NETWORK_MODE: 'host',
     LS_PORT_BASE: String(lsBase),
-    TRAEFIK_PROVIDER: 'docker',
+    TRAEFIK_PROVIDER: provider,
+    TRAEFIK_DYNAMIC_DIR: testEnv('TRAEFIK_DYNAMIC_DIR'),
     TRAEFIK_URL: testEnv('TRAEFIK_URL'),
     LS_DATABASE_URL: TEST_DATABASE_URL(),
     RECONCILE_INTERVAL_MS: '5000',
@@ -160,11 +164,13 @@ export default async function bench() {
       const startedAt = info ? Date.parse(info.State.StartedAt) : NaN;
       const events = await database.handle.db
         .selectFrom('containerEvents')
-        .select(['eventType', 'toStatus', 'createdAt'])
+        .select(['eventType', 'toStatus', 'createdAt', 'details'])
         .where('annotatorId', '=', id)
         .orderBy('id')
         .execute();
       const tokenAt = events.find((e) => e.eventType === 'token_reported')?.createdAt.getTime();
+      const phaseAt = (phase: string) =>
+        events.find((e) => e.eventType === 'start_progress' && (e.details as { phase?: string } | null)?.phase === phase)?.createdAt.getTime() ?? NaN;
       const total = (activeAt.get(id) ?? NaN) - postedAt.get(id)!;
       const lsBoot = (healthUpAt.get(id) ?? NaN) - startedAt;
       per.push({
@@ -174,6 +180,9 @@ export default async function bench() {
         lsBootS: round(lsBoot),
         overheadS: round(total - lsBoot),
         beforeContainerS: round(startedAt - postedAt.get(id)!),
+        databaseReadyS: round(phaseAt('container') - postedAt.get(id)!),
+        containerRunningS: round(phaseAt('healthy') - postedAt.get(id)!),
+        fleetSawHealthyS: round(phaseAt('token') - (healthUpAt.get(id) ?? NaN)),
         tokenReportS: round((tokenAt ?? NaN) - (healthUpAt.get(id) ?? NaN)),
         activationS: round((activeAt.get(id) ?? NaN) - (tokenAt ?? NaN)),
         restartsByDocker: info?.RestartCount ?? null,
@@ -184,6 +193,7 @@ export default async function bench() {
     const overheads = ok.map((p) => p.overheadS * 1000);
     return {
       annotators: COUNT,
+      traefikProvider: provider,
       allActive: ok.length === COUNT,
       wallClockS: round(Math.max(...[...activeAt.values()]) - t0),
       perAnnotator: per,
@@ -210,6 +220,10 @@ export default async function bench() {
       if (v.Name.startsWith(`fleet-ls-${namespace}-`)) await docker.getVolume(v.Name).remove().catch(() => {});
     }
     for (const id of ids) await dbs.drop(id).catch(() => {});
+    if (provider === 'file') {
+      const { rmSync } = await import('node:fs');
+      for (const id of ids) rmSync(`${testEnv('TRAEFIK_DYNAMIC_DIR')}/${names.instance(id)}.yml`, { force: true });
+    }
     await dbs.close();
     await database.drop();
   }
