@@ -89,6 +89,9 @@ const EnvSchema = z.object({
 
 export type Config = z.infer<typeof EnvSchema>;
 
+/** Every environment variable LabelFleet reads (README's table is checked against this). */
+export const CONFIG_KEYS = Object.keys(EnvSchema.shape);
+
 export class ConfigError extends Error {}
 
 /** Parses the environment; a bad or missing setting is a ConfigError with a one-line message. */
