@@ -89,3 +89,191 @@ CREATE INDEX rejections_routed_work_item_idx ON rejections (routed_work_item_id)
 -- One rejection per reviewer task, whatever retries happen.
 ALTER TABLE rejections ADD COLUMN reviewer_task_id integer REFERENCES assignment_tasks (id) ON DELETE SET NULL;
 CREATE UNIQUE INDEX rejections_reviewer_task_key ON rejections (reviewer_task_id) WHERE reviewer_task_id IS NOT NULL;
+
+-- Webhook ingestion of ANNOTATION_CREATED / ANNOTATION_UPDATED in the database, in one round trip
+-- (src/workflows/ingest.ts is the specification; this is its fast path for non-gold tasks).
+--
+-- labelfleet_apply_annotation locks the task; a duplicate (the event's key already recorded)
+-- changes nothing; otherwise it applies the event unless it is older than what the task has or
+-- its annotation was deleted, counts the open → annotated transition and touches the annotator.
+-- The caller then records the event row. Lock order, in every path (the TypeScript one too):
+-- task(s); then per annotator, in annotator order: assignment, (gold quality,) annotator; then the
+-- event rows and their hourly rollup — so concurrent ingestions cannot deadlock. Gold tasks are
+-- left untouched ('gold'): the transactional path scores them.
+CREATE FUNCTION labelfleet_apply_annotation(
+  p_annotator integer, p_event_type text, p_project integer, p_ls_task integer, p_annotation integer,
+  p_result jsonb, p_updated_at timestamptz, p_lead_time double precision, p_was_cancelled boolean,
+  p_review_decision text, p_review_reason text,
+  OUT outcome text, OUT batch_id integer, OUT ready boolean, OUT review_recorded boolean, OUT key_ts timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_task integer;
+  v_status text;
+  v_gold boolean;
+  v_applied_at timestamptz;
+  v_batch_status text;
+  v_rows integer;
+  v_count integer;
+  v_total integer;
+BEGIN
+  ready := false;
+  review_recorded := false;
+  key_ts := CASE WHEN p_event_type = 'annotation_created' THEN NULL ELSE p_updated_at END;
+  SELECT t.id, t.assignment_id, t.status, t.is_gold, t.review_applied_at, a.status
+    INTO v_task, batch_id, v_status, v_gold, v_applied_at, v_batch_status
+    FROM assignment_tasks t JOIN assignments a ON a.id = t.assignment_id
+   WHERE a.annotator_id = p_annotator AND t.ls_task_id = p_ls_task
+     AND (p_project IS NULL OR a.ls_project_id = p_project)
+   ORDER BY (a.status = 'in_progress') DESC, a.id DESC
+   LIMIT 1
+   FOR UPDATE OF t;
+  IF v_task IS NOT NULL AND v_gold THEN
+    outcome := 'gold';
+    RETURN;
+  END IF;
+  -- Events about one task are serialised by its lock, so this check cannot race with its own kind.
+  IF EXISTS (SELECT 1 FROM annotation_events d
+              WHERE d.annotator_id = p_annotator AND d.ls_annotation_id = p_annotation AND d.event_type = p_event_type
+                AND coalesce(d.annotation_updated_at, 'epoch'::timestamptz) = coalesce(key_ts, 'epoch'::timestamptz)) THEN
+    outcome := 'duplicate';
+    RETURN;
+  END IF;
+  outcome := 'recorded';
+
+  IF v_task IS NOT NULL AND v_batch_status = 'in_progress' AND NOT EXISTS (
+       SELECT 1 FROM annotation_events d
+        WHERE d.annotator_id = p_annotator AND d.ls_annotation_id = p_annotation AND d.event_type = 'annotation_deleted') THEN
+    UPDATE assignment_tasks t
+       SET result = p_result, ls_annotation_id = p_annotation, ls_annotation_updated_at = p_updated_at,
+           lead_time_seconds = p_lead_time, skipped = p_was_cancelled, status = 'annotated',
+           annotated_at = coalesce(t.annotated_at, now()), updated_at = now(),
+           review_decision = CASE WHEN v_applied_at IS NULL THEN p_review_decision ELSE t.review_decision END,
+           review_reason = CASE WHEN v_applied_at IS NULL THEN p_review_reason ELSE t.review_reason END
+     WHERE t.id = v_task AND (t.ls_annotation_updated_at IS NULL OR t.ls_annotation_updated_at <= p_updated_at);
+    GET DIAGNOSTICS v_rows = ROW_COUNT;
+    IF v_rows > 0 THEN
+      outcome := 'applied';
+      review_recorded := v_applied_at IS NULL AND p_review_decision IS NOT NULL;
+      IF v_status = 'open' THEN
+        UPDATE assignments a SET completed_count = a.completed_count + 1, updated_at = now()
+         WHERE a.id = batch_id
+        RETURNING a.completed_count, a.task_count INTO v_count, v_total;
+        ready := v_total > 0 AND v_count >= v_total;
+      END IF;
+    END IF;
+  END IF;
+
+  UPDATE annotators n SET last_active_at = coalesce(p_updated_at, now())
+   WHERE n.id = p_annotator AND (n.last_active_at IS NULL OR n.last_active_at < coalesce(p_updated_at, now()));
+END $$;
+
+-- One event: apply it, then record it.
+CREATE FUNCTION labelfleet_ingest_annotation(
+  p_annotator integer, p_event_type text, p_source text, p_project integer, p_ls_task integer,
+  p_annotation integer, p_result jsonb, p_updated_at timestamptz, p_time_spent_ms integer,
+  p_lead_time double precision, p_was_cancelled boolean, p_review_decision text, p_review_reason text,
+  OUT outcome text, OUT batch_id integer, OUT ready boolean, OUT review_recorded boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  v_event bigint;
+BEGIN
+  SELECT * INTO r FROM labelfleet_apply_annotation(p_annotator, p_event_type, p_project, p_ls_task, p_annotation,
+    p_result, p_updated_at, p_lead_time, p_was_cancelled, p_review_decision, p_review_reason);
+  outcome := r.outcome;
+  batch_id := r.batch_id;
+  ready := r.ready;
+  review_recorded := r.review_recorded;
+  IF r.outcome IN ('gold', 'duplicate') THEN
+    RETURN;
+  END IF;
+  INSERT INTO annotation_events (annotator_id, assignment_id, event_type, ls_project_id, ls_task_id, ls_annotation_id,
+                                 annotation_updated_at, time_spent_ms, source)
+  VALUES (p_annotator, r.batch_id, p_event_type, p_project, p_ls_task, p_annotation, r.key_ts, p_time_spent_ms, p_source)
+  ON CONFLICT DO NOTHING
+  RETURNING id INTO v_event;
+  IF v_event IS NULL THEN
+    -- The same event recorded meanwhile about no task of ours: undo; the retry is a duplicate.
+    RAISE EXCEPTION 'annotation event recorded concurrently' USING ERRCODE = 'unique_violation';
+  END IF;
+END $$;
+
+-- Group ingestion: the events that arrived while the previous call ran, in one call and one
+-- transaction. Every task involved is locked first, in id order; events are applied in
+-- (annotator, assignment, task, arrival) order; the event rows are recorded last, in one INSERT
+-- (one hourly-rollup update) — the global lock order above, so no deadlock. A repeat of an event
+-- within the group is a duplicate. One row per event (its index in the array).
+CREATE FUNCTION labelfleet_ingest_annotations(p_events jsonb)
+RETURNS TABLE (idx integer, outcome text, batch_id integer, ready boolean, review_recorded boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  e record;
+  r record;
+  v_key text;
+  v_seen text[] := '{}';
+  v_rows jsonb := '[]';
+  v_expected integer := 0;
+  v_inserted integer;
+BEGIN
+  PERFORM 1
+     FROM assignment_tasks t
+     JOIN assignments a ON a.id = t.assignment_id
+     JOIN jsonb_to_recordset(p_events) AS x(annotator integer, project integer, ls_task integer)
+       ON a.annotator_id = x.annotator AND t.ls_task_id = x.ls_task AND (x.project IS NULL OR a.ls_project_id = x.project)
+    ORDER BY t.id
+      FOR UPDATE OF t;
+  FOR e IN
+    SELECT x.*, m.assignment_id AS asg
+      FROM jsonb_to_recordset(p_events) AS x(
+        i integer, annotator integer, event_type text, source text, project integer, ls_task integer, annotation integer,
+        result jsonb, updated_at timestamptz, time_spent_ms integer, lead_time double precision, was_cancelled boolean,
+        review_decision text, review_reason text)
+      LEFT JOIN LATERAL (
+        SELECT t.assignment_id FROM assignment_tasks t JOIN assignments a ON a.id = t.assignment_id
+         WHERE a.annotator_id = x.annotator AND t.ls_task_id = x.ls_task AND (x.project IS NULL OR a.ls_project_id = x.project)
+         ORDER BY (a.status = 'in_progress') DESC, a.id DESC LIMIT 1) m ON true
+     ORDER BY x.annotator, m.assignment_id NULLS LAST, x.ls_task, x.i
+  LOOP
+    idx := e.i;
+    v_key := e.annotator || ':' || e.annotation || ':' || e.event_type || ':' ||
+             coalesce(CASE WHEN e.event_type = 'annotation_created' THEN NULL ELSE e.updated_at END::text, '');
+    IF v_key = ANY (v_seen) THEN
+      outcome := 'duplicate';
+      batch_id := e.asg;
+      ready := false;
+      review_recorded := false;
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    SELECT * INTO r FROM labelfleet_apply_annotation(e.annotator, e.event_type, e.project, e.ls_task, e.annotation,
+      e.result, e.updated_at, e.lead_time, e.was_cancelled, e.review_decision, e.review_reason);
+    outcome := r.outcome;
+    batch_id := r.batch_id;
+    ready := r.ready;
+    review_recorded := r.review_recorded;
+    IF r.outcome NOT IN ('gold', 'duplicate') THEN
+      v_seen := v_seen || v_key;
+      v_expected := v_expected + 1;
+      v_rows := v_rows || jsonb_build_object(
+        'annotator_id', e.annotator, 'assignment_id', r.batch_id, 'event_type', e.event_type, 'ls_project_id', e.project,
+        'ls_task_id', e.ls_task, 'ls_annotation_id', e.annotation, 'annotation_updated_at', r.key_ts,
+        'time_spent_ms', e.time_spent_ms, 'source', e.source);
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+
+  IF v_expected > 0 THEN
+    INSERT INTO annotation_events (annotator_id, assignment_id, event_type, ls_project_id, ls_task_id, ls_annotation_id,
+                                   annotation_updated_at, time_spent_ms, source)
+    SELECT y.annotator_id, y.assignment_id, y.event_type, y.ls_project_id, y.ls_task_id, y.ls_annotation_id,
+           y.annotation_updated_at, y.time_spent_ms, y.source
+      FROM jsonb_to_recordset(v_rows) AS y(annotator_id integer, assignment_id integer, event_type text, ls_project_id integer,
+           ls_task_id integer, ls_annotation_id integer, annotation_updated_at timestamptz, time_spent_ms integer, source text)
+     ORDER BY y.annotator_id, y.ls_annotation_id, y.event_type
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_inserted <> v_expected THEN
+      RAISE EXCEPTION 'annotation event recorded concurrently' USING ERRCODE = 'unique_violation';
+    END IF;
+  END IF;
+END $$;

@@ -8,7 +8,8 @@
  *
  * Auth: X-Annotator-Id and X-Webhook-Secret, compared in constant time with the secret of the
  * annotator's current start (derived from FLEET_SECRET_KEY, never stored). Missing, unknown or
- * wrong → 401 (checked before the body is read). A body that is not JSON or lacks what its action
+ * wrong → 401 (checked before the body is read). A verified secret is remembered for 5 s, so a
+ * restart's new secret or a deletion applies to webhooks within 5 s. A body that is not JSON or lacks what its action
  * needs → 400. Actions other than ANNOTATION_CREATED, ANNOTATION_UPDATED and ANNOTATIONS_DELETED
  * (or ANNOTATION_DELETED) are acknowledged and ignored. Duplicates → 200, nothing changes.
  */
@@ -55,6 +56,7 @@ const HANDLED = new Set(['ANNOTATION_CREATED', 'ANNOTATION_UPDATED', 'ANNOTATION
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 const DUMMY = digest('labelfleet:no-such-annotator');
+export const AUTH_CACHE_MS = 5_000;
 
 /** Turns a validated payload into the event to ingest, or a 400. */
 export function toIngestEvent(annotatorId: number, p: Payload): IngestEvent {
@@ -89,17 +91,28 @@ export function webhookRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
 
+  /**
+   * Verified secrets, briefly: a hit spares the annotator lookup on the hot path. Only successes
+   * are cached, for AUTH_CACHE_MS; a mismatch always re-reads the annotator, so a restart (new
+   * secret) or a deletion takes effect within that time at most.
+   */
+  const verified = new Map<number, { digest: Buffer; until: number }>();
+
   /** The annotator id whose current secret the request presents, or a 401. Constant time. */
   async function authenticate(idHeader: string | undefined, secret: string | undefined): Promise<number> {
     const id = idHeader && /^[1-9][0-9]{0,9}$/.test(idHeader) && Number(idHeader) <= 2_147_483_647 ? Number(idHeader) : null;
+    const presentedDigest = digest(secret ?? '');
+    const cached = id === null ? undefined : verified.get(id);
+    if (cached && cached.until > Date.now() && secret && timingSafeEqual(cached.digest, presentedDigest)) return id!;
     const annotator =
       id === null
         ? undefined
         : await db.selectFrom('annotators').select(['id', 'status', 'startGeneration']).where('id', '=', id).executeTakeFirst();
     const expected = annotator && annotator.status !== 'deleted' ? digest(currentWebhookSecret(ctx, annotator)) : DUMMY;
-    const presented = digest(secret ?? '');
-    const matches = timingSafeEqual(expected, presented);
+    const matches = timingSafeEqual(expected, presentedDigest);
     if (!matches || !annotator || annotator.status === 'deleted' || !secret) throw new AppError(401, 'Unauthorized');
+    if (verified.size >= 10_000) verified.clear();
+    verified.set(annotator.id, { digest: expected, until: Date.now() + AUTH_CACHE_MS });
     return annotator.id;
   }
 
