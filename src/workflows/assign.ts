@@ -49,37 +49,50 @@ interface QueuedItem {
   source: string;
 }
 
-/** Not an image already in an open batch of the workflow (it may be queued twice: rework and chain). */
-const notReservedElsewhere = sql<boolean>`NOT EXISTS (SELECT 1 FROM work_items r WHERE r.workflow_id = work_items.workflow_id AND r.image_key = work_items.image_key AND r.status = 'reserved')`;
-
-async function takeItems(trx: Tx, workflow: Workflow, annotatorId: number, want: number): Promise<QueuedItem[]> {
+async function takeItems(trx: Tx, workflow: Workflow, annotatorId: number, want: number, random: () => number): Promise<QueuedItem[]> {
   if (want <= 0) return [];
-  const targeted = await trx
-    .selectFrom('workItems')
-    .select(['id', 'imageKey', 'source'])
-    .where('workflowId', '=', workflow.id)
-    .where('status', '=', 'queued')
-    .where('targetAnnotatorId', '=', annotatorId)
-    .where(notReservedElsewhere)
-    .orderBy('priority')
-    .orderBy('id')
-    .limit(want)
-    .forUpdate()
-    .skipLocked()
-    .execute();
-  const rest = want - targeted.length;
-  if (rest <= 0) return targeted;
-  let q = trx
-    .selectFrom('workItems')
-    .select(['id', 'imageKey', 'source'])
-    .where('workflowId', '=', workflow.id)
-    .where('status', '=', 'queued')
-    .where('targetAnnotatorId', 'is', null)
-    .where(notReservedElsewhere)
-    .orderBy('priority');
-  q = workflow.shuffleImages ? q.orderBy('sortKey') : q.orderBy('imageKey');
-  const general = await q.limit(rest).forUpdate().skipLocked().execute();
-  return [...targeted, ...general];
+  const queued = () =>
+    trx
+      .selectFrom('workItems')
+      .select(['id', 'imageKey', 'source'])
+      .where('workflowId', '=', workflow.id)
+      .where('status', '=', 'queued');
+  const taken: QueuedItem[] = [];
+  const take = async (q: ReturnType<typeof queued>) => {
+    const n = want - taken.length;
+    if (n > 0) taken.push(...(await q.limit(n).forUpdate().skipLocked().execute()));
+  };
+  // Work reserved for this annotator, then rework, come first.
+  await take(queued().where('targetAnnotatorId', '=', annotatorId).orderBy('priority').orderBy('id'));
+  const open = () => queued().where('targetAnnotatorId', 'is', null);
+  await take(open().where('priority', '=', 0).orderBy('id'));
+  if (workflow.shuffleImages) {
+    // Items carry a random rank; a batch takes the next ones after a random point (wrapping
+    // around), so concurrent assignments start in different places instead of all skipping each
+    // other's locked rows at the head of the queue.
+    const startAt = random();
+    await take(open().where('priority', '>', 0).where('sortKey', '>=', startAt).orderBy('priority').orderBy('sortKey'));
+    await take(open().where('priority', '>', 0).where('sortKey', '<', startAt).orderBy('priority').orderBy('sortKey'));
+  } else {
+    await take(open().where('priority', '>', 0).orderBy('priority').orderBy('imageKey'));
+  }
+  return withoutOpenImages(trx, workflow.id, taken);
+}
+
+/**
+ * Drops items whose image is already in an open batch of the workflow (an image can be queued
+ * twice: a rework beside a chained copy). A reservation not committed yet is caught by the unique
+ * index instead (and the assignment retried). One index lookup per key, whatever the number of
+ * reserved images.
+ */
+async function withoutOpenImages(trx: Tx, workflowId: number, items: QueuedItem[]): Promise<QueuedItem[]> {
+  if (!items.length) return items;
+  const { rows } = await sql<{ imageKey: string }>`
+    SELECT image_key FROM work_items
+     WHERE workflow_id = ${workflowId} AND status = 'reserved' AND image_key = ANY(${items.map((i) => i.imageKey)}::text[])`.execute(trx);
+  if (!rows.length) return items;
+  const open = new Set(rows.map((r) => r.imageKey));
+  return items.filter((i) => !open.has(i.imageKey));
 }
 
 async function goldCandidates(trx: Tx, labelingConfigId: number, annotatorId: number) {
@@ -139,7 +152,7 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   // Lock only as many items as a full batch uses: a locked item other assignments skip must be one
   // this batch keeps, or concurrent batches would come out short.
   const fullBatch = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable: gold.length });
-  const taken = await takeItems(trx, workflow, annotatorId, fullBatch.real);
+  const taken = await takeItems(trx, workflow, annotatorId, fullBatch.real, random);
   // One image once per batch (an image queued twice, e.g. rework beside a chained copy).
   const seen = new Set<string>();
   const unique = taken.filter((i) => !seen.has(i.imageKey) && seen.add(i.imageKey));
