@@ -93,14 +93,23 @@ async function ensureProject(ctx: AppContext, client: LabelStudioClient, a: Assi
 
 export type ProvisionOutcome = 'provisioned' | 'waiting' | 'failed' | 'skipped';
 
-/** Fails a batch (its items are released by the batches step). */
+/** Fails a batch and releases its images to the queue, in one transaction. */
 export async function failAssignment(ctx: AppContext, assignmentId: number, error: string, from: string[] = ['pending']) {
-  await ctx.database.db
-    .updateTable('assignments')
-    .set({ status: 'failed', error: error.slice(0, 2000), updatedAt: new Date() })
-    .where('id', '=', assignmentId)
-    .where('status', 'in', from as never[])
-    .execute();
+  await ctx.database.db.transaction().execute(async (trx) => {
+    const failed = await trx
+      .updateTable('assignments')
+      .set({ status: 'failed', error: error.slice(0, 2000), updatedAt: new Date() })
+      .where('id', '=', assignmentId)
+      .where('status', 'in', from as never[])
+      .executeTakeFirst();
+    if (!Number(failed.numUpdatedRows)) return;
+    await trx
+      .updateTable('workItems')
+      .set({ status: 'queued', assignmentId: null, updatedAt: new Date() })
+      .where('assignmentId', '=', assignmentId)
+      .where('status', '=', 'reserved')
+      .execute();
+  });
 }
 
 export async function provisionAssignment(ctx: AppContext, assignmentId: number): Promise<{ outcome: ProvisionOutcome; message?: string }> {
