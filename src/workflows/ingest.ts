@@ -19,12 +19,20 @@
  * no longer in progress are recorded but change nothing. Gold tasks are scored at once (a skipped
  * gold task scores 0). A review_decision in the result is recorded on the task until the
  * reconciler applies it (review.ts); once applied it is final.
+ *
+ * Speed. CREATED/UPDATED about non-gold tasks — nearly every webhook — take a fast path with the
+ * same rules in the database (labelfleet_ingest_annotation, migrations/0003_batches.sql): one
+ * round trip, and under load the events that arrive while a call runs go together in the next one
+ * (labelfleet_ingest_annotations, one transaction). Gold tasks and deletions take the
+ * transactional path below. Every path takes its locks in one order (task; assignment; quality;
+ * annotator; event row and hourly rollup), so concurrent ingestions never deadlock.
  */
 import { sql } from 'kysely';
 import type { Db, Tx } from '../db/index.ts';
 import { scoreGold } from '../domain/gold-scoring.ts';
 import { parseReviewDecision } from '../domain/rejection-routing.ts';
 import { PG, pgCode } from '../errors.ts';
+import { evaluateQuality } from './quality.ts';
 
 export type IngestAction = 'ANNOTATION_CREATED' | 'ANNOTATION_UPDATED' | 'ANNOTATIONS_DELETED';
 
@@ -58,22 +66,6 @@ export interface IngestOutcome {
   /** Whether a review decision or a gold result was recorded. */
   reviewRecorded: boolean;
   goldScored: boolean;
-}
-
-type EvaluateQuality = (trx: Tx, annotatorId: number) => Promise<unknown>;
-
-/** The quality engineer's evaluateQuality, when present (src/workflows/quality.ts). */
-let evaluateQualityFn: EvaluateQuality | null | undefined;
-async function qualityHook(): Promise<EvaluateQuality | null> {
-  if (evaluateQualityFn === undefined) {
-    try {
-      const mod = (await import('./quality.ts')) as { evaluateQuality?: EvaluateQuality };
-      evaluateQualityFn = mod.evaluateQuality ?? null;
-    } catch {
-      evaluateQualityFn = null;
-    }
-  }
-  return evaluateQualityFn;
 }
 
 const eventType = (action: IngestAction) =>
@@ -253,8 +245,7 @@ async function applyRecorded(trx: Tx, ev: IngestEvent, ann: IngestAnnotation, ta
       .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: new Date() }))
       .execute();
     out.goldScored = true;
-    const evaluate = await qualityHook();
-    if (evaluate) await evaluate(trx, ev.annotatorId);
+    await evaluateQuality(trx, ev.annotatorId);
   }
 }
 
@@ -292,8 +283,7 @@ async function reopen(trx: Tx, ev: IngestEvent, task: TaskRow, out: IngestOutcom
     const removed = await trx.deleteFrom('goldResults').where('assignmentTaskId', '=', task.id).executeTakeFirst();
     if (Number(removed.numDeletedRows) > 0) {
       out.goldScored = true;
-      const evaluate = await qualityHook();
-      if (evaluate) await evaluate(trx, ev.annotatorId);
+      await evaluateQuality(trx, ev.annotatorId);
     }
   }
   out.applied++;
