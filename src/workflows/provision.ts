@@ -56,7 +56,19 @@ export async function ensureWebhook(
   const existing = (await client.listWebhooks(projectId)).filter((w) => w.project === projectId && w.url === url);
   const [keep, ...extra] = existing;
   for (const w of extra) await client.deleteWebhook(w.id);
-  if (!keep) return (await client.createWebhook(desired)).id;
+  if (!keep) {
+    try {
+      return (await client.createWebhook(desired)).id;
+    } catch (err) {
+      if (err instanceof LabelStudioError && err.status === 403 && /reserved network/i.test(err.message)) {
+        throw new Error(
+          `Label Studio refuses the webhook URL ${url} (SSRF protection: it resolves to a private or loopback address); ` +
+            'run the instance with USE_DEFAULT_BANNED_SUBNETS=false (or SSRF_PROTECTION_ENABLED=false)',
+        );
+      }
+      throw err;
+    }
+  }
   const same =
     keep.is_active &&
     !keep.send_for_all_actions &&
