@@ -28,7 +28,7 @@ const TASKS = 400;
 const GOLD_EVERY = 20;
 const UPDATE_SHARE = 0.2;
 const DUPLICATE_SHARE = 0.2;
-const CONCURRENCY = 32;
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const POOL = 10;
 const KEY = 'bench-webhooks-secret-key-0123456789-abcdef';
 
