@@ -23,6 +23,7 @@ import {
   type FleetPolicy,
   type StartPhase,
 } from '../src/domain/instance-decision.ts';
+import { metrics } from '../src/metrics.ts';
 import { SETTING_DEFAULTS } from '../src/settings.ts';
 import { lockAnnotator, transitionAnnotator, writeContainerEvent } from '../src/workflows/annotators.ts';
 import type { InstanceSpec, ObservedInstance } from './backends/types.ts';
@@ -393,6 +394,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
 
     case 'create-instance': {
       const { spec, observed: now } = await ensureInstance(pass, row);
+      metrics.containerEvents.inc({ kind: d.reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
       const what = d.reason === 'start' ? `container ${now.instanceId} running` : `container ${now.instanceId} started again (${d.reason})`;
       const ok = await setPhase(ctx, row, 'healthy', what, { ...instanceColumns(row, spec, now), statusReason: 'starting: waiting for Label Studio' });
       return { line: ok ? what : undefined, again: ok, observed: now };
@@ -435,6 +437,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       const last = row.statusReason?.startsWith('error: ') ? `; last error: ${row.statusReason.slice(7)}` : '';
       const reason = `${d.reason}${last}${removal}`;
       const ok = await transition(ctx, row, 'error', reason, { startPhase: null, phaseStartedAt: null, routedAt: null, nextRestartAt: null });
+      if (ok) metrics.containerEvents.inc({ kind: 'failure' });
       return { line: ok ? `error: ${reason}` : undefined, again: false };
     }
 
@@ -452,6 +455,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       // A running-but-unhealthy instance is replaced; a stopped or missing one is started/created.
       if (observed.state === 'running' || observed.state === 'starting') await ctx.backend.remove(row.id);
       const { spec, observed: now } = await ensureInstance(pass, row);
+      metrics.containerEvents.inc({ kind: 'restart' });
       const ok = await guarded(ctx, row, async (trx) => {
         await trx
           .updateTable('annotators')
@@ -526,7 +530,7 @@ async function recordFailure(pass: Pass, row: Annotator, d: Decision | undefined
   try {
     if (row.status === 'starting' && isPermanent(err)) {
       await ctx.backend.remove(row.id).catch(() => {});
-      await transition(ctx, row, 'error', msg, { startPhase: null, phaseStartedAt: null, routedAt: null });
+      if (await transition(ctx, row, 'error', msg, { startPhase: null, phaseStartedAt: null, routedAt: null })) metrics.containerEvents.inc({ kind: 'failure' });
       report.actions.push(`annotator ${row.id}: error: ${msg}`);
       return;
     }

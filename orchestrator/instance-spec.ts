@@ -43,6 +43,9 @@ export const ENV = {
   analytics: 'COLLECT_ANALYTICS',
   sentryDsn: 'SENTRY_DSN',
   frontendSentryDsn: 'FRONTEND_SENTRY_DSN',
+  // Label Studio's SSRF guard for outbound calls (webhooks).
+  defaultBannedSubnets: 'USE_DEFAULT_BANNED_SUBNETS',
+  additionalBannedSubnets: 'USER_ADDITIONAL_BANNED_SUBNETS',
 } as const;
 
 /** The fleet's own superuser in every instance (its API token stays the fleet's). */
@@ -213,6 +216,12 @@ export function buildInstanceSpec(
     [ENV.analytics]: 'false',
     [ENV.sentryDsn]: '',
     [ENV.frontendSentryDsn]: '',
+    // FLEET_CALLBACK_URL is always a private or loopback address (the fleet network, or 127.0.0.1
+    // with host networking), which Label Studio's default SSRF guard refuses as a webhook URL
+    // ("URL resolves to a reserved network address"). Lift the default ban list, but keep the
+    // link-local range (cloud instance metadata, 169.254.169.254) blocked.
+    [ENV.defaultBannedSubnets]: 'false',
+    [ENV.additionalBannedSubnets]: '169.254.0.0/16',
   };
   if (annotator.lsPasswordEnc) env[ENV.annotatorPassword] = secrets.decrypt(annotator.lsPasswordEnc);
   const spec = {

@@ -11,6 +11,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256 } from '../../src/crypto.ts';
+import { metrics } from '../../src/metrics.ts';
 import { InstanceDatabases, scramVerifier } from '../../orchestrator/databases.ts';
 import { readFleetSettings } from '../../orchestrator/annotators-step.ts';
 import { buildInstanceSpec, ENV, fleetNames, webhookSecret } from '../../orchestrator/instance-spec.ts';
@@ -41,6 +42,10 @@ async function createAnnotator(): Promise<number> {
 const row = (id: number) => t.db.selectFrom('annotators').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 const events = (id: number) =>
   t.db.selectFrom('containerEvents').selectAll().where('annotatorId', '=', id).orderBy('id').execute();
+const inError = async () =>
+  Number((await t.db.selectFrom('annotators').select((eb) => eb.fn.countAll().as('n')).where('status', '=', 'error').executeTakeFirstOrThrow()).n);
+const containerEventCount = async (kind: 'start' | 'restart' | 'failure') =>
+  (await metrics.containerEvents.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
 
 describe('POST /api/annotators/:id/start', () => {
   it('records the start, rotates the webhook secret (hash only) and answers at once', async () => {
@@ -282,6 +287,9 @@ describe('instance spec', () => {
       ANNOTATOR_ID: '3',
       WEBHOOK_SECRET: webhookSecret(t.ctx.secrets, 3, 1),
       LATEST_VERSION_CHECK: 'false',
+      // Webhooks to FLEET_CALLBACK_URL (a private/loopback address) pass LS's SSRF guard; metadata stays blocked.
+      USE_DEFAULT_BANNED_SUBNETS: 'false',
+      USER_ADDITIONAL_BANNED_SUBNETS: '169.254.0.0/16',
     });
     expect(one.env.LABEL_STUDIO_USER_TOKEN!.length).toBeGreaterThanOrEqual(6);
     expect(one.env.LABEL_STUDIO_USER_TOKEN!.length).toBeLessThanOrEqual(40);
@@ -455,6 +463,8 @@ describe('the annotators step without PostgreSQL for instances', () => {
   it('fails a start at once with a clear error event', async () => {
     const id = await createAnnotator();
     await t.json('POST', `/api/annotators/${id}/start`);
+    const failuresBefore = await containerEventCount('failure');
+    const inErrorBefore = await inError();
     const saved = t.ctx.instanceDatabases;
     t.ctx.instanceDatabases = new InstanceDatabases({ FLEET_NAMESPACE: NAMESPACE });
     try {
@@ -469,6 +479,11 @@ describe('the annotators step without PostgreSQL for instances', () => {
     expect(a.status).toBe('error');
     expect(a.statusReason).toMatch(/per-annotator databases need PostgreSQL: set LS_DATABASE_URL/);
     expect((await events(id)).at(-1)).toMatchObject({ eventType: 'status_change', fromStatus: 'starting', toStatus: 'error' });
+    // labelfleet_container_events_total{kind="failure"} counted each failed start once (this pass also
+    // fails the file's other annotators still starting: none of them can get a database either).
+    const failed = (await inError()) - inErrorBefore;
+    expect(failed).toBeGreaterThanOrEqual(1);
+    expect(await containerEventCount('failure')).toBe(failuresBefore + failed);
   });
 });
 
