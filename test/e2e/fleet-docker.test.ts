@@ -33,6 +33,7 @@ import { dockerLabelRoutes } from '../../orchestrator/routing/docker-labels.ts';
 import { fileRoutes } from '../../orchestrator/routing/file-provider.ts';
 import { SecretBox } from '../../src/crypto.ts';
 import { createLogger } from '../../src/logger.ts';
+import { metrics } from '../../src/metrics.ts';
 import { createService, type Service } from '../../src/service.ts';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -314,6 +315,10 @@ async function lsLogin(subdomain: string, email: string, password: string): Prom
   return res.status === 302 && !String(res.headers.location ?? '').includes('/user/login');
 }
 
+/** labelfleet_container_events_total{kind} as the service in this process counted it. */
+const containerEventCount = async (kind: 'start' | 'restart' | 'failure') =>
+  (await metrics.containerEvents.get()).values.find((v) => v.labels.kind === kind)?.value ?? 0;
+
 const tokenOf = async (id: number) => service!.ctx.secrets.decrypt((await row(id)).apiTokenEnc!);
 
 describe('the fleet on Docker with a real Label Studio', () => {
@@ -427,6 +432,8 @@ describe('the fleet on Docker with a real Label Studio', () => {
   it('brings a container back that was killed, or removed, behind its back', async () => {
     const name = names.instance(alice);
     const before = (await inspectOrNull(name))!;
+    const restartsBefore = await containerEventCount('restart');
+    const restartEventsBefore = (await eventsOf(alice)).filter((e) => e.eventType === 'container_restarted').length;
     await docker.getContainer(name).kill();
     await waitUntil('Label Studio back after kill', async () => (await viaTraefik(aliceSub, '/health/')).status === 200, 240_000, 2000);
     expect((await inspectOrNull(name))!.Id).toBe(before.Id); // restarted, not replaced
@@ -444,6 +451,9 @@ describe('the fleet on Docker with a real Label Studio', () => {
     await waitUntil('Label Studio back after removal', async () => (await viaTraefik(aliceSub, '/health/')).status === 200, 240_000, 2000);
     const evs = await eventsOf(alice);
     expect(evs.some((e) => e.eventType === 'container_restarted' && /container is missing; restart \d of 5/.test(e.message ?? ''))).toBe(true);
+    const restarted = evs.filter((e) => e.eventType === 'container_restarted').length - restartEventsBefore;
+    expect(restarted).toBeGreaterThanOrEqual(1);
+    expect(await containerEventCount('restart')).toBe(restartsBefore + restarted);
     expect((await row(alice)).status).toBe('active');
     expect((await containersNamed(name)).length).toBe(1);
   });
@@ -551,6 +561,7 @@ describe('the fleet on Docker with a real Label Studio', () => {
     const squatter: Server = createServer((sock) => sock.destroy());
     await new Promise<void>((r) => squatter.listen(base + id, '127.0.0.1', () => r()));
     try {
+      const failuresBefore = await containerEventCount('failure');
       const t0 = Date.now();
       expect((await api('POST', `/api/annotators/${id}/start`)).status).toBe(200);
       const s = await waitStatus(id, 'error', 60_000);
@@ -561,6 +572,7 @@ describe('the fleet on Docker with a real Label Studio', () => {
       expect(await inspectOrNull(names.instance(id))).toBeNull();
       const last = (await eventsOf(id)).at(-1)!;
       expect(last).toMatchObject({ eventType: 'status_change', fromStatus: 'starting', toStatus: 'error' });
+      expect(await containerEventCount('failure')).toBe(failuresBefore + 1);
     } finally {
       squatter.close();
       await api('PUT', '/api/settings/fleet.startTimeoutSeconds', { value: 900 });
