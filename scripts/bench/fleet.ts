@@ -21,7 +21,7 @@ import { httpGet } from '../../orchestrator/http-probe.ts';
 import { fleetNames, LABELS } from '../../orchestrator/instance-spec.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
-import { freePort, startFleet, waitFor } from '../../test/helpers/process.ts';
+import { buildBundle, freePort, startFleet, waitFor } from '../../test/helpers/process.ts';
 import { processMemoryMb } from './lib.ts';
 
 const COUNT = 5;
@@ -85,7 +85,7 @@ export default async function bench() {
     LS_DATABASE_URL: TEST_DATABASE_URL(),
     RECONCILE_INTERVAL_MS: '5000',
   };
-  const proc = startFleet(['serve'], env);
+  const proc = startFleet(['serve'], env, undefined, buildBundle());
   const base = `http://127.0.0.1:${port}`;
   const dbs = new InstanceDatabases({ LS_DATABASE_URL: TEST_DATABASE_URL(), FLEET_NAMESPACE: namespace });
   const ids: number[] = [];

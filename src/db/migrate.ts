@@ -4,11 +4,12 @@
  * once, `fleet migrate` beside `fleet serve`) take turns: the second finds the work done.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 import { sql } from 'kysely';
+import { PROJECT_ROOT } from '../paths.ts';
 import { LOCKS, type DbHandle } from './index.ts';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+export const MIGRATIONS_DIR = path.join(PROJECT_ROOT, 'migrations');
 
 export interface MigrationFile {
   version: number;

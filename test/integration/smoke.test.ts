@@ -1,21 +1,25 @@
 /**
- * The README's first command on a clean directory: the service starts on the embedded database
+ * The README's first command on a clean directory: `npm start`'s bundle starts on the embedded database
  * (no DATABASE_URL), answers the documented curl login flow, creates a role, and stops cleanly on
  * SIGTERM. Then it starts again on the same directory and still has the role.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { freePort, startFleet, waitFor } from '../helpers/process.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBundle, freePort, startFleet, waitFor } from '../helpers/process.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'labelfleet-smoke-'));
+let bundle: string;
+beforeAll(() => {
+  bundle = buildBundle();
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function boot() {
   const port = await freePort();
   const env = { PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: '', FLEET_SECRET_KEY: '', DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'info', NODE_ENV: 'development' };
-  const proc = startFleet(['serve', '--no-reconcile'], env, dir);
+  const proc = startFleet(['serve', '--no-reconcile'], env, dir, bundle);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 60_000, 'the service to answer /api/health');
   return { proc, base };

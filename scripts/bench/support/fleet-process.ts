@@ -3,7 +3,7 @@
  * the service over loopback (and its memory) without the load generator in the same process.
  */
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
-import { freePort, startFleet, waitFor } from '../../../test/helpers/process.ts';
+import { buildBundle, freePort, startFleet, waitFor } from '../../../test/helpers/process.ts';
 
 export interface FleetProcess {
   base: string;
@@ -17,6 +17,8 @@ export async function startFleetProcess(env: Record<string, string> = {}, seed?:
   const database = await createTestDatabase();
   if (seed) await seed(database);
   const port = await freePort();
+  // The process `npm start` runs (the bundle), so memory figures are the deployed service's.
+  const entry = buildBundle();
   const proc = startFleet(['serve', '--no-reconcile'], {
     DATABASE_URL: database.url,
     PORT: String(port),
@@ -24,7 +26,7 @@ export async function startFleetProcess(env: Record<string, string> = {}, seed?:
     LOG_LEVEL: 'warn',
     FLEET_SECRET_KEY: 'bench-secret-key-bench-secret-key-0123456789',
     ...env,
-  });
+  }, undefined, entry);
   const base = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 60_000, 'fleet serve to answer');
   const { csrfToken } = (await (await fetch(`${base}/api/auth/csrf`)).json()) as { csrfToken: string };
