@@ -11,10 +11,11 @@
  * - Webhook secret: derived per start generation (orchestrator/instance-spec.ts webhookSecret) and
  *   never stored; POST /api/webhook compares against the same derivation.
  *
- * For the fleet: Label Studio refuses webhook URLs that resolve to private or loopback addresses
- * (SSRF protection, on by default in 1.23). Instances must run with USE_DEFAULT_BANNED_SUBNETS=false
- * (optionally USER_ADDITIONAL_BANNED_SUBNETS=169.254.0.0/16 to keep cloud metadata blocked) or
- * SSRF_PROTECTION_ENABLED=false, or no webhook can reach FLEET_CALLBACK_URL on the fleet network.
+ * Label Studio refuses webhook URLs that resolve to private or loopback addresses (SSRF
+ * protection, on by default in 1.23), and FLEET_CALLBACK_URL is one. The fleet's instances run with
+ * USE_DEFAULT_BANNED_SUBNETS=false and USER_ADDITIONAL_BANNED_SUBNETS=169.254.0.0/16 (cloud
+ * metadata stays blocked; orchestrator/instance-spec.ts); an instance started any other way needs
+ * the same, or provisioning fails saying so (src/workflows/provision.ts).
  */
 import type { AppContext } from '../context.ts';
 import type { Annotator } from '../db/types.ts';
