@@ -9,10 +9,12 @@ export const idString = z
   .string()
   .regex(/^[1-9][0-9]{0,9}$/, 'must be a positive integer')
   .transform(Number)
-  .refine((n) => n <= MAX_INT, 'is too large');
+  .refine((n) => n <= MAX_INT, 'is too large')
+  // The document states the bounds the regex and refine enforce, for path ids and query filters alike.
+  .openapi({ type: 'integer', minimum: 1, maximum: MAX_INT });
 
 export const IdParam = z.object({
-  id: idString.openapi({ param: { name: 'id', in: 'path' }, example: '1', type: 'integer' }),
+  id: idString.openapi({ param: { name: 'id', in: 'path' }, example: 1 }),
 });
 
 /** An id in a JSON body. */
@@ -99,4 +101,6 @@ export const Timestamp = z.string().openapi({ format: 'date-time', example: '202
 
 /** Requires at least one field in an update body. */
 export const nonEmpty = <T extends z.ZodObject>(schema: T) =>
-  schema.refine((v) => Object.keys(v).length > 0, { message: 'At least one field is required' });
+  schema
+    .refine((v) => Object.keys(v).length > 0, { message: 'At least one field is required' })
+    .openapi({ minProperties: 1 });

@@ -163,6 +163,8 @@ const archiveLocation = z
       ),
   )
   .openapi({ type: 'string', maxLength: 1024, example: 's3://rejected-bucket/archive/' });
+/** The type override above would otherwise hide `null` from the document. */
+const nullableArchiveLocation = archiveLocation.nullable().openapi({ type: ['string', 'null'] });
 
 const fields = {
   name: z.string().trim().min(1).max(255),
@@ -189,7 +191,7 @@ const CreateWorkflowFields = {
   goldStandardRate: fields.goldStandardRate.default(0),
   shuffleImages: z.boolean().default(true),
   rejectionMode: fields.rejectionMode.default('none'),
-  rejectionArchiveBucket: archiveLocation.nullable().default(null),
+  rejectionArchiveBucket: nullableArchiveLocation.default(null),
   rejectionRouteWorkflowId: fields.ref.default(null),
   rejectionReturnToOriginal: z.boolean().default(false),
   rejectionFlagAnnotator: z.boolean().default(true),
@@ -214,7 +216,7 @@ const UpdateWorkflow = nonEmpty(
     shuffleImages: z.boolean().optional(),
     isActive: z.boolean().optional().openapi({ description: 'false pauses the workflow, true resumes it' }),
     rejectionMode: fields.rejectionMode.optional(),
-    rejectionArchiveBucket: archiveLocation.nullable().optional(),
+    rejectionArchiveBucket: nullableArchiveLocation.optional(),
     rejectionRouteWorkflowId: fields.ref.optional(),
     rejectionReturnToOriginal: z.boolean().optional(),
     rejectionFlagAnnotator: z.boolean().optional(),

@@ -101,3 +101,25 @@ describe('roles: hostile input', () => {
     expect(res.body.error).toMatch(/Validation failed/);
   });
 });
+
+describe('roles: the OpenAPI document states what validation enforces', () => {
+  it('documents ids as integers 1..2147483647 and update bodies as non-empty, as the route enforces them', async () => {
+    const doc = (await t.anonymous.json('GET', '/api/openapi.json')).body;
+    const id = doc.paths['/api/roles/{id}'].get.parameters.find((p: { name: string }) => p.name === 'id');
+    expect(id.schema).toEqual({ type: 'integer', minimum: 1, maximum: 2147483647, example: 1 });
+    // Query filters built on the same id schema carry the same bounds.
+    const roleFilter = doc.paths['/api/annotators'].get.parameters.find((p: { name: string }) => p.name === 'roleId');
+    expect(roleFilter.schema).toMatchObject({ type: 'integer', minimum: 1, maximum: 2147483647 });
+    expect(doc.components.schemas.UpdateRole.minProperties).toBe(1);
+    // The bounds are the route's: 0 and 2^31 are 400s in the documented shape, 2^31-1 is a plain 404.
+    for (const bad of ['0', '2147483648']) {
+      const res = await t.json('GET', `/api/roles/${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(res.body.error).toBe('Validation failed');
+    }
+    expect((await t.json('GET', '/api/roles/2147483647')).status).toBe(404);
+    const empty = await t.json('PUT', '/api/roles/2147483647', {});
+    expect(empty.status).toBe(400);
+    expect(empty.body.details[0].message).toBe('At least one field is required');
+  });
+});

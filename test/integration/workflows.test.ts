@@ -726,4 +726,15 @@ describe('workflows: security', () => {
       expect(Object.keys(doc.paths), p).toContain(p);
     }
   });
+
+  it('documents rejectionArchiveBucket as nullable, as create and update accept it', async () => {
+    const doc = (await t.anonymous.json('GET', '/api/openapi.json')).body;
+    for (const name of ['CreateWorkflow', 'UpdateWorkflow']) {
+      expect(doc.components.schemas[name].properties.rejectionArchiveBucket, name).toMatchObject({ type: ['string', 'null'], maxLength: 1024 });
+    }
+    const w = await create('ArchNull', { rejectionArchiveBucket: 's3://other-bucket/x/' });
+    const res = await t.json('PUT', `/api/workflows/${w.id}`, { rejectionArchiveBucket: null });
+    expect(res.status).toBe(200);
+    expect(res.body.rejectionArchiveBucket).toBeNull();
+  });
 });
