@@ -102,7 +102,27 @@ export function createApp(ctx: AppContext) {
   });
   app.get('/api/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'LabelFleet API' }));
 
-  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  // A path the API serves, asked with a method it does not serve, is a 405 with Allow, not a 404.
+  const routeMethods = app.routes
+    .filter((r) => r.method !== 'ALL')
+    .map((r) => ({
+      method: r.method,
+      pattern: new RegExp(
+        `^${r.path
+          .split('/')
+          .map((s) => (s.startsWith(':') ? '[^/]+' : s === '*' ? '.*' : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+          .join('/')}$`,
+      ),
+    }));
+  app.notFound((c) => {
+    const allow = new Set(routeMethods.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method));
+    if (allow.size > 0) {
+      if (allow.has('GET')) allow.add('HEAD');
+      c.header('Allow', [...allow].sort().join(', '));
+      return c.json({ error: `Method ${c.req.method} not allowed on ${c.req.path}`, details: { allow: [...allow].sort() } }, 405);
+    }
+    return c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404);
+  });
 
   app.onError((err, c) => {
     if (err instanceof AppError) {

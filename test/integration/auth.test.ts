@@ -112,4 +112,19 @@ describe('public endpoints', () => {
     expect(res.status).toBe(404);
     expect(res.body.error).toMatch(/No route/);
   });
+
+  it('answers a served path asked with a method it does not serve with 405, Allow and the error shape', async () => {
+    const item = await t.json('PATCH', '/api/roles/1', { name: 'x' });
+    expect(item.status).toBe(405);
+    expect(item.headers.get('allow')).toBe('DELETE, GET, HEAD, PUT');
+    expect(item.body).toEqual({ error: 'Method PATCH not allowed on /api/roles/1', details: { allow: ['DELETE', 'GET', 'HEAD', 'PUT'] } });
+    const list = await t.json('DELETE', '/api/workflows');
+    expect(list.status).toBe(405);
+    expect(list.headers.get('allow')).toBe('GET, HEAD, POST');
+    // A literal segment and a parameter both match: Allow is their union. Unknown paths stay 404.
+    expect((await t.json('POST', '/api/workflows/graph')).headers.get('allow')).toBe('DELETE, GET, HEAD, PUT');
+    expect((await t.json('PATCH', '/api/nope/1')).status).toBe(404);
+    // Without a session the gate answers first, as for every non-public path.
+    expect((await t.anonymous.json('PATCH', '/api/roles/1')).status).toBe(401);
+  });
 });
