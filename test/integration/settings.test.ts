@@ -194,9 +194,14 @@ describe('settings: errors', () => {
     }
   });
 
-  it('has no create or delete routes besides PUT', async () => {
-    expect((await t.json('POST', '/api/settings', { key: 'a', value: 1 })).status).toBe(404);
-    expect((await t.json('DELETE', '/api/settings/s3.bucket')).status).toBe(404);
+  it('has no create or delete routes besides PUT: 405 with the methods it does serve', async () => {
+    const post = await t.json('POST', '/api/settings', { key: 'a', value: 1 });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    const del = await t.json('DELETE', '/api/settings/s3.bucket');
+    expect(del.status).toBe(405);
+    expect(del.body.details.allow).toEqual(['GET', 'HEAD', 'PUT']);
+    expect((await t.json('GET', '/api/settings/s3.bucket')).status).toBe(404);
   });
 });
 
