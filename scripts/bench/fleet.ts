@@ -21,13 +21,12 @@ import { httpGet } from '../../orchestrator/http-probe.ts';
 import { fleetNames, LABELS } from '../../orchestrator/instance-spec.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
-import { buildBundle, freePort, startFleet, waitFor } from '../../test/helpers/process.ts';
+import { buildBundle, freePort, sleep, startFleet, waitUntil } from '../../test/helpers/process.ts';
 import { processMemoryMb } from './lib.ts';
 
 const COUNT = 5;
 const ACTIVE_TIMEOUT_MS = 15 * 60_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const round = (ms: number) => Math.round(ms) / 1000;
 
 function portIsFree(port: number): Promise<boolean> {
@@ -90,7 +89,7 @@ export default async function bench() {
   const dbs = new InstanceDatabases({ LS_DATABASE_URL: TEST_DATABASE_URL(), FLEET_NAMESPACE: namespace });
   const ids: number[] = [];
   try {
-    await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 60_000, 'fleet serve to answer');
+    await waitUntil('fleet serve to answer', async () => (await fetch(`${base}/api/health`)).ok, 60_000, 200);
     const { csrfToken } = (await (await fetch(`${base}/api/auth/csrf`)).json()) as { csrfToken: string };
     const login = await fetch(`${base}/api/auth/callback/credentials`, {
       method: 'POST',

@@ -67,7 +67,7 @@ export async function seed(db: Db) {
 }
 
 /** Median and p99 of `runs` executions of one SQL query, ms. */
-async function timeQuery(db: Db, query: () => Promise<unknown>, runs = 15) {
+async function timeQuery(query: () => Promise<unknown>, runs = 15) {
   await query();
   const samples: number[] = [];
   const started = performance.now();
@@ -86,20 +86,20 @@ async function compareRollup(db: Db) {
   const windowStart = lastHours(now)[0]!;
   return {
     todayPerAnnotator: {
-      rollup: await timeQuery(db, () =>
+      rollup: await timeQuery(() =>
         sql`SELECT annotator_id, sum(created_count), sum(timed_count), sum(time_spent_ms) FROM annotation_hourly
              WHERE hour >= ${dayStart} GROUP BY annotator_id`.execute(db),
       ),
-      rawEvents: await timeQuery(db, () =>
+      rawEvents: await timeQuery(() =>
         sql`SELECT annotator_id, count(*), count(time_spent_ms), sum(time_spent_ms) FROM annotation_events
              WHERE event_type = 'annotation_created' AND created_at >= ${dayStart} GROUP BY annotator_id`.execute(db),
       ),
     },
     last24Hours: {
-      rollup: await timeQuery(db, () =>
+      rollup: await timeQuery(() =>
         sql`SELECT hour, sum(created_count) FROM annotation_hourly WHERE hour >= ${windowStart} GROUP BY hour`.execute(db),
       ),
-      rawEvents: await timeQuery(db, () =>
+      rawEvents: await timeQuery(() =>
         sql`SELECT date_trunc('hour', created_at, 'UTC'), count(*) FROM annotation_events
              WHERE event_type = 'annotation_created' AND created_at >= ${windowStart} GROUP BY 1`.execute(db),
       ),

@@ -12,7 +12,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -61,6 +60,7 @@ import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
 import { testConfig } from '../helpers/service.ts';
 import { testEnv } from '../helpers/env.ts';
+import { freePort } from '../helpers/process.ts';
 
 const ENDPOINT = testEnv('AWS_ENDPOINT_URL');
 const REGION = testEnv('AWS_REGION', 'us-east-1');
@@ -225,11 +225,9 @@ async function placeServiceTask(f: MotoFleet, annotatorId: number) {
 
 // ------------------------------------------------------------------------------- the contract
 
-let contractFleet: MotoFleet | undefined;
 let nextContractId = 1;
 describeBackendContract('ECS on moto', async () => {
   const f = await createMotoFleet('c');
-  contractFleet = f;
   const lookalikes: number[] = [];
   const harness: BackendContractHarness = {
     backend: f.backend,
@@ -709,18 +707,6 @@ describe('ECS configuration', () => {
 });
 
 // --------------------------------------------------------------------------------- permissions
-
-/** A free TCP port on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** An unsigned IAM query call; moto routes it by the credential scope and does not check it while auth is off. */
 async function iamCall(endpoint: string, params: Record<string, string>): Promise<string> {

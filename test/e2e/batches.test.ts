@@ -25,7 +25,8 @@ import { createService, type Service } from '../../src/service.ts';
 import type { Storage } from '../../src/storage/s3.ts';
 import { IMAGE_CONFIG, REVIEW_CONFIG, seedAnnotator, seedConfig, seedGold, seedRole, seedWorkflow } from '../helpers/batches.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { freePort, startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.ts';
+import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.ts';
+import { freePort } from '../helpers/process.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { signIn, TEST_SECRET_KEY, testConfig, type TestService } from '../helpers/service.ts';
 

@@ -17,7 +17,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { Socket } from 'node:net';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -33,7 +32,7 @@ import { createService, type Service } from '../../src/service.ts';
 import type { Storage } from '../../src/storage/s3.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
-import { freePort } from '../helpers/process.ts';
+import { freePort, freePortBase, waitUntil } from '../helpers/process.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { signIn, TEST_SECRET_KEY, testConfig } from '../helpers/service.ts';
 
@@ -60,40 +59,6 @@ let cookie = '';
 let bucket = '';
 let storage: Storage;
 let annotatorId = 0;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil<T>(what: string, fn: () => Promise<T | false | undefined | null>, timeoutMs: number, intervalMs = 500): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(intervalMs);
-  }
-}
-
-/** A base such that base+1 … base+count are free on 127.0.0.1 (distinct from fleet-docker's 24 000+). */
-async function freePortBase(from: number, count: number): Promise<number> {
-  const free = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.once('connect', () => (s.destroy(), resolve(false)));
-      s.once('error', () => resolve(true));
-      s.connect(port, '127.0.0.1');
-    });
-  for (let base = from; base < from + 2000; base += 50) {
-    let ok = true;
-    for (let i = 1; i <= count && ok; i++) ok = await free(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`no free port range near ${from}`);
-}
 
 async function api(method: string, p: string, body?: unknown) {
   const res = await service!.app.request(p, {

@@ -20,7 +20,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer, Socket, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,7 +38,7 @@ import { createService, type Service } from '../../src/service.ts';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
-import { freePort, runFleet } from '../helpers/process.ts';
+import { freePort, freePortBase, runFleet, sleep, waitUntil } from '../helpers/process.ts';
 import { signIn, testConfig, TEST_SECRET_KEY } from '../helpers/service.ts';
 
 const RUN = randomBytes(3).toString('hex');
@@ -47,23 +47,6 @@ const FLEET_IMAGE = testEnv('FLEET_IMAGE');
 const TRAEFIK_URL = testEnv('TRAEFIK_URL');
 const TRAEFIK_DYNAMIC_DIR = testEnv('TRAEFIK_DYNAMIC_DIR');
 const docker = new Docker({ socketPath: DOCKER_SOCKET });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil<T>(what: string, fn: () => Promise<T | false | undefined | null>, timeoutMs: number, intervalMs = 1000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(intervalMs);
-  }
-}
 
 async function inspectOrNull(name: string) {
   try {
@@ -78,28 +61,6 @@ async function inspectOrNull(name: string) {
 async function containersNamed(name: string) {
   const all = await docker.listContainers({ all: true, filters: JSON.stringify({ name: [name] }) });
   return all.filter((c) => c.Names.some((n) => n === `/${name}`));
-}
-
-async function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', () => resolve(true));
-    s.connect(port, '127.0.0.1');
-  });
-}
-
-/** A base such that base+1 … base+count are free on 127.0.0.1. */
-async function freePortBase(from: number, count: number): Promise<number> {
-  for (let base = from; base < from + 2000; base += 50) {
-    let ok = true;
-    for (let i = 1; i <= count && ok; i++) ok = await portIsFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error(`no free port range near ${from}`);
 }
 
 // ============================================================================ 1. Backend contract

@@ -1,7 +1,7 @@
 /** Running the real `fleet` command as a child process, for CLI and smoke tests. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const FLEET_BIN = fileURLToPath(new URL('../../bin/fleet.mjs', import.meta.url));
@@ -59,17 +59,49 @@ export function startFleet(args: string[], env: Record<string, string | undefine
   return { child, output, exited };
 }
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `fn` until it returns something truthy; times out naming `what` and the last error. */
+export async function waitUntil<T>(
+  what: string,
+  fn: () => Promise<T | false | undefined | null>,
+  timeoutMs: number,
+  intervalMs = 500,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
+  let last: unknown;
+  for (;;) {
     try {
       const v = await fn();
       if (v) return v;
     } catch (err) {
-      lastError = err;
+      last = err;
     }
-    await new Promise((r) => setTimeout(r, 200));
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    }
+    await sleep(intervalMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+    s.connect(port, '127.0.0.1');
+  });
+}
+
+/** A base such that base+1 … base+count are free on 127.0.0.1 (per-annotator ports in host mode). */
+export async function freePortBase(from: number, count: number): Promise<number> {
+  for (let base = from; base < from + 2000; base += 50) {
+    let ok = true;
+    for (let i = 1; i <= count && ok; i++) ok = await portIsFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error(`no free port range near ${from}`);
 }

@@ -4,7 +4,7 @@
  * released, nothing stranded.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/label-studio.ts';
+import { freePort } from '../helpers/process.ts';
 import { seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow } from '../helpers/batches.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildBundle, freePort, startFleet, waitFor } from '../helpers/process.ts';
+import { buildBundle, freePort, startFleet, waitUntil } from '../helpers/process.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'labelfleet-smoke-'));
 let bundle: string;
@@ -21,7 +21,7 @@ async function boot() {
   const env = { PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: '', FLEET_SECRET_KEY: '', DATA_DIR: path.join(dir, 'data'), LOG_LEVEL: 'info', NODE_ENV: 'development' };
   const proc = startFleet(['serve', '--no-reconcile'], env, dir, bundle);
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 60_000, 'the service to answer /api/health');
+  await waitUntil('the service to answer /api/health', async () => (await fetch(`${base}/api/health`)).ok, 60_000, 200);
   return { proc, base };
 }
 

@@ -3,7 +3,7 @@
  * the service over loopback (and its memory) without the load generator in the same process.
  */
 import { createTestDatabase, type TestDatabase } from '../../../test/helpers/db.ts';
-import { buildBundle, freePort, startFleet, waitFor } from '../../../test/helpers/process.ts';
+import { buildBundle, freePort, startFleet, waitUntil } from '../../../test/helpers/process.ts';
 
 export interface FleetProcess {
   base: string;
@@ -28,7 +28,7 @@ export async function startFleetProcess(env: Record<string, string> = {}, seed?:
     ...env,
   }, undefined, entry);
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${base}/api/health`)).ok, 60_000, 'fleet serve to answer');
+  await waitUntil('fleet serve to answer', async () => (await fetch(`${base}/api/health`)).ok, 60_000, 200);
   const { csrfToken } = (await (await fetch(`${base}/api/auth/csrf`)).json()) as { csrfToken: string };
   const res = await fetch(`${base}/api/auth/callback/credentials`, {
     method: 'POST',
