@@ -1,0 +1,82 @@
+/**
+ * Consensus of categorical answers across a workflow: each item's label, weighted by what each
+ * annotator's answers say about their reliability. Pure (no I/O).
+ *
+ *  - Enough overlap (see dawidSkenePlan in dawid-skene.ts): Dawid–Skene EM, started from the
+ *    annotators' gold accuracy when known; the label is the most probable class and the
+ *    confidence its posterior probability.
+ *  - Before that: the majority vote; the confidence is the winner's vote share. A tie goes to the
+ *    label whose voters have the higher summed gold accuracy, then to the first label in code-unit
+ *    order (deterministic).
+ */
+import { dawidSkene, dawidSkenePlan, POOLED, type Answer, type Id } from './dawid-skene.ts';
+
+export type ConsensusMethod = 'dawid-skene' | 'majority';
+
+export interface LabelDecision {
+  label: string;
+  confidence: number;
+}
+
+export interface ChoiceConsensus {
+  method: ConsensusMethod;
+  items: Map<Id, LabelDecision>;
+  /**
+   * Each annotator's estimated accuracy, Σ_c π_c θ[c][c] under Dawid–Skene (pooled annotators
+   * share the pooled estimate); absent under the majority vote.
+   */
+  reliability?: Map<Id, number>;
+}
+
+export interface ChoiceConsensusOptions {
+  /** Gold accuracy per annotator (0..1): Dawid–Skene's start and the majority's tie-break. */
+  goldAccuracy?: ReadonlyMap<Id, number>;
+  /** All categories (e.g. from the config), so a category nobody chose yet still has a prior. */
+  classes?: readonly string[];
+}
+
+export function choiceConsensus(answers: readonly Answer<string>[], opts: ChoiceConsensusOptions = {}): ChoiceConsensus {
+  const seen = new Set(answers.map((a) => a.label));
+  const classes = [...new Set([...(opts.classes ?? []).filter((c) => seen.has(c)), ...[...seen].sort()])];
+  const plan = dawidSkenePlan(answers, classes.length);
+  if (!plan.useDawidSkene || classes.length < 2) return majority(answers, opts.goldAccuracy);
+
+  const fit = dawidSkene(answers, { classes, pooled: plan.pooled, initialAccuracy: opts.goldAccuracy });
+  const items = new Map<Id, LabelDecision>();
+  fit.items.forEach((item, i) => {
+    const p = fit.posteriors[i]!;
+    let best = 0;
+    for (let c = 1; c < p.length; c++) if (p[c]! > p[best]!) best = c;
+    items.set(item, { label: fit.classes[best]!, confidence: p[best]! });
+  });
+  const accuracyOf = (theta: Float64Array[]) => theta.reduce((s, row, c) => s + fit.priors[c]! * row[c]!, 0);
+  const reliability = new Map<Id, number>();
+  for (const a of answers) {
+    if (reliability.has(a.annotator)) continue;
+    const theta = fit.confusion.get(plan.pooled.has(a.annotator) ? POOLED : a.annotator)!;
+    reliability.set(a.annotator, accuracyOf(theta));
+  }
+  return { method: 'dawid-skene', items, reliability };
+}
+
+function majority(answers: readonly Answer<string>[], goldAccuracy?: ReadonlyMap<Id, number>): ChoiceConsensus {
+  const votes = new Map<Id, Map<string, { count: number; gold: number }>>();
+  const totals = new Map<Id, number>();
+  for (const a of answers) {
+    let m = votes.get(a.item);
+    if (!m) votes.set(a.item, (m = new Map()));
+    const v = m.get(a.label) ?? { count: 0, gold: 0 };
+    v.count++;
+    v.gold += goldAccuracy?.get(a.annotator) ?? 0;
+    m.set(a.label, v);
+    totals.set(a.item, (totals.get(a.item) ?? 0) + 1);
+  }
+  const items = new Map<Id, LabelDecision>();
+  for (const [item, m] of votes) {
+    const [label, v] = [...m].sort(
+      ([la, a], [lb, b]) => b.count - a.count || b.gold - a.gold || (la < lb ? -1 : la > lb ? 1 : 0),
+    )[0]!;
+    items.set(item, { label, confidence: v.count / totals.get(item)! });
+  }
+  return { method: 'majority', items };
+}
