@@ -9,6 +9,9 @@
  *    skipped task answers every control with "no label" (no values).
  *  - Similarity of two answers: the gold scorer's comparison (src/domain/gold-scoring.ts), made
  *    symmetric by averaging both directions; two empty answers are equal (1).
+ *  - A control that no annotation of an item answered tells nothing about agreement on that
+ *    control: the item is left out of the control's alpha, pairs, kappa and agreement with the
+ *    consensus (an optional control would otherwise look perfectly agreed on).
  *  - Item agreement per control: the mean similarity over pairs of the item's answers. Item
  *    agreement: the mean over the controls that at least one annotation answered (1 when every
  *    annotation answered nothing); null with fewer than two annotations.
@@ -144,6 +147,9 @@ export function controlAgreement(spec: ControlSpec, answers: readonly Obj[][]): 
   return s / pairs;
 }
 
+/** At least one of the item's annotations answered the control. */
+const answered = (itemAnswers: readonly Obj[][]) => itemAnswers.some((a) => a.length > 0);
+
 const choiceKey = (spec: ControlSpec) => (spec.type === 'taxonomy' ? 'taxonomy' : 'choices');
 
 /** The categories of a multi-choice answer: key (as compared) → value (as Label Studio stores it). */
@@ -200,7 +206,7 @@ export function analyzeAgreement(
       for (const value of merged.values) {
         result.push({ from_name: spec.fromName, ...(spec.toName ? { to_name: spec.toName } : {}), type: spec.type, value });
       }
-      if (itemAnswers.every((a) => a.length === 0)) return;
+      if (!answered(itemAnswers)) return;
       controls.push({ fromName: spec.fromName, agreement: controlAgreement(spec, itemAnswers), confidence: merged.confidence });
     });
     const m = it.annotations.length;
@@ -250,13 +256,15 @@ function controlWork(
         return { values: d && d.label !== NO_LABEL ? [{ choices: [d.label] }] : [], confidence: d?.confidence ?? 0 };
       });
       const cm = new CoincidenceMatrix();
-      answers.forEach((itemAnswers) => cm.addUnit(itemAnswers.map(singleLabel)));
+      answers.forEach((itemAnswers) => {
+        if (answered(itemAnswers)) cm.addUnit(itemAnswers.map(singleLabel));
+      });
       const rows = new Map<string, Record<string, number>>();
       for (const [c, k, o] of cm.entries()) rows.set(String(c), { ...rows.get(String(c)), [String(k)]: o });
       return {
         merged,
         reliability: consensus.reliability,
-        kappas: pairwiseKappa(labels),
+        kappas: pairwiseKappa(labels.filter((l) => answered(answers[l.item as number]!))),
         report: {
           ...base,
           alpha: alphaReport(alphaFromCoincidences(cm, 'nominal')),
@@ -270,7 +278,7 @@ function controlWork(
     case 'rating':
     case 'number': {
       const key = spec.kind;
-      const units: Unit[] = answers.map((itemAnswers) =>
+      const units: Unit[] = answers.filter(answered).map((itemAnswers) =>
         itemAnswers.map((a) => {
           const x = Number(a[0]?.[key]);
           return a.length && Number.isFinite(x) ? x : null;
@@ -287,7 +295,7 @@ function controlWork(
           ? mergeRegions(spec, itemAnswers, { threshold: opts.regionThreshold, text: items[i]!.text })
           : mergeMedoid(spec, itemAnswers),
       );
-      const alpha = alphaWithDistance(answers, (a, b) => 1 - pairSimilarity(spec, a, b), { samplePairs: opts.alphaSamplePairs });
+      const alpha = alphaWithDistance(answers.filter(answered), (a, b) => 1 - pairSimilarity(spec, a, b), { samplePairs: opts.alphaSamplePairs });
       return { merged, report: { ...base, alpha: { ...alphaReport(alpha), sampled: alpha.sampled } } };
     }
   }
@@ -311,6 +319,7 @@ function multiChoiceWork(
     const cm = new CoincidenceMatrix();
     let count = 0;
     sets.forEach((itemSets, i) => {
+      if (!answered(answers[i]!)) return;
       const unit = itemSets.map((set) => (set.has(label) ? '1' : '0'));
       unit.forEach((v, j) => {
         binary.push({ item: i, annotator: items[i]!.annotations[j]!.annotator, label: v });
@@ -375,6 +384,7 @@ function alphaReport(r: {
 function pairAgreements(spec: ControlSpec, items: readonly ItemAnnotations[], answers: Obj[][][]): PairAgreement[] {
   const pairs = new Map<string, PairAgreement>();
   items.forEach((it, i) => {
+    if (!answered(answers[i]!)) return;
     const order = it.annotations.map((a, j) => ({ id: a.annotator, j })).sort((x, y) => compareIds(x.id, y.id));
     for (let x = 0; x < order.length; x++) {
       for (let y = x + 1; y < order.length; y++) {
@@ -414,7 +424,7 @@ function annotatorAgreements(
       for (const c of controls) {
         const answer = c.answers[i]![j]!;
         const merged = c.merged[i]!.values;
-        if (!answer.length && !merged.length && c.answers[i]!.every((x) => !x.length)) continue;
+        if (!answered(c.answers[i]!)) continue;
         e.sum += similarity(c.spec, merged, answer);
         e.n++;
       }
