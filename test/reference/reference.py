@@ -10,6 +10,7 @@ Reads one JSON request on stdin, writes one JSON answer on stdout. Runs in the r
       -> {"items": [...], "classes": [...], "posteriors": [[...]], "priors": [...], "iterations": int,
           "confusion": {annotator: [[P(answer k | truth c) for k] for c]}}
   {"kind": "majority", "answers": [...]} -> {"items": [...], "classes": [...], "posteriors": [[...]]}
+  {"kind": "batch", "requests": [request, ...]} -> [answer, ...]   (one interpreter start for many)
 """
 import json
 import sys
@@ -72,4 +73,5 @@ def majority(req):
 if __name__ == "__main__":
     request = json.load(sys.stdin)
     handlers = {"alpha": alpha, "dawid_skene": dawid_skene, "majority": majority}
+    handlers["batch"] = lambda req: [handlers[r["kind"]](r) for r in req["requests"]]
     json.dump(handlers[request["kind"]](request), sys.stdout)
