@@ -9,8 +9,7 @@
  * the merged one under the control's comparison (src/domain/gold-scoring.ts: scoreControl). With
  * plain votes that is the winner's vote share, which is why it is used throughout.
  */
-import { boxes, clamp01, num, scoreControl, spans, type Obj, type Region } from '../gold-scoring.ts';
-import { boxIoU, spanIoU, type Box } from '../gold-scoring.ts';
+import { boxes, boxIoU, clamp01, matchRegions, num, scoreControl, spanIoU, spans, type Box, type Obj, type Region } from '../gold-scoring.ts';
 import type { ControlSpec } from './controls.ts';
 
 export interface Merged {
@@ -18,10 +17,29 @@ export interface Merged {
   confidence: number;
 }
 
-/** Similarity of an answer to the merged one (1 when both are empty). */
+type Span = { start: number; end: number };
+/** Parsed regions per answer array: alpha compares each answer with thousands of others. */
+const regionCache = new WeakMap<Obj[], Region<Box>[] | Region<Span>[]>();
+function regionsOf(spec: ControlSpec, values: Obj[]) {
+  let r = regionCache.get(values);
+  if (!r) regionCache.set(values, (r = spec.kind === 'boxes' ? boxes(values, spec.type) : spans(values, spec.type)));
+  return r;
+}
+
+/**
+ * Similarity of an answer to the merged one (1 when both are empty), by the gold scorer's rule for
+ * the control type (scoreControl); regions go straight to its matchRegions with the parsed
+ * regions cached per answer, which is the same computation without re-parsing.
+ */
 export function similarity(spec: ControlSpec, merged: Obj[], answer: Obj[]): number {
   if (!merged.length && !answer.length) return 1;
   if (!merged.length || !answer.length) return 0;
+  if (spec.kind === 'boxes') {
+    return clamp01(matchRegions(regionsOf(spec, merged) as Region<Box>[], regionsOf(spec, answer) as Region<Box>[], boxIoU));
+  }
+  if (spec.kind === 'spans') {
+    return clamp01(matchRegions(regionsOf(spec, merged) as Region<Span>[], regionsOf(spec, answer) as Region<Span>[], spanIoU));
+  }
   const ratingScale = spec.maxRating ? { [spec.fromName]: spec.maxRating } : undefined;
   return clamp01(scoreControl(spec.type, spec.fromName, merged, answer, { ratingScale }));
 }

@@ -128,9 +128,9 @@ export interface AgreementAnalysis {
   annotators: AnnotatorAgreement[];
 }
 
-/** Symmetric similarity of two answers. */
+/** Symmetric similarity of two answers (only `number` compares asymmetrically: averaged both ways). */
 export function pairSimilarity(spec: ControlSpec, a: Obj[], b: Obj[]): number {
-  return (similarity(spec, a, b) + similarity(spec, b, a)) / 2;
+  return spec.type === 'number' ? (similarity(spec, a, b) + similarity(spec, b, a)) / 2 : similarity(spec, a, b);
 }
 
 /** Mean pairwise similarity of one item's answers to a control; null with fewer than two. */
