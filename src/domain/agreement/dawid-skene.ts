@@ -160,8 +160,10 @@ export function dawidSkene<L extends Id>(answers: readonly Answer<L>[], opts: Da
 
   /** E-step: T from priors and logTheta; returns the log-likelihood. */
   const scratch = new Float64Array(I * K);
+  const logPriors = new Float64Array(K);
   const eStep = (): number => {
-    for (let i = 0; i < I; i++) for (let c = 0; c < K; c++) scratch[i * K + c] = Math.log(Math.max(priors[c]!, EPS));
+    for (let c = 0; c < K; c++) logPriors[c] = Math.log(Math.max(priors[c]!, EPS));
+    for (let i = 0; i < I; i++) scratch.set(logPriors, i * K);
     for (let j = 0; j < n; j++) {
       const base = aGroup[j]! * K * K + aLabel[j]!;
       const row = aItem[j]! * K;

@@ -9,7 +9,7 @@
  * the merged one under the control's comparison (src/domain/gold-scoring.ts: scoreControl). With
  * plain votes that is the winner's vote share, which is why it is used throughout.
  */
-import { boxes, boxIoU, clamp01, matchRegions, num, scoreControl, spanIoU, spans, type Box, type Obj, type Region } from '../gold-scoring.ts';
+import { boxes, boxIoU, clamp01, matchRegions, num, scoreControl, spanIoU, spans, strings, type Box, type Obj, type Region } from '../gold-scoring.ts';
 import type { ControlSpec } from './controls.ts';
 
 export interface Merged {
@@ -34,6 +34,12 @@ function regionsOf(spec: ControlSpec, values: Obj[]) {
 export function similarity(spec: ControlSpec, merged: Obj[], answer: Obj[]): number {
   if (!merged.length && !answer.length) return 1;
   if (!merged.length || !answer.length) return 0;
+  if (spec.kind === 'single-choice') {
+    // Jaccard of two one-element sets, without building them.
+    const a = strings(merged[0]!.choices);
+    const b = strings(answer[0]!.choices);
+    if (a.length <= 1 && b.length <= 1) return a[0] === b[0] ? 1 : 0;
+  }
   if (spec.kind === 'boxes') {
     return clamp01(matchRegions(regionsOf(spec, merged) as Region<Box>[], regionsOf(spec, answer) as Region<Box>[], boxIoU));
   }

@@ -133,18 +133,28 @@ export function pairSimilarity(spec: ControlSpec, a: Obj[], b: Obj[]): number {
   return spec.type === 'number' ? (similarity(spec, a, b) + similarity(spec, b, a)) / 2 : similarity(spec, a, b);
 }
 
-/** Mean pairwise similarity of one item's answers to a control; null with fewer than two. */
-export function controlAgreement(spec: ControlSpec, answers: readonly Obj[][]): number | null {
-  if (answers.length < 2) return null;
-  let s = 0;
-  let pairs = 0;
-  for (let i = 0; i < answers.length; i++) {
-    for (let j = i + 1; j < answers.length; j++) {
-      s += pairSimilarity(spec, answers[i]!, answers[j]!);
-      pairs++;
-    }
+/**
+ * The similarities of every pair of one item's answers to a control, row-major m × m (symmetric,
+ * 1 on the diagonal). Computed once per item and control: item agreement, pairs and alpha's
+ * observed disagreement all read it.
+ */
+export function similarityMatrix(spec: ControlSpec, answers: readonly Obj[][]): Float64Array {
+  const m = answers.length;
+  const out = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) {
+    out[i * m + i] = 1;
+    for (let j = i + 1; j < m; j++) out[i * m + j] = out[j * m + i] = pairSimilarity(spec, answers[i]!, answers[j]!);
   }
-  return s / pairs;
+  return out;
+}
+
+/** Mean pairwise similarity of one item's answers to a control; null with fewer than two. */
+export function controlAgreement(spec: ControlSpec, answers: readonly Obj[][], sims = similarityMatrix(spec, answers)): number | null {
+  const m = answers.length;
+  if (m < 2) return null;
+  let s = 0;
+  for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) s += sims[i * m + j]!;
+  return s / ((m * (m - 1)) / 2);
 }
 
 /** At least one of the item's annotations answered the control. */
@@ -195,7 +205,9 @@ export function analyzeAgreement(
     ),
   );
 
-  const works = specs.map((spec, s) => controlWork(spec, items, answers[s]!, opts));
+  // sims[s][i]: pairwise similarities of item i's answers to control s (null: nobody answered).
+  const sims = specs.map((spec, s) => answers[s]!.map((a) => (answered(a) ? similarityMatrix(spec, a) : null)));
+  const works = specs.map((spec, s) => controlWork(spec, items, answers[s]!, sims[s]!, opts));
 
   const outcomes: ItemOutcome[] = items.map((it, i) => {
     const controls: ItemOutcome['controls'] = [];
@@ -207,7 +219,7 @@ export function analyzeAgreement(
         result.push({ from_name: spec.fromName, ...(spec.toName ? { to_name: spec.toName } : {}), type: spec.type, value });
       }
       if (!answered(itemAnswers)) return;
-      controls.push({ fromName: spec.fromName, agreement: controlAgreement(spec, itemAnswers), confidence: merged.confidence });
+      controls.push({ fromName: spec.fromName, agreement: controlAgreement(spec, itemAnswers, sims[s]![i]!), confidence: merged.confidence });
     });
     const m = it.annotations.length;
     const agreement = m < 2 ? null : controls.length ? mean(controls.map((c) => c.agreement!)) : 1;
@@ -218,7 +230,7 @@ export function analyzeAgreement(
   const controls: ControlReport[] = specs.map((spec, s) => {
     return {
       ...works[s]!.report,
-      pairs: withKappa(pairAgreements(spec, items, answers[s]!), works[s]!.kappas),
+      pairs: withKappa(pairAgreements(items, sims[s]!), works[s]!.kappas),
       annotators: annotatorAgreements(items, [{ spec, answers: answers[s]!, merged: works[s]!.merged }], [works[s]!.reliability]),
     };
   });
@@ -241,6 +253,7 @@ function controlWork(
   spec: ControlSpec,
   items: readonly ItemAnnotations[],
   answers: Obj[][][],
+  sims: (Float64Array | null)[],
   opts: AnalysisOptions,
 ): ControlWork {
   const base = { fromName: spec.fromName, type: spec.type, kind: spec.kind };
@@ -295,7 +308,14 @@ function controlWork(
           ? mergeRegions(spec, itemAnswers, { threshold: opts.regionThreshold, text: items[i]!.text })
           : mergeMedoid(spec, itemAnswers),
       );
-      const alpha = alphaWithDistance(answers.filter(answered), (a, b) => 1 - pairSimilarity(spec, a, b), { samplePairs: opts.alphaSamplePairs });
+      // Values carry where they come from, so pairs within an item read the similarity matrix.
+      type Placed = { item: number; at: number; values: Obj[] };
+      const units = answers.flatMap((itemAnswers, item) =>
+        sims[item] ? [itemAnswers.map((values, at): Placed => ({ item, at, values }))] : [],
+      );
+      const distance = (a: Placed, b: Placed) =>
+        1 - (a.item === b.item ? sims[a.item]![a.at * answers[a.item]!.length + b.at]! : pairSimilarity(spec, a.values, b.values));
+      const alpha = alphaWithDistance(units, distance, { samplePairs: opts.alphaSamplePairs });
       return { merged, report: { ...base, alpha: { ...alphaReport(alpha), sampled: alpha.sampled } } };
     }
   }
@@ -380,11 +400,13 @@ function alphaReport(r: {
   };
 }
 
-/** Mean similarity of every pair of annotators over the items they shared. */
-function pairAgreements(spec: ControlSpec, items: readonly ItemAnnotations[], answers: Obj[][][]): PairAgreement[] {
+/** Mean similarity of every pair of annotators over the items they shared (where answered). */
+function pairAgreements(items: readonly ItemAnnotations[], sims: (Float64Array | null)[]): PairAgreement[] {
   const pairs = new Map<string, PairAgreement>();
   items.forEach((it, i) => {
-    if (!answered(answers[i]!)) return;
+    const matrix = sims[i];
+    if (!matrix) return;
+    const m = it.annotations.length;
     const order = it.annotations.map((a, j) => ({ id: a.annotator, j })).sort((x, y) => compareIds(x.id, y.id));
     for (let x = 0; x < order.length; x++) {
       for (let y = x + 1; y < order.length; y++) {
@@ -393,7 +415,7 @@ function pairAgreements(spec: ControlSpec, items: readonly ItemAnnotations[], an
         if (a.id === b.id) continue;
         const key = JSON.stringify([a.id, b.id]);
         const p = pairs.get(key) ?? { a: a.id, b: b.id, items: 0, agreement: 0 };
-        p.agreement += pairSimilarity(spec, answers[i]![a.j]!, answers[i]![b.j]!);
+        p.agreement += matrix[a.j * m + b.j]!;
         p.items++;
         pairs.set(key, p);
       }
