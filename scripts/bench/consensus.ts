@@ -103,7 +103,7 @@ export default async function bench() {
     })),
   );
   const alphaNominal = time(() => krippendorffAlpha(items.map((_, i) => labels.slice(i * OVERLAP, i * OVERLAP + OVERLAP).map((l) => l.label)), 'nominal'));
-  const dawidSkene = time(() => choiceConsensus(labels));
+  const dawidSkene = time(() => choiceConsensus(labels, { noLabel: '' }));
   const majority = time(() => majorityOnly(labels));
   const full = time(() => analyzeAgreement(items, SPECS));
 

@@ -160,6 +160,32 @@ describe('choiceConsensus', () => {
     expect(plain.items.get(1)!.label).toBe('cat');
   });
 
+  it('"no label" wins only with a strict majority of abstentions; otherwise the labels given decide', () => {
+    const c = choiceConsensus(
+      [
+        { item: 1, annotator: 'a', label: '' },
+        { item: 1, annotator: 'b', label: '' },
+        { item: 1, annotator: 'c', label: 'cat' },
+        { item: 2, annotator: 'a', label: '' },
+        { item: 2, annotator: 'b', label: 'dog' },
+        { item: 3, annotator: 'a', label: '' },
+      ],
+      { noLabel: '' },
+    );
+    expect(c.items.get(1)).toEqual({ label: '', confidence: 2 / 3 });
+    expect(c.items.get(2)).toEqual({ label: 'dog', confidence: 0.5 });
+    expect(c.items.get(3)).toEqual({ label: '', confidence: 1 });
+  });
+
+  it('Dawid–Skene converges with random skips among the answers (abstentions are not a class)', () => {
+    const { answers } = adversarialCrowd(200);
+    const random = mulberry32(5);
+    const skipped = answers.map((a) => (random() < 0.02 ? { ...a, label: '' } : a));
+    const c = choiceConsensus(skipped, { noLabel: '' });
+    expect(c.method).toBe('dawid-skene');
+    expect([...c.items.values()].filter((d) => d.label === '').length).toBe(0);
+  });
+
   it('with enough overlap: Dawid–Skene, the posterior as confidence, and a reliability per annotator', () => {
     const { answers, truth } = adversarialCrowd(100);
     const c = choiceConsensus(answers);

@@ -8,6 +8,11 @@
  *  - Before that: the majority vote; the confidence is the winner's vote share. A tie goes to the
  *    label whose voters have the higher summed gold accuracy, then to the first label in code-unit
  *    order (deterministic).
+ *  - "No label" answers (`noLabel`: a skip, or a control left empty) are abstentions, not a class:
+ *    "no label" is the consensus only when a strict majority of the item's answers abstain (its
+ *    confidence: their share); otherwise the labels given decide as above. As a class of its own it
+ *    would break Dawid–Skene: random skips form a rare "class" no annotator is reliable on, and EM
+ *    then drifts between it and the real classes without converging (seen on the benchmark data).
  */
 import { dawidSkene, dawidSkenePlan, POOLED, type Answer, type Id } from './dawid-skene.ts';
 
@@ -33,13 +38,30 @@ export interface ChoiceConsensusOptions {
   goldAccuracy?: ReadonlyMap<Id, number>;
   /** All categories (e.g. from the config), so a category nobody chose yet still has a prior. */
   classes?: readonly string[];
+  /** The label that means "no answer" (an abstention, see above). */
+  noLabel?: string;
 }
 
-export function choiceConsensus(answers: readonly Answer<string>[], opts: ChoiceConsensusOptions = {}): ChoiceConsensus {
+export function choiceConsensus(all: readonly Answer<string>[], opts: ChoiceConsensusOptions = {}): ChoiceConsensus {
+  const abstain = new Map<Id, number>();
+  const total = new Map<Id, number>();
+  for (const a of all) {
+    total.set(a.item, (total.get(a.item) ?? 0) + 1);
+    if (opts.noLabel !== undefined && a.label === opts.noLabel) abstain.set(a.item, (abstain.get(a.item) ?? 0) + 1);
+  }
+  const answers = abstain.size ? all.filter((a) => a.label !== opts.noLabel) : all;
+  const decided = decide(answers, opts, total);
+  for (const [item, n] of abstain) {
+    if (n * 2 > total.get(item)!) decided.items.set(item, { label: opts.noLabel!, confidence: n / total.get(item)! });
+  }
+  return decided;
+}
+
+function decide(answers: readonly Answer<string>[], opts: ChoiceConsensusOptions, total: Map<Id, number>): ChoiceConsensus {
   const seen = new Set(answers.map((a) => a.label));
   const classes = [...new Set([...(opts.classes ?? []).filter((c) => seen.has(c)), ...[...seen].sort()])];
   const plan = dawidSkenePlan(answers, classes.length);
-  if (!plan.useDawidSkene || classes.length < 2) return majority(answers, opts.goldAccuracy);
+  if (!plan.useDawidSkene || classes.length < 2) return majority(answers, total, opts.goldAccuracy);
 
   const fit = dawidSkene(answers, { classes, pooled: plan.pooled, initialAccuracy: opts.goldAccuracy });
   const items = new Map<Id, LabelDecision>();
@@ -59,9 +81,9 @@ export function choiceConsensus(answers: readonly Answer<string>[], opts: Choice
   return { method: 'dawid-skene', items, reliability };
 }
 
-function majority(answers: readonly Answer<string>[], goldAccuracy?: ReadonlyMap<Id, number>): ChoiceConsensus {
+/** `totals`: every answer per item, abstentions included (the vote share's denominator). */
+function majority(answers: readonly Answer<string>[], totals: Map<Id, number>, goldAccuracy?: ReadonlyMap<Id, number>): ChoiceConsensus {
   const votes = new Map<Id, Map<string, { count: number; gold: number }>>();
-  const totals = new Map<Id, number>();
   for (const a of answers) {
     let m = votes.get(a.item);
     if (!m) votes.set(a.item, (m = new Map()));
@@ -69,7 +91,6 @@ function majority(answers: readonly Answer<string>[], goldAccuracy?: ReadonlyMap
     v.count++;
     v.gold += goldAccuracy?.get(a.annotator) ?? 0;
     m.set(a.label, v);
-    totals.set(a.item, (totals.get(a.item) ?? 0) + 1);
   }
   const items = new Map<Id, LabelDecision>();
   for (const [item, m] of votes) {

@@ -263,7 +263,7 @@ function controlWork(
       items.forEach((it, i) =>
         it.annotations.forEach((a, j) => labels.push({ item: i, annotator: a.annotator, label: singleLabel(answers[i]![j]!) })),
       );
-      const consensus = choiceConsensus(labels, { goldAccuracy: opts.goldAccuracy });
+      const consensus = choiceConsensus(labels, { goldAccuracy: opts.goldAccuracy, noLabel: NO_LABEL });
       const merged = items.map((_, i) => {
         const d = consensus.items.get(i);
         return { values: d && d.label !== NO_LABEL ? [{ choices: [d.label] }] : [], confidence: d?.confidence ?? 0 };
