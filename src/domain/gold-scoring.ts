@@ -52,7 +52,7 @@ export interface ScoreOptions {
 }
 
 export type Obj = Record<string, unknown>;
-export const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 export const clamp01 = (n: number) => (Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0);
 const round = (n: number) => Math.round(n * 1e6) / 1e6;
 
@@ -144,7 +144,7 @@ export function matchRegions<G>(expected: Region<G>[], annotated: Region<G>[], o
   return sum / n;
 }
 
-export function labelKey(value: Obj, type: string): string {
+function labelKey(value: Obj, type: string): string {
   const labels = value[type] ?? value.labels ?? value.rectanglelabels;
   return canonical([...strings(labels)].sort());
 }

@@ -7,7 +7,6 @@
  */
 import { resultsByControl, type Obj } from '../gold-scoring.ts';
 import type { ParsedLabelingConfig } from '../labeling-config.ts';
-import type { Metric } from './krippendorff.ts';
 
 /**
  * How a control's answers are treated:
@@ -45,21 +44,6 @@ export function kindOf(type: string, multiple = false): ControlKind {
   if (type === 'textarea') return 'text';
   return 'other';
 }
-
-/**
- * Krippendorff's alpha metric per kind. "distance" means alpha over whole answers with the
- * distance 1 − similarity of the gold scorer's comparison (src/domain/gold-scoring.ts).
- */
-export const ALPHA_METRIC: Record<ControlKind, Metric | 'distance'> = {
-  'single-choice': 'nominal',
-  'multi-choice': 'nominal',
-  rating: 'interval',
-  number: 'interval',
-  boxes: 'distance',
-  spans: 'distance',
-  text: 'distance',
-  other: 'distance',
-};
 
 /** Every control tag of a parsed config (tags with name and toName that produce results). */
 export function controlsFromConfig(config: ParsedLabelingConfig): ControlSpec[] {
@@ -102,10 +86,10 @@ export function controlsFromResults(results: Iterable<unknown>): ControlSpec[] {
 }
 
 /**
- * One annotation's result values for a control ([] when it has none, was skipped, or answered the
- * control with another type, e.g. under a changed config).
+ * One annotation's result values for a control, from its result grouped by resultsByControl
+ * ([] when it has none, or answered the control with another type, e.g. under a changed config).
  */
-export function controlValues(result: unknown, spec: ControlSpec): Obj[] {
-  const entry = resultsByControl(result).get(spec.fromName);
+export function controlValues(byControl: ReturnType<typeof resultsByControl>, spec: ControlSpec): Obj[] {
+  const entry = byControl.get(spec.fromName);
   return entry && entry.type === spec.type ? entry.values : [];
 }

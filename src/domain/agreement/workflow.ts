@@ -20,7 +20,7 @@
  */
 import { resultsByControl, strings, type Obj } from '../gold-scoring.ts';
 import { choiceConsensus, type ConsensusMethod } from './consensus.ts';
-import { ALPHA_METRIC, type ControlKind, type ControlSpec } from './controls.ts';
+import { controlValues, type ControlKind, type ControlSpec } from './controls.ts';
 import type { Answer, Id } from './dawid-skene.ts';
 import { compareIds, pairwiseKappa, type PairKappa } from './kappa.ts';
 import {
@@ -196,14 +196,7 @@ export function analyzeAgreement(
 ): AgreementAnalysis {
   // answers[s][i][a]: control s, item i, annotation a.
   const grouped = items.map((it) => it.annotations.map((a) => resultsByControl(a.skipped ? [] : a.result)));
-  const answers = specs.map((spec) =>
-    grouped.map((annotations) =>
-      annotations.map((byControl) => {
-        const e = byControl.get(spec.fromName);
-        return e && e.type === spec.type ? e.values : [];
-      }),
-    ),
-  );
+  const answers = specs.map((spec) => grouped.map((annotations) => annotations.map((byControl) => controlValues(byControl, spec))));
 
   // sims[s][i]: pairwise similarities of item i's answers to control s (null: nobody answered).
   const sims = specs.map((spec, s) => answers[s]!.map((a) => (answered(a) ? similarityMatrix(spec, a) : null)));
