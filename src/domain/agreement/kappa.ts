@@ -1,0 +1,88 @@
+/**
+ * Cohen's kappa between two annotators, and for every pair of annotators who shared items.
+ * Pure (no I/O).
+ *
+ * Source: J. Cohen, "A Coefficient of Agreement for Nominal Scales", Educational and Psychological
+ * Measurement 20(1), 1960, 37–46.
+ *
+ *   p_o = (items where both gave the same category) / N
+ *   p_e = Σ_c p_A(c) · p_B(c)      (each annotator's own category shares over the N shared items)
+ *   κ   = (p_o − p_e) / (1 − p_e)
+ *
+ * κ is 1 for perfect agreement and 0 for agreement at chance level. It is undefined (null) when
+ * p_e = 1: both annotators gave one and the same category to every shared item, so chance alone
+ * explains the agreement and there is nothing to correct for.
+ */
+import type { Id } from './dawid-skene.ts';
+
+export interface KappaResult {
+  kappa: number | null;
+  observedAgreement: number;
+  expectedAgreement: number;
+  /** Items both annotators answered. */
+  items: number;
+}
+
+/** κ of paired categorical answers [annotator A's, annotator B's], one pair per shared item. */
+export function cohenKappa<V>(pairs: readonly (readonly [V, V])[]): KappaResult {
+  const N = pairs.length;
+  if (!N) return { kappa: null, observedAgreement: 0, expectedAgreement: 0, items: 0 };
+  const a = new Map<V, number>();
+  const b = new Map<V, number>();
+  let same = 0;
+  for (const [x, y] of pairs) {
+    if (x === y) same++;
+    a.set(x, (a.get(x) ?? 0) + 1);
+    b.set(y, (b.get(y) ?? 0) + 1);
+  }
+  let pe = 0;
+  for (const [c, na] of a) pe += (na / N) * ((b.get(c) ?? 0) / N);
+  const po = same / N;
+  const kappa = 1 - pe <= 1e-12 ? null : (po - pe) / (1 - pe);
+  return { kappa, observedAgreement: po, expectedAgreement: pe, items: N };
+}
+
+export interface PairKappa extends KappaResult {
+  /** The pair, a < b in string order. */
+  a: Id;
+  b: Id;
+}
+
+/**
+ * Cohen's κ for every pair of annotators who answered at least one item in common, from one
+ * categorical answer per (item, annotator) (a repeated answer by the same annotator replaces the
+ * earlier one). Pairs come sorted by (a, b).
+ */
+export function pairwiseKappa<V>(answers: Iterable<{ item: Id; annotator: Id; label: V }>): PairKappa[] {
+  const byItem = new Map<Id, Map<Id, V>>();
+  for (const { item, annotator, label } of answers) {
+    let m = byItem.get(item);
+    if (!m) byItem.set(item, (m = new Map()));
+    m.set(annotator, label);
+  }
+  const pairs = new Map<string, { a: Id; b: Id; pairs: [V, V][] }>();
+  for (const m of byItem.values()) {
+    const entries = [...m.entries()].sort(([x], [y]) => compareIds(x, y));
+    for (let i = 0; i < entries.length; i++) {
+      for (let j = i + 1; j < entries.length; j++) {
+        const [a, va] = entries[i]!;
+        const [b, vb] = entries[j]!;
+        const key = JSON.stringify([a, b]);
+        let p = pairs.get(key);
+        if (!p) pairs.set(key, (p = { a, b, pairs: [] }));
+        p.pairs.push([va, vb]);
+      }
+    }
+  }
+  return [...pairs.values()]
+    .sort((p, q) => compareIds(p.a, q.a) || compareIds(p.b, q.b))
+    .map((p) => ({ a: p.a, b: p.b, ...cohenKappa(p.pairs) }));
+}
+
+/** Numbers in numeric order before strings; strings in code-unit order. */
+export function compareIds(x: Id, y: Id): number {
+  if (typeof x === 'number' && typeof y === 'number') return x - y;
+  if (typeof x === 'number') return -1;
+  if (typeof y === 'number') return 1;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
