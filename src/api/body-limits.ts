@@ -7,8 +7,9 @@
  * than the limit is ever held, and the answer is the same 413. Nothing is buffered here: a route
  * that authenticates first (the webhook's secret) still does so before the body is read.
  *
- * Out: 413 `{error, details: {limitBytes}}` with `Connection: close` (the unread rest of the body
- * is not worth receiving; @hono/node-server drains a bounded amount, then closes).
+ * Out: 413 `{error, details: {limitBytes}}`. The unread rest of the body is @hono/node-server's
+ * to deal with: it drains at most 64 MB or 500 ms, then closes the connection (closing at once
+ * would reset it, and a reset can destroy the 413 before the client has read it).
  */
 import type { Context, MiddlewareHandler } from 'hono';
 
@@ -32,7 +33,6 @@ export const DEFAULT_BODY_LIMIT = 1 * MiB;
 export const bodyLimitFor = (path: string): number => BODY_LIMITS.find((l) => l.path.test(path))?.maxBytes ?? DEFAULT_BODY_LIMIT;
 
 function tooLarge(c: Context, maxBytes: number): Response {
-  c.header('Connection', 'close');
   return c.json({ error: 'Payload too large', details: { limitBytes: maxBytes } }, 413);
 }
 
