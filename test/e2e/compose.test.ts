@@ -9,6 +9,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,8 +130,17 @@ describe('docker compose up', () => {
     );
     // The status URL carries the published Traefik port, and the route answers through it.
     expect(status.url).toBe(`http://${created.body.subdomain}.fleet.localhost:${env.FLEET_HTTP_PORT}`);
-    const health = await fetch(`${web}/health/`, { headers: { host: `${created.body.subdomain}.fleet.localhost` } });
+    // fetch() drops a Host header (forbidden by the Fetch standard): ask as a browser would, by host.
+    const health = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      http
+        .get(`${web}/health/`, { headers: { host: `${created.body.subdomain}.fleet.localhost:${env.FLEET_HTTP_PORT}` } }, (res) => {
+          let body = '';
+          res.on('data', (d) => (body += d));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        })
+        .on('error', reject);
+    });
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: 'UP' });
+    expect(JSON.parse(health.body)).toEqual({ status: 'UP' });
   }, 1_200_000);
 });
