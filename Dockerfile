@@ -1,6 +1,11 @@
 # The LabelFleet service (admin API + reconciler). Label Studio instances use their own image:
 # orchestrator/image/Dockerfile.
-FROM node:20-bookworm-slim
+#
+# Production runs on a supported Node.js LTS (24); development and the test suite run on the
+# Node 20.19+ of the machine (package.json "engines" covers both). NODE_IMAGE lets a machine
+# without registry access build FROM a local stand-in (scripts/compose/standins.sh).
+ARG NODE_IMAGE=node:24-bookworm-slim
+FROM ${NODE_IMAGE}
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
@@ -11,11 +16,12 @@ COPY orchestrator ./orchestrator
 COPY migrations ./migrations
 # `npm start`'s bundle: no TypeScript loader at run time (about 60 MB less resident memory).
 RUN npm run build
-USER node
+COPY docker/entrypoint.sh /usr/local/bin/fleet-entrypoint
 EXPOSE 3000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:3000/api/health').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/api/health').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # Heap limit as `npm start` sets it (package.json config.heapMb); override with FLEET_HEAP_MB.
 ENV FLEET_HEAP_MB=192
-ENTRYPOINT ["sh", "-c", "exec node --max-old-space-size=$FLEET_HEAP_MB dist/fleet.mjs \"$@\"", "fleet"]
+# Starts as root only to join the Docker socket's group, then runs as `node` (docker/entrypoint.sh).
+ENTRYPOINT ["fleet-entrypoint"]
 CMD ["serve"]

@@ -104,8 +104,12 @@ export function listenPort(config: Pick<Config, 'DOCKER_NETWORK_MODE' | 'LS_PORT
 }
 
 export const publicHost = (config: Pick<Config, 'FLEET_DOMAIN'>, subdomain: string) => `${subdomain}.${config.FLEET_DOMAIN}`;
-export const publicUrl = (config: Pick<Config, 'FLEET_DOMAIN' | 'FLEET_PUBLIC_SCHEME'>, subdomain: string) =>
-  `${config.FLEET_PUBLIC_SCHEME}://${publicHost(config, subdomain)}`;
+/** `<scheme>://<subdomain>.<FLEET_DOMAIN>[:<FLEET_PUBLIC_PORT>]` (the port only when it is not the scheme's default). */
+export const publicUrl = (config: Pick<Config, 'FLEET_DOMAIN' | 'FLEET_PUBLIC_SCHEME' | 'FLEET_PUBLIC_PORT'>, subdomain: string) => {
+  const port = config.FLEET_PUBLIC_PORT;
+  const defaultPort = config.FLEET_PUBLIC_SCHEME === 'https' ? 443 : 80;
+  return `${config.FLEET_PUBLIC_SCHEME}://${publicHost(config, subdomain)}${port && port !== defaultPort ? `:${port}` : ''}`;
+};
 
 // ------------------------------------------------------------------------------------ secrets
 
@@ -155,6 +159,7 @@ type SpecConfig = Pick<
   | 'FLEET_NAMESPACE'
   | 'FLEET_DOMAIN'
   | 'FLEET_PUBLIC_SCHEME'
+  | 'FLEET_PUBLIC_PORT'
   | 'FLEET_CALLBACK_URL'
   | 'DOCKER_NETWORK_MODE'
   | 'DOCKER_NETWORK'

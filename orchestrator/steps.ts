@@ -4,8 +4,10 @@ import type { ReconcileStep } from './reconciler.ts';
 import { annotatorsStep } from './annotators-step.ts';
 import { runQualityChecks } from '../src/workflows/quality.ts';
 import { batchesStep } from './batches-step.ts';
+import { scheduledPurge } from '../src/auth/purge.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
+  const purge = scheduledPurge();
   return [
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
     annotatorsStep,
@@ -13,5 +15,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
     // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.
     batchesStep(),
+    // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
+    { name: 'purge', run: (ctx) => purge(ctx.database.db) },
   ];
 }

@@ -1,53 +1,30 @@
 /**
  * `fleet`: the composition root. serve | migrate | reconcile | admin create|passwd.
- * Usage errors and bad settings print one line and exit 2; runtime failures exit 1.
+ *
+ * Only argument parsing is loaded up front: `--help` and `--version` answer without importing
+ * the service (measured by `npm run bench -- cli`). Each command imports what it needs when it
+ * runs. Usage errors and bad settings print one line (every bad setting, each on its line) and
+ * exit 2; a runtime failure prints one line and exits 1 (a busy port, an unreachable database),
+ * or logs the error when it is not one we can explain.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ConfigError, loadConfig, type Config } from './config.ts';
-import { openDatabase } from './db/index.ts';
-import { migrate } from './db/migrate.ts';
-import { upsertAdmin, findAdminByEmail } from './auth/admins.ts';
-import { createLogger } from './logger.ts';
-import { createService } from './service.ts';
+import helpTexts from './cli-help.json' with { type: 'json' };
 
 class UsageError extends Error {}
+/** A failure the operator can fix from its one-line message (exit 1). */
+class FleetError extends Error {}
 
-const HELP: Record<string, string> = {
-  fleet: `Usage: fleet <command> [options]
+/** Usage texts, shared with bin/fleet.mjs (which prints the top-level ones without loading TypeScript). */
+const HELP: Record<string, string> = helpTexts;
 
-Commands:
-  serve               Run the admin API and the reconciler loop (graceful on SIGTERM/SIGINT)
-  migrate             Apply pending database migrations and exit
-  reconcile           Run one reconciler pass, print what it did, and exit
-  admin create        Create an admin account
-  admin passwd        Change an admin's password
-
-Run \`fleet <command> --help\` for a command's options. Settings come from the environment (see README).`,
-  serve: `Usage: fleet serve [--port N] [--no-reconcile]
-
-  --port N          Listen on port N (default: PORT or 3000)
-  --no-reconcile    Serve the API without running the reconciler loop`,
-  migrate: `Usage: fleet migrate
-
-Applies every pending migration in migrations/ under an advisory lock, then exits.`,
-  reconcile: `Usage: fleet reconcile [--json]
-
-Runs one reconciler pass (waiting for a pass already running elsewhere) and prints what it did.
-  --json            Print the pass report as JSON`,
-  'admin create': `Usage: fleet admin create --email EMAIL --password PASSWORD
-
-Creates an admin account (fails if the email exists).`,
-  'admin passwd': `Usage: fleet admin passwd --email EMAIL --password PASSWORD
-
-Sets a new password for an existing admin and revokes their sessions.`,
-};
-
+// `password` is declared only to refuse it with a reason (it would show in ps and shell history).
+const ADMIN_OPTIONS: ParseArgsConfig['options'] = { email: { type: 'string' }, 'password-stdin': { type: 'boolean' }, password: { type: 'string' } };
 const OPTIONS: Record<string, ParseArgsConfig['options']> = {
   serve: { port: { type: 'string' }, 'no-reconcile': { type: 'boolean' } },
   migrate: {},
   reconcile: { json: { type: 'boolean' } },
-  'admin create': { email: { type: 'string' }, password: { type: 'string' } },
-  'admin passwd': { email: { type: 'string' }, password: { type: 'string' } },
+  'admin create': ADMIN_OPTIONS,
+  'admin passwd': ADMIN_OPTIONS,
 };
 
 function parse(command: string, args: string[]) {
@@ -65,18 +42,13 @@ function required(values: Record<string, unknown>, name: string, command: string
   return v;
 }
 
-async function withDatabase<T>(config: Config, fn: (h: Awaited<ReturnType<typeof openDatabase>>) => Promise<T>) {
-  const handle = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 4 });
-  try {
-    await migrate(handle);
-    return await fn(handle);
-  } finally {
-    await handle.close();
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
+  if (first === '--version' || first === '-v' || first === 'version') {
+    const { VERSION } = await import('./version.ts');
+    console.log(`fleet ${VERSION}`);
+    return 0;
+  }
   if (!first || first === '--help' || first === '-h' || first === 'help') {
     console.log(HELP.fleet);
     return first ? 0 : 2;
@@ -98,15 +70,31 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP[command]);
     return 0;
   }
-
+  if (values.password !== undefined) {
+    throw new UsageError('--password is not accepted: a password on the command line shows in `ps` and shell history; answer the prompt, or pipe it with --password-stdin');
+  }
+  // Every setting is checked, and every problem reported, before the database is touched.
+  const { loadConfig } = await import('./config.ts');
   const env = { ...process.env };
   if (command === 'serve' && typeof values.port === 'string') env.PORT = values.port;
   const config = loadConfig(env);
+  const email = command.startsWith('admin ') ? required(values, 'email', command) : undefined;
+  const password = email ? await readPassword(command, values['password-stdin'] === true) : undefined;
+  const explain = await databaseErrors(config.DATABASE_URL);
 
   switch (command) {
     case 'serve': {
-      const service = await createService(config);
-      await service.start({ reconcile: !values['no-reconcile'] });
+      const { createService } = await import('./service.ts');
+      const service = await explain(() => createService(config));
+      try {
+        await service.start({ reconcile: !values['no-reconcile'] });
+      } catch (err) {
+        await service.stop().catch(() => {});
+        if ((err as { code?: string }).code === 'EADDRINUSE') {
+          throw new FleetError(`port ${config.PORT} on ${config.HOST} is already in use: stop the process using it, or choose another with --port N or PORT`);
+        }
+        throw err;
+      }
       await new Promise<void>((resolve) => {
         const shutdown = (signal: string) => {
           service.ctx.logger.info({ signal }, 'shutting down');
@@ -119,9 +107,11 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'migrate': {
-      const handle = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 4 });
+      const { openDatabase } = await import('./db/index.ts');
+      const { migrate } = await import('./db/migrate.ts');
+      const handle = await explain(() => openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 4 }));
       try {
-        const applied = await migrate(handle);
+        const applied = await explain(() => migrate(handle));
         console.log(applied.length ? `applied: ${applied.join(', ')}` : 'database is up to date');
       } finally {
         await handle.close();
@@ -129,7 +119,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'reconcile': {
-      const service = await createService({ ...config, LOG_LEVEL: values.json ? 'silent' : config.LOG_LEVEL });
+      const { createService } = await import('./service.ts');
+      const service = await explain(() => createService({ ...config, LOG_LEVEL: values.json ? 'silent' : config.LOG_LEVEL }));
       try {
         const report = await service.reconciler.runOnce({ wait: true });
         if (report === 'busy') throw new Error('another reconcile pass holds the lock');
@@ -150,32 +141,106 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'admin create':
     case 'admin passwd': {
-      const email = required(values, 'email', command);
-      const password = required(values, 'password', command);
-      if (config.NODE_ENV === 'production' && password.length < 8) {
-        throw new UsageError('--password must be at least 8 characters in production');
+      if (config.NODE_ENV === 'production' && password!.length < 8) {
+        throw new UsageError('the password must be at least 8 characters in production');
       }
-      return withDatabase(config, async ({ db }) => {
-        const existing = await findAdminByEmail(db, email);
+      const { openDatabase } = await import('./db/index.ts');
+      const { migrate } = await import('./db/migrate.ts');
+      const { upsertAdmin, findAdminByEmail } = await import('./auth/admins.ts');
+      const handle = await explain(() => openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolSize: 4 }));
+      try {
+        await explain(() => migrate(handle));
+        const { db } = handle;
+        const existing = await findAdminByEmail(db, email!);
         if (command === 'admin create' && existing) throw new UsageError(`admin ${email} already exists`);
         if (command === 'admin passwd' && !existing) throw new UsageError(`no admin with email ${email}`);
-        await upsertAdmin(db, email, password);
+        await upsertAdmin(db, email!, password!);
         if (existing) await db.updateTable('sessions').set({ revokedAt: new Date() }).where('adminUserId', '=', existing.id).where('revokedAt', 'is', null).execute();
         console.log(command === 'admin create' ? `created admin ${email}` : `password changed for ${email}`);
         return 0;
-      });
+      } finally {
+        await handle.close();
+      }
     }
   }
   return 2;
 }
 
+/** Runs `fn`; a failure to reach the database becomes a one-line FleetError (db/connect-errors.ts). */
+async function databaseErrors(url: string | undefined) {
+  const { describeConnectError } = await import('./db/connect-errors.ts');
+  return async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      const line = describeConnectError(err, url);
+      throw line ? new FleetError(line) : err;
+    }
+  };
+}
+
+/**
+ * The password for `admin create|passwd`: the first line of standard input with --password-stdin,
+ * else asked twice at the terminal without echo. Never from argv.
+ */
+async function readPassword(command: string, fromStdin: boolean): Promise<string> {
+  let password: string;
+  if (fromStdin) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    password = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? '';
+  } else {
+    if (!process.stdin.isTTY) {
+      throw new UsageError(`no terminal to ask for the password: pipe it with --password-stdin (see \`fleet ${command} --help\`)`);
+    }
+    password = await promptHidden('Password: ');
+    if ((await promptHidden('Repeat password: ')) !== password) throw new UsageError('the two passwords differ');
+  }
+  if (password === '') throw new UsageError('the password is empty');
+  return password;
+}
+
+/** Reads one line from the terminal with echo off (raw mode), writing the question to stderr. */
+function promptHidden(question: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stdin = process.stdin;
+    process.stderr.write(question);
+    stdin.setRawMode(true);
+    stdin.resume();
+    let line = '';
+    const done = (err?: Error) => {
+      stdin.setRawMode(false);
+      stdin.pause();
+      stdin.off('data', onData);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(line);
+    };
+    const onData = (data: Buffer) => {
+      for (const ch of data.toString('utf8')) {
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done();
+        if (ch === '\u0003') return done(new UsageError('interrupted'));
+        if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1);
+        else line += ch;
+      }
+    };
+    stdin.on('data', onData);
+  });
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
-  (err) => {
+  async (err) => {
+    const { ConfigError } = await import('./config.ts');
     if (err instanceof UsageError || err instanceof ConfigError) {
       console.error(`fleet: ${err.message}`);
       process.exit(2);
     }
+    if (err instanceof FleetError) {
+      console.error(`fleet: ${err.message}`);
+      process.exit(1);
+    }
+    const { createLogger } = await import('./logger.ts');
     createLogger('error').error({ err }, 'fleet failed');
     console.error(`fleet: ${(err as Error).message}`);
     process.exit(1);

@@ -26,16 +26,24 @@ const EnvSchema = z.object({
   ADMIN_EMAIL: z.string().email().default('admin@fleet.local'),
   ADMIN_PASSWORD: z.string().min(1).default('admin'),
   SESSION_TTL_HOURS: int(1, 24 * 365).default(24 * 7),
+  /** Sign-in attempts per client and email in a round, then a block (src/auth/throttle.ts). */
   LOGIN_MAX_FAILURES: int(1, 1000).default(5),
+  /** Sign-in attempts per client in a round, over every email. */
+  LOGIN_CLIENT_MAX_ATTEMPTS: int(1, 100_000).default(50),
+  /** The first block; each further block of the same key doubles (at most 24 h). */
   LOGIN_LOCKOUT_SECONDS: int(1, 86400).default(300),
+  /** Proxies of yours in front of the service: X-Forwarded-For is read only this many hops deep (src/auth/client.ts). */
+  TRUST_PROXY_HOPS: int(0, 10).default(0),
 
   ORCHESTRATOR_BACKEND: z.enum(['docker', 'ecs']).default('docker'),
   RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(15_000),
   FLEET_DOMAIN: z.string().min(1).default('fleet.localhost'),
   /** Scheme annotators use to reach `<subdomain>.<FLEET_DOMAIN>` (status `url`). */
   FLEET_PUBLIC_SCHEME: z.enum(['http', 'https']).default('http'),
-  /** Base URL a Label Studio container uses to call the fleet back (token report, webhooks). */
-  FLEET_CALLBACK_URL: url.default('http://127.0.0.1:3000'),
+  /** Port of the public URL when the router is not on the scheme's default (80/443): `<scheme>://<host>:<port>`. */
+  FLEET_PUBLIC_PORT: int(1, 65535).optional(),
+  /** Base URL a Label Studio container uses to call the fleet back (token report, webhooks); default http://127.0.0.1:PORT. */
+  FLEET_CALLBACK_URL: url.optional(),
   METRICS_TOKEN: z.string().min(16).optional(),
 
   // Fleet (orchestrator/; README "The fleet"). Run-time knobs (limits, timeouts) are settings.
@@ -65,8 +73,8 @@ const EnvSchema = z.object({
   S3_FORCE_PATH_STYLE: bool.default(true),
   AWS_REGION: z.string().default('us-east-1'),
 
-  // ECS (ORCHESTRATOR_BACKEND=ecs; README "Running the fleet on ECS"). Required ones are checked
-  // when the ECS backend is built (orchestrator/backends/ecs.ts ecsOptionsFromConfig).
+  // ECS (ORCHESTRATOR_BACKEND=ecs; README "Running the fleet on ECS"). Which are required is a
+  // rule below (RULES), checked with everything else before anything connects.
   /** Endpoint override for AWS-compatible endpoints (moto in tests); unset → the real AWS. */
   AWS_ENDPOINT_URL: url.optional(),
   ECS_CLUSTER: z.string().min(1).optional(),
@@ -87,27 +95,82 @@ const EnvSchema = z.object({
   ECS_VPC_ID: z.string().min(1).optional(),
 });
 
-export type Config = z.infer<typeof EnvSchema>;
+export type Config = Omit<z.infer<typeof EnvSchema>, 'FLEET_CALLBACK_URL'> & {
+  FLEET_CALLBACK_URL: string;
+};
 
 /** Every environment variable LabelFleet reads (README's table is checked against this). */
 export const CONFIG_KEYS = Object.keys(EnvSchema.shape);
 
-export class ConfigError extends Error {}
+/** One bad setting: the variable's name and what is wrong with it. */
+export interface ConfigProblem {
+  variable: string;
+  message: string;
+}
 
-/** Parses the environment; a bad or missing setting is a ConfigError with a one-line message. */
+/** Every problem found in the environment at once; the message has one line per problem. */
+export class ConfigError extends Error {
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[] | string) {
+    const list = typeof problems === 'string' ? [{ variable: '', message: problems }] : problems;
+    const line = (p: ConfigProblem) => (p.variable ? `${p.variable}: ${p.message}` : p.message);
+    super(list.length === 1 ? `invalid setting ${line(list[0]!)}` : `${list.length} invalid settings:\n${list.map((p) => `  ${line(p)}`).join('\n')}`);
+    this.problems = list;
+  }
+}
+
+type Rule = (c: Config) => ConfigProblem | false | undefined;
+const problem = (variable: string, message: string): ConfigProblem => ({ variable, message });
+const requiredWhen = (when: (c: Config) => boolean, condition: string, ...variables: (keyof Config)[]): Rule[] =>
+  variables.map((v) => (c) => when(c) && (c[v] === undefined || (Array.isArray(c[v]) && c[v].length === 0)) && problem(v, `is required when ${condition}`));
+
+/**
+ * Rules across variables, checked once every variable is parsed. Add one as a line: a function of
+ * the parsed config returning a ConfigProblem (or false). A rule about a variable that already
+ * failed to parse is not reported twice.
+ */
+const RULES: Rule[] = [
+  (c) => c.NODE_ENV === 'production' && c.ADMIN_PASSWORD === 'admin' && problem('ADMIN_PASSWORD', 'must be changed from the default "admin" when NODE_ENV=production'),
+  (c) => c.NODE_ENV === 'production' && !c.FLEET_SECRET_KEY && problem('FLEET_SECRET_KEY', 'is required when NODE_ENV=production'),
+  ...requiredWhen((c) => c.TRAEFIK_PROVIDER === 'file', 'TRAEFIK_PROVIDER=file', 'TRAEFIK_DYNAMIC_DIR'),
+  ...requiredWhen((c) => c.ORCHESTRATOR_BACKEND === 'ecs', 'ORCHESTRATOR_BACKEND=ecs', 'ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'),
+  // Fargate pulls the image and ships awslogs with the execution role; without one every task
+  // would fail with an error seen only in the ECS console.
+  (c) => c.ORCHESTRATOR_BACKEND === 'ecs' && c.ECS_LAUNCH_TYPE === 'FARGATE' && !!c.ECS_LOG_GROUP && !c.ECS_EXECUTION_ROLE_ARN &&
+    problem('ECS_EXECUTION_ROLE_ARN', 'is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set'),
+  (c) => c.ORCHESTRATOR_BACKEND === 'ecs' && c.ECS_LAUNCH_TYPE === 'EC2' && c.ECS_ASSIGN_PUBLIC_IP &&
+    problem('ECS_ASSIGN_PUBLIC_IP', 'true is only valid with ECS_LAUNCH_TYPE=FARGATE'),
+  // Target group names are at most 32 characters: room for `-<annotator id>` up to 6 digits.
+  (c) => c.ORCHESTRATOR_BACKEND === 'ecs' && ecsNamePrefix(c).length > 25 &&
+    problem('ECS_NAME_PREFIX', `plus FLEET_NAMESPACE ("${ecsNamePrefix(c)}") must be at most 25 characters`),
+];
+
+/** Names of ECS families, services and target groups: `<ECS_NAME_PREFIX>[-<FLEET_NAMESPACE>]`. */
+export const ecsNamePrefix = (c: Pick<Config, 'ECS_NAME_PREFIX' | 'FLEET_NAMESPACE'>) =>
+  c.FLEET_NAMESPACE ? `${c.ECS_NAME_PREFIX}-${c.FLEET_NAMESPACE}` : c.ECS_NAME_PREFIX;
+
+/**
+ * Parses the environment. In: variables (unset and empty ones take their defaults). Out: the
+ * typed config, or a ConfigError listing EVERY bad variable at once (each by name) — parse
+ * failures first, then RULES. Reads nothing else and connects nowhere.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const parsed = EnvSchema.safeParse(cleaned);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(`invalid setting ${issue.path.join('.')}: ${issue.message}`);
+  const problems: ConfigProblem[] = [];
+  const parsed: Record<string, unknown> = {};
+  for (const [key, schema] of Object.entries(EnvSchema.shape)) {
+    const value = env[key];
+    const result = (schema as z.ZodType).safeParse(value === '' ? undefined : value);
+    if (result.success) parsed[key] = result.data;
+    else problems.push(problem(key, result.error.issues.map((i) => i.message).join('; ')));
   }
-  const config = parsed.data;
-  if (config.NODE_ENV === 'production') {
-    if (config.ADMIN_PASSWORD === 'admin') {
-      throw new ConfigError('ADMIN_PASSWORD must be changed from the default "admin" when NODE_ENV=production');
-    }
-    if (!config.FLEET_SECRET_KEY) throw new ConfigError('FLEET_SECRET_KEY is required when NODE_ENV=production');
+  const config = parsed as Config;
+  // Derived defaults.
+  if (typeof config.PORT === 'number') config.FLEET_CALLBACK_URL ??= `http://127.0.0.1:${config.PORT}`;
+  const failed = new Set(problems.map((p) => p.variable));
+  for (const rule of RULES) {
+    const p = rule(config);
+    if (p && !failed.has(p.variable)) problems.push(p);
   }
+  if (problems.length) throw new ConfigError(problems);
   return config;
 }

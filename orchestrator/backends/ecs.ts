@@ -43,7 +43,7 @@ import {
   type Rule,
   type TargetGroup,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { ConfigError, type Config } from '../../src/config.ts';
+import { ConfigError, ecsNamePrefix, type Config } from '../../src/config.ts';
 import type { Logger } from '../../src/logger.ts';
 import {
   annotatorIdFromName,
@@ -92,20 +92,17 @@ export interface EcsBackendOptions {
 }
 
 /**
- * Builds the ECS settings from config, failing with a one-line ConfigError that names the missing
- * variable. The composition root calls it at start-up, so a bad setup fails before any pass runs.
+ * Builds the ECS settings from config. Which settings ECS needs, and which combinations could
+ * never start a task, are rules of src/config.ts: loadConfig has refused such a config before.
  */
 export function ecsOptionsFromConfig(config: Config): EcsBackendOptions {
   const need = <T>(name: string, value: T | undefined): T => {
-    if (value === undefined || (Array.isArray(value) && value.length === 0)) {
-      throw new ConfigError(`${name} is required when ORCHESTRATOR_BACKEND=ecs`);
-    }
+    if (value === undefined) throw new ConfigError([{ variable: name, message: 'is required when ORCHESTRATOR_BACKEND=ecs' }]);
     return value;
   };
-  const launchType = config.ECS_LAUNCH_TYPE;
-  const options: EcsBackendOptions = {
+  return {
     cluster: need('ECS_CLUSTER', config.ECS_CLUSTER),
-    launchType,
+    launchType: config.ECS_LAUNCH_TYPE,
     subnets: need('ECS_SUBNETS', config.ECS_SUBNETS),
     securityGroups: need('ECS_SECURITY_GROUPS', config.ECS_SECURITY_GROUPS),
     assignPublicIp: config.ECS_ASSIGN_PUBLIC_IP,
@@ -118,22 +115,9 @@ export function ecsOptionsFromConfig(config: Config): EcsBackendOptions {
     region: config.AWS_REGION,
     endpoint: config.AWS_ENDPOINT_URL,
     // Same scheme as the Docker fleet: `fleet-ls-[<FLEET_NAMESPACE>-]<id>`.
-    namePrefix: config.FLEET_NAMESPACE ? `${config.ECS_NAME_PREFIX}-${config.FLEET_NAMESPACE}` : config.ECS_NAME_PREFIX,
+    namePrefix: ecsNamePrefix(config),
     priorityOffset: config.ALB_RULE_PRIORITY_OFFSET,
   };
-  // Target group names are at most 32 characters: keep room for `-<annotator id>` up to 6 digits.
-  if (options.namePrefix.length > 25) {
-    throw new ConfigError(`ECS_NAME_PREFIX plus FLEET_NAMESPACE ("${options.namePrefix}") must be at most 25 characters`);
-  }
-  // Fargate pulls the image and ships awslogs with the execution role; without one, every task
-  // would fail to start with an error only visible in the ECS console.
-  if (launchType === 'FARGATE' && options.logGroup && !options.executionRoleArn) {
-    throw new ConfigError('ECS_EXECUTION_ROLE_ARN is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set');
-  }
-  if (launchType === 'EC2' && options.assignPublicIp) {
-    throw new ConfigError('ECS_ASSIGN_PUBLIC_IP=true is only valid with ECS_LAUNCH_TYPE=FARGATE');
-  }
-  return options;
 }
 
 /** An AWS call failed. `code` is AWS's error name (e.g. PriorityInUseException). */

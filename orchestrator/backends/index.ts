@@ -16,7 +16,7 @@ import type { Backend } from './types.ts';
 /** The Traefik route provider of the Docker backend (TRAEFIK_PROVIDER). */
 export function createRouteProvider(config: Config): RouteProvider {
   if (config.TRAEFIK_PROVIDER === 'file') {
-    if (!config.TRAEFIK_DYNAMIC_DIR) throw new ConfigError('TRAEFIK_DYNAMIC_DIR is required when TRAEFIK_PROVIDER=file');
+    if (!config.TRAEFIK_DYNAMIC_DIR) throw new ConfigError([{ variable: 'TRAEFIK_DYNAMIC_DIR', message: 'is required when TRAEFIK_PROVIDER=file' }]);
     const names = fleetNames(config);
     return fileRoutes({ dir: config.TRAEFIK_DYNAMIC_DIR, entrypoint: config.TRAEFIK_ENTRYPOINT, parseName: names.parseInstance });
   }

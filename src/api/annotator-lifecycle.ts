@@ -47,6 +47,8 @@ const WebhookSecretHeader = z.object({
 });
 
 const unauthorizedSecret = () => new AppError(401, 'Invalid or missing X-Webhook-Secret');
+/** Compared against when the id is unknown, so that path costs what a wrong secret costs. */
+const UNKNOWN_SECRET_HASH = sha256('labelfleet:no-such-annotator');
 
 /** A live (not deleted) annotator, locked for the transaction, or 404. */
 async function lockLive(trx: Parameters<typeof lockAnnotator>[0], id: number): Promise<Annotator> {
@@ -180,17 +182,25 @@ export function annotatorLifecycleRoutes(ctx: AppContext) {
       path: '/annotators/{id}/token',
       tags: ['annotators'],
       summary: "The instance reports its API token (X-Webhook-Secret, no session)",
-      description: "Called by the Label Studio entrypoint. The secret is compared in constant time with the hash stored at start; the token is stored sealed.",
+      description:
+        "Called by the Label Studio entrypoint. The secret is compared in constant time with the hash stored at start, before anything is locked; an unknown id and a wrong secret both answer 401. The token is stored sealed.",
       request: { params: IdParam, headers: WebhookSecretHeader, ...jsonBody(TokenBody) },
-      responses: { 200: jsonContent(SuccessSchema, 'Token stored'), 400: errors[400], 401: errors[401], 404: errors[404] },
+      responses: { 200: jsonContent(SuccessSchema, 'Token stored'), 400: errors[400], 401: errors[401] },
     }),
     async (c) => {
       const { id } = c.req.valid('param');
       const { token } = c.req.valid('json');
       const secret = c.req.header('x-webhook-secret') ?? '';
+      // The secret is checked before any row is locked, and an unknown or deleted id answers as a
+      // wrong secret does (401, same work): the route tells a stranger nothing about which ids exist.
+      const current = await db.selectFrom('annotators').select(['status', 'webhookSecretHash']).where('id', '=', id).executeTakeFirst();
+      const live = current !== undefined && current.status !== 'deleted';
+      const matches = matchesHash(secret, live ? current.webhookSecretHash : UNKNOWN_SECRET_HASH);
+      if (!secret || !live || !matches) throw unauthorizedSecret();
       const accepted = await db.transaction().execute(async (trx) => {
-        const a = await lockLive(trx, id);
-        if (!secret || !matchesHash(secret, a.webhookSecretHash)) return false;
+        const a = await lockAnnotator(trx, id);
+        // A start or delete between the check and the lock rotated the secret: the report is stale.
+        if (a.status === 'deleted' || !matchesHash(secret, a.webhookSecretHash)) return false;
         await trx
           .updateTable('annotators')
           .set({ apiTokenEnc: ctx.secrets.encrypt(token), tokenReportedAt: new Date(), updatedAt: new Date() })

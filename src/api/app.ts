@@ -2,13 +2,17 @@
  * The HTTP application: middleware, authentication gate, every resource's routes, the OpenAPI
  * document and the one place where errors become HTTP responses.
  */
-import { Scalar } from '@scalar/hono-api-reference';
 import { HTTPException } from 'hono/http-exception';
 import { requestId } from 'hono/request-id';
+import { secureHeaders } from 'hono/secure-headers';
 import type { AppContext } from '../context.ts';
 import { AppError, PG, pgCode } from '../errors.ts';
 import { authRoutes } from '../auth/routes.ts';
+import { refuseCrossSite } from '../auth/cross-site.ts';
 import { sessionAdmin } from '../auth/sessions.ts';
+import { allowedMethods } from './allowed-methods.ts';
+import { limitBodies } from './body-limits.ts';
+import { registerDocs, type SecurityScheme } from './docs.ts';
 import { createRouter, type RouteFactory } from './router.ts';
 import { systemRoutes } from './system.ts';
 import { roleRoutes } from './roles.ts';
@@ -50,17 +54,23 @@ const ROUTES: RouteFactory[] = [
   reconcileRoutes,
 ];
 
-/** Paths that answer without a session: their own auth (webhook secret, bearer) or none. */
-const PUBLIC_PATHS = [
-  /^\/api\/health$/,
-  /^\/api\/version$/,
-  /^\/api\/auth\//,
-  /^\/api\/webhook$/,
-  /^\/api\/annotators\/[^/]+\/token$/,
-  /^\/api\/openapi\.json$/,
-  /^\/api\/docs$/,
-  /^\/metrics$/,
+/**
+ * Paths that answer without a session, and the credential each takes instead: `none` (public),
+ * or an OpenAPI security scheme carried in a header (docs.ts SECURITY_SCHEMES). The gate, the
+ * cross-site rule and the OpenAPI document all read this one table.
+ */
+const PUBLIC_ROUTES: ReadonlyArray<{ path: RegExp; credential: 'none' | SecurityScheme }> = [
+  { path: /^\/api\/health$/, credential: 'none' },
+  { path: /^\/api\/version$/, credential: 'none' },
+  { path: /^\/api\/auth\//, credential: 'none' },
+  { path: /^\/api\/webhook$/, credential: 'webhookSecret' },
+  { path: /^\/api\/annotators\/[^/]+\/token$/, credential: 'webhookSecret' },
+  { path: /^\/api\/openapi\.json$/, credential: 'none' },
+  { path: /^\/api\/docs(\/[\w.-]+)?$/, credential: 'none' },
+  { path: /^\/metrics$/, credential: 'metricsToken' },
 ];
+
+const publicRoute = (path: string) => PUBLIC_ROUTES.find((r) => r.path.test(path));
 
 export function createApp(ctx: AppContext) {
   const app = createRouter();
@@ -85,44 +95,53 @@ export function createApp(ctx: AppContext) {
     );
   });
 
+  // Browser hardening for every answer (nosniff, no framing, no referrer). HSTS is the TLS
+  // terminator's call (README "Security"); the docs page sets its own CSP (docs.ts).
+  app.use(secureHeaders({ strictTransportSecurity: false, crossOriginResourcePolicy: 'same-origin' }));
+
+  // Before anything reads a body (body-limits.ts).
+  app.use(limitBodies());
+
+  // Authentication gate. Sets `credential`, the one signal the cross-site rule reads: a request
+  // another middleware already authenticated with a header credential (an API key) keeps it.
   app.use('*', async (c, next) => {
-    if (PUBLIC_PATHS.some((p) => p.test(c.req.path))) return next();
+    const pub = publicRoute(c.req.path);
+    if (pub) {
+      c.set('credential', pub.credential === 'none' ? 'none' : 'header');
+      return next();
+    }
+    if (c.get('credential') === 'header') return next();
     const adminUserId = await sessionAdmin(ctx.database.db, c);
     if (adminUserId === null) throw new AppError(401, 'Unauthorized');
     c.set('adminUserId', adminUserId);
+    c.set('credential', 'cookie');
+    return next();
+  });
+
+  // Every state-changing request of the service, not only /api (auth/cross-site.ts).
+  app.use(refuseCrossSite());
+
+  // A served path asked with a method it does not serve: 405 with Allow, from the route table
+  // (allowed-methods.ts), before a handler of an overlapping template can see it.
+  let methodsOf: ReturnType<typeof allowedMethods> | undefined;
+  app.use(async (c, next) => {
+    methodsOf ??= allowedMethods(app.routes);
+    const allow = methodsOf(c.req.path);
+    if (allow && !allow.includes(c.req.method)) {
+      c.header('Allow', allow.join(', '));
+      return c.json({ error: `Method ${c.req.method} not allowed on ${c.req.path}`, details: { allow } }, 405);
+    }
     return next();
   });
 
   for (const routes of ROUTES) app.route('/api', routes(ctx));
   registerMetricsRoute(app, ctx);
-
-  app.doc31('/api/openapi.json', {
-    openapi: '3.1.0',
-    info: { title: 'LabelFleet admin API', version: '0.1.0', description: 'See README.md for conventions.' },
+  registerDocs(app, (documentPath) => {
+    const credential = publicRoute(documentPath)?.credential;
+    return credential ?? 'session';
   });
-  app.get('/api/docs', Scalar({ url: '/api/openapi.json', pageTitle: 'LabelFleet API' }));
 
-  // A path the API serves, asked with a method it does not serve, is a 405 with Allow, not a 404.
-  const routeMethods = app.routes
-    .filter((r) => r.method !== 'ALL')
-    .map((r) => ({
-      method: r.method,
-      pattern: new RegExp(
-        `^${r.path
-          .split('/')
-          .map((s) => (s.startsWith(':') ? '[^/]+' : s === '*' ? '.*' : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-          .join('/')}$`,
-      ),
-    }));
-  app.notFound((c) => {
-    const allow = new Set(routeMethods.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method));
-    if (allow.size > 0) {
-      if (allow.has('GET')) allow.add('HEAD');
-      c.header('Allow', [...allow].sort().join(', '));
-      return c.json({ error: `Method ${c.req.method} not allowed on ${c.req.path}`, details: { allow: [...allow].sort() } }, 405);
-    }
-    return c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404);
-  });
+  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 
   app.onError((err, c) => {
     if (err instanceof AppError) {

@@ -2,12 +2,15 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { Credential } from '../auth/cross-site.ts';
 
 export interface AppEnv {
   Variables: {
     requestId: string;
     log: Logger;
     adminUserId: number;
+    /** How the request authenticates (set by the gate in app.ts; read by auth/cross-site.ts). */
+    credential: Credential;
   };
 }
 

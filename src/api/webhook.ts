@@ -15,7 +15,6 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
-import { bodyLimit } from 'hono/body-limit';
 import type { AppContext } from '../context.ts';
 import { AppError, badRequest } from '../errors.ts';
 import { currentWebhookSecret } from '../labelstudio/instances.ts';
@@ -115,8 +114,6 @@ export function webhookRoutes(ctx: AppContext) {
     verified.set(annotator.id, { digest: expected, until: Date.now() + AUTH_CACHE_MS });
     return annotator.id;
   }
-
-  app.use('/webhook', bodyLimit({ maxSize: 10 * 1024 * 1024, onError: (c) => c.json({ error: 'Payload too large' }, 413) }));
 
   app.openapi(
     createRoute({

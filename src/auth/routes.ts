@@ -7,8 +7,10 @@ import { errors, jsonContent } from '../api/common.ts';
 import { createRouter } from '../api/router.ts';
 import { findAdminByEmail } from './admins.ts';
 import { issueCsrfToken, verifyCsrfToken } from './csrf.ts';
+import { clientAddress } from './client.ts';
+import { sameOriginPath } from './redirect.ts';
 import { createSession, currentSession, revokeSession } from './sessions.ts';
-import { clearFailures, lockedFor, recordFailure } from './throttle.ts';
+import { attemptSucceeded, countAttempt } from './throttle.ts';
 
 const Credentials = z
   .object({
@@ -70,23 +72,27 @@ export function authRoutes(ctx: AppContext) {
       }
       const body = type.includes('application/json') ? c.req.valid('json') : c.req.valid('form');
       const email = body.email.trim();
-      const locked = await lockedFor(db, email);
-      if (locked > 0) throw tooManyRequests('Too many failed sign-in attempts; try again later', locked);
       if (!verifyCsrfToken(ctx.secrets, body.csrfToken)) throw unauthorized('Invalid or missing CSRF token');
+
+      // Counted before the password is verified (auth/throttle.ts): parallel guesses cannot overtake it.
+      const client = clientAddress(c, ctx.config.TRUST_PROXY_HOPS);
+      const rules = {
+        maxFailures: ctx.config.LOGIN_MAX_FAILURES,
+        clientMaxAttempts: ctx.config.LOGIN_CLIENT_MAX_ATTEMPTS,
+        lockoutSeconds: ctx.config.LOGIN_LOCKOUT_SECONDS,
+      };
+      const wait = await countAttempt(db, client, email, rules);
+      if (wait > 0) throw tooManyRequests('Too many failed sign-in attempts; try again later', wait);
 
       const admin = await findAdminByEmail(db, email);
       const ok = await verifyPassword(body.password, admin?.passwordHash ?? DUMMY_PASSWORD_HASH);
       if (!admin || !ok) {
-        await recordFailure(db, email, {
-          maxFailures: ctx.config.LOGIN_MAX_FAILURES,
-          lockoutSeconds: ctx.config.LOGIN_LOCKOUT_SECONDS,
-        });
-        c.get('log').warn({ email }, 'failed sign-in');
+        c.get('log').warn({ email, client }, 'failed sign-in');
         throw unauthorized('Invalid email or password');
       }
-      await clearFailures(db, email);
+      await attemptSucceeded(db, client, email, rules);
       await createSession(db, c, admin.id, ctx.config.SESSION_TTL_HOURS);
-      const url = body.callbackUrl?.startsWith('/') ? body.callbackUrl : '/';
+      const url = sameOriginPath(body.callbackUrl, new URL(c.req.url).origin);
       return c.json({ url, user: { email: admin.email } }, 200);
     },
   );

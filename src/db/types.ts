@@ -22,11 +22,12 @@ export interface SessionsTable {
   createdAt: CreatedAt;
 }
 
-export interface LoginFailuresTable {
-  email: string;
-  failures: number;
-  lockedUntil: Date | null;
-  updatedAt: Timestamp;
+export interface LoginThrottleTable {
+  key: string;
+  attempts: number;
+  strikes: Generated<number>;
+  blockedUntil: Date | null;
+  lastAttemptAt: Timestamp;
 }
 
 export interface RolesTable {
@@ -307,7 +308,7 @@ export interface AnnotatorQualityTable {
 export interface Database {
   adminUsers: AdminUsersTable;
   sessions: SessionsTable;
-  loginFailures: LoginFailuresTable;
+  loginThrottle: LoginThrottleTable;
   roles: RolesTable;
   labelingConfigs: LabelingConfigsTable;
   workflows: WorkflowsTable;

@@ -683,23 +683,24 @@ describe('ECS configuration', () => {
   it('puts FLEET_NAMESPACE into every name, as the Docker fleet does', () => {
     expect(ecsOptionsFromConfig(testConfig({ ...base, FLEET_NAMESPACE: 'blue' })).namePrefix).toBe('fleet-ls-blue');
     expect(ecsOptionsFromConfig(testConfig({ ...base })).namePrefix).toBe('fleet-ls');
-    expect(() => ecsOptionsFromConfig(testConfig({ ...base, ECS_NAME_PREFIX: 'labelfleet-ls', FLEET_NAMESPACE: 'abcdefghijklm' }))).toThrow(
-      new ConfigError('ECS_NAME_PREFIX plus FLEET_NAMESPACE ("labelfleet-ls-abcdefghijklm") must be at most 25 characters'),
+    expect(() => testConfig({ ...base, ECS_NAME_PREFIX: 'labelfleet-ls', FLEET_NAMESPACE: 'abcdefghijklm' })).toThrow(
+      new ConfigError([{ variable: 'ECS_NAME_PREFIX', message: 'plus FLEET_NAMESPACE ("labelfleet-ls-abcdefghijklm") must be at most 25 characters' }]),
     );
   });
 
   it.each(['ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'])('a missing %s is a one-line error naming it', (key) => {
     const env: Record<string, string> = { ...base };
     delete env[key];
-    expect(() => ecsOptionsFromConfig(testConfig(env))).toThrow(new ConfigError(`${key} is required when ORCHESTRATOR_BACKEND=ecs`));
+    // Checked when the environment is parsed, before anything connects (src/config.ts RULES).
+    expect(() => testConfig(env)).toThrow(new ConfigError([{ variable: key, message: 'is required when ORCHESTRATOR_BACKEND=ecs' }]));
   });
 
   it('rejects combinations that could never start a task', () => {
-    expect(() => ecsOptionsFromConfig(testConfig({ ...base, ECS_LOG_GROUP: '/lf' }))).toThrow(
-      'ECS_EXECUTION_ROLE_ARN is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set',
+    expect(() => testConfig({ ...base, ECS_LOG_GROUP: '/lf' })).toThrow(
+      'ECS_EXECUTION_ROLE_ARN: is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set',
     );
-    expect(() => ecsOptionsFromConfig(testConfig({ ...base, ECS_LAUNCH_TYPE: 'EC2', ECS_ASSIGN_PUBLIC_IP: 'true' }))).toThrow(
-      'ECS_ASSIGN_PUBLIC_IP=true is only valid with ECS_LAUNCH_TYPE=FARGATE',
+    expect(() => testConfig({ ...base, ECS_LAUNCH_TYPE: 'EC2', ECS_ASSIGN_PUBLIC_IP: 'true' })).toThrow(
+      'ECS_ASSIGN_PUBLIC_IP: true is only valid with ECS_LAUNCH_TYPE=FARGATE',
     );
     expect(() => testConfig({ ...base, ECS_NAME_PREFIX: 'a-very-long-prefix-over-20' })).toThrow(/ECS_NAME_PREFIX/);
     expect(() => testConfig({ ...base, ECS_LAUNCH_TYPE: 'K8S' })).toThrow(/ECS_LAUNCH_TYPE/);

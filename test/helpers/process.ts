@@ -36,10 +36,11 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `fleet ...args` to completion. */
-export function runFleet(args: string[], env: Record<string, string | undefined> = {}, cwd?: string): Promise<RunResult> {
+/** Runs `fleet ...args` to completion, with `input` (if any) on its standard input. */
+export function runFleet(args: string[], env: Record<string, string | undefined> = {}, cwd?: string, input?: string): Promise<RunResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [FLEET_BIN, ...args], { env: { ...process.env, ...env }, cwd });
+    child.stdin.end(input);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

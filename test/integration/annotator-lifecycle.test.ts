@@ -213,7 +213,7 @@ describe('POST /api/annotators/:id/token (X-Webhook-Secret, no session)', () => 
     expect((await row(id)).apiTokenEnc).toBeNull();
   });
 
-  it('answers 400 for bad bodies and 404 for missing or deleted annotators', async () => {
+  it('answers 400 for bad bodies, and an unknown or deleted id exactly as a wrong secret (401)', async () => {
     const id = await createAnnotator();
     await t.json('POST', `/api/annotators/${id}/start`);
     const secret = { 'x-webhook-secret': webhookSecret(t.ctx.secrets, id, 1) };
@@ -221,9 +221,39 @@ describe('POST /api/annotators/:id/token (X-Webhook-Secret, no session)', () => 
       expect((await t.anonymous.json('POST', `/api/annotators/${id}/token`, body, secret)).status, JSON.stringify(body)).toBe(400);
     }
     expect((await t.anonymous.json('POST', `/api/annotators/${id}/token`, '{"token":', secret)).status).toBe(400);
-    expect((await t.anonymous.json('POST', '/api/annotators/424242/token', { token: 'abcdef' }, secret)).status).toBe(404);
+    const wrong = await t.anonymous.json('POST', `/api/annotators/${id}/token`, { token: 'abcdef' }, { 'x-webhook-secret': 'not-the-secret' });
+    expect(wrong.status).toBe(401);
+    const unknown = await t.anonymous.json('POST', '/api/annotators/424242/token', { token: 'abcdef' }, secret);
+    expect([unknown.status, unknown.body]).toEqual([wrong.status, wrong.body]);
+    expect(unknown.body).toEqual({ error: 'Invalid or missing X-Webhook-Secret' });
     await t.json('DELETE', `/api/annotators/${id}`);
-    expect((await t.anonymous.json('POST', `/api/annotators/${id}/token`, { token: 'abcdef' }, secret)).status).toBe(404);
+    const deleted = await t.anonymous.json('POST', `/api/annotators/${id}/token`, { token: 'abcdef' }, secret);
+    expect([deleted.status, deleted.body]).toEqual([wrong.status, wrong.body]);
+  });
+
+  it('checks the secret before locking the row: a wrong secret is refused while the row is locked', async () => {
+    const id = await createAnnotator();
+    await t.json('POST', `/api/annotators/${id}/start`);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = t.db.transaction().execute(async (trx) => {
+      await trx.selectFrom('annotators').select('id').where('id', '=', id).forUpdate().execute();
+      locked();
+      await held;
+    });
+    await isLocked;
+    try {
+      // Answered at once, although the row stays locked until after the answer.
+      const wrong = await t.anonymous.json('POST', `/api/annotators/${id}/token`, { token: 'abcdef' }, { 'x-webhook-secret': 'guess' });
+      expect(wrong.status).toBe(401);
+    } finally {
+      release();
+      await holder;
+    }
+    const ok = await t.anonymous.json('POST', `/api/annotators/${id}/token`, { token: 'abcdef' }, { 'x-webhook-secret': webhookSecret(t.ctx.secrets, id, 1) });
+    expect(ok.status).toBe(200);
   });
 });
 

@@ -104,7 +104,8 @@ describe('public endpoints', () => {
     expect(Object.keys(doc.paths)).toContain('/api/roles/{id}');
     const page = await t.service.app.request('/api/docs');
     expect(page.status).toBe(200);
-    expect(await page.text()).toMatch(/openapi\.json/);
+    expect(await page.text()).toMatch(/src="\/api\/docs\/init\.js"/);
+    expect(await (await t.service.app.request('/api/docs/init.js')).text()).toMatch(/url: '\/api\/openapi\.json'/);
   });
 
   it('answers unknown routes with 404 in the error shape', async () => {
@@ -121,8 +122,13 @@ describe('public endpoints', () => {
     const list = await t.json('DELETE', '/api/workflows');
     expect(list.status).toBe(405);
     expect(list.headers.get('allow')).toBe('GET, HEAD, POST');
-    // A literal segment and a parameter both match: Allow is their union. Unknown paths stay 404.
-    expect((await t.json('POST', '/api/workflows/graph')).headers.get('allow')).toBe('DELETE, GET, HEAD, PUT');
+    // A literal segment beats a parameter: /workflows/graph is its own path, not /workflows/:id.
+    expect((await t.json('POST', '/api/workflows/graph')).headers.get('allow')).toBe('GET, HEAD');
+    expect((await t.json('PUT', '/api/workflows/graph')).headers.get('allow')).toBe('GET, HEAD');
+    const bulk = await t.json('PUT', '/api/annotators/bulk', { ids: [1] });
+    expect(bulk.status).toBe(405);
+    expect(bulk.headers.get('allow')).toBe('DELETE, POST');
+    // Unknown paths stay 404.
     expect((await t.json('PATCH', '/api/nope/1')).status).toBe(404);
     // Without a session the gate answers first, as for every non-public path.
     expect((await t.anonymous.json('PATCH', '/api/roles/1')).status).toBe(401);

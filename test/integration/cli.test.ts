@@ -1,13 +1,21 @@
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/db.ts';
-import { runFleet } from '../helpers/process.ts';
+import { FLEET_BIN, freePort, runFleet, waitUntil } from '../helpers/process.ts';
 
-describe('fleet CLI', () => {
-  it('prints help for every command', async () => {
-    for (const args of [['--help'], ['serve', '--help'], ['migrate', '--help'], ['reconcile', '--help'], ['admin', 'create', '--help'], ['admin', 'passwd', '--help']]) {
+// Each case starts several `fleet` processes: bounded generously for a busy machine.
+describe('fleet CLI', { timeout: 180_000 }, () => {
+  it('prints help for every command, and its version', async () => {
+    for (const args of [['--help'], ['-h'], ['serve', '--help'], ['migrate', '--help'], ['reconcile', '--help'], ['admin', 'create', '--help'], ['admin', 'passwd', '--help']]) {
       const r = await runFleet(args);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: fleet/);
+    }
+    const { version } = (await import('../../package.json', { with: { type: 'json' } })).default;
+    for (const flag of ['--version', '-v']) {
+      const r = await runFleet([flag]);
+      expect([r.code, r.stdout]).toEqual([0, `fleet ${version}\n`]);
     }
   });
 
@@ -29,12 +37,49 @@ describe('fleet CLI', () => {
     expect(prod.code).toBe(2);
     expect(prod.stderr).toMatch(/ADMIN_PASSWORD/);
 
-    const missing = await runFleet(['admin', 'create', '--email', 'x@y.z']);
+    const missing = await runFleet(['admin', 'create'], {}, undefined, 'a-password\n');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toMatch(/--password is required/);
+    expect(missing.stderr).toMatch(/--email is required/);
   });
 
-  it('migrates, creates an admin and changes its password against PostgreSQL', async () => {
+  it('reports every bad setting at once, ECS ones included, before touching the database', async () => {
+    // DATABASE_URL points nowhere: had the database been touched first, the error would say so.
+    const r = await runFleet(['serve'], {
+      DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none',
+      PORT: '70000',
+      LOGIN_MAX_FAILURES: 'many',
+      ORCHESTRATOR_BACKEND: 'ecs',
+      ECS_CLUSTER: 'c',
+      ECS_SUBNETS: 'subnet-1',
+      ECS_LAUNCH_TYPE: 'EC2',
+      ECS_ASSIGN_PUBLIC_IP: 'true',
+    });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trimEnd().split('\n')).toEqual([
+      'fleet: 6 invalid settings:',
+      expect.stringMatching(/^ {2}PORT: .*65535/),
+      expect.stringMatching(/^ {2}LOGIN_MAX_FAILURES: /),
+      '  ECS_SECURITY_GROUPS: is required when ORCHESTRATOR_BACKEND=ecs',
+      '  ALB_LISTENER_ARN: is required when ORCHESTRATOR_BACKEND=ecs',
+      '  ECS_VPC_ID: is required when ORCHESTRATOR_BACKEND=ecs',
+      '  ECS_ASSIGN_PUBLIC_IP: true is only valid with ECS_LAUNCH_TYPE=FARGATE',
+    ]);
+  });
+
+  it('never takes a password on the command line, and needs a terminal or --password-stdin', async () => {
+    const argv = await runFleet(['admin', 'create', '--email', 'x@fleet.local', '--password', 'visible-in-ps']);
+    expect(argv.code).toBe(2);
+    expect(argv.stderr).toMatch(/^fleet: --password is not accepted: .*ps.*--password-stdin/);
+    expect(argv.stderr).not.toContain('visible-in-ps');
+    const noTerminal = await runFleet(['admin', 'create', '--email', 'x@fleet.local']);
+    expect(noTerminal.code).toBe(2);
+    expect(noTerminal.stderr).toMatch(/no terminal to ask for the password: pipe it with --password-stdin/);
+    const empty = await runFleet(['admin', 'create', '--email', 'x@fleet.local', '--password-stdin'], {}, undefined, '\n');
+    expect([empty.code, empty.stderr]).toEqual([2, 'fleet: the password is empty\n']);
+  });
+
+  it('migrates, creates an admin and changes its password against PostgreSQL (password from stdin)', async () => {
     const db = await createTestDatabase({ migrate: false });
     try {
       const env = { DATABASE_URL: db.url, LOG_LEVEL: 'silent', FLEET_SECRET_KEY: 'k'.repeat(40) };
@@ -43,20 +88,62 @@ describe('fleet CLI', () => {
       expect(first.stdout).toMatch(/applied: 0001_init/);
       expect((await runFleet(['migrate'], env)).stdout).toMatch(/up to date/);
 
-      const created = await runFleet(['admin', 'create', '--email', 'ops@fleet.local', '--password', 'first-pass'], env);
+      const created = await runFleet(['admin', 'create', '--email', 'ops@fleet.local', '--password-stdin'], env, undefined, 'first pass\nignored line\n');
       expect(created.code, created.stderr).toBe(0);
-      const again = await runFleet(['admin', 'create', '--email', 'OPS@fleet.local', '--password', 'x'], env);
+      const again = await runFleet(['admin', 'create', '--email', 'OPS@fleet.local', '--password-stdin'], env, undefined, 'x\n');
       expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/already exists/);
 
-      const row1 = await db.handle.db.selectFrom('adminUsers').select('passwordHash').where('email', '=', 'ops@fleet.local').executeTakeFirstOrThrow();
-      expect(row1.passwordHash).not.toContain('first-pass');
-      expect((await runFleet(['admin', 'passwd', '--email', 'ops@fleet.local', '--password', 'second-pass'], env)).code).toBe(0);
-      const row2 = await db.handle.db.selectFrom('adminUsers').select('passwordHash').where('email', '=', 'ops@fleet.local').executeTakeFirstOrThrow();
-      expect(row2.passwordHash).not.toBe(row1.passwordHash);
-      expect((await runFleet(['admin', 'passwd', '--email', 'nobody@fleet.local', '--password', 'x'], env)).code).toBe(2);
+      const { verifyPassword } = await import('../../src/crypto.ts');
+      const hashOf = async () =>
+        (await db.handle.db.selectFrom('adminUsers').select('passwordHash').where('email', '=', 'ops@fleet.local').executeTakeFirstOrThrow()).passwordHash;
+      const row1 = await hashOf();
+      expect(await verifyPassword('first pass', row1)).toBe(true);
+      expect((await runFleet(['admin', 'passwd', '--email', 'ops@fleet.local', '--password-stdin'], env, undefined, 'second-pass')).code).toBe(0);
+      expect(await verifyPassword('second-pass', await hashOf())).toBe(true);
+      expect((await runFleet(['admin', 'passwd', '--email', 'nobody@fleet.local', '--password-stdin'], env, undefined, 'x\n')).code).toBe(2);
+
+      // At a terminal: asked twice, never echoed.
+      const tty = spawn('script', ['-qec', `${process.execPath} ${FLEET_BIN} admin passwd --email ops@fleet.local`, '/dev/null'], {
+        env: { ...process.env, ...env },
+      });
+      let screen = '';
+      tty.stdout.on('data', (d) => (screen += d));
+      const exited = new Promise<number | null>((r) => tty.on('close', r));
+      await waitUntil('the first prompt', async () => screen.includes('Password: '), 60_000, 100);
+      tty.stdin.write('typed at the terminal\r');
+      await waitUntil('the second prompt', async () => screen.includes('Repeat password: '), 60_000, 100);
+      tty.stdin.write('typed at the terminal\r');
+      expect(await exited, screen).toBe(0);
+      expect(screen).toContain('password changed for ops@fleet.local');
+      expect(screen).not.toContain('typed at the terminal');
+      expect(await verifyPassword('typed at the terminal', await hashOf())).toBe(true);
     } finally {
       await db.drop();
     }
+  });
+
+  it('says in one line what to do about a busy port or a missing database', async () => {
+    const db = await createTestDatabase();
+    const port = await freePort();
+    const blocker = createServer().listen(port, '127.0.0.1');
+    try {
+      const busy = await runFleet(['serve', '--no-reconcile'], { DATABASE_URL: db.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'silent', FLEET_SECRET_KEY: 'k'.repeat(40) });
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toBe(`fleet: port ${port} on 127.0.0.1 is already in use: stop the process using it, or choose another with --port N or PORT\n`);
+    } finally {
+      blocker.close();
+      await db.drop();
+    }
+    const base = new URL(db.url);
+    base.pathname = '/lf_no_such_database';
+    base.password = 'hunter2';
+    const noDatabase = await runFleet(['migrate'], { DATABASE_URL: base.toString(), LOG_LEVEL: 'silent' });
+    expect(noDatabase.code).toBe(1);
+    expect(noDatabase.stderr).toMatch(/^fleet: the database "lf_no_such_database" does not exist at postgres:\/\/[^:@]+@[^/]+\/lf_no_such_database: create it \(createdb lf_no_such_database\) or fix DATABASE_URL\n$/);
+    expect(noDatabase.stderr).not.toContain('hunter2');
+    const noServer = await runFleet(['migrate'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/x`, LOG_LEVEL: 'silent' });
+    expect(noServer.code).toBe(1);
+    expect(noServer.stderr).toMatch(/^fleet: cannot connect to the database at postgres:\/\/postgres@127\.0\.0\.1:\d+\/x \(ECONNREFUSED\): start PostgreSQL there, or set DATABASE_URL to a server that runs\n$/);
   });
 });

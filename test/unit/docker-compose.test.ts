@@ -22,10 +22,12 @@ function interpolate(value: string, vars: Record<string, string>): string {
 }
 
 describe('docker-compose.yml', () => {
-  it('declares postgres, traefik and the fleet service built from the repo', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['fleet', 'postgres', 'traefik']);
+  it('declares postgres, traefik, the Label Studio image and the fleet service built from the repo', () => {
+    expect(Object.keys(compose.services).sort()).toEqual(['fleet', 'ls-image', 'postgres', 'traefik']);
     const fleet = compose.services.fleet;
-    expect(fleet.build).toBe('.');
+    expect(fleet.build.context).toBe('.');
+    expect(compose.services['ls-image'].build.context).toBe('./orchestrator/image');
+    expect(fleet.depends_on['ls-image'].condition).toBe('service_completed_successfully');
     expect(existsSync(`${root}Dockerfile`)).toBe(true);
     expect(fleet.volumes).toContain('/var/run/docker.sock:/var/run/docker.sock');
     expect(fleet.depends_on.postgres.condition).toBe('service_healthy');
