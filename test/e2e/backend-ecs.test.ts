@@ -726,16 +726,20 @@ async function iamCall(endpoint: string, params: Record<string, string>): Promis
 describe('ECS backend with IAM enforced (a private moto_server)', () => {
   let proc: ChildProcess | undefined;
   let endpoint = '';
-  let key: { accessKeyId: string; secretAccessKey: string };
+  type Key = { accessKeyId: string; secretAccessKey: string };
+  /** May write the annotator's secret, read target groups, and nothing more. */
+  let key: Key;
+  /** May only look secrets up. */
+  let readOnlyKey: Key;
 
   beforeAll(async () => {
     // The project's venv (env:up) has moto[server]; MOTO_SERVER_BIN overrides.
     const bin = process.env.MOTO_SERVER_BIN ?? join(testEnv('LS_VENV'), 'bin', 'moto_server');
     const port = await freePort();
     endpoint = `http://127.0.0.1:${port}`;
-    // The first 3 requests (the IAM set-up below) run unauthenticated; every later one is checked against IAM.
+    // The first 6 requests (the IAM set-up below) run unauthenticated; every later one is checked against IAM.
     proc = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
-      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '3' },
+      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '6' },
       stdio: 'ignore',
     });
     const deadline = Date.now() + 30_000;
@@ -745,17 +749,21 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
       if (Date.now() > deadline) throw new Error(`moto_server (${bin}) did not start on ${endpoint}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    await iamCall(endpoint, { Action: 'CreateUser', UserName: 'fleet' });
-    const policy = {
-      Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags'], Resource: '*' }],
+    const user = async (name: string, actions: string[]): Promise<Key> => {
+      await iamCall(endpoint, { Action: 'CreateUser', UserName: name });
+      const policy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }] };
+      await iamCall(endpoint, { Action: 'PutUserPolicy', UserName: name, PolicyName: name, PolicyDocument: JSON.stringify(policy) });
+      const created = await iamCall(endpoint, { Action: 'CreateAccessKey', UserName: name });
+      return { accessKeyId: /<AccessKeyId>([^<]+)</.exec(created)![1]!, secretAccessKey: /<SecretAccessKey>([^<]+)</.exec(created)![1]! };
     };
-    await iamCall(endpoint, { Action: 'PutUserPolicy', UserName: 'fleet', PolicyName: 'fleet', PolicyDocument: JSON.stringify(policy) });
-    const created = await iamCall(endpoint, { Action: 'CreateAccessKey', UserName: 'fleet' });
-    key = {
-      accessKeyId: /<AccessKeyId>([^<]+)</.exec(created)![1]!,
-      secretAccessKey: /<SecretAccessKey>([^<]+)</.exec(created)![1]!,
-    };
+    key = await user('fleet', [
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:CreateSecret',
+      'secretsmanager:TagResource',
+      'elasticloadbalancing:DescribeTargetGroups',
+      'elasticloadbalancing:DescribeTags',
+    ]);
+    readOnlyKey = await user('reader', ['secretsmanager:DescribeSecret']);
   });
 
   afterAll(() => {
@@ -769,6 +777,7 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
       subnets: ['subnet-1'],
       securityGroups: ['sg-1'],
       assignPublicIp: false,
+      executionRoleArn: 'arn:aws:iam::123456789012:role/labelfleet-execution',
       listenerArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/fleet/1/2',
       vpcId: 'vpc-1',
       fleetDomain: DOMAIN,
@@ -778,8 +787,14 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
       namePrefix: 'fleet-ls',
       priorityOffset: 0,
     };
+    // The secret comes first: a fleet that may not write it builds nothing else.
+    const noSecrets = await new EcsBackend({ ...options, credentials: readOnlyKey }).ensure(specFor(1)).catch((e: unknown) => e);
+    expect(noSecrets).toBeInstanceOf(EcsPermissionError);
+    expect((noSecrets as EcsPermissionError).action).toBe('secretsmanager:CreateSecret');
+    expect((noSecrets as Error).message).toMatch(/^AWS denied secretsmanager:CreateSecret: grant it to the fleet's IAM identity/);
+
     const backend = new EcsBackend(options);
-    // DescribeTargetGroups is allowed (nothing found), CreateTargetGroup is not.
+    // The secret is written; DescribeTargetGroups is allowed (nothing found), CreateTargetGroup is not.
     const denied = await backend.ensure(specFor(1)).catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(EcsPermissionError);
     expect((denied as EcsPermissionError).action).toBe('elasticloadbalancing:CreateTargetGroup');
@@ -792,7 +807,7 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
     // An access key IAM does not know is a credentials problem, not a missing permission.
     const stranger = new EcsBackend({ ...options, credentials: { accessKeyId: 'AKIAUNKNOWN0000000', secretAccessKey: 'x' } });
     await expect(stranger.ensure(specFor(1))).rejects.toThrow(
-      /^AWS rejected the credentials for elasticloadbalancing:DescribeTargetGroups \(InvalidClientTokenId\): check the SDK credential chain/,
+      /^AWS rejected the credentials for secretsmanager:DescribeSecret \((InvalidClientTokenId|UnrecognizedClientException)\): check the SDK credential chain/,
     );
   });
 });
