@@ -804,10 +804,13 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
     await expect(backend.observe(1)).rejects.toThrow(/^AWS denied ecs:DescribeServices: /);
     await expect(backend.list()).rejects.toThrow(/^AWS denied ecs:ListServices: /);
 
-    // An access key IAM does not know is a credentials problem, not a missing permission.
-    const stranger = new EcsBackend({ ...options, credentials: { accessKeyId: 'AKIAUNKNOWN0000000', secretAccessKey: 'x' } });
+    // An access key IAM does not know is a credentials problem, not a missing permission. Asked on
+    // ELB's query protocol: moto answers the JSON-protocol services (ECS, Secrets Manager) with XML
+    // errors the SDK cannot read, where AWS sends UnrecognizedClientException.
+    const unknownKey = { accessKeyId: 'AKIAUNKNOWN0000000', secretAccessKey: 'x' };
+    const stranger = new EcsBackend(options, { elb: new ElasticLoadBalancingV2Client({ region: REGION, endpoint, credentials: unknownKey, maxAttempts: 1 }) });
     await expect(stranger.ensure(specFor(1))).rejects.toThrow(
-      /^AWS rejected the credentials for secretsmanager:DescribeSecret \((InvalidClientTokenId|UnrecognizedClientException)\): check the SDK credential chain/,
+      /^AWS rejected the credentials for elasticloadbalancing:DescribeTargetGroups \(InvalidClientTokenId\): check the SDK credential chain/,
     );
   });
 });
