@@ -13,7 +13,12 @@ export const TAG = {
   specHash: 'labelfleet.spec-hash',
   /** On task definitions: hash of the whole RegisterTaskDefinition input (spec + settings). */
   taskDefHash: 'labelfleet.taskdef-hash',
+  /** On services: where the task definitions take their secrets from (SECRET_STORE). */
+  secretStore: 'labelfleet.secret-store',
 } as const;
+
+/** TAG.secretStore of a service whose task definitions hold references to Secrets Manager, no secret values. */
+export const SECRET_STORE = 'secretsmanager';
 
 /** The container's name inside the task definition (the service's load balancer points at it). */
 export const CONTAINER_NAME = 'label-studio';
@@ -68,6 +73,21 @@ export function fleetTags(spec: Pick<InstanceSpec, 'annotatorId' | 'specHash'>):
     [TAG.annotatorId]: String(spec.annotatorId),
     [TAG.specHash]: spec.specHash,
   };
+}
+
+/** A service's tags: the fleet's, and where its secrets live. */
+export const serviceTags = (spec: Pick<InstanceSpec, 'annotatorId' | 'specHash'>): Record<string, string> => ({
+  ...fleetTags(spec),
+  [TAG.secretStore]: SECRET_STORE,
+});
+
+/**
+ * The spec hash a service reports (from its tags): undefined while it still runs task definitions
+ * from before secrets moved to Secrets Manager (no TAG.secretStore), so the reconciler sees a
+ * changed spec and recreates it — which moves the secrets out and deletes the old revisions.
+ */
+export function reportedSpecHash(tags: Record<string, string | undefined>): string | undefined {
+  return tags[TAG.secretStore] === SECRET_STORE ? tags[TAG.specHash] : undefined;
 }
 
 /** ECS spells tags `{key, value}`. */

@@ -70,9 +70,11 @@ import {
   familyOfTaskDefinitionArn,
   fleetTags,
   HEALTH_CHECK_PATH,
+  reportedSpecHash,
   resourceNames,
   secretDocument,
   secretOwnerName,
+  serviceTags,
   TAG,
   taskDefinitionHash,
   taskDefinitionInput,
@@ -362,7 +364,7 @@ export class EcsBackend implements Backend {
       state: 'starting',
       instanceId: svc.serviceArn,
       health: 'unknown',
-      specHash: tags[TAG.specHash],
+      specHash: reportedSpecHash(tags),
     };
     const primary = (svc.deployments ?? []).find((d) => d.status === 'PRIMARY');
     if (primary?.failedTasks) base.restartCount = primary.failedTasks;
@@ -425,7 +427,7 @@ export class EcsBackend implements Backend {
           state: svc.desiredCount === 0 || svc.status === 'DRAINING' ? 'stopped' : (svc.runningCount ?? 0) > 0 ? 'running' : 'starting',
           instanceId: svc.serviceArn,
           health: 'unknown',
-          specHash: tags[TAG.specHash],
+          specHash: reportedSpecHash(tags),
         });
       }
     }
@@ -843,10 +845,9 @@ export class EcsBackend implements Backend {
         );
         if (res.service) Object.assign(svc, { taskDefinition: res.service.taskDefinition ?? taskDefinition });
       }
-      if (tags[TAG.specHash] !== spec.specHash || tags[TAG.annotatorId] !== String(spec.annotatorId)) {
-        await this.#call('ecs:TagResource', () =>
-          this.ecs.send(new TagResourceCommand({ resourceArn: svc.serviceArn, tags: ecsTags(fleetTags(spec)) })),
-        );
+      const want = serviceTags(spec);
+      if (Object.entries(want).some(([k, v]) => tags[k] !== v)) {
+        await this.#call('ecs:TagResource', () => this.ecs.send(new TagResourceCommand({ resourceArn: svc.serviceArn, tags: ecsTags(want) })));
       }
       return { ...svc, taskDefinition };
     }
@@ -869,7 +870,7 @@ export class EcsBackend implements Backend {
           },
           propagateTags: 'SERVICE',
           enableECSManagedTags: true,
-          tags: ecsTags(fleetTags(spec)),
+          tags: ecsTags(serviceTags(spec)),
           clientToken: createServiceToken(this.#o.cluster, names.service, taskDefinition, svc?.createdAt?.toISOString()),
         }),
       ),

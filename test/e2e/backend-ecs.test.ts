@@ -414,7 +414,7 @@ describe('ECS backend on moto', () => {
       securityGroups: f.options.securityGroups,
       assignPublicIp: 'DISABLED',
     });
-    expect(tagMap(svc.tags)).toEqual(wantTags);
+    expect(tagMap(svc.tags)).toEqual({ ...wantTags, 'labelfleet.secret-store': 'secretsmanager' });
 
     const td = await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }));
     const def = td.taskDefinition!;
@@ -530,33 +530,50 @@ describe('ECS backend on moto', () => {
     await expectNoSecretInRevisions(f, id);
   });
 
-  it('deletes revisions that still carry secrets in their environment (written before secrets moved out)', async () => {
+  it('upgrading: a service on revisions with secrets in their environment reports no spec hash; ensure moves the secrets out and deletes those revisions', async () => {
     const id = newId();
     const family = `${f.options.namePrefix}-${id}`;
-    const old = fleetSpecFor(id, 1);
+    const spec = fleetSpecFor(id, 1);
+    const oldTags = [
+      { key: 'labelfleet.managed', value: 'true' },
+      { key: 'labelfleet.annotator-id', value: String(id) },
+      { key: 'labelfleet.spec-hash', value: spec.specHash },
+    ];
     // What an earlier LabelFleet registered: every value, secrets included, as plain environment.
-    const register = () =>
-      f.ecs.send(
-        new RegisterTaskDefinitionCommand({
-          family,
-          networkMode: 'awsvpc',
-          requiresCompatibilities: ['FARGATE'],
-          cpu: '512',
-          memory: '2048',
-          containerDefinitions: [{ name: 'label-studio', image: old.image, environment: Object.entries(old.env).map(([name, value]) => ({ name, value })) }],
-          tags: [
-            { key: 'labelfleet.managed', value: 'true' },
-            { key: 'labelfleet.annotator-id', value: String(id) },
-          ],
-        }),
-      );
-    const first = (await register()).taskDefinition!.taskDefinitionArn!;
-    await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: first }));
-    await register();
-    expect(JSON.stringify(await readableRevisions(f, id))).toContain(old.env.WEBHOOK_SECRET);
+    const register = async () =>
+      (
+        await f.ecs.send(
+          new RegisterTaskDefinitionCommand({
+            family,
+            networkMode: 'awsvpc',
+            requiresCompatibilities: ['FARGATE'],
+            cpu: '512',
+            memory: '2048',
+            containerDefinitions: [{ name: 'label-studio', image: spec.image, environment: Object.entries(spec.env).map(([name, value]) => ({ name, value })) }],
+            tags: oldTags,
+          }),
+        )
+      ).taskDefinition!.taskDefinitionArn!;
+    await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: await register() }));
+    await f.ecs.send(
+      new CreateServiceCommand({
+        cluster: f.options.cluster,
+        serviceName: family,
+        taskDefinition: await register(),
+        desiredCount: 1,
+        launchType: 'FARGATE',
+        networkConfiguration: { awsvpcConfiguration: { subnets: f.options.subnets, securityGroups: f.options.securityGroups } },
+        tags: oldTags,
+      }),
+    );
+    expect(JSON.stringify(await readableRevisions(f, id))).toContain(spec.env.WEBHOOK_SECRET);
+    // Same spec, but its secrets are in the environment: no spec hash, so the reconciler recreates it.
+    expect(await f.backend.observe(id)).toMatchObject({ state: 'starting', specHash: undefined });
 
-    await f.backend.ensure(fleetSpecFor(id, 2));
+    await f.backend.ensure(spec);
+    expect((await f.backend.observe(id)).specHash).toBe(spec.specHash);
     const svc = (await serviceOf(f, id))!;
+    expect(tagMap(svc.tags)['labelfleet.secret-store']).toBe('secretsmanager');
     expect((await readableRevisions(f, id)).map((td) => td.taskDefinitionArn)).toEqual([svc.taskDefinition]);
     await expectNoSecretInRevisions(f, id);
   });
