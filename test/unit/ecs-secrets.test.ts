@@ -6,10 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   explainStopReason,
+  reportedSpecHash,
   resourceNames,
   secretDocument,
   secretOwnerName,
   secretValueFrom,
+  serviceTags,
   taskDefinitionHash,
   taskDefinitionInput,
 } from '../../orchestrator/backends/ecs-plan.ts';
@@ -165,5 +167,16 @@ describe('stop reasons', () => {
     for (const reason of ['Essential container in task exited; exit code 1', 'Scaling activity initiated by (deployment ecs-svc/1)', 'Task failed ELB health checks']) {
       expect(explainStopReason(reason, role)).toBe(reason);
     }
+  });
+});
+
+describe('service tags', () => {
+  it('mark where secrets live, and only services so marked report their spec hash', () => {
+    const tags = serviceTags({ annotatorId: 7, specHash: 'abc' });
+    expect(tags).toEqual({ 'labelfleet.managed': 'true', 'labelfleet.annotator-id': '7', 'labelfleet.spec-hash': 'abc', 'labelfleet.secret-store': 'secretsmanager' });
+    expect(reportedSpecHash(tags)).toBe('abc');
+    // A service an earlier LabelFleet made (secrets in the environment): no hash, so it is recreated.
+    expect(reportedSpecHash({ 'labelfleet.managed': 'true', 'labelfleet.spec-hash': 'abc' })).toBeUndefined();
+    expect(reportedSpecHash({ ...tags, 'labelfleet.secret-store': 'environment' })).toBeUndefined();
   });
 });
