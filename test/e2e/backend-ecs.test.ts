@@ -59,7 +59,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from '../../src/config.ts';
 import { SecretBox } from '../../src/crypto.ts';
-import { buildInstanceSpec, SECRET_ENV } from '../../orchestrator/instance-spec.ts';
+import { buildInstanceSpec, SECRET_ENV, webhookSecret } from '../../orchestrator/instance-spec.ts';
 import {
   EcsBackend,
   EcsPermissionError,
@@ -70,8 +70,9 @@ import {
 import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
 import type { TaskDefinition } from '@aws-sdk/client-ecs';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
-import { testConfig } from '../helpers/service.ts';
-import { testEnv } from '../helpers/env.ts';
+import { startTestService, testConfig, type TestService } from '../helpers/service.ts';
+import { testEnv, TEST_DATABASE_URL } from '../helpers/env.ts';
+import { readFleetSettings, specFor as fleetSpecOf } from '../../orchestrator/annotators-step.ts';
 import { freePort } from '../helpers/process.ts';
 
 const ENDPOINT = testEnv('AWS_ENDPOINT_URL');
@@ -899,6 +900,90 @@ describe('ECS backend on moto', () => {
       await expectNoSecretInRevisions(f, id);
     }
     expect(read).toBeGreaterThan(5); // the sweep did read revisions
+  });
+});
+
+// ------------------------------------------------------------------ through the admin API
+
+describe('the fleet on ECS, as an auditor sees it through the admin API', () => {
+  let f: MotoFleet;
+  let t: TestService;
+  const annotators: number[] = [];
+
+  beforeAll(async () => {
+    f = await createMotoFleet('a');
+    t = await startTestService({
+      env: { ORCHESTRATOR_BACKEND: 'ecs', FLEET_NAMESPACE: `ecs${RUN}`, FLEET_DOMAIN: DOMAIN, LS_DATABASE_URL: TEST_DATABASE_URL() },
+      overrides: { backend: f.backend },
+    });
+  });
+  afterAll(async () => {
+    for (const id of annotators) {
+      await f?.backend.remove(id).catch(() => undefined);
+      await t?.ctx.instanceDatabases.drop(id).catch(() => undefined);
+    }
+    await t?.ctx.instanceDatabases.close();
+    await t?.close();
+    await f?.close();
+  });
+
+  const pass = async () => expect(await t.service.reconciler.runOnce({ wait: true })).not.toBe('busy');
+  const row = (id: number) => t.db.selectFrom('annotators').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  /** The spec the fleet builds for the annotator now; its secrets join the ones no revision may hold. */
+  const currentSpec = async (id: number) => {
+    const spec = fleetSpecOf(t.ctx, await row(id), await readFleetSettings(t.ctx));
+    for (const key of SECRET_ENV) if (spec.env[key]) secretValue(spec.env[key]);
+    return spec;
+  };
+  const containerOf = async (taskDefinition: string) =>
+    (await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition }))).taskDefinition!.containerDefinitions![0]!;
+
+  it('start, stop, start again and delete: secrets only in the tagged secret, a new generation rolls the service, delete removes it', async () => {
+    const created = await t.json('POST', '/api/annotators', { name: 'Auditor Case', email: `auditor-${RUN}@example.com` });
+    expect(created.status).toBe(201);
+    const id = created.body.id as number;
+    annotators.push(id);
+
+    expect((await t.json('POST', `/api/annotators/${id}/start`)).status).toBe(200);
+    await pass(); // database, then the ECS resources; Label Studio never answers on moto
+    expect(await row(id)).toMatchObject({ status: 'starting', startPhase: 'healthy', startGeneration: 1 });
+    const g1 = await currentSpec(id);
+    const svc1 = (await serviceOf(f, id))!;
+    const c1 = await containerOf(svc1.taskDefinition!);
+    expect(c1.secrets!.map((x) => x.name)).toEqual([...SECRET_ENV].filter((k) => g1.env[k] !== undefined).sort());
+    for (const entry of c1.secrets!) expect(await resolveValueFrom(f, entry.valueFrom!), entry.name).toBe(g1.env[entry.name!]);
+    expect(await resolveValueFrom(f, c1.secrets!.find((x) => x.name === 'WEBHOOK_SECRET')!.valueFrom!)).toBe(webhookSecret(t.ctx.secrets, id, 1));
+    await expectNoSecretInRevisions(f, id);
+    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': g1.specHash };
+    expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags);
+
+    expect((await t.json('POST', `/api/annotators/${id}/stop`)).status).toBe(200);
+    await pass();
+    expect((await row(id)).status).toBe('stopped');
+    expect((await serviceOf(f, id))!.desiredCount).toBe(0);
+    expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags); // kept while stopped
+
+    expect((await t.json('POST', `/api/annotators/${id}/start`)).status).toBe(200);
+    await pass();
+    expect(await row(id)).toMatchObject({ status: 'starting', startPhase: 'healthy', startGeneration: 2 });
+    const g2 = await currentSpec(id);
+    const svc2 = (await serviceOf(f, id))!;
+    expect(svc2.taskDefinition).not.toBe(svc1.taskDefinition); // the service rolled to the new secret version
+    expect(svc2.desiredCount).toBe(1);
+    const c2 = await containerOf(svc2.taskDefinition!);
+    expect(await resolveValueFrom(f, c2.secrets!.find((x) => x.name === 'WEBHOOK_SECRET')!.valueFrom!)).toBe(webhookSecret(t.ctx.secrets, id, 2));
+    expect(await resolveValueFrom(f, c2.secrets!.find((x) => x.name === 'POSTGRE_PASSWORD')!.valueFrom!)).toBe(g2.env.POSTGRE_PASSWORD);
+    expect(g2.env.POSTGRE_PASSWORD).not.toBe(g1.env.POSTGRE_PASSWORD);
+    expect((await readableRevisions(f, id)).map((td) => td.taskDefinitionArn)).toEqual([svc2.taskDefinition]);
+    await expectNoSecretInRevisions(f, id);
+
+    expect((await t.json('DELETE', `/api/annotators/${id}`)).status).toBe(200);
+    await pass();
+    expect((await row(id)).cleanedUpAt).not.toBeNull();
+    expect(await secretOf(f, id)).toBeUndefined();
+    expect(await serviceOf(f, id)).toBeUndefined();
+    expect(await readableRevisions(f, id)).toEqual([]);
+    expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
   });
 });
 
