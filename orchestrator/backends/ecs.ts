@@ -297,7 +297,7 @@ export class EcsBackend implements Backend {
     await this.#ensureRule(spec, tg.TargetGroupArn!);
     const taskDefinitionArn = await this.#ensureTaskDefinition(spec, names, secret);
     const service = await this.#ensureService(spec, names, taskDefinitionArn, tg.TargetGroupArn!);
-    if (service?.taskDefinition === taskDefinitionArn) await this.#retireRevisions(names.family, taskDefinitionArn);
+    if (service?.taskDefinition === taskDefinitionArn) await this.#retireRevisions(names.family, spec.annotatorId, taskDefinitionArn);
     return this.observe(spec.annotatorId);
   }
 
@@ -348,8 +348,8 @@ export class EcsBackend implements Backend {
         ['TargetGroupNotFoundException'],
       );
     }
-    await this.#retireRevisions(names.family, undefined, annotatorId);
-    // Last: a task being started until the service went still needed it.
+    await this.#retireRevisions(names.family, annotatorId);
+    // Last: until the service is gone, a task it starts still reads the secret.
     await this.#removeSecret(annotatorId, names);
     this.#o.logger?.info({ annotatorId }, 'ecs: annotator resources removed');
   }
@@ -667,18 +667,20 @@ export class EcsBackend implements Backend {
    * Deregisters every ACTIVE revision of the family except `keep`, then deletes every INACTIVE one
    * (DeleteTaskDefinitions; tasks still running on one keep running), so no earlier spec — nor a
    * secret written by a LabelFleet that still put secrets in the environment — stays readable.
-   * With `onlyOwnedBy`, only revisions tagged as that annotator's (remove; ensure owns the family
-   * it just registered in).
+   * Only revisions tagged as the annotator's: a stranger's revision in the family is left alone.
    */
-  async #retireRevisions(family: string, keep: string | undefined, onlyOwnedBy?: number): Promise<void> {
+  async #retireRevisions(family: string, annotatorId: number, keep?: string): Promise<void> {
+    const ownership = new Map<string, boolean>(); // a revision deregistered here is listed again as INACTIVE
     const owned = async (arn: string) => {
-      if (onlyOwnedBy === undefined) return true;
-      const td = await this.#call(
-        'ecs:DescribeTaskDefinition',
-        () => this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ['TAGS'] })),
-        ['ClientException'],
-      );
-      return this.#ownedId(family, ecsTagMap(td?.tags)) === onlyOwnedBy;
+      if (!ownership.has(arn)) {
+        const td = await this.#call(
+          'ecs:DescribeTaskDefinition',
+          () => this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ['TAGS'] })),
+          ['ClientException'],
+        );
+        ownership.set(arn, this.#ownedId(family, ecsTagMap(td?.tags)) === annotatorId);
+      }
+      return ownership.get(arn)!;
     };
     for (const arn of await this.#revisions(family, 'ACTIVE')) {
       if (arn === keep || !(await owned(arn))) continue;

@@ -567,6 +567,12 @@ describe('ECS backend on moto', () => {
         tags: oldTags,
       }),
     );
+    // Someone else's revision in the family (no fleet tags): never deregistered nor deleted.
+    const stranger = (
+      await f.ecs.send(
+        new RegisterTaskDefinitionCommand({ family, networkMode: 'awsvpc', requiresCompatibilities: ['FARGATE'], cpu: '256', memory: '512', containerDefinitions: [{ name: 'other', image: 'busybox' }] }),
+      )
+    ).taskDefinition!.taskDefinitionArn!;
     expect(JSON.stringify(await readableRevisions(f, id))).toContain(spec.env.WEBHOOK_SECRET);
     // Same spec, but its secrets are in the environment: no spec hash, so the reconciler recreates it.
     expect(await f.backend.observe(id)).toMatchObject({ state: 'starting', specHash: undefined });
@@ -575,8 +581,14 @@ describe('ECS backend on moto', () => {
     expect((await f.backend.observe(id)).specHash).toBe(spec.specHash);
     const svc = (await serviceOf(f, id))!;
     expect(tagMap(svc.tags)['labelfleet.secret-store']).toBe('secretsmanager');
-    expect((await readableRevisions(f, id)).map((td) => td.taskDefinitionArn)).toEqual([svc.taskDefinition]);
+    expect((await readableRevisions(f, id)).map((td) => [td.taskDefinitionArn, td.status])).toEqual([
+      [stranger, 'ACTIVE'],
+      [svc.taskDefinition, 'ACTIVE'],
+    ]);
     await expectNoSecretInRevisions(f, id);
+    await f.backend.remove(id);
+    expect((await readableRevisions(f, id)).map((td) => [td.taskDefinitionArn, td.status])).toEqual([[stranger, 'ACTIVE']]);
+    await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: stranger }));
   });
 
   it('refuses a same-named secret that is not the fleet\'s, and restores its own when someone scheduled it for deletion', async () => {
