@@ -75,6 +75,7 @@ const EnvSchema = z.object({
   ECS_SUBNETS: z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
   ECS_SECURITY_GROUPS: z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
   ECS_ASSIGN_PUBLIC_IP: bool.default(false),
+  /** Task execution role (required with ECS): ECS reads the annotators' secrets with it. */
   ECS_EXECUTION_ROLE_ARN: z.string().min(1).optional(),
   ECS_TASK_ROLE_ARN: z.string().min(1).optional(),
   /** CloudWatch Logs group for the awslogs driver; unset → tasks get no log configuration. */
