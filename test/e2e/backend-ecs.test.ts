@@ -8,7 +8,9 @@
  *   one the way ECS's scheduler would (RunTask with the service's group + RegisterTargets);
  * - ListTasks ignores `serviceName` (the backend filters on the task's group, which AWS sets too);
  * - CreateService ignores clientToken (the backend's describe-before-create keeps it idempotent);
- * - target health is "healthy" for any registered target (no health checks run).
+ * - target health is "healthy" for any registered target (no health checks run);
+ * - Secrets Manager (moto too) is never read by a task: the tests resolve each `secrets` reference
+ *   with GetSecretValue, as ECS would with the execution role.
  */
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,6 +31,7 @@ import {
   RunTaskCommand,
   StopTaskCommand,
   UpdateServiceCommand,
+  type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import {
   CreateListenerCommand,
@@ -68,7 +71,6 @@ import {
   type EcsBackendOptions,
 } from '../../orchestrator/backends/ecs.ts';
 import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
-import type { TaskDefinition } from '@aws-sdk/client-ecs';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
 import { startTestService, testConfig, type TestService } from '../helpers/service.ts';
 import { testEnv, TEST_DATABASE_URL } from '../helpers/env.ts';
