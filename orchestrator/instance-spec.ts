@@ -48,6 +48,20 @@ export const ENV = {
   additionalBannedSubnets: 'USER_ADDITIONAL_BANNED_SUBNETS',
 } as const;
 
+/**
+ * The entries of ENV whose values are secrets (derived from FLEET_SECRET_KEY, or the annotator's
+ * sealed password). A backend that can keep secrets out of what it registers passes exactly these
+ * through its secret store (ECS: Secrets Manager); every other entry is a plain setting.
+ */
+export const SECRET_ENV: ReadonlySet<string> = new Set([
+  ENV.dbPassword,
+  ENV.secretKey,
+  ENV.adminPassword,
+  ENV.apiToken,
+  ENV.webhookSecret,
+  ENV.annotatorPassword,
+]);
+
 /** The fleet's own superuser in every instance (its API token stays the fleet's). */
 export const FLEET_ADMIN_USERNAME = 'fleet-admin@labelfleet.local';
 /** Label Studio's port inside a container on the fleet network. */

@@ -83,6 +83,7 @@ const EnvSchema = z.object({
   ECS_SUBNETS: z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
   ECS_SECURITY_GROUPS: z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)).optional(),
   ECS_ASSIGN_PUBLIC_IP: bool.default(false),
+  /** Task execution role (required with ECS): ECS reads the annotators' secrets with it. */
   ECS_EXECUTION_ROLE_ARN: z.string().min(1).optional(),
   ECS_TASK_ROLE_ARN: z.string().min(1).optional(),
   /** CloudWatch Logs group for the awslogs driver; unset → tasks get no log configuration. */
@@ -133,11 +134,8 @@ const RULES: Rule[] = [
   (c) => c.NODE_ENV === 'production' && c.ADMIN_PASSWORD === 'admin' && problem('ADMIN_PASSWORD', 'must be changed from the default "admin" when NODE_ENV=production'),
   (c) => c.NODE_ENV === 'production' && !c.FLEET_SECRET_KEY && problem('FLEET_SECRET_KEY', 'is required when NODE_ENV=production'),
   ...requiredWhen((c) => c.TRAEFIK_PROVIDER === 'file', 'TRAEFIK_PROVIDER=file', 'TRAEFIK_DYNAMIC_DIR'),
-  ...requiredWhen((c) => c.ORCHESTRATOR_BACKEND === 'ecs', 'ORCHESTRATOR_BACKEND=ecs', 'ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'),
-  // Fargate pulls the image and ships awslogs with the execution role; without one every task
-  // would fail with an error seen only in the ECS console.
-  (c) => c.ORCHESTRATOR_BACKEND === 'ecs' && c.ECS_LAUNCH_TYPE === 'FARGATE' && !!c.ECS_LOG_GROUP && !c.ECS_EXECUTION_ROLE_ARN &&
-    problem('ECS_EXECUTION_ROLE_ARN', 'is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set'),
+  // The execution role reads every annotator's secret from Secrets Manager (Fargate and EC2 alike).
+  ...requiredWhen((c) => c.ORCHESTRATOR_BACKEND === 'ecs', 'ORCHESTRATOR_BACKEND=ecs', 'ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ECS_EXECUTION_ROLE_ARN', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'),
   (c) => c.ORCHESTRATOR_BACKEND === 'ecs' && c.ECS_LAUNCH_TYPE === 'EC2' && c.ECS_ASSIGN_PUBLIC_IP &&
     problem('ECS_ASSIGN_PUBLIC_IP', 'true is only valid with ECS_LAUNCH_TYPE=FARGATE'),
   // Target group names are at most 32 characters: room for `-<annotator id>` up to 6 digits.
@@ -168,7 +166,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof config.PORT === 'number') config.FLEET_CALLBACK_URL ??= `http://127.0.0.1:${config.PORT}`;
   const failed = new Set(problems.map((p) => p.variable));
   for (const rule of RULES) {
-    const p = rule(config);
+    let p: ReturnType<Rule>;
+    try {
+      p = rule(config);
+    } catch {
+      continue; // the rule reads a variable that failed to parse: that failure is reported already
+    }
     if (p && !failed.has(p.variable)) problems.push(p);
   }
   if (problems.length) throw new ConfigError(problems);

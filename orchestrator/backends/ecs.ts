@@ -1,7 +1,11 @@
 /**
  * The fleet on AWS ECS (ORCHESTRATOR_BACKEND=ecs). Per annotator, all named `<prefix>-<id>`
  * (ECS_NAME_PREFIX, default `fleet-ls`) and tagged labelfleet.managed / annotator-id / spec-hash:
- *   - a task definition family (one revision per distinct spec + settings),
+ *   - a Secrets Manager secret `<prefix>-<id>/secrets`: the instance's secret environment as one
+ *     JSON document, a new version whenever it changes (each start generation),
+ *   - a task definition family (one revision per distinct spec + settings), whose container gets
+ *     the secrets as `secrets` pinned to that version and only non-secret settings as `environment`;
+ *     earlier revisions are deregistered and deleted,
  *   - a service in ECS_CLUSTER (awsvpc on Fargate or EC2; 0 or 1 task),
  *   - an ELBv2 target group (target type ip) and a listener rule
  *     `host-header <subdomain>.<FLEET_DOMAIN>` → that target group on ALB_LISTENER_ARN.
@@ -13,6 +17,7 @@
 import {
   CreateServiceCommand,
   DeleteServiceCommand,
+  DeleteTaskDefinitionsCommand,
   DeregisterTaskDefinitionCommand,
   DescribeServicesCommand,
   DescribeTaskDefinitionCommand,
@@ -43,6 +48,16 @@ import {
   type Rule,
   type TargetGroup,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  CreateSecretCommand,
+  DeleteSecretCommand,
+  DescribeSecretCommand,
+  ListSecretsCommand,
+  PutSecretValueCommand,
+  RestoreSecretCommand,
+  SecretsManagerClient,
+  TagResourceCommand as TagSecretCommand,
+} from '@aws-sdk/client-secrets-manager';
 import { ConfigError, ecsNamePrefix, type Config } from '../../src/config.ts';
 import type { Logger } from '../../src/logger.ts';
 import {
@@ -51,14 +66,20 @@ import {
   createServiceToken,
   ecsTags,
   elbTags,
+  explainStopReason,
   familyOfTaskDefinitionArn,
   fleetTags,
   HEALTH_CHECK_PATH,
+  reportedSpecHash,
   resourceNames,
+  secretDocument,
+  secretOwnerName,
+  serviceTags,
   TAG,
   taskDefinitionHash,
   taskDefinitionInput,
   type ResourceNames,
+  type SecretVersion,
 } from './ecs-plan.ts';
 import { choosePriority, PRIORITY_RETRIES } from './ecs-priority.ts';
 import type { Backend, InstanceSpec, InstanceState, ObservedInstance } from './types.ts';
@@ -70,7 +91,8 @@ export interface EcsBackendOptions {
   securityGroups: string[];
   /** Fargate only: give tasks a public IP (needed to pull images without a NAT or endpoints). */
   assignPublicIp: boolean;
-  executionRoleArn?: string;
+  /** The task execution role: ECS reads the annotator's secret with it (and pulls the image, ships logs). */
+  executionRoleArn: string;
   taskRoleArn?: string;
   /** CloudWatch Logs group for awslogs; unset → no log configuration. */
   logGroup?: string;
@@ -106,7 +128,8 @@ export function ecsOptionsFromConfig(config: Config): EcsBackendOptions {
     subnets: need('ECS_SUBNETS', config.ECS_SUBNETS),
     securityGroups: need('ECS_SECURITY_GROUPS', config.ECS_SECURITY_GROUPS),
     assignPublicIp: config.ECS_ASSIGN_PUBLIC_IP,
-    executionRoleArn: config.ECS_EXECUTION_ROLE_ARN,
+    // Every task definition takes its secrets from Secrets Manager, which ECS reads with this role.
+    executionRoleArn: need('ECS_EXECUTION_ROLE_ARN', config.ECS_EXECUTION_ROLE_ARN),
     taskRoleArn: config.ECS_TASK_ROLE_ARN,
     logGroup: config.ECS_LOG_GROUP,
     listenerArn: need('ALB_LISTENER_ARN', config.ALB_LISTENER_ARN),
@@ -204,6 +227,12 @@ const ruleTargets = (rule: Rule): string[] =>
 
 const ecsTagMap = (tags: Array<{ key?: string; value?: string }> | undefined): Record<string, string | undefined> =>
   Object.fromEntries((tags ?? []).map((t) => [t.key ?? '', t.value]));
+/** Secrets Manager's `{Key, Value}` tags as a map. */
+const secretTagMap = (tags: Array<{ Key?: string; Value?: string }> | undefined): Record<string, string | undefined> =>
+  Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value]));
+
+/** How often ensure tries to create a secret whose name Secrets Manager has not yet freed (1 s, 2 s, … apart). */
+const SECRET_CREATE_ATTEMPTS = 5;
 
 /** Same subnets, security groups (in any order) and public IP choice. */
 function sameNetwork(
@@ -220,9 +249,10 @@ export class EcsBackend implements Backend {
   readonly kind = 'ecs' as const;
   readonly ecs: ECSClient;
   readonly elb: ElasticLoadBalancingV2Client;
+  readonly sm: SecretsManagerClient;
   readonly #o: EcsBackendOptions;
 
-  constructor(options: EcsBackendOptions, clients: { ecs?: ECSClient; elb?: ElasticLoadBalancingV2Client } = {}) {
+  constructor(options: EcsBackendOptions, clients: { ecs?: ECSClient; elb?: ElasticLoadBalancingV2Client; sm?: SecretsManagerClient } = {}) {
     this.#o = options;
     const common = {
       region: options.region,
@@ -232,6 +262,7 @@ export class EcsBackend implements Backend {
     };
     this.ecs = clients.ecs ?? new ECSClient(common);
     this.elb = clients.elb ?? new ElasticLoadBalancingV2Client(common);
+    this.sm = clients.sm ?? new SecretsManagerClient(common);
   }
 
   names(annotatorId: number): ResourceNames {
@@ -249,11 +280,13 @@ export class EcsBackend implements Backend {
       throw new EcsBackendError(`annotator id must be a positive integer, got ${spec.annotatorId}`);
     }
     const names = this.names(spec.annotatorId);
+    // The secret first: without it no task can start, so nothing else is built until it is written.
+    const secret = await this.#ensureSecret(spec, names);
     const tg = await this.#ensureTargetGroup(spec, names);
     await this.#ensureRule(spec, tg.TargetGroupArn!);
-    const taskDefinitionArn = await this.#ensureTaskDefinition(spec, names);
+    const taskDefinitionArn = await this.#ensureTaskDefinition(spec, names, secret);
     const service = await this.#ensureService(spec, names, taskDefinitionArn, tg.TargetGroupArn!);
-    if (service?.taskDefinition === taskDefinitionArn) await this.#deregisterRevisions(names.family, taskDefinitionArn);
+    if (service?.taskDefinition === taskDefinitionArn) await this.#retireRevisions(names.family, spec.annotatorId, taskDefinitionArn);
     return this.observe(spec.annotatorId);
   }
 
@@ -304,7 +337,9 @@ export class EcsBackend implements Backend {
         ['TargetGroupNotFoundException'],
       );
     }
-    await this.#deregisterRevisions(names.family, undefined, annotatorId);
+    await this.#retireRevisions(names.family, annotatorId);
+    // Last: until the service is gone, a task it starts still reads the secret.
+    await this.#removeSecret(annotatorId, names);
     this.#o.logger?.info({ annotatorId }, 'ecs: annotator resources removed');
   }
 
@@ -318,7 +353,7 @@ export class EcsBackend implements Backend {
       state: 'starting',
       instanceId: svc.serviceArn,
       health: 'unknown',
-      specHash: tags[TAG.specHash],
+      specHash: reportedSpecHash(tags),
     };
     const primary = (svc.deployments ?? []).find((d) => d.status === 'PRIMARY');
     if (primary?.failedTasks) base.restartCount = primary.failedTasks;
@@ -381,7 +416,7 @@ export class EcsBackend implements Backend {
           state: svc.desiredCount === 0 || svc.status === 'DRAINING' ? 'stopped' : (svc.runningCount ?? 0) > 0 ? 'running' : 'starting',
           instanceId: svc.serviceArn,
           health: 'unknown',
-          specHash: tags[TAG.specHash],
+          specHash: reportedSpecHash(tags),
         });
       }
     }
@@ -416,7 +451,7 @@ export class EcsBackend implements Backend {
     for (const family of families) {
       const id = annotatorIdFromName(this.#o.namePrefix, family);
       if (id === undefined || found.has(id)) continue;
-      const arns = await this.#activeRevisions(family);
+      const arns = await this.#revisions(family, 'ACTIVE');
       if (!arns.length) continue;
       const td = await this.#call('ecs:DescribeTaskDefinition', () =>
         this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arns[arns.length - 1], include: ['TAGS'] })),
@@ -426,6 +461,28 @@ export class EcsBackend implements Backend {
         add({ annotatorId: id, state: 'missing', health: 'unknown', message: 'task definition without a service' });
       }
     }
+
+    // Secrets carrying the tag (the last thing remove deletes).
+    nextToken = undefined;
+    do {
+      const page = await this.#call('secretsmanager:ListSecrets', () =>
+        this.sm.send(
+          new ListSecretsCommand({
+            Filters: [
+              { Key: 'name', Values: [`${this.#o.namePrefix}-`] },
+              { Key: 'tag-key', Values: [TAG.managed] },
+            ],
+            MaxResults: 100,
+            NextToken: nextToken,
+          }),
+        ),
+      );
+      for (const secret of page.SecretList ?? []) {
+        const id = this.#ownedId(secretOwnerName(secret.Name ?? ''), secretTagMap(secret.Tags));
+        if (id !== undefined) add({ annotatorId: id, state: 'missing', health: 'unknown', message: 'secret without a service' });
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
     return [...found.values()].sort((a, b) => a.annotatorId - b.annotatorId);
   }
 
@@ -561,8 +618,8 @@ export class EcsBackend implements Backend {
 
   // ------------------------------------------------------------------------- task definition
 
-  async #ensureTaskDefinition(spec: InstanceSpec, names: ResourceNames): Promise<string> {
-    const input = taskDefinitionInput(spec, names, this.#o);
+  async #ensureTaskDefinition(spec: InstanceSpec, names: ResourceNames, secret: SecretVersion): Promise<string> {
+    const input = taskDefinitionInput(spec, names, this.#o, secret);
     const hash = taskDefinitionHash(input);
     const latest = await this.#call(
       'ecs:DescribeTaskDefinition',
@@ -581,12 +638,12 @@ export class EcsBackend implements Backend {
     return arn;
   }
 
-  async #activeRevisions(family: string): Promise<string[]> {
+  async #revisions(family: string, status: 'ACTIVE' | 'INACTIVE'): Promise<string[]> {
     const arns: string[] = [];
     let nextToken: string | undefined;
     do {
       const page = await this.#call('ecs:ListTaskDefinitions', () =>
-        this.ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: family, status: 'ACTIVE', nextToken, sort: 'ASC' })),
+        this.ecs.send(new ListTaskDefinitionsCommand({ familyPrefix: family, status, nextToken, sort: 'ASC' })),
       );
       // familyPrefix is a prefix: fleet-ls-1 also lists fleet-ls-12. Keep the exact family only.
       arns.push(...(page.taskDefinitionArns ?? []).filter((arn) => familyOfTaskDefinitionArn(arn) === family));
@@ -596,26 +653,126 @@ export class EcsBackend implements Backend {
   }
 
   /**
-   * Deregisters every ACTIVE revision of the family except `keep`. With `onlyOwnedBy`, only
-   * revisions tagged as that annotator's (remove; ensure owns the family it just registered in).
+   * Deregisters every ACTIVE revision of the family except `keep`, then deletes every INACTIVE one
+   * (DeleteTaskDefinitions; tasks still running on one keep running), so no earlier spec — nor a
+   * secret written by a LabelFleet that still put secrets in the environment — stays readable.
+   * Only revisions tagged as the annotator's: a stranger's revision in the family is left alone.
    */
-  async #deregisterRevisions(family: string, keep: string | undefined, onlyOwnedBy?: number): Promise<void> {
-    for (const arn of await this.#activeRevisions(family)) {
-      if (arn === keep) continue;
-      if (onlyOwnedBy !== undefined) {
+  async #retireRevisions(family: string, annotatorId: number, keep?: string): Promise<void> {
+    const ownership = new Map<string, boolean>(); // a revision deregistered here is listed again as INACTIVE
+    const owned = async (arn: string) => {
+      if (!ownership.has(arn)) {
         const td = await this.#call(
           'ecs:DescribeTaskDefinition',
           () => this.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ['TAGS'] })),
           ['ClientException'],
         );
-        if (this.#ownedId(family, ecsTagMap(td?.tags)) !== onlyOwnedBy) continue;
+        ownership.set(arn, this.#ownedId(family, ecsTagMap(td?.tags)) === annotatorId);
       }
+      return ownership.get(arn)!;
+    };
+    for (const arn of await this.#revisions(family, 'ACTIVE')) {
+      if (arn === keep || !(await owned(arn))) continue;
       await this.#call(
         'ecs:DeregisterTaskDefinition',
         () => this.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: arn })),
         ['ClientException'],
       );
     }
+    const inactive: string[] = [];
+    for (const arn of await this.#revisions(family, 'INACTIVE')) if (await owned(arn)) inactive.push(arn);
+    for (const batch of chunks(inactive, 10)) {
+      const res = await this.#call('ecs:DeleteTaskDefinitions', () => this.ecs.send(new DeleteTaskDefinitionsCommand({ taskDefinitions: batch })));
+      // Left for the next ensure or remove to try again.
+      for (const f of res.failures ?? []) this.#o.logger?.warn({ family, taskDefinition: f.arn, reason: f.reason }, 'ecs: revision not deleted');
+    }
+  }
+
+  // ---------------------------------------------------------------------------------- secret
+
+  async #describeSecret(name: string) {
+    return this.#call('secretsmanager:DescribeSecret', () => this.sm.send(new DescribeSecretCommand({ SecretId: name })), [
+      'ResourceNotFoundException',
+    ]);
+  }
+
+  /**
+   * Makes the annotator's secret hold the spec's secret environment and returns the version the
+   * task definition pins. Creates the secret (tagged) when missing, restores it when someone
+   * scheduled it for deletion, and writes a new version only when the secrets changed (a new start
+   * generation, a new password); the same document is always the same version.
+   */
+  async #ensureSecret(spec: InstanceSpec, names: ResourceNames): Promise<SecretVersion> {
+    const doc = secretDocument(spec);
+    const tags = fleetTags(spec);
+    for (let attempt = 1; attempt <= SECRET_CREATE_ATTEMPTS; attempt++) {
+      const found = await this.#describeSecret(names.secret);
+      if (!found) {
+        let created;
+        try {
+          created = await this.#call(
+            'secretsmanager:CreateSecret',
+            () =>
+              this.sm.send(
+                new CreateSecretCommand({
+                  Name: names.secret,
+                  Description: `LabelFleet: the secret environment of annotator ${spec.annotatorId}'s Label Studio`,
+                  SecretString: doc.secretString,
+                  ClientRequestToken: doc.versionId,
+                  Tags: elbTags(tags),
+                }),
+              ),
+            // Created by a concurrent call between our describe and create: describe again.
+            ['ResourceExistsException'],
+          );
+        } catch (err) {
+          // Force-deleted a moment ago (remove, then ensure): Secrets Manager frees the name
+          // asynchronously and asks callers to back off and retry.
+          if (isAwsError(err, 'InvalidRequestException') && /deletion/i.test((err as Error).message) && attempt < SECRET_CREATE_ATTEMPTS) {
+            await new Promise((r) => setTimeout(r, attempt * 1000));
+            continue;
+          }
+          throw err;
+        }
+        if (!created?.ARN) continue;
+        this.#o.logger?.info({ annotatorId: spec.annotatorId, secret: names.secret }, 'ecs: secret created');
+        return { arn: created.ARN, versionId: doc.versionId };
+      }
+
+      const current = secretTagMap(found.Tags);
+      if (current[TAG.managed] !== 'true') {
+        throw new EcsBackendError(`secret ${names.secret} exists but is not LabelFleet's (no ${TAG.managed} tag): rename it or set ECS_NAME_PREFIX`);
+      }
+      const arn = found.ARN!;
+      if (found.DeletedDate) {
+        await this.#call('secretsmanager:RestoreSecret', () => this.sm.send(new RestoreSecretCommand({ SecretId: arn })));
+        this.#o.logger?.warn({ annotatorId: spec.annotatorId, secret: names.secret }, 'ecs: secret was scheduled for deletion; restored');
+      }
+      if (Object.entries(tags).some(([k, v]) => current[k] !== v)) {
+        await this.#call('secretsmanager:TagResource', () => this.sm.send(new TagSecretCommand({ SecretId: arn, Tags: elbTags(tags) })));
+      }
+      // A version is immutable and pinned by id: once written, nothing to do.
+      if (!found.VersionIdsToStages?.[doc.versionId]) {
+        await this.#call('secretsmanager:PutSecretValue', () =>
+          this.sm.send(new PutSecretValueCommand({ SecretId: arn, SecretString: doc.secretString, ClientRequestToken: doc.versionId })),
+        );
+        this.#o.logger?.info({ annotatorId: spec.annotatorId, secret: names.secret }, 'ecs: secret rotated (new version)');
+      }
+      return { arn, versionId: doc.versionId };
+    }
+    throw new EcsBackendError(`secret ${names.secret} could not be created after ${SECRET_CREATE_ATTEMPTS} attempts (its name was still being freed)`);
+  }
+
+  /** Deletes the annotator's secret at once, all versions, without a recovery window; only when it is the fleet's. */
+  async #removeSecret(annotatorId: number, names: ResourceNames): Promise<void> {
+    const found = await this.#describeSecret(names.secret);
+    if (!found || this.#ownedId(secretOwnerName(found.Name ?? ''), secretTagMap(found.Tags)) !== annotatorId) return;
+    await this.#call(
+      'secretsmanager:DeleteSecret',
+      () => this.sm.send(new DeleteSecretCommand({ SecretId: found.ARN, ForceDeleteWithoutRecovery: true })),
+      ['ResourceNotFoundException'],
+    );
+    this.#o.logger?.info({ annotatorId, secret: names.secret }, 'ecs: secret deleted');
   }
 
   // --------------------------------------------------------------------------------- service
@@ -679,10 +836,9 @@ export class EcsBackend implements Backend {
         );
         if (res.service) Object.assign(svc, { taskDefinition: res.service.taskDefinition ?? taskDefinition });
       }
-      if (tags[TAG.specHash] !== spec.specHash || tags[TAG.annotatorId] !== String(spec.annotatorId)) {
-        await this.#call('ecs:TagResource', () =>
-          this.ecs.send(new TagResourceCommand({ resourceArn: svc.serviceArn, tags: ecsTags(fleetTags(spec)) })),
-        );
+      const want = serviceTags(spec);
+      if (Object.entries(want).some(([k, v]) => tags[k] !== v)) {
+        await this.#call('ecs:TagResource', () => this.ecs.send(new TagResourceCommand({ resourceArn: svc.serviceArn, tags: ecsTags(want) })));
       }
       return { ...svc, taskDefinition };
     }
@@ -705,7 +861,7 @@ export class EcsBackend implements Backend {
           },
           propagateTags: 'SERVICE',
           enableECSManagedTags: true,
-          tags: ecsTags(fleetTags(spec)),
+          tags: ecsTags(serviceTags(spec)),
           clientToken: createServiceToken(this.#o.cluster, names.service, taskDefinition, svc?.createdAt?.toISOString()),
         }),
       ),
@@ -735,7 +891,8 @@ export class EcsBackend implements Backend {
     const t = stopped[0];
     if (!t) return undefined;
     const exit = t.containers?.find((c) => c.name === CONTAINER_NAME);
-    return [t.stoppedReason, exit?.reason, exit?.exitCode !== undefined ? `exit code ${exit.exitCode}` : undefined].filter(Boolean).join('; ') || undefined;
+    const reason = [t.stoppedReason, exit?.reason, exit?.exitCode !== undefined ? `exit code ${exit.exitCode}` : undefined].filter(Boolean).join('; ');
+    return reason ? explainStopReason(reason, this.#o.executionRoleArn) : undefined;
   }
 
   async #targetHealth(targetGroupArn: string, ip: string, port: number): Promise<ObservedInstance['health']> {

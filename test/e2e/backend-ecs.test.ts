@@ -8,7 +8,9 @@
  *   one the way ECS's scheduler would (RunTask with the service's group + RegisterTargets);
  * - ListTasks ignores `serviceName` (the backend filters on the task's group, which AWS sets too);
  * - CreateService ignores clientToken (the backend's describe-before-create keeps it idempotent);
- * - target health is "healthy" for any registered target (no health checks run).
+ * - target health is "healthy" for any registered target (no health checks run);
+ * - Secrets Manager (moto too) is never read by a task: the tests resolve each `secrets` reference
+ *   with GetSecretValue, as ECS would with the execution role.
  */
 import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -29,6 +31,7 @@ import {
   RunTaskCommand,
   StopTaskCommand,
   UpdateServiceCommand,
+  type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import {
   CreateListenerCommand,
@@ -48,7 +51,18 @@ import {
   type Rule,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { CreateSecurityGroupCommand, CreateSubnetCommand, CreateVpcCommand, EC2Client, ModifyVpcAttributeCommand } from '@aws-sdk/client-ec2';
+import {
+  CreateSecretCommand,
+  DeleteSecretCommand,
+  DescribeSecretCommand,
+  GetSecretValueCommand,
+  ListSecretsCommand,
+  ListSecretVersionIdsCommand,
+  SecretsManagerClient,
+} from '@aws-sdk/client-secrets-manager';
 import { ConfigError } from '../../src/config.ts';
+import { SecretBox } from '../../src/crypto.ts';
+import { buildInstanceSpec, SECRET_ENV, webhookSecret } from '../../orchestrator/instance-spec.ts';
 import {
   EcsBackend,
   EcsPermissionError,
@@ -58,8 +72,9 @@ import {
 } from '../../orchestrator/backends/ecs.ts';
 import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
-import { testConfig } from '../helpers/service.ts';
-import { testEnv } from '../helpers/env.ts';
+import { startTestService, testConfig, type TestService } from '../helpers/service.ts';
+import { testEnv, TEST_DATABASE_URL } from '../helpers/env.ts';
+import { readFleetSettings, specFor as fleetSpecOf } from '../../orchestrator/annotators-step.ts';
 import { freePort } from '../helpers/process.ts';
 
 const ENDPOINT = testEnv('AWS_ENDPOINT_URL');
@@ -77,6 +92,7 @@ interface MotoFleet {
   options: EcsBackendOptions;
   ecs: ECSClient;
   elb: ElasticLoadBalancingV2Client;
+  sm: SecretsManagerClient;
   backend: EcsBackend;
   close(): Promise<void>;
 }
@@ -131,6 +147,7 @@ async function createMotoFleet(tag: string, extra: Partial<EcsBackendOptions> = 
     options,
     ecs,
     elb,
+    sm: new SecretsManagerClient(clientConfig),
     backend: new EcsBackend(options),
     async close() {
       await elb.send(new DeleteListenerCommand({ ListenerArn: listenerArn })).catch(() => undefined);
@@ -140,12 +157,16 @@ async function createMotoFleet(tag: string, extra: Partial<EcsBackendOptions> = 
   };
 }
 
+/** Every secret value this file hands to a backend: none may ever show up in a task definition. */
+const handedOut = new Set<string>();
+const secretValue = (value: string) => (handedOut.add(value), value);
+
 function specFor(annotatorId: number, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
   return {
     annotatorId,
     subdomain: `ann${annotatorId}`,
     image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/labelfleet-ls:1.23.2',
-    env: { LS_PORT: '8080', LABEL_STUDIO_USERNAME: 'admin@fleet.local', POSTGRE_PASSWORD: `pw-${annotatorId}` },
+    env: { LS_PORT: '8080', LABEL_STUDIO_USERNAME: 'admin@fleet.local', POSTGRE_PASSWORD: secretValue(`pw-${annotatorId}-${RUN}`) },
     port: 8080,
     memoryMb: 1536,
     cpus: 0.5,
@@ -154,7 +175,69 @@ function specFor(annotatorId: number, overrides: Partial<InstanceSpec> = {}): In
   };
 }
 
+const secretBox = new SecretBox(`ecs-e2e-${RUN}-fleet-secret-key-for-this-run`);
+
+/**
+ * The spec the fleet itself builds for an annotator at a start generation (instance-spec.ts):
+ * every secret Label Studio gets (database password, SECRET_KEY, admin password, API token,
+ * webhook secret, the annotator's own password).
+ */
+function fleetSpecFor(annotatorId: number, generation: number, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
+  const spec = buildInstanceSpec(
+    testConfig({ FLEET_DOMAIN: DOMAIN }),
+    secretBox,
+    { id: annotatorId, email: `ann${annotatorId}@example.com`, subdomain: `ann${annotatorId}`, startGeneration: generation, lsPasswordEnc: secretBox.encrypt(`own-password-${annotatorId}-${RUN}`) },
+    { image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/labelfleet-ls:1.23.2', memoryMb: 1536, cpus: 0.5 },
+    { host: 'db.internal', port: 5432, name: `ls_annotator_${annotatorId}`, user: `ls_annotator_${annotatorId}` },
+  );
+  for (const key of SECRET_ENV) if (spec.env[key]) secretValue(spec.env[key]);
+  return { ...spec, ...overrides };
+}
+
 const tagMap = (tags: Array<{ key?: string; value?: string }> | undefined) => Object.fromEntries((tags ?? []).map((t) => [t.key, t.value]));
+const secretTags = (tags: Array<{ Key?: string; Value?: string }> | undefined) => Object.fromEntries((tags ?? []).map((t) => [t.Key, t.Value]));
+
+/** The annotator's secret as Secrets Manager describes it, or undefined when there is none. */
+async function secretOf(f: MotoFleet, annotatorId: number) {
+  return f.sm
+    .send(new DescribeSecretCommand({ SecretId: `${f.options.namePrefix}-${annotatorId}/secrets` }))
+    .catch((err) => (err.name === 'ResourceNotFoundException' ? undefined : Promise.reject(err)));
+}
+
+/** What a task would get for one `secrets` entry: `<arn>:<json-key>::<version-id>` resolved. */
+async function resolveValueFrom(f: MotoFleet, valueFrom: string): Promise<string | undefined> {
+  const parts = valueFrom.split(':');
+  const [arn, key, stage, versionId] = [parts.slice(0, 7).join(':'), parts[7]!, parts[8], parts[9]];
+  expect(stage).toBe('');
+  const res = await f.sm.send(new GetSecretValueCommand({ SecretId: arn, VersionId: versionId }));
+  return (JSON.parse(res.SecretString!) as Record<string, string>)[key];
+}
+
+/**
+ * Every revision of the annotator's family AWS still returns (any status), read one by one up to
+ * the newest; revisions deleted with DeleteTaskDefinitions are no longer returned.
+ */
+async function readableRevisions(f: MotoFleet, annotatorId: number): Promise<TaskDefinition[]> {
+  const family = `${f.options.namePrefix}-${annotatorId}`;
+  const describe = (taskDefinition: string) =>
+    f.ecs
+      .send(new DescribeTaskDefinitionCommand({ taskDefinition }))
+      .then((r) => r.taskDefinition)
+      .catch((err) => (err.name === 'ClientException' ? undefined : Promise.reject(err)));
+  const newest = await describe(family);
+  const found: TaskDefinition[] = [];
+  for (let revision = 1; newest && revision <= newest.revision!; revision++) {
+    const td = await describe(`${family}:${revision}`);
+    if (td) found.push(td);
+  }
+  return found;
+}
+
+/** No readable revision of the annotator's family contains any secret value handed out so far. */
+async function expectNoSecretInRevisions(f: MotoFleet, annotatorId: number): Promise<void> {
+  const text = JSON.stringify(await readableRevisions(f, annotatorId));
+  for (const value of handedOut) expect(text, `a revision of annotator ${annotatorId} holds a secret value`).not.toContain(value);
+}
 
 async function rulesOf(f: MotoFleet): Promise<Rule[]> {
   const res = await f.elb.send(new DescribeRulesCommand({ ListenerArn: f.options.listenerArn }));
@@ -236,6 +319,8 @@ describeBackendContract('ECS on moto', async () => {
     waitFor: pollingWaitFor({ timeoutMs: 30_000, intervalMs: 200 }),
     runsInstances: false,
     async inspect(annotatorId) {
+      // Wherever the contract looks, no revision of the annotator holds a secret.
+      await expectNoSecretInRevisions(f, annotatorId);
       const svc = await serviceOf(f, annotatorId);
       const host = `${specFor(annotatorId).subdomain}.${DOMAIN}`;
       const routes = (await rulesOf(f)).filter((r) => hostOf(r) === host).length;
@@ -303,7 +388,11 @@ describe('ECS backend on moto', () => {
   it('ensure creates a tagged task definition, service, target group and host rule', async () => {
     const id = newId();
     const spec = specFor(id, {
-      env: { LS_PORT: '8080', POSTGRE_PASSWORD: 'plain', DB_SECRET: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ls-db-AbCdEf' },
+      env: {
+        LS_PORT: '8080',
+        POSTGRE_PASSWORD: secretValue(`plain-password-${RUN}`),
+        DB_SECRET: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:ls-db-AbCdEf',
+      },
     });
     const observed = await f.backend.ensure(spec);
     const name = `${f.options.namePrefix}-${id}`;
@@ -328,7 +417,7 @@ describe('ECS backend on moto', () => {
       securityGroups: f.options.securityGroups,
       assignPublicIp: 'DISABLED',
     });
-    expect(tagMap(svc.tags)).toEqual(wantTags);
+    expect(tagMap(svc.tags)).toEqual({ ...wantTags, 'labelfleet.secret-store': 'secretsmanager' });
 
     const td = await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }));
     const def = td.taskDefinition!;
@@ -344,16 +433,186 @@ describe('ECS backend on moto', () => {
     const c = def.containerDefinitions![0]!;
     expect(c).toMatchObject({ name: 'label-studio', image: spec.image, essential: true });
     expect(c.portMappings).toEqual([expect.objectContaining({ containerPort: 8080, protocol: 'tcp' })]);
-    expect(c.environment).toEqual([
-      { name: 'LS_PORT', value: '8080' },
-      { name: 'POSTGRE_PASSWORD', value: 'plain' },
+    // The password reaches the container through the annotator's secret, pinned to its version;
+    // an ARN value passes through as it is; only the plain setting is environment.
+    const secret = (await secretOf(f, id))!;
+    expect(secret).toMatchObject({ Name: `${name}/secrets` });
+    expect(secretTags(secret.Tags)).toEqual(wantTags);
+    const [versionId] = Object.keys(secret.VersionIdsToStages!);
+    expect(secret.VersionIdsToStages).toEqual({ [versionId!]: ['AWSCURRENT'] });
+    expect(c.environment).toEqual([{ name: 'LS_PORT', value: '8080' }]);
+    expect(c.secrets).toEqual([
+      { name: 'DB_SECRET', valueFrom: spec.env.DB_SECRET },
+      { name: 'POSTGRE_PASSWORD', valueFrom: `${secret.ARN}:POSTGRE_PASSWORD::${versionId}` },
     ]);
-    expect(c.secrets).toEqual([{ name: 'DB_SECRET', valueFrom: spec.env.DB_SECRET }]);
+    expect(await resolveValueFrom(f, c.secrets![1]!.valueFrom!)).toBe(spec.env.POSTGRE_PASSWORD);
+    expect(JSON.stringify(def)).not.toContain(spec.env.POSTGRE_PASSWORD);
     expect(c.logConfiguration).toEqual({
       logDriver: 'awslogs',
       options: { 'awslogs-group': '/labelfleet/test', 'awslogs-region': REGION, 'awslogs-stream-prefix': name },
     });
     expect(tagMap(td.tags)).toMatchObject(wantTags);
+  });
+
+  it("keeps every secret Label Studio gets in the annotator's tagged secret while the annotator exists, and deletes it with the annotator", async () => {
+    const id = newId();
+    const spec = fleetSpecFor(id, 1);
+    await f.backend.ensure(spec);
+    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': spec.specHash };
+
+    const svc = (await serviceOf(f, id))!;
+    const c = (await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition }))).taskDefinition!.containerDefinitions![0]!;
+    const secretNames = [...SECRET_ENV].sort();
+    expect(c.secrets!.map((x) => x.name)).toEqual(secretNames);
+    expect(c.environment!.map((e) => e.name).filter((n) => SECRET_ENV.has(n!))).toEqual([]);
+    // What the task gets is exactly what the fleet derived, read through the references.
+    for (const entry of c.secrets!) expect(await resolveValueFrom(f, entry.valueFrom!), entry.name).toBe(spec.env[entry.name!]);
+    for (const entry of c.environment!) expect(entry.value).toBe(spec.env[entry.name!]);
+    await expectNoSecretInRevisions(f, id);
+
+    const secret = (await secretOf(f, id))!;
+    expect(secretTags(secret.Tags)).toEqual(wantTags);
+    await f.backend.stop(id);
+    expect((await secretOf(f, id))?.VersionIdsToStages).toEqual(secret.VersionIdsToStages); // kept while stopped
+
+    await f.backend.remove(id);
+    expect(await secretOf(f, id)).toBeUndefined();
+    // Deleted at once, not scheduled for deletion: no recovery window keeps the values around.
+    const listed = await f.sm.send(
+      new ListSecretsCommand({ IncludePlannedDeletion: true, Filters: [{ Key: 'name', Values: [`${f.options.namePrefix}-${id}/`] }] }),
+    );
+    expect(listed.SecretList ?? []).toEqual([]);
+    await f.backend.remove(id); // gone already: success
+
+    // Started again: a new secret under the same name.
+    await f.backend.ensure(spec);
+    expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags);
+  });
+
+  it('a new start generation writes a new secret version and rolls the service; no earlier revision stays readable', async () => {
+    const id = newId();
+    const g1 = fleetSpecFor(id, 1);
+    await f.backend.ensure(g1);
+    const rev1 = (await serviceOf(f, id))!.taskDefinition!;
+    const pinned = async (taskDefinition: string) => {
+      const c = (await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition }))).taskDefinition!.containerDefinitions![0]!;
+      return new Set(c.secrets!.map((x) => x.valueFrom!.split(':').pop()));
+    };
+    const v1 = [...(await pinned(rev1))];
+    expect(v1).toHaveLength(1); // every secret entry pins the same version
+
+    const g2 = fleetSpecFor(id, 2);
+    expect(g2.env.WEBHOOK_SECRET).not.toBe(g1.env.WEBHOOK_SECRET);
+    await f.backend.ensure(g2);
+    const svc = (await serviceOf(f, id))!;
+    const rev2 = svc.taskDefinition!;
+    expect(rev2).not.toBe(rev1); // rolled
+    expect(svc.desiredCount).toBe(1);
+    expect(tagMap(svc.tags)['labelfleet.spec-hash']).toBe(g2.specHash);
+    const v2 = [...(await pinned(rev2))];
+    expect(v2).toHaveLength(1);
+    expect(v2[0]).not.toBe(v1[0]);
+    const secret = (await secretOf(f, id))!;
+    expect(secret.VersionIdsToStages).toEqual({ [v1[0]!]: ['AWSPREVIOUS'], [v2[0]!]: ['AWSCURRENT'] });
+    expect(secretTags(secret.Tags)['labelfleet.spec-hash']).toBe(g2.specHash);
+    const c2 = (await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: rev2 }))).taskDefinition!.containerDefinitions![0]!;
+    for (const entry of c2.secrets!) expect(await resolveValueFrom(f, entry.valueFrom!), entry.name).toBe(g2.env[entry.name!]);
+    // The old revision is deregistered and deleted: only the one in use can be read.
+    expect((await readableRevisions(f, id)).map((td) => td.taskDefinitionArn)).toEqual([rev2]);
+
+    // A change that is not a secret (the image) rolls too, on the same secret version.
+    const g2b = { ...g2, image: `${g2.image}-patched`, specHash: `${g2.specHash}-b` };
+    await f.backend.ensure(g2b);
+    await f.backend.ensure(g2b); // and again: nothing more
+    const rev3 = (await serviceOf(f, id))!.taskDefinition!;
+    expect(rev3).not.toBe(rev2);
+    expect([...(await pinned(rev3))]).toEqual(v2);
+    const versions = await f.sm.send(new ListSecretVersionIdsCommand({ SecretId: secret.ARN, IncludeDeprecated: true }));
+    expect(versions.Versions!.map((v) => v.VersionId).sort()).toEqual([v1[0], v2[0]].sort());
+    expect((await readableRevisions(f, id)).map((td) => td.taskDefinitionArn)).toEqual([rev3]);
+    await expectNoSecretInRevisions(f, id);
+  });
+
+  it('upgrading: a service on revisions with secrets in their environment reports no spec hash; ensure moves the secrets out and deletes those revisions', async () => {
+    const id = newId();
+    const family = `${f.options.namePrefix}-${id}`;
+    const spec = fleetSpecFor(id, 1);
+    const oldTags = [
+      { key: 'labelfleet.managed', value: 'true' },
+      { key: 'labelfleet.annotator-id', value: String(id) },
+      { key: 'labelfleet.spec-hash', value: spec.specHash },
+    ];
+    // What an earlier LabelFleet registered: every value, secrets included, as plain environment.
+    const register = async () =>
+      (
+        await f.ecs.send(
+          new RegisterTaskDefinitionCommand({
+            family,
+            networkMode: 'awsvpc',
+            requiresCompatibilities: ['FARGATE'],
+            cpu: '512',
+            memory: '2048',
+            containerDefinitions: [{ name: 'label-studio', image: spec.image, environment: Object.entries(spec.env).map(([name, value]) => ({ name, value })) }],
+            tags: oldTags,
+          }),
+        )
+      ).taskDefinition!.taskDefinitionArn!;
+    await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: await register() }));
+    await f.ecs.send(
+      new CreateServiceCommand({
+        cluster: f.options.cluster,
+        serviceName: family,
+        taskDefinition: await register(),
+        desiredCount: 1,
+        launchType: 'FARGATE',
+        networkConfiguration: { awsvpcConfiguration: { subnets: f.options.subnets, securityGroups: f.options.securityGroups } },
+        tags: oldTags,
+      }),
+    );
+    // Someone else's revision in the family (no fleet tags): never deregistered nor deleted.
+    const stranger = (
+      await f.ecs.send(
+        new RegisterTaskDefinitionCommand({ family, networkMode: 'awsvpc', requiresCompatibilities: ['FARGATE'], cpu: '256', memory: '512', containerDefinitions: [{ name: 'other', image: 'busybox' }] }),
+      )
+    ).taskDefinition!.taskDefinitionArn!;
+    expect(JSON.stringify(await readableRevisions(f, id))).toContain(spec.env.WEBHOOK_SECRET);
+    // Same spec, but its secrets are in the environment: no spec hash, so the reconciler recreates it.
+    expect(await f.backend.observe(id)).toMatchObject({ state: 'starting', specHash: undefined });
+
+    await f.backend.ensure(spec);
+    expect((await f.backend.observe(id)).specHash).toBe(spec.specHash);
+    const svc = (await serviceOf(f, id))!;
+    expect(tagMap(svc.tags)['labelfleet.secret-store']).toBe('secretsmanager');
+    expect((await readableRevisions(f, id)).map((td) => [td.taskDefinitionArn, td.status])).toEqual([
+      [stranger, 'ACTIVE'],
+      [svc.taskDefinition, 'ACTIVE'],
+    ]);
+    await expectNoSecretInRevisions(f, id);
+    await f.backend.remove(id);
+    expect((await readableRevisions(f, id)).map((td) => [td.taskDefinitionArn, td.status])).toEqual([[stranger, 'ACTIVE']]);
+    await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: stranger }));
+  });
+
+  it('refuses a same-named secret that is not the fleet\'s, and restores its own when someone scheduled it for deletion', async () => {
+    const id = newId();
+    const name = `${f.options.namePrefix}-${id}/secrets`;
+    await f.sm.send(new CreateSecretCommand({ Name: name, SecretString: '{"other":"value"}' }));
+    await expect(f.backend.ensure(specFor(id))).rejects.toThrow(`secret ${name} exists but is not LabelFleet's`);
+    await f.backend.remove(id);
+    expect((await secretOf(f, id))?.Name).toBe(name); // left alone
+    expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
+    await f.sm.send(new DeleteSecretCommand({ SecretId: name, ForceDeleteWithoutRecovery: true }));
+
+    const own = newId();
+    const spec = specFor(own);
+    await f.backend.ensure(spec);
+    const before = (await secretOf(f, own))!;
+    await f.sm.send(new DeleteSecretCommand({ SecretId: before.ARN, RecoveryWindowInDays: 7 }));
+    expect((await secretOf(f, own))!.DeletedDate).toBeInstanceOf(Date);
+    await f.backend.ensure(spec);
+    const after = (await secretOf(f, own))!;
+    expect(after.DeletedDate ?? undefined).toBeUndefined();
+    expect(after.VersionIdsToStages).toEqual(before.VersionIdsToStages);
   });
 
   it('re-running ensure, stop and remove at any point creates nothing twice', async () => {
@@ -602,7 +861,12 @@ describe('ECS backend on moto', () => {
     }
     await f.elb.send(new DeleteTargetGroupCommand({ TargetGroupArn: tg.TargetGroupArn }));
     expect((await f.backend.list()).find((o) => o.annotatorId === id)).toMatchObject({ state: 'missing', message: 'task definition without a service' });
+
+    // Only the secret is left (the last thing remove deletes): still listed, and remove deletes it.
+    for (const arn of await activeRevisions(f, id)) await f.ecs.send(new DeregisterTaskDefinitionCommand({ taskDefinition: arn }));
+    expect((await f.backend.list()).find((o) => o.annotatorId === id)).toMatchObject({ state: 'missing', message: 'secret without a service' });
     await f.backend.remove(id);
+    expect(await secretOf(f, id)).toBeUndefined();
     expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
   });
 
@@ -640,6 +904,113 @@ describe('ECS backend on moto', () => {
     const noListener = new EcsBackend({ ...f.options, listenerArn: badListener });
     await expect(noListener.ensure(specFor(newId()))).rejects.toThrow(`ALB listener not found (ALB_LISTENER_ARN=${badListener})`);
   });
+
+  // Last: after every start, roll, stop, restart and remove above.
+  it('no readable task-definition revision of any annotator holds a secret value', async () => {
+    expect(handedOut.size).toBeGreaterThan(10);
+    let read = 0;
+    for (let id = 1; id < next; id++) {
+      read += (await readableRevisions(f, id)).length;
+      await expectNoSecretInRevisions(f, id);
+    }
+    expect(read).toBeGreaterThan(5); // the sweep did read revisions
+  });
+});
+
+// ------------------------------------------------------------------ through the admin API
+
+describe('the fleet on ECS, as an auditor sees it through the admin API', () => {
+  let f: MotoFleet;
+  let t: TestService;
+  const annotators: number[] = [];
+
+  beforeAll(async () => {
+    f = await createMotoFleet('a');
+    t = await startTestService({
+      env: {
+        ORCHESTRATOR_BACKEND: 'ecs',
+        FLEET_NAMESPACE: `ecs${RUN}`,
+        FLEET_DOMAIN: DOMAIN,
+        LS_DATABASE_URL: TEST_DATABASE_URL(),
+        // The config must name the same ECS setup the backend uses (checked when it is loaded).
+        ECS_CLUSTER: f.options.cluster,
+        ECS_SUBNETS: f.options.subnets.join(','),
+        ECS_SECURITY_GROUPS: f.options.securityGroups.join(','),
+        ECS_EXECUTION_ROLE_ARN: f.options.executionRoleArn,
+        ALB_LISTENER_ARN: f.options.listenerArn,
+        ECS_VPC_ID: f.options.vpcId,
+      },
+      overrides: { backend: f.backend },
+    });
+  });
+  afterAll(async () => {
+    for (const id of annotators) {
+      await f?.backend.remove(id).catch(() => undefined);
+      await t?.ctx.instanceDatabases.drop(id).catch(() => undefined);
+    }
+    await t?.ctx.instanceDatabases.close();
+    await t?.close();
+    await f?.close();
+  });
+
+  const pass = async () => expect(await t.service.reconciler.runOnce({ wait: true })).not.toBe('busy');
+  const row = (id: number) => t.db.selectFrom('annotators').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+  /** The spec the fleet builds for the annotator now; its secrets join the ones no revision may hold. */
+  const currentSpec = async (id: number) => {
+    const spec = fleetSpecOf(t.ctx, await row(id), await readFleetSettings(t.ctx));
+    for (const key of SECRET_ENV) if (spec.env[key]) secretValue(spec.env[key]);
+    return spec;
+  };
+  const containerOf = async (taskDefinition: string) =>
+    (await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition }))).taskDefinition!.containerDefinitions![0]!;
+
+  it('start, stop, start again and delete: secrets only in the tagged secret, a new generation rolls the service, delete removes it', async () => {
+    const created = await t.json('POST', '/api/annotators', { name: 'Auditor Case', email: `auditor-${RUN}@example.com` });
+    expect(created.status).toBe(201);
+    const id = created.body.id as number;
+    annotators.push(id);
+
+    expect((await t.json('POST', `/api/annotators/${id}/start`)).status).toBe(200);
+    await pass(); // database, then the ECS resources; Label Studio never answers on moto
+    expect(await row(id)).toMatchObject({ status: 'starting', startPhase: 'healthy', startGeneration: 1 });
+    const g1 = await currentSpec(id);
+    const svc1 = (await serviceOf(f, id))!;
+    const c1 = await containerOf(svc1.taskDefinition!);
+    expect(c1.secrets!.map((x) => x.name)).toEqual([...SECRET_ENV].filter((k) => g1.env[k] !== undefined).sort());
+    for (const entry of c1.secrets!) expect(await resolveValueFrom(f, entry.valueFrom!), entry.name).toBe(g1.env[entry.name!]);
+    expect(await resolveValueFrom(f, c1.secrets!.find((x) => x.name === 'WEBHOOK_SECRET')!.valueFrom!)).toBe(webhookSecret(t.ctx.secrets, id, 1));
+    await expectNoSecretInRevisions(f, id);
+    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': g1.specHash };
+    expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags);
+
+    expect((await t.json('POST', `/api/annotators/${id}/stop`)).status).toBe(200);
+    await pass();
+    expect((await row(id)).status).toBe('stopped');
+    expect((await serviceOf(f, id))!.desiredCount).toBe(0);
+    expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags); // kept while stopped
+
+    expect((await t.json('POST', `/api/annotators/${id}/start`)).status).toBe(200);
+    await pass();
+    expect(await row(id)).toMatchObject({ status: 'starting', startPhase: 'healthy', startGeneration: 2 });
+    const g2 = await currentSpec(id);
+    const svc2 = (await serviceOf(f, id))!;
+    expect(svc2.taskDefinition).not.toBe(svc1.taskDefinition); // the service rolled to the new secret version
+    expect(svc2.desiredCount).toBe(1);
+    const c2 = await containerOf(svc2.taskDefinition!);
+    expect(await resolveValueFrom(f, c2.secrets!.find((x) => x.name === 'WEBHOOK_SECRET')!.valueFrom!)).toBe(webhookSecret(t.ctx.secrets, id, 2));
+    expect(await resolveValueFrom(f, c2.secrets!.find((x) => x.name === 'POSTGRE_PASSWORD')!.valueFrom!)).toBe(g2.env.POSTGRE_PASSWORD);
+    expect(g2.env.POSTGRE_PASSWORD).not.toBe(g1.env.POSTGRE_PASSWORD);
+    expect((await readableRevisions(f, id)).map((td) => td.taskDefinitionArn)).toEqual([svc2.taskDefinition]);
+    await expectNoSecretInRevisions(f, id);
+
+    expect((await t.json('DELETE', `/api/annotators/${id}`)).status).toBe(200);
+    await pass();
+    expect((await row(id)).cleanedUpAt).not.toBeNull();
+    expect(await secretOf(f, id)).toBeUndefined();
+    expect(await serviceOf(f, id)).toBeUndefined();
+    expect(await readableRevisions(f, id)).toEqual([]);
+    expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
+  });
 });
 
 describe('ECS configuration', () => {
@@ -650,6 +1021,7 @@ describe('ECS configuration', () => {
     ECS_SECURITY_GROUPS: 'sg-1',
     ALB_LISTENER_ARN: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/fleet/1/2',
     ECS_VPC_ID: 'vpc-1',
+    ECS_EXECUTION_ROLE_ARN: 'arn:aws:iam::123456789012:role/labelfleet-execution',
   };
 
   it('reads every ECS setting', () => {
@@ -670,6 +1042,7 @@ describe('ECS configuration', () => {
       subnets: ['subnet-1', 'subnet-2'],
       securityGroups: ['sg-1'],
       assignPublicIp: false,
+      executionRoleArn: base.ECS_EXECUTION_ROLE_ARN,
       taskRoleArn: 'arn:aws:iam::1:role/t',
       listenerArn: base.ALB_LISTENER_ARN,
       vpcId: 'vpc-1',
@@ -688,7 +1061,8 @@ describe('ECS configuration', () => {
     );
   });
 
-  it.each(['ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'])('a missing %s is a one-line error naming it', (key) => {
+  // The execution role too: ECS reads every annotator's secret with it, on Fargate and EC2 alike.
+  it.each(['ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ECS_EXECUTION_ROLE_ARN', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'])('a missing %s is a one-line error naming it', (key) => {
     const env: Record<string, string> = { ...base };
     delete env[key];
     // Checked when the environment is parsed, before anything connects (src/config.ts RULES).
@@ -696,9 +1070,6 @@ describe('ECS configuration', () => {
   });
 
   it('rejects combinations that could never start a task', () => {
-    expect(() => testConfig({ ...base, ECS_LOG_GROUP: '/lf' })).toThrow(
-      'ECS_EXECUTION_ROLE_ARN: is required when ECS_LAUNCH_TYPE=FARGATE and ECS_LOG_GROUP is set',
-    );
     expect(() => testConfig({ ...base, ECS_LAUNCH_TYPE: 'EC2', ECS_ASSIGN_PUBLIC_IP: 'true' })).toThrow(
       'ECS_ASSIGN_PUBLIC_IP: true is only valid with ECS_LAUNCH_TYPE=FARGATE',
     );
@@ -727,16 +1098,20 @@ async function iamCall(endpoint: string, params: Record<string, string>): Promis
 describe('ECS backend with IAM enforced (a private moto_server)', () => {
   let proc: ChildProcess | undefined;
   let endpoint = '';
-  let key: { accessKeyId: string; secretAccessKey: string };
+  type Key = { accessKeyId: string; secretAccessKey: string };
+  /** May write the annotator's secret, read target groups, and nothing more. */
+  let key: Key;
+  /** May only look secrets up. */
+  let readOnlyKey: Key;
 
   beforeAll(async () => {
     // The project's venv (env:up) has moto[server]; MOTO_SERVER_BIN overrides.
     const bin = process.env.MOTO_SERVER_BIN ?? join(testEnv('LS_VENV'), 'bin', 'moto_server');
     const port = await freePort();
     endpoint = `http://127.0.0.1:${port}`;
-    // The first 3 requests (the IAM set-up below) run unauthenticated; every later one is checked against IAM.
+    // The first 6 requests (the IAM set-up below) run unauthenticated; every later one is checked against IAM.
     proc = spawn(bin, ['-H', '127.0.0.1', '-p', String(port)], {
-      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '3' },
+      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '6' },
       stdio: 'ignore',
     });
     const deadline = Date.now() + 30_000;
@@ -746,17 +1121,21 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
       if (Date.now() > deadline) throw new Error(`moto_server (${bin}) did not start on ${endpoint}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    await iamCall(endpoint, { Action: 'CreateUser', UserName: 'fleet' });
-    const policy = {
-      Version: '2012-10-17',
-      Statement: [{ Effect: 'Allow', Action: ['elasticloadbalancing:DescribeTargetGroups', 'elasticloadbalancing:DescribeTags'], Resource: '*' }],
+    const user = async (name: string, actions: string[]): Promise<Key> => {
+      await iamCall(endpoint, { Action: 'CreateUser', UserName: name });
+      const policy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: actions, Resource: '*' }] };
+      await iamCall(endpoint, { Action: 'PutUserPolicy', UserName: name, PolicyName: name, PolicyDocument: JSON.stringify(policy) });
+      const created = await iamCall(endpoint, { Action: 'CreateAccessKey', UserName: name });
+      return { accessKeyId: /<AccessKeyId>([^<]+)</.exec(created)![1]!, secretAccessKey: /<SecretAccessKey>([^<]+)</.exec(created)![1]! };
     };
-    await iamCall(endpoint, { Action: 'PutUserPolicy', UserName: 'fleet', PolicyName: 'fleet', PolicyDocument: JSON.stringify(policy) });
-    const created = await iamCall(endpoint, { Action: 'CreateAccessKey', UserName: 'fleet' });
-    key = {
-      accessKeyId: /<AccessKeyId>([^<]+)</.exec(created)![1]!,
-      secretAccessKey: /<SecretAccessKey>([^<]+)</.exec(created)![1]!,
-    };
+    key = await user('fleet', [
+      'secretsmanager:DescribeSecret',
+      'secretsmanager:CreateSecret',
+      'secretsmanager:TagResource',
+      'elasticloadbalancing:DescribeTargetGroups',
+      'elasticloadbalancing:DescribeTags',
+    ]);
+    readOnlyKey = await user('reader', ['secretsmanager:DescribeSecret']);
   });
 
   afterAll(() => {
@@ -770,6 +1149,7 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
       subnets: ['subnet-1'],
       securityGroups: ['sg-1'],
       assignPublicIp: false,
+      executionRoleArn: 'arn:aws:iam::123456789012:role/labelfleet-execution',
       listenerArn: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/fleet/1/2',
       vpcId: 'vpc-1',
       fleetDomain: DOMAIN,
@@ -779,8 +1159,14 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
       namePrefix: 'fleet-ls',
       priorityOffset: 0,
     };
+    // The secret comes first: a fleet that may not write it builds nothing else.
+    const noSecrets = await new EcsBackend({ ...options, credentials: readOnlyKey }).ensure(specFor(1)).catch((e: unknown) => e);
+    expect(noSecrets).toBeInstanceOf(EcsPermissionError);
+    expect((noSecrets as EcsPermissionError).action).toBe('secretsmanager:CreateSecret');
+    expect((noSecrets as Error).message).toMatch(/^AWS denied secretsmanager:CreateSecret: grant it to the fleet's IAM identity/);
+
     const backend = new EcsBackend(options);
-    // DescribeTargetGroups is allowed (nothing found), CreateTargetGroup is not.
+    // The secret is written; DescribeTargetGroups is allowed (nothing found), CreateTargetGroup is not.
     const denied = await backend.ensure(specFor(1)).catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(EcsPermissionError);
     expect((denied as EcsPermissionError).action).toBe('elasticloadbalancing:CreateTargetGroup');
@@ -790,8 +1176,11 @@ describe('ECS backend with IAM enforced (a private moto_server)', () => {
     await expect(backend.observe(1)).rejects.toThrow(/^AWS denied ecs:DescribeServices: /);
     await expect(backend.list()).rejects.toThrow(/^AWS denied ecs:ListServices: /);
 
-    // An access key IAM does not know is a credentials problem, not a missing permission.
-    const stranger = new EcsBackend({ ...options, credentials: { accessKeyId: 'AKIAUNKNOWN0000000', secretAccessKey: 'x' } });
+    // An access key IAM does not know is a credentials problem, not a missing permission. Asked on
+    // ELB's query protocol: moto answers the JSON-protocol services (ECS, Secrets Manager) with XML
+    // errors the SDK cannot read, where AWS sends UnrecognizedClientException.
+    const unknownKey = { accessKeyId: 'AKIAUNKNOWN0000000', secretAccessKey: 'x' };
+    const stranger = new EcsBackend(options, { elb: new ElasticLoadBalancingV2Client({ region: REGION, endpoint, credentials: unknownKey, maxAttempts: 1 }) });
     await expect(stranger.ensure(specFor(1))).rejects.toThrow(
       /^AWS rejected the credentials for elasticloadbalancing:DescribeTargetGroups \(InvalidClientTokenId\): check the SDK credential chain/,
     );

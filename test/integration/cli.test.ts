@@ -57,10 +57,11 @@ describe('fleet CLI', { timeout: 180_000 }, () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr.trimEnd().split('\n')).toEqual([
-      'fleet: 6 invalid settings:',
+      'fleet: 7 invalid settings:',
       expect.stringMatching(/^ {2}PORT: .*65535/),
       expect.stringMatching(/^ {2}LOGIN_MAX_FAILURES: /),
       '  ECS_SECURITY_GROUPS: is required when ORCHESTRATOR_BACKEND=ecs',
+      '  ECS_EXECUTION_ROLE_ARN: is required when ORCHESTRATOR_BACKEND=ecs',
       '  ALB_LISTENER_ARN: is required when ORCHESTRATOR_BACKEND=ecs',
       '  ECS_VPC_ID: is required when ORCHESTRATOR_BACKEND=ecs',
       '  ECS_ASSIGN_PUBLIC_IP: true is only valid with ECS_LAUNCH_TYPE=FARGATE',

@@ -75,10 +75,10 @@ describe('ECS plan', () => {
     cpus: 1,
     specHash: 'h1',
   };
-  const settings = { launchType: 'FARGATE' as const, region: 'eu-west-1' };
+  const settings = { launchType: 'FARGATE' as const, region: 'eu-west-1', executionRoleArn: 'arn:aws:iam::123456789012:role/exec' };
 
   it('names resources <prefix>-<id> and reads the id back only from its own names', () => {
-    expect(resourceNames('fleet-ls', 12)).toEqual({ family: 'fleet-ls-12', service: 'fleet-ls-12', targetGroup: 'fleet-ls-12' });
+    expect(resourceNames('fleet-ls', 12)).toEqual({ family: 'fleet-ls-12', service: 'fleet-ls-12', targetGroup: 'fleet-ls-12', secret: 'fleet-ls-12/secrets' });
     expect(() => resourceNames('a-very-long-prefix-12345678', 1234567)).toThrow(/longer than 32/);
     expect(annotatorIdFromName('fleet-ls', 'fleet-ls-12')).toBe(12);
     expect(annotatorIdFromName('fleet-ls', 'fleet-ls-012')).toBeUndefined();
@@ -111,9 +111,8 @@ describe('ECS plan', () => {
     ]);
     expect(c.secrets).toEqual([{ name: 'DB', valueFrom: spec.env.DB }]);
     expect(c).not.toHaveProperty('logConfiguration');
-    expect(plain).not.toHaveProperty('executionRoleArn');
-    const logged = taskDefinitionInput(spec, names, { ...settings, logGroup: '/lf', executionRoleArn: 'arn:role' });
-    expect(logged.executionRoleArn).toBe('arn:role');
+    expect(plain.executionRoleArn).toBe(settings.executionRoleArn);
+    const logged = taskDefinitionInput(spec, names, { ...settings, logGroup: '/lf' });
     expect(logged.containerDefinitions[0]!.logConfiguration?.options).toEqual({
       'awslogs-group': '/lf',
       'awslogs-region': 'eu-west-1',
