@@ -4,6 +4,7 @@ import type { ReconcileStep } from './reconciler.ts';
 import { annotatorsStep } from './annotators-step.ts';
 import { runQualityChecks } from '../src/workflows/quality.ts';
 import { batchesStep } from './batches-step.ts';
+import { outboundStep } from './outbound-step.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   return [
@@ -13,5 +14,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
     // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.
     batchesStep(),
+    // Outbound webhooks: deliver due ones, retry with backoff; purge expired idempotency keys and old logs.
+    outboundStep(),
   ];
 }

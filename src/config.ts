@@ -37,6 +37,8 @@ const EnvSchema = z.object({
   /** Base URL a Label Studio container uses to call the fleet back (token report, webhooks). */
   FLEET_CALLBACK_URL: url.default('http://127.0.0.1:3000'),
   METRICS_TOKEN: z.string().min(16).optional(),
+  /** Reverse proxies in front of the API: the client address is taken that many hops back in X-Forwarded-For (rate limits). */
+  TRUST_PROXY_HOPS: int(0, 10).default(0),
 
   // Fleet (orchestrator/; README "The fleet"). Run-time knobs (limits, timeouts) are settings.
   /** Lets several fleets share one Docker engine / PostgreSQL: goes into every name and label. */

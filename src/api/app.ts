@@ -28,6 +28,13 @@ import { webhookRoutes } from './webhook.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { registerMetricsRoute } from './metrics.ts';
 import { metrics } from '../metrics.ts';
+import { keyAuthentication } from './key-auth.ts';
+import { idempotency } from './idempotency.ts';
+import { apiKeyRoutes } from './api-keys.ts';
+import { webhookSubscriptionRoutes } from './webhook-subscriptions.ts';
+import { exportRoutes } from './exports.ts';
+import { throughputRoutes } from './throughput.ts';
+import { documentPipeline } from './openapi-pipeline.ts';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
 const ROUTES: RouteFactory[] = [
@@ -48,10 +55,14 @@ const ROUTES: RouteFactory[] = [
   workflowAssignRoutes,
   webhookRoutes,
   reconcileRoutes,
+  apiKeyRoutes,
+  webhookSubscriptionRoutes,
+  exportRoutes,
+  throughputRoutes,
 ];
 
 /** Paths that answer without a session: their own auth (webhook secret, bearer) or none. */
-const PUBLIC_PATHS = [
+export const PUBLIC_PATHS = [
   /^\/api\/health$/,
   /^\/api\/version$/,
   /^\/api\/auth\//,
@@ -85,18 +96,22 @@ export function createApp(ctx: AppContext) {
     );
   });
 
+  const authenticateKey = keyAuthentication(ctx);
   app.use('*', async (c, next) => {
     if (PUBLIC_PATHS.some((p) => p.test(c.req.path))) return next();
+    if (await authenticateKey(c)) return next();
     const adminUserId = await sessionAdmin(ctx.database.db, c);
     if (adminUserId === null) throw new AppError(401, 'Unauthorized');
     c.set('adminUserId', adminUserId);
+    c.set('auth', { kind: 'session', adminUserId });
     return next();
   });
+  app.use('/api/*', idempotency(ctx));
 
   for (const routes of ROUTES) app.route('/api', routes(ctx));
   registerMetricsRoute(app, ctx);
 
-  app.doc31('/api/openapi.json', {
+  documentPipeline(app, PUBLIC_PATHS, {
     openapi: '3.1.0',
     info: { title: 'LabelFleet admin API', version: '0.1.0', description: 'See README.md for conventions.' },
   });

@@ -2,12 +2,15 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import type { RequestAuth } from '../auth/api-keys.ts';
 
 export interface AppEnv {
   Variables: {
     requestId: string;
     log: Logger;
     adminUserId: number;
+    /** How the request was authenticated (session cookie or API key); unset on public routes. */
+    auth: RequestAuth;
   };
 }
 
