@@ -74,12 +74,14 @@ export interface PeriodBucket {
  * `from`, the last one `to`. Throws RangeError past `max` periods.
  */
 export function periodBuckets(period: Period, from: LocalDate, to: LocalDate, tz: string, max = 1000): PeriodBucket[] {
-  const out: PeriodBucket[] = [];
+  // Local dates first (cheap), then one zone conversion per boundary.
+  const starts: LocalDate[] = [];
   for (let d = periodStart(period, from); d <= to; d = nextPeriodStart(period, d)) {
-    if (out.length >= max) throw new RangeError(`more than ${max} periods`);
-    out.push({ label: periodLabel(period, d), start: startOfLocalDate(d, tz), end: startOfLocalDate(nextPeriodStart(period, d), tz) });
+    if (starts.length >= max) throw new RangeError(`more than ${max} periods`);
+    starts.push(d);
   }
-  return out;
+  const instants = [...starts, nextPeriodStart(period, starts.at(-1) ?? from)].map((d) => startOfLocalDate(d, tz));
+  return starts.map((d, i) => ({ label: periodLabel(period, d), start: instants[i]!, end: instants[i + 1]! }));
 }
 
 /** The default range: the last 30 days, 12 weeks or 12 months up to `today`. */
