@@ -15,6 +15,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { createHash } from 'node:crypto';
 import { sha256 } from '../crypto.ts';
 import type { Executor } from '../db/index.ts';
 import { AppError, badRequest } from '../errors.ts';
@@ -34,6 +35,11 @@ export function parseIdempotencyKey(value: string): string {
     throw badRequest('Idempotency-Key must be 1-255 visible ASCII characters', { header: 'Idempotency-Key' });
   }
   return key;
+}
+
+/** What makes two requests "the same": method, path and query, and the body's bytes. */
+export function requestFingerprint(method: string, pathAndQuery: string, body: Buffer): string {
+  return sha256(`${method}\n${pathAndQuery}\n${createHash('sha256').update(body).digest('hex')}`);
 }
 
 type Claim = { owned: true; id: number } | { owned: false; state: 'in_flight' | 'done'; sameRequest: boolean; row: StoredResponse; lockedUntil: Date | null };
@@ -97,8 +103,7 @@ export function idempotency(ctx: Pick<AppContext, 'database'>): MiddlewareHandle
     const key = parseIdempotencyKey(header);
     const credential = auth.kind === 'apiKey' ? `key:${auth.apiKeyId}` : `admin:${auth.adminUserId}`;
     const url = new URL(c.req.url);
-    const body = Buffer.from(await c.req.arrayBuffer());
-    const fingerprint = sha256(`${c.req.method}\n${url.pathname}${url.search}\n${sha256(body.toString('base64'))}`);
+    const fingerprint = requestFingerprint(c.req.method, `${url.pathname}${url.search}`, Buffer.from(await c.req.arrayBuffer()));
 
     const claimed = await claim(db, credential, key, fingerprint);
     if (!claimed.owned) {
