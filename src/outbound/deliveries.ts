@@ -2,7 +2,8 @@
  * Delivering the outbox (the reconciler's `outbound` step, orchestrator/outbound-step.ts).
  *
  * Due deliveries (pending, next_attempt_at ≤ now, subscription active) are claimed in bounded
- * batches with FOR UPDATE SKIP LOCKED by pushing next_attempt_at out by a lease (timeout + 60 s):
+ * batches with FOR UPDATE SKIP LOCKED by pushing next_attempt_at out by a lease (twice the attempt
+ * timeout plus 10 s; an attempt never outlasts its timeout):
  * a process that dies mid-send leaves the delivery due again once the lease ends, and it is sent
  * again with the same webhook-id (receivers deduplicate on it, as Standard Webhooks asks). Each
  * attempt is logged (webhook_attempts: time, duration, status code, error, start of the answer)
@@ -129,7 +130,7 @@ export async function deliverDue(ctx: Pick<AppContext, 'database' | 'secrets' | 
   const { db } = ctx.database;
   const report: DeliveryReport = { actions: [], errors: [], counts: { attempted: 0, delivered: 0, failed: 0, retrying: 0 } };
   const settings = await readWebhookSettings(db);
-  const lease = settings.timeoutSeconds + 60;
+  const lease = 2 * settings.timeoutSeconds + 10;
   while (report.counts.attempted < MAX_PER_PASS) {
     const batch = await claimDueDeliveries(db, Math.min(CLAIM_BATCH, MAX_PER_PASS - report.counts.attempted), lease);
     if (!batch.length) break;
