@@ -51,7 +51,7 @@ describe('rate limits shared by two service processes on one database', () => {
       if (name === 'limited') key = k.key;
       else otherKey = k.key;
     }
-  });
+  }, 300_000);
 
   afterAll(async () => {
     for (const p of procs) {
