@@ -192,3 +192,32 @@ describe('the scope table', () => {
     ).toEqual(['annotators', 'settings', 'api-keys', 'webhook-subscriptions']);
   });
 });
+
+describe('the OpenAPI document', () => {
+  it('documents the bearer scheme with scopes, the headers, and the outbound webhooks (OpenAPI 3.1 webhooks)', async () => {
+    const doc = (await t.anonymous.json('GET', '/api/openapi.json')).body;
+    expect(doc.components.securitySchemes).toMatchObject({
+      apiKey: { type: 'http', scheme: 'bearer', bearerFormat: 'lf_…' },
+      sessionCookie: { type: 'apiKey', in: 'cookie', name: 'next-auth.session-token' },
+    });
+    expect(doc.paths['/api/roles'].post.security).toEqual([{ sessionCookie: [] }, { apiKey: ['write'] }]);
+    expect(doc.paths['/api/roles'].get.security).toEqual([{ sessionCookie: [] }, { apiKey: ['read'] }]);
+    expect(doc.paths['/api/api-keys'].post.security).toEqual([{ sessionCookie: [] }, { apiKey: ['admin'] }]);
+    expect(doc.paths['/api/health'].get.security).toBeUndefined();
+    expect(doc.paths['/api/roles'].post.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'Idempotency-Key', in: 'header' })]));
+    expect(doc.paths['/api/roles'].post.responses['422']).toBeDefined();
+    expect(doc.paths['/api/roles'].get.responses['429'].headers['Retry-After']).toBeDefined();
+    expect(doc.paths['/api/roles'].get.responses['200'].headers).toHaveProperty('X-Request-Id');
+    expect(doc.paths['/api/roles'].get.responses['200'].headers).toHaveProperty('RateLimit');
+    expect(Object.keys(doc.webhooks).sort()).toEqual(['annotator.error', 'annotator.flagged', 'batch.completed', 'batch.failed', 'item.adjudication_needed', 'item.rejected']);
+    const completed = doc.webhooks['batch.completed'].post;
+    expect(completed.parameters.map((p: { name: string }) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
+    const schema = completed.requestBody.content['application/json'].schema;
+    expect(schema.properties.type).toMatchObject({ type: 'string', enum: ['batch.completed'] });
+    expect(JSON.stringify(doc.components.schemas.BatchCompletedData)).toContain('jsonlKey');
+    // Existing routes' documented responses are unchanged: still the same schemas.
+    expect(doc.paths['/api/roles'].get.responses['200'].content['application/json'].schema).toEqual({ type: 'array', items: { $ref: '#/components/schemas/Role' } });
+    expect(doc.paths['/api/workflows/{id}/export']).toBeDefined();
+    expect(doc.paths['/api/monitoring/throughput']).toBeDefined();
+  });
+});
