@@ -30,7 +30,7 @@ const choice = (c: string) => ({ from_name: 'label', to_name: 'image', type: 'ch
 async function batch(name: string, status: 'completed' | 'in_progress' | 'cancelled', completedAt: string | null) {
   const row = await t.db
     .insertInto('assignments')
-    .values({ workflowId, annotatorId: annotator.id, status, completedAt, taskCount: 4 })
+    .values({ workflowId, annotatorId: annotator.id, status, completedAt: completedAt ? new Date(completedAt) : null, taskCount: 4 })
     .returning('id')
     .executeTakeFirstOrThrow();
   batches[name] = row.id;
@@ -45,7 +45,7 @@ async function task(name: string, batchName: string, imageKey: string, result: u
       s3ImageKey: imageKey,
       result: result === null ? null : JSON.stringify(result),
       status: result === null ? 'open' : 'annotated',
-      annotatedAt: result === null ? null : '2026-03-01T10:00:00Z',
+      annotatedAt: result === null ? null : new Date('2026-03-01T10:00:00Z'),
       leadTimeSeconds: result === null ? null : 7.5,
       lsTaskId: 100 + Object.keys(tasks).length,
       lsAnnotationId: result === null ? null : 500 + Object.keys(tasks).length,
@@ -75,11 +75,11 @@ beforeAll(async () => {
   await t.db.insertInto('goldResults').values({ assignmentTaskId: gold, assignmentId: batches.b1!, annotatorId: annotator.id, score: 0.5 }).execute();
 
   await batch('b2', 'in_progress', null);
-  await task('d', 'b2', 'img/d.png', [box(30)], { annotatedAt: '2026-03-05T10:00:00Z' });
+  await task('d', 'b2', 'img/d.png', [box(30)], { annotatedAt: new Date('2026-03-05T10:00:00Z') });
   await task('e', 'b2', 'img/e.png', null);
 
   await batch('b3', 'completed', '2026-03-10T12:00:00Z');
-  await task('a3', 'b3', 'img/a.png', [box(60, 'person')], { annotatedAt: '2026-03-10T11:00:00Z' });
+  await task('a3', 'b3', 'img/a.png', [box(60, 'person')], { annotatedAt: new Date('2026-03-10T11:00:00Z') });
 
   await batch('b4', 'cancelled', null);
   await task('f', 'b4', 'img/f.png', [box(1)]);
@@ -175,13 +175,13 @@ describe('export formats', () => {
     const tar = extract();
     tar.on('entry', (header, stream, next) => {
       const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('data', (c: unknown) => chunks.push(c as Buffer));
       stream.on('end', () => {
         files.set(header.name, Buffer.concat(chunks).toString('utf8'));
         next();
       });
     });
-    const done = new Promise((resolve, reject) => tar.on('finish', resolve).on('error', reject));
+    const done = new Promise<void>((resolve, reject) => tar.on('finish', () => resolve()).on('error', reject));
     Readable.from(gunzipSync(Buffer.from(await res.arrayBuffer()))).pipe(tar);
     await done;
     expect([...files.keys()]).toEqual(['classes.txt', 'data.yaml', 'labels/img/b.txt', 'labels/img/c.txt', 'labels/img/a.txt']);

@@ -16,7 +16,7 @@ async function annotation(annotatorId: number, at: string, timeSpentMs: number |
     .execute();
 }
 async function completedBatch(at: string) {
-  await t.db.insertInto('assignments').values({ workflowId, annotatorId: alice, status: 'completed', completedAt: at }).execute();
+  await t.db.insertInto('assignments').values({ workflowId, annotatorId: alice, status: 'completed', completedAt: new Date(at) }).execute();
 }
 const setZone = (tz: string) => t.json('PUT', '/api/settings/monitoring.timeZone', { value: tz });
 
