@@ -21,10 +21,11 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { stringify } from 'csv-stringify/sync';
 import { pack as tarPack } from 'tar-stream';
 import type { AppContext } from '../context.ts';
+import type { Executor } from '../db/index.ts';
 import type { AssignmentStatus } from '../db/types.ts';
 import { cocoAnnotation, rectangleClasses, rectangles, yoloLabelPath, yoloLine } from '../domain/label-formats.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { exportRecords, type ExportFilter, type ExportRecord } from '../workflows/export.ts';
+import { exportLines, exportRecords, type ExportFilter, type ExportRecord } from '../workflows/export.ts';
 import { errors, IdParam } from './common.ts';
 import { ASSIGNMENT_STATUSES } from './assignments.ts';
 import { createRouter } from './router.ts';
@@ -96,14 +97,16 @@ const csvRow = (r: ExportRecord) => [
 ];
 
 /** The export as text chunks (one per page), for the formats that are text. */
-async function* textChunks(format: Exclude<Format, 'yolo'>, pages: () => AsyncGenerator<ExportRecord[]>, classes: string[], workflowId: number): AsyncGenerator<string> {
+async function* textChunks(format: Exclude<Format, 'yolo'>, filter: ExportFilter, db: Executor, classes: string[]): AsyncGenerator<string> {
+  const pages = () => exportRecords(db, filter);
   if (format === 'jsonl') {
-    for await (const page of pages()) yield page.map((r) => `${JSON.stringify(r)}\n`).join('');
+    for await (const lines of exportLines(db, filter)) yield `${lines.join('\n')}\n`;
   } else if (format === 'json') {
     let first = true;
     yield '[';
-    for await (const page of pages()) {
-      yield page.map((r) => `${first ? ((first = false), '') : ','}\n${JSON.stringify(r)}`).join('');
+    for await (const lines of exportLines(db, filter)) {
+      yield `${first ? '' : ','}\n${lines.join(',\n')}`;
+      first = false;
     }
     yield '\n]\n';
   } else if (format === 'csv') {
@@ -112,7 +115,7 @@ async function* textChunks(format: Exclude<Format, 'yolo'>, pages: () => AsyncGe
   } else {
     // COCO: categories, then images, then annotations (a second pass over the same pages).
     const categories = classes.map((name, id) => ({ id, name, supercategory: 'none' }));
-    yield `{"info":${JSON.stringify({ description: `LabelFleet workflow ${workflowId}`, date_created: new Date().toISOString() })},"licenses":[],"categories":${JSON.stringify(categories)},"images":[`;
+    yield `{"info":${JSON.stringify({ description: `LabelFleet workflow ${filter.workflowId}`, date_created: new Date().toISOString() })},"licenses":[],"categories":${JSON.stringify(categories)},"images":[`;
     let first = true;
     const sep = () => (first ? ((first = false), '') : ',');
     for await (const page of pages()) {
@@ -208,15 +211,14 @@ export function exportRoutes(ctx: AppContext) {
         throw badRequest(`format ${format} needs a labeling config with RectangleLabels (this workflow's has none)`);
       }
       const filter: ExportFilter = { workflowId: id, statuses, since: q.since ? new Date(q.since) : null, latestPerImage: detection };
-      const pages = () => exportRecords(db, filter);
       const log = c.get('log');
       const onError = (err: unknown) => log.error({ err, workflowId: id, format }, 'export failed mid-stream');
 
       let body: ReadableStream<Uint8Array>;
       if (format === 'yolo') {
-        body = Readable.toWeb(yoloArchive(pages, classes, onError)) as ReadableStream<Uint8Array>;
+        body = Readable.toWeb(yoloArchive(() => exportRecords(db, filter), classes, onError)) as ReadableStream<Uint8Array>;
       } else {
-        const chunks = textChunks(format, pages, classes, id);
+        const chunks = textChunks(format, filter, db, classes);
         const encoder = new TextEncoder();
         body = new ReadableStream<Uint8Array>({
           async pull(controller) {

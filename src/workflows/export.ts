@@ -17,8 +17,8 @@
  *    lsAnnotationId, annotatedAt, leadTimeSeconds, review?: {decision, reason},
  *    gold?: {batchScore, batchEvaluations}}
  * `gold` is the batch's gold accuracy (mean score of its gold tasks) when it had any; `review`
- * when the task carries a review decision. Consensus fields (issue 13: overlap) join the record
- * in `toExportRecord`, from the page query.
+ * when the task carries a review decision. PostgreSQL writes each record's JSON (linePage), so the
+ * JSONL and JSON formats pass text through; consensus fields (issue 13: overlap) join it there.
  */
 import { sql } from 'kysely';
 import type { Executor } from '../db/index.ts';
@@ -55,56 +55,25 @@ interface BatchRow {
   id: number;
   annotatorId: number;
   annotatorName: string;
-  status: AssignmentStatus;
-  completedAt: Date | null;
   taskCount: number;
   goldScore: number | null;
   goldCount: number;
 }
 
-interface TaskRow {
+interface LineRow {
   id: number;
   assignmentId: number;
-  s3ImageKey: string;
-  lsTaskId: number | null;
-  lsAnnotationId: number | null;
-  result: unknown;
-  leadTimeSeconds: number | null;
-  skipped: boolean;
-  annotatedAt: Date | null;
-  reviewDecision: 'accept' | 'reject' | null;
-  reviewReason: string | null;
+  line: string;
 }
 
 const BATCH_PAGE = 500;
 /** Tasks per page; batches are grouped so a page usually covers whole batches. */
 export const EXPORT_PAGE = 2000;
 
-const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
-
-export function toExportRecord(t: TaskRow, b: BatchRow, workflowId: number): ExportRecord {
-  const record: ExportRecord = {
-    imageKey: t.s3ImageKey,
-    result: t.result ?? [],
-    skipped: t.skipped,
-    annotator: { id: b.annotatorId, name: b.annotatorName },
-    workflowId,
-    batchId: b.id,
-    taskId: t.id,
-    lsTaskId: t.lsTaskId,
-    lsAnnotationId: t.lsAnnotationId,
-    annotatedAt: iso(t.annotatedAt),
-    leadTimeSeconds: t.leadTimeSeconds,
-  };
-  if (t.reviewDecision) record.review = { decision: t.reviewDecision, reason: t.reviewReason };
-  if (b.goldCount > 0 && b.goldScore !== null) record.gold = { batchScore: Math.round(b.goldScore * 10_000) / 10_000, batchEvaluations: b.goldCount };
-  return record;
-}
-
 async function batchPage(db: Executor, f: ExportFilter, afterId: number): Promise<BatchRow[]> {
   const since = f.since ?? null;
   const { rows } = await sql<BatchRow>`
-    SELECT a.id, a.annotator_id, n.name AS annotator_name, a.status, a.completed_at, a.task_count,
+    SELECT a.id, a.annotator_id, n.name AS annotator_name, a.task_count,
            g.score AS gold_score, coalesce(g.n, 0) AS gold_count
       FROM assignments a
       JOIN annotators n ON n.id = a.annotator_id
@@ -119,7 +88,11 @@ async function batchPage(db: Executor, f: ExportFilter, afterId: number): Promis
   return rows;
 }
 
-async function taskPage(db: Executor, f: ExportFilter, batchIds: number[], after: { batch: number; task: number }): Promise<TaskRow[]> {
+/**
+ * One page of records as JSON text, built by PostgreSQL (no parse and re-serialisation in Node:
+ * this is the export's hot path). The record's shape is defined here, once.
+ */
+async function linePage(db: Executor, f: ExportFilter, group: BatchRow[], after: { batch: number; task: number }): Promise<LineRow[]> {
   const since = f.since ?? null;
   const newer = f.latestPerImage
     ? sql`AND NOT EXISTS (
@@ -128,12 +101,32 @@ async function taskPage(db: Executor, f: ExportFilter, batchIds: number[], after
            AND a2.workflow_id = ${f.workflowId} AND a2.status = ANY (${f.statuses}::text[])
            AND (t2.annotated_at, t2.id) > (t.annotated_at, t.id))`
     : sql``;
-  const { rows } = await sql<TaskRow>`
-    SELECT t.id, t.assignment_id, t.s3_image_key, t.ls_task_id, t.ls_annotation_id, t.result,
-           t.lead_time_seconds, t.skipped, t.annotated_at, t.review_decision, t.review_reason
+  // Issue 13 (overlap): consensus fields join the record here, like review and gold.
+  const { rows } = await sql<LineRow>`
+    SELECT t.id, t.assignment_id,
+           left(json_build_object(
+             'imageKey', t.s3_image_key,
+             'result', coalesce(t.result, '[]'::jsonb),
+             'skipped', t.skipped,
+             'annotator', json_build_object('id', b.annotator_id, 'name', b.annotator_name),
+             'workflowId', ${f.workflowId}::int,
+             'batchId', t.assignment_id,
+             'taskId', t.id,
+             'lsTaskId', t.ls_task_id,
+             'lsAnnotationId', t.ls_annotation_id,
+             'annotatedAt', to_char(t.annotated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+             'leadTimeSeconds', t.lead_time_seconds)::text, -1)
+           || CASE WHEN t.review_decision IS NOT NULL
+                   THEN ', "review" : ' || json_build_object('decision', t.review_decision, 'reason', t.review_reason)::text ELSE '' END
+           || CASE WHEN b.gold_count > 0
+                   THEN ', "gold" : ' || json_build_object('batchScore', round(b.gold_score::numeric, 4)::float8, 'batchEvaluations', b.gold_count)::text ELSE '' END
+           || '}' AS line
       FROM assignment_tasks t
       JOIN assignments a ON a.id = t.assignment_id
-     WHERE t.assignment_id = ANY (${batchIds}::int[])
+      JOIN unnest(${group.map((g) => g.id)}::int[], ${group.map((g) => g.annotatorId)}::int[], ${group.map((g) => g.annotatorName)}::text[],
+                  ${group.map((g) => g.goldScore)}::float8[], ${group.map((g) => g.goldCount)}::int[])
+           AS b(id, annotator_id, annotator_name, gold_score, gold_count) ON b.id = t.assignment_id
+     WHERE t.assignment_id = ANY (${group.map((g) => g.id)}::int[])
        AND (t.assignment_id > ${after.batch} OR (t.assignment_id = ${after.batch} AND t.id > ${after.task}))
        AND t.status = 'annotated' AND NOT t.is_gold
        AND (${since}::timestamptz IS NULL OR a.completed_at IS NOT NULL OR t.annotated_at >= ${since}::timestamptz)
@@ -143,8 +136,8 @@ async function taskPage(db: Executor, f: ExportFilter, batchIds: number[], after
   return rows;
 }
 
-/** Every record the filter selects, page by page (each page at most EXPORT_PAGE records). */
-export async function* exportRecords(db: Executor, f: ExportFilter): AsyncGenerator<ExportRecord[]> {
+/** Every record the filter selects as JSON text, page by page (each page at most EXPORT_PAGE records). */
+export async function* exportLines(db: Executor, f: ExportFilter): AsyncGenerator<string[]> {
   let afterBatch = 0;
   for (;;) {
     const batches = await batchPage(db, f, afterBatch);
@@ -158,12 +151,11 @@ export async function* exportRecords(db: Executor, f: ExportFilter): AsyncGenera
         tasks += batches[i]!.taskCount;
         group.push(batches[i++]!);
       }
-      const byId = new Map(group.map((b) => [b.id, b]));
       const after = { batch: 0, task: 0 };
       for (;;) {
-        const rows = await taskPage(db, f, [...byId.keys()], after);
+        const rows = await linePage(db, f, group, after);
         if (!rows.length) break;
-        yield rows.map((t) => toExportRecord(t, byId.get(t.assignmentId)!, f.workflowId));
+        yield rows.map((r) => r.line);
         const last = rows.at(-1)!;
         after.batch = last.assignmentId;
         after.task = last.id;
@@ -173,11 +165,16 @@ export async function* exportRecords(db: Executor, f: ExportFilter): AsyncGenera
   }
 }
 
+/** The same records as objects (for the formats that reshape them: CSV, COCO, YOLO). */
+export async function* exportRecords(db: Executor, f: ExportFilter): AsyncGenerator<ExportRecord[]> {
+  for await (const page of exportLines(db, f)) yield page.map((line) => JSON.parse(line) as ExportRecord);
+}
+
 /** The JSONL beside a batch's JSON export: one line per annotated real task of the batch. */
 export async function batchJsonl(db: Executor, assignment: { id: number; workflowId: number; status: AssignmentStatus }): Promise<string> {
   let out = '';
-  for await (const page of exportRecords(db, { workflowId: assignment.workflowId, statuses: [assignment.status], assignmentId: assignment.id })) {
-    for (const r of page) out += `${JSON.stringify(r)}\n`;
+  for await (const page of exportLines(db, { workflowId: assignment.workflowId, statuses: [assignment.status], assignmentId: assignment.id })) {
+    for (const line of page) out += `${line}\n`;
   }
   return out;
 }
