@@ -10,7 +10,14 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/index.ts';
+import { readFileSync } from 'node:fs';
 import { processMemoryMb, ratio } from './lib.ts';
+
+/** CPU time (user + system) a process has used, seconds (Linux /proc; clock ticks of 1/100 s). */
+function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 import { startFleetProcess } from './support/fleet-process.ts';
 
 const ITEMS = Number(process.env.BENCH_EXPORT_ITEMS ?? 1_000_000);
@@ -65,6 +72,7 @@ export default async function bench() {
     const scanMs = performance.now() - scanStarted;
 
     const before = processMemoryMb(fleet.pid);
+    const cpuBefore = processCpuSeconds(fleet.pid);
     let peakSampled = before.rss;
     const sampler = setInterval(() => {
       peakSampled = Math.max(peakSampled, processMemoryMb(fleet.pid).rss);
@@ -79,13 +87,14 @@ export default async function bench() {
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         if (!firstByteMs) firstByteMs = performance.now() - started;
         bytes += chunk.length;
-        for (const b of chunk) if (b === 10) lines++;
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
       }
     } finally {
       clearInterval(sampler);
     }
     const exportMs = performance.now() - started;
     const after = processMemoryMb(fleet.pid);
+    const serviceCpuSeconds = Math.round((processCpuSeconds(fleet.pid) - cpuBefore) * 10) / 10;
 
     return {
       seeded: { items: ITEMS, batches: BATCHES, seedSeconds },
@@ -97,6 +106,7 @@ export default async function bench() {
         seconds: Math.round(exportMs / 100) / 10,
         itemsPerSecond: Math.round((lines * 1000) / exportMs),
         firstByteMs: Math.round(firstByteMs),
+        serviceCpuSeconds,
       },
       baseline: { what: 'PostgreSQL scan of the same rows rendering results as text', rows: scan.rows[0]!.n, seconds: Math.round(scanMs / 100) / 10 },
       ratioToBaseline: ratio(exportMs, scanMs),

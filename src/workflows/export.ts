@@ -55,6 +55,7 @@ interface BatchRow {
   id: number;
   annotatorId: number;
   annotatorName: string;
+  completedAt: Date | null;
   taskCount: number;
   goldScore: number | null;
   goldCount: number;
@@ -73,7 +74,7 @@ export const EXPORT_PAGE = 2000;
 async function batchPage(db: Executor, f: ExportFilter, afterId: number): Promise<BatchRow[]> {
   const since = f.since ?? null;
   const { rows } = await sql<BatchRow>`
-    SELECT a.id, a.annotator_id, n.name AS annotator_name, a.task_count,
+    SELECT a.id, a.annotator_id, n.name AS annotator_name, a.completed_at, a.task_count,
            g.score AS gold_score, coalesce(g.n, 0) AS gold_count
       FROM assignments a
       JOIN annotators n ON n.id = a.annotator_id
@@ -122,14 +123,13 @@ async function linePage(db: Executor, f: ExportFilter, group: BatchRow[], after:
                    THEN ', "gold" : ' || json_build_object('batchScore', round(b.gold_score::numeric, 4)::float8, 'batchEvaluations', b.gold_count)::text ELSE '' END
            || '}' AS line
       FROM assignment_tasks t
-      JOIN assignments a ON a.id = t.assignment_id
       JOIN unnest(${group.map((g) => g.id)}::int[], ${group.map((g) => g.annotatorId)}::int[], ${group.map((g) => g.annotatorName)}::text[],
-                  ${group.map((g) => g.goldScore)}::float8[], ${group.map((g) => g.goldCount)}::int[])
-           AS b(id, annotator_id, annotator_name, gold_score, gold_count) ON b.id = t.assignment_id
+                  ${group.map((g) => g.goldScore)}::float8[], ${group.map((g) => g.goldCount)}::int[], ${group.map((g) => g.completedAt)}::timestamptz[])
+           AS b(id, annotator_id, annotator_name, gold_score, gold_count, completed_at) ON b.id = t.assignment_id
      WHERE t.assignment_id = ANY (${group.map((g) => g.id)}::int[])
        AND (t.assignment_id > ${after.batch} OR (t.assignment_id = ${after.batch} AND t.id > ${after.task}))
        AND t.status = 'annotated' AND NOT t.is_gold
-       AND (${since}::timestamptz IS NULL OR a.completed_at IS NOT NULL OR t.annotated_at >= ${since}::timestamptz)
+       AND (${since}::timestamptz IS NULL OR b.completed_at IS NOT NULL OR t.annotated_at >= ${since}::timestamptz)
        ${newer}
      ORDER BY t.assignment_id, t.id
      LIMIT ${EXPORT_PAGE}`.execute(db);
