@@ -151,15 +151,16 @@ export async function* exportLines(db: Executor, f: ExportFilter): AsyncGenerato
         tasks += batches[i]!.taskCount;
         group.push(batches[i++]!);
       }
-      const after = { batch: 0, task: 0 };
-      for (;;) {
-        const rows = await linePage(db, f, group, after);
-        if (!rows.length) break;
-        yield rows.map((r) => r.line);
-        const last = rows.at(-1)!;
-        after.batch = last.assignmentId;
-        after.task = last.id;
-        if (rows.length < EXPORT_PAGE) break;
+      // The next page is asked for before this one is handed on, so the database works while the
+      // consumer sends (at most two pages in memory).
+      let next: Promise<LineRow[]> | null = linePage(db, f, group, { batch: 0, task: 0 });
+      while (next) {
+        const rows: LineRow[] = await next;
+        const last: LineRow | undefined = rows.at(-1);
+        next = last && rows.length === EXPORT_PAGE ? linePage(db, f, group, { batch: last.assignmentId, task: last.id }) : null;
+        // A consumer that stops early leaves the prefetched page unread: its failure is not theirs.
+        next?.catch(() => {});
+        if (rows.length) yield rows.map((r) => r.line);
       }
     }
   }
