@@ -4,7 +4,7 @@
  * - security: the session cookie or `Authorization: Bearer lf_…` on every route that is not
  *   public, with the API-key scope the route needs (from ROUTE_SCOPES, the one table);
  * - headers: X-Request-Id on every response; the RateLimit fields and 429 on key requests;
- *   Idempotency-Key on POST, PUT and DELETE, and the 409/422 it can answer;
+ *   Idempotency-Key on POST, PUT and DELETE, Idempotent-Replayed, and the 409/422 it can answer;
  * - outbound webhook payloads as OpenAPI 3.1 `webhooks`, one per event type, with the Standard
  *   Webhooks headers.
  */
@@ -110,6 +110,9 @@ function decorate(doc: Doc, publicPaths: RegExp[]): Doc {
             schema: { type: 'string', minLength: 1, maxLength: 255 },
           },
         ];
+        for (const res of Object.values(op.responses)) {
+          res.headers = { ...res.headers, 'Idempotent-Replayed': { description: '"true" when this is the stored response of an earlier request with the same Idempotency-Key', schema: { type: 'string', enum: ['true'] } } };
+        }
         op.responses['409'] ??= { description: 'Conflict (also: a request with this Idempotency-Key is still in progress)', content: errorContent };
         op.responses['422'] ??= { description: 'This Idempotency-Key was used with a different request', content: errorContent };
       }

@@ -206,6 +206,7 @@ describe('the OpenAPI document', () => {
     expect(doc.paths['/api/health'].get.security).toBeUndefined();
     expect(doc.paths['/api/roles'].post.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'Idempotency-Key', in: 'header' })]));
     expect(doc.paths['/api/roles'].post.responses['422']).toBeDefined();
+    expect(doc.paths['/api/roles'].post.responses['201'].headers).toHaveProperty('Idempotent-Replayed');
     expect(doc.paths['/api/roles'].get.responses['429'].headers['Retry-After']).toBeDefined();
     expect(doc.paths['/api/roles'].get.responses['200'].headers).toHaveProperty('X-Request-Id');
     expect(doc.paths['/api/roles'].get.responses['200'].headers).toHaveProperty('RateLimit');
