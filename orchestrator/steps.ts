@@ -5,6 +5,7 @@ import { annotatorsStep } from './annotators-step.ts';
 import { runQualityChecks } from '../src/workflows/quality.ts';
 import { batchesStep } from './batches-step.ts';
 import { scheduledPurge } from '../src/auth/purge.ts';
+import { outboundStep } from './outbound-step.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
@@ -17,5 +18,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     batchesStep(),
     // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
     { name: 'purge', run: (ctx) => purge(ctx.database.db) },
+    // Outbound webhooks: deliver due ones, retry with backoff; purge expired idempotency keys and old logs.
+    outboundStep(),
   ];
 }

@@ -4,7 +4,9 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Server } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
+import { refuseOversizeBeforeContinue } from './api/body-limits.ts';
 import type { Config } from './config.ts';
 import type { AppContext } from './context.ts';
 import { randomToken, SecretBox } from './crypto.ts';
@@ -76,6 +78,7 @@ export async function createService(config: Config, overrides: Partial<AppContex
       const port = await new Promise<number>((resolve, reject) => {
         server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => resolve(info.port));
         server.once('error', reject);
+        refuseOversizeBeforeContinue(server as Server);
       });
       if (reconcile) reconciler!.start();
       logger.info({ port, host: config.HOST, database: database.kind }, 'LabelFleet listening');

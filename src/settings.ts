@@ -49,6 +49,21 @@ export const SETTING_DEFAULTS = {
   'batches.provisionTimeoutMinutes': 30,
   /** Seconds between two comparisons of an in-progress batch with its Label Studio project (POST /api/reconcile: always). */
   'batches.compareIntervalSeconds': 60,
+  // Pipelines (src/api/rate-limit.ts, src/outbound/). Bad values fall back to the default.
+  /** Requests per minute one API key may make (0 = unlimited). */
+  'rateLimit.keyRequestsPerMinute': 600,
+  /** Requests per minute one client address may make with API keys, valid or not (0 = unlimited). */
+  'rateLimit.clientRequestsPerMinute': 1200,
+  /** Where outbound webhooks may go: CIDRs and/or "public" (any public unicast address). Link-local and cloud metadata addresses never. */
+  'webhooks.allowedNetworks': ['public'] as string[],
+  /** Time limit of one delivery attempt (connect, send, response), seconds (1..60). */
+  'webhooks.timeoutSeconds': 10,
+  /** Delay before retry n is this × 2^(n-1) seconds, capped at one hour, with ±10 % jitter. */
+  'webhooks.retryBaseSeconds': 10,
+  /** A delivery not accepted within this many hours of its first attempt (or redelivery) is marked failed. */
+  'webhooks.retryWindowHours': 24,
+  /** Delivered and failed deliveries (and their attempts), and events, are kept this many days. */
+  'webhooks.logRetentionDays': 30,
 } satisfies Record<string, unknown>;
 
 export type SettingKey = keyof typeof SETTING_DEFAULTS;

@@ -32,6 +32,13 @@ import { webhookRoutes } from './webhook.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { registerMetricsRoute } from './metrics.ts';
 import { metrics } from '../metrics.ts';
+import { keyAuthentication } from './key-auth.ts';
+import { idempotency } from './idempotency.ts';
+import { apiKeyRoutes } from './api-keys.ts';
+import { webhookSubscriptionRoutes } from './webhook-subscriptions.ts';
+import { exportRoutes } from './exports.ts';
+import { throughputRoutes } from './throughput.ts';
+import { decoratePipeline, registerPipelineDocs, type Doc } from './openapi-pipeline.ts';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
 const ROUTES: RouteFactory[] = [
@@ -52,6 +59,10 @@ const ROUTES: RouteFactory[] = [
   workflowAssignRoutes,
   webhookRoutes,
   reconcileRoutes,
+  apiKeyRoutes,
+  webhookSubscriptionRoutes,
+  exportRoutes,
+  throughputRoutes,
 ];
 
 /**
@@ -59,7 +70,7 @@ const ROUTES: RouteFactory[] = [
  * or an OpenAPI security scheme carried in a header (docs.ts SECURITY_SCHEMES). The gate, the
  * cross-site rule and the OpenAPI document all read this one table.
  */
-const PUBLIC_ROUTES: ReadonlyArray<{ path: RegExp; credential: 'none' | SecurityScheme }> = [
+export const PUBLIC_ROUTES: ReadonlyArray<{ path: RegExp; credential: 'none' | SecurityScheme }> = [
   { path: /^\/api\/health$/, credential: 'none' },
   { path: /^\/api\/version$/, credential: 'none' },
   { path: /^\/api\/auth\//, credential: 'none' },
@@ -102,18 +113,24 @@ export function createApp(ctx: AppContext) {
   // Before anything reads a body (body-limits.ts).
   app.use(limitBodies());
 
-  // Authentication gate. Sets `credential`, the one signal the cross-site rule reads: a request
-  // another middleware already authenticated with a header credential (an API key) keeps it.
+  // Authentication gate. Sets `credential`, the one signal the cross-site rule reads (an API key
+  // is a header credential: browsers never attach it on their own), and `auth`, who the request
+  // acts for (key-auth.ts checks a key's scope and rate limits).
+  const authenticateKey = keyAuthentication(ctx);
   app.use('*', async (c, next) => {
     const pub = publicRoute(c.req.path);
     if (pub) {
       c.set('credential', pub.credential === 'none' ? 'none' : 'header');
       return next();
     }
-    if (c.get('credential') === 'header') return next();
+    if (await authenticateKey(c)) {
+      c.set('credential', 'header');
+      return next();
+    }
     const adminUserId = await sessionAdmin(ctx.database.db, c);
     if (adminUserId === null) throw new AppError(401, 'Unauthorized');
     c.set('adminUserId', adminUserId);
+    c.set('auth', { kind: 'session', adminUserId });
     c.set('credential', 'cookie');
     return next();
   });
@@ -133,13 +150,13 @@ export function createApp(ctx: AppContext) {
     }
     return next();
   });
+  app.use('/api/*', idempotency(ctx));
 
   for (const routes of ROUTES) app.route('/api', routes(ctx));
   registerMetricsRoute(app, ctx);
-  registerDocs(app, (documentPath) => {
-    const credential = publicRoute(documentPath)?.credential;
-    return credential ?? 'session';
-  });
+  registerPipelineDocs(app);
+  const securityOf = (documentPath: string) => publicRoute(documentPath)?.credential ?? 'session';
+  registerDocs(app, securityOf, (doc) => decoratePipeline(doc as Doc, (path) => securityOf(path) !== 'session') as typeof doc);
 
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 

@@ -63,7 +63,15 @@ const INIT = `window.ui = SwaggerUIBundle({ url: '/api/openapi.json', dom_id: '#
 const PAGE_CSP =
   "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-export function registerDocs(app: Router, securityOf: (documentPath: string) => SecurityScheme | 'none' | 'session') {
+/**
+ * Serves the docs page, its assets and /api/openapi.json. `securityOf` names each document path's
+ * credential; `finish` adds what other modules document across routes (openapi-pipeline.ts).
+ */
+export function registerDocs(
+  app: Router,
+  securityOf: (documentPath: string) => SecurityScheme | 'none' | 'session',
+  finish: (doc: OpenApiDocument) => OpenApiDocument = (doc) => doc,
+) {
   const dist = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
   const files = new Map<string, Buffer>();
   const asset = (name: string) => {
@@ -95,19 +103,21 @@ export function registerDocs(app: Router, securityOf: (documentPath: string) => 
 
   let document: unknown;
   app.get('/api/openapi.json', (c) => {
-    document ??= withSecurity(
-      app.getOpenAPI31Document({
-        openapi: '3.1.0',
-        info: { title: 'LabelFleet admin API', version: VERSION, description: 'See README.md for conventions.' },
-        security: [{ sessionCookie: [] }],
-      }) as unknown as OpenApiDocument,
-      securityOf,
+    document ??= finish(
+      withSecurity(
+        app.getOpenAPI31Document({
+          openapi: '3.1.0',
+          info: { title: 'LabelFleet admin API', version: VERSION, description: 'See README.md for conventions.' },
+          security: [{ sessionCookie: [] }],
+        }) as unknown as OpenApiDocument,
+        securityOf,
+      ),
     );
     return c.json(document as object, 200);
   });
 }
 
-interface OpenApiDocument {
+export interface OpenApiDocument {
   paths?: Record<string, Record<string, { security?: unknown }>>;
 }
 

@@ -3,6 +3,7 @@ import type { AppContext } from '../context.ts';
 import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Credential } from '../auth/cross-site.ts';
+import type { RequestAuth } from '../auth/api-keys.ts';
 
 export interface AppEnv {
   Variables: {
@@ -11,6 +12,8 @@ export interface AppEnv {
     adminUserId: number;
     /** How the request authenticates (set by the gate in app.ts; read by auth/cross-site.ts). */
     credential: Credential;
+    /** Who the request acts for (session or API key, with the key's scopes); unset on public routes. */
+    auth: RequestAuth;
   };
 }
 

@@ -305,6 +305,87 @@ export interface AnnotatorQualityTable {
   flaggedAt: Date | null;
 }
 
+// Pipelines (migrations/0013_pipeline.sql): API keys, idempotency keys, rate limits, outbound webhooks.
+export type ApiKeyScope = 'read' | 'write' | 'admin';
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  name: string;
+  prefix: string;
+  keyHash: string;
+  scopes: ApiKeyScope[];
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+  createdBy: number;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface IdempotencyKeysTable {
+  id: Generated<number>;
+  credential: string;
+  key: string;
+  fingerprint: string;
+  state: Generated<'in_flight' | 'done'>;
+  lockedUntil: Date | null;
+  responseStatus: number | null;
+  responseHeaders: Json | null;
+  responseBody: string | null;
+  createdAt: Timestamp;
+}
+
+export interface WebhookSubscriptionsTable {
+  id: Generated<number>;
+  url: string;
+  description: string | null;
+  eventTypes: string[];
+  workflowId: number | null;
+  headerNames: Generated<string[]>;
+  headersEnc: string | null;
+  secretEnc: string;
+  secretPrefix: string;
+  isActive: Generated<boolean>;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface WebhookEventsTable {
+  id: string;
+  type: string;
+  workflowId: number | null;
+  dedupeKey: string | null;
+  payload: Json;
+  createdAt: CreatedAt;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  subscriptionId: number;
+  eventId: string;
+  status: Generated<DeliveryStatus>;
+  attemptCount: Generated<number>;
+  nextAttemptAt: Date | null;
+  windowStartedAt: Timestamp;
+  lastAttemptAt: Date | null;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  deliveredAt: Date | null;
+  createdAt: CreatedAt;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  deliveryId: number;
+  attemptedAt: Date;
+  durationMs: number;
+  statusCode: number | null;
+  error: string | null;
+  responseExcerpt: string | null;
+}
+
 export interface Database {
   adminUsers: AdminUsersTable;
   sessions: SessionsTable;
@@ -325,6 +406,12 @@ export interface Database {
   annotatorQuality: AnnotatorQualityTable;
   catalogSyncs: CatalogSyncsTable;
   workItems: WorkItemsTable;
+  apiKeys: ApiKeysTable;
+  idempotencyKeys: IdempotencyKeysTable;
+  webhookSubscriptions: WebhookSubscriptionsTable;
+  webhookEvents: WebhookEventsTable;
+  webhookDeliveries: WebhookDeliveriesTable;
+  webhookAttempts: WebhookAttemptsTable;
 }
 
 export type Role = Selectable<RolesTable>;

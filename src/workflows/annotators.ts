@@ -10,6 +10,7 @@ import type { Annotator, AnnotatorStatus } from '../db/types.ts';
 import { canTransition } from '../domain/annotator-status.ts';
 import { subdomainBase, subdomainCandidates } from '../domain/subdomain.ts';
 import { badRequest, conflict, notFound, PG, pgCode } from '../errors.ts';
+import { emitAnnotatorError } from '../outbound/events.ts';
 
 /** An annotator row with its role's name and colour (left-joined). */
 export type AnnotatorRow = Annotator & { roleName: string | null; roleColor: string | null };
@@ -109,6 +110,7 @@ export async function transitionAnnotator(
     .returningAll()
     .executeTakeFirstOrThrow();
   await writeContainerEvent(trx, { annotatorId: id, eventType: 'status_change', fromStatus: from, toStatus: to, message: reason, details });
+  if (to === 'error') await emitAnnotatorError(trx, id, from, reason);
   return { from, to, annotator };
 }
 

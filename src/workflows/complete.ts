@@ -33,6 +33,8 @@ import { fleetBucket, joinKey, storageFor } from '../storage/s3.ts';
 import { ingestEvent, type IngestEvent } from './ingest.ts';
 import { fleetTaskId } from './provision.ts';
 import { applyPendingReviews } from './review.ts';
+import { writeBatchJsonl } from './export.ts';
+import { emitBatchCompleted } from '../outbound/events.ts';
 
 export const exportKeyFor = (s3ExportPath: string, assignmentId: number) => joinKey(s3ExportPath, `assignment-${assignmentId}.json`);
 
@@ -161,6 +163,7 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
       metadata: { sha256, 'assignment-id': String(a.id), 'workflow-id': String(a.workflowId) },
     });
   }
+  await writeBatchJsonl(db, storage, bucket, workflow.s3ExportPath, a);
 
   return db.transaction().execute(async (trx) => {
     const locked = await trx.selectFrom('assignments').select(['status']).where('id', '=', a.id).forUpdate().executeTakeFirstOrThrow();
@@ -186,6 +189,7 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
       .where('status', '=', 'reserved')
       .execute();
     await chainDownstream(trx, a);
+    await emitBatchCompleted(trx, a.id, { bucket, jsonKey: key });
     return 'completed';
   });
 }

@@ -25,6 +25,7 @@ import { LabelStudioError, type LabelStudioClient, type LsImportTask, type LsTas
 import { currentWebhookSecret, InstanceUnavailable, labelStudioFor } from '../labelstudio/instances.ts';
 import { getSetting } from '../settings.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
+import { emitBatchFailed } from '../outbound/events.ts';
 
 export const WEBHOOK_ACTIONS = ['ANNOTATION_CREATED', 'ANNOTATION_UPDATED', 'ANNOTATIONS_DELETED'];
 
@@ -121,6 +122,7 @@ export async function failAssignment(ctx: AppContext, assignmentId: number, erro
       .where('assignmentId', '=', assignmentId)
       .where('status', '=', 'reserved')
       .execute();
+    await emitBatchFailed(trx, assignmentId, error);
   });
 }
 

@@ -18,6 +18,7 @@
 import { sql } from 'kysely';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import { SETTING_DEFAULTS } from '../settings.ts';
+import { emitAnnotatorFlagged } from '../outbound/events.ts';
 
 export interface QualitySettings {
   threshold: number;
@@ -139,6 +140,7 @@ export async function evaluateQuality(
         details: JSON.stringify({ ...details, autoAssignPaused: paused }),
       })
       .execute();
+    await emitAnnotatorFlagged(trx, { annotatorId, ...details, autoAssignPaused: paused });
   } else if (!below && row.flagged) {
     change = 'recovered';
     await trx

@@ -26,6 +26,7 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { archiveKeys, parseArchiveLocation, planRejection, type RejectionPlan } from '../domain/rejection-routing.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
+import { emitItemRejected } from '../outbound/events.ts';
 
 interface PendingReview {
   taskId: number;
@@ -195,6 +196,7 @@ async function applyReview(ctx: AppContext, r: PendingReview): Promise<boolean> 
       })
       .onConflict((oc) => oc.column('reviewerTaskId').where('reviewerTaskId', 'is not', null).doNothing())
       .execute();
+    await emitItemRejected(trx, { review: r, plan, origin, workflowId: workflow.id, imageKey });
     if (item) {
       await trx
         .updateTable('workItems')

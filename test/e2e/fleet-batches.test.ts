@@ -13,12 +13,15 @@
  * instance up, auto-assigns a batch and provisions it (project, tasks, webhook). The test then
  * annotates every task through Label Studio's API as the annotator's browser would, and checks
  * that each annotation ARRIVED by webhook (source 'webhook', not found later by reconcile), that
- * the batch completed, and that the export landed in S3 with the right content.
+ * the batch completed, and that the export landed in S3 with the right content. A pipeline's
+ * subscription (made with an API key) to a receiver on 127.0.0.1 then gets exactly one
+ * batch.completed, signed as Standard Webhooks says, naming the JSON and JSONL exports.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceDatabases } from '../../orchestrator/databases.ts';
 import { fleetNames, LABELS } from '../../orchestrator/instance-spec.ts';
@@ -33,6 +36,7 @@ import type { Storage } from '../../src/storage/s3.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
 import { freePort, freePortBase, waitUntil } from '../helpers/process.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { signIn, TEST_SECRET_KEY, testConfig } from '../helpers/service.ts';
 
@@ -59,6 +63,8 @@ let cookie = '';
 let bucket = '';
 let storage: Storage;
 let annotatorId = 0;
+let receiver: Receiver;
+let subscription: { id: number; secret: string };
 
 async function api(method: string, p: string, body?: unknown) {
   const res = await service!.app.request(p, {
@@ -110,6 +116,18 @@ beforeAll(async () => {
   // Label Studio is compared with the database right after provisioning, then not again for an
   // hour: an annotation recorded below can only have come by webhook.
   expect((await api('PUT', '/api/settings/batches.compareIntervalSeconds', { value: 3600 })).status).toBe(200);
+
+  // A pipeline subscribes to batch.completed with an API key; deliveries may go to loopback here.
+  receiver = await startReceiver();
+  expect((await api('PUT', '/api/settings/webhooks.allowedNetworks', { value: ['127.0.0.0/8'] })).status).toBe(200);
+  const key = await api('POST', '/api/api-keys', { name: 'pipeline', scopes: ['admin'] });
+  const sub = await service.app.request('/api/webhook-subscriptions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key.body.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ url: receiver.url, eventTypes: ['batch.completed', 'batch.failed'] }),
+  });
+  expect(sub.status).toBe(201);
+  subscription = await sub.json();
 });
 
 afterAll(async () => {
@@ -120,6 +138,7 @@ afterAll(async () => {
     await waitUntil('clean-up of the deleted annotator', async () => (await annotatorRow()).cleanedUpAt !== null, 60_000).catch(() => {});
   }
   await service?.stop().catch(() => {});
+  await receiver?.stop().catch(() => {});
   // Whatever a failed run left behind.
   const leftovers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.namespace}=${NS}`] }) });
   for (const c of leftovers) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
@@ -253,5 +272,33 @@ describe('a batch through a Label Studio the fleet started', () => {
     // Still no event from reconcile: nothing had to be caught up.
     const sources = await db().selectFrom('annotationEvents').select('source').where('annotatorId', '=', annotatorId).execute();
     expect(sources.map((s) => s.source)).toEqual(['webhook', 'webhook', 'webhook']);
+  });
+  it('tells the pipeline: one signed batch.completed naming the JSON and JSONL exports', async () => {
+    expect(assignmentId, 'no batch was provisioned').toBeGreaterThan(0);
+    const [got] = await receiver.waitFor(1, 60_000);
+    const event = new Webhook(subscription.secret).verify(got!.body, got!.headers) as {
+      type: string;
+      data: { batchId: number; workflowId: number; annotatorId: number; export: { bucket: string; jsonKey: string; jsonlKey: string } };
+    };
+    expect(event).toMatchObject({
+      type: 'batch.completed',
+      data: {
+        batchId: assignmentId,
+        workflowId,
+        annotatorId,
+        export: { bucket, jsonKey: `${EXPORT_PATH}assignment-${assignmentId}.json`, jsonlKey: `${EXPORT_PATH}assignment-${assignmentId}.jsonl` },
+      },
+    });
+    // The JSONL beside the JSON: one line per real task, with its image, result and annotator.
+    const jsonl = (await storage.get(bucket, event.data.export.jsonlKey))!.toString().trim().split('\n').map((l) => JSON.parse(l));
+    const tasks = await tasksOf(assignmentId);
+    expect(jsonl.map((r) => [r.taskId, r.imageKey, r.annotator.id, r.result[0].value.choices[0]])).toEqual(
+      tasks.map((t, i) => [t.id, t.s3ImageKey, annotatorId, ['cat', 'dog', 'cat'][i]]),
+    );
+    // Exactly once: later passes send nothing more, and the delivery log says delivered.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(receiver.received).toHaveLength(1);
+    const log = await api('GET', `/api/webhook-subscriptions/${subscription.id}/deliveries`);
+    expect(log.body.data.map((d: { eventType: string; status: string; attemptCount: number }) => [d.eventType, d.status, d.attemptCount])).toEqual([['batch.completed', 'delivered', 1]]);
   });
 });

@@ -257,9 +257,10 @@ describe('the API documents how to authenticate, and its docs page needs no netw
       sessionCookie: expect.objectContaining({ type: 'apiKey', in: 'cookie', name: 'next-auth.session-token' }),
       webhookSecret: expect.objectContaining({ type: 'apiKey', in: 'header', name: 'X-Webhook-Secret' }),
       metricsToken: expect.objectContaining({ type: 'http', scheme: 'bearer' }),
+      apiKey: expect.objectContaining({ type: 'http', scheme: 'bearer', bearerFormat: 'lf_…' }),
     });
     expect(doc.security).toEqual([{ sessionCookie: [] }]);
-    expect(doc.paths['/api/roles'].get.security).toBeUndefined();
+    expect(doc.paths['/api/roles'].get.security).toEqual([{ sessionCookie: [] }, { apiKey: ['read'] }]);
     expect(doc.paths['/api/health'].get.security).toEqual([]);
     expect(doc.paths['/api/auth/callback/credentials'].post.security).toEqual([]);
     expect(doc.paths['/api/webhook'].post.security).toEqual([{ webhookSecret: [] }]);
