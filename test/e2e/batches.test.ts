@@ -286,7 +286,8 @@ describe('batches through Label Studio', () => {
 
     expect((await reconcile()).completed).toBe(1);
     const versions = await storage.client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: 'e2e/exports/label/' }));
-    expect((versions.Versions ?? []).map((v) => v.Key)).toEqual([`e2e/exports/label/assignment-${l1}.json`]);
+    // The JSON export and the JSONL beside it, each written once.
+    expect((versions.Versions ?? []).map((v) => v.Key).sort()).toEqual([`e2e/exports/label/assignment-${l1}.json`, `e2e/exports/label/assignment-${l1}.jsonl`]);
     expect(await db().selectFrom('workItems').select('id').where('workflowId', '=', review.id).execute()).toHaveLength(3);
     // More passes change nothing.
     await reconcile();
@@ -414,8 +415,11 @@ describe('batches through Label Studio', () => {
     // Gold: one result per labeler batch (right, wrong, right).
     const gold = await db().selectFrom('goldResults').select(['assignmentId', 'score']).orderBy('assignmentId').execute();
     expect(gold.map((g) => g.score)).toEqual([1, 0, 1]);
-    // Six exports, each written once.
+    // Six exports (JSON, and JSONL beside each), each written once.
     const versions = await storage.client.send(new ListObjectVersionsCommand({ Bucket: bucket, Prefix: 'e2e/exports/' }));
-    expect(versions.Versions).toHaveLength(6);
+    const keys = (versions.Versions ?? []).map((v) => v.Key!);
+    expect(keys.filter((k) => k.endsWith('.json'))).toHaveLength(6);
+    expect(keys.filter((k) => k.endsWith('.jsonl')).sort()).toEqual(keys.filter((k) => k.endsWith('.json')).map((k) => `${k}l`).sort());
+    expect(new Set(keys).size).toBe(keys.length);
   });
 });
