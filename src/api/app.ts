@@ -26,6 +26,7 @@ import { qualityRoutes } from './quality.ts';
 import { workflowAssignRoutes } from './workflow-assign.ts';
 import { webhookRoutes } from './webhook.ts';
 import { reconcileRoutes } from './reconcile.ts';
+import { liveRoutes } from './live.ts';
 import { registerMetricsRoute } from './metrics.ts';
 import { metrics } from '../metrics.ts';
 
@@ -38,6 +39,7 @@ const ROUTES: RouteFactory[] = [
   goldTaskRoutes,
   settingRoutes,
   workflowRoutes,
+  liveRoutes,
   annotatorLifecycleRoutes,
   annotatorRoutes,
   assignmentRoutes,
