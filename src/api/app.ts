@@ -29,6 +29,7 @@ import { reconcileRoutes } from './reconcile.ts';
 import { liveRoutes } from './live.ts';
 import { registerMetricsRoute } from './metrics.ts';
 import { metrics } from '../metrics.ts';
+import { CONSOLE_PATHS, consoleRoutes } from '../console/index.tsx';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
 const ROUTES: RouteFactory[] = [
@@ -62,6 +63,8 @@ const PUBLIC_PATHS = [
   /^\/api\/openapi\.json$/,
   /^\/api\/docs$/,
   /^\/metrics$/,
+  // The console's pages check the session themselves and send a browser without one to /login.
+  CONSOLE_PATHS,
 ];
 
 export function createApp(ctx: AppContext) {
@@ -97,6 +100,7 @@ export function createApp(ctx: AppContext) {
 
   for (const routes of ROUTES) app.route('/api', routes(ctx));
   registerMetricsRoute(app, ctx);
+  app.route('/', consoleRoutes(ctx));
 
   app.doc31('/api/openapi.json', {
     openapi: '3.1.0',

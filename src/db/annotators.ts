@@ -251,3 +251,29 @@ export async function assignableAnnotators(db: Executor, roleId: number | null, 
   if (roleId !== null) q = q.where('roleId', '=', roleId);
   return q.orderBy(sql`lower(name)`).orderBy('id').limit(limit).execute();
 }
+
+/**
+ * Annotators (not deleted) that the quality step flagged or whose auto-assignment is paused, with
+ * their accuracy, lowest accuracy first.
+ */
+export async function flaggedOrPausedAnnotators(db: Executor, limit: number) {
+  return db
+    .selectFrom('annotators as a')
+    .leftJoin('annotatorQuality as q', 'q.annotatorId', 'a.id')
+    .select([
+      'a.id',
+      'a.name',
+      'a.status',
+      'a.autoAssignPaused',
+      sql<boolean>`coalesce(q.flagged, false)`.as('flagged'),
+      'q.flaggedAt',
+      sql<number>`coalesce(q.evaluation_count, 0)`.as('evaluationCount'),
+      sql<number | null>`round(q.score_sum / nullif(q.evaluation_count, 0), 4)::float8`.as('accuracy'),
+    ])
+    .where('a.status', '<>', 'deleted')
+    .where((eb) => eb.or([eb('q.flagged', '=', true), eb('a.autoAssignPaused', '=', true)]))
+    .orderBy(sql`round(q.score_sum / nullif(q.evaluation_count, 0), 4)`, sql.raw('asc nulls last'))
+    .orderBy('a.id')
+    .limit(limit)
+    .execute();
+}
