@@ -13,6 +13,11 @@ const AXIS = { stroke: '#374151', grid: { stroke: '#e5e7eb', width: 1 }, ticks: 
 
 const charts = new WeakMap<HTMLElement, uPlot>();
 
+/** Counts are whole: ticks at 1, 2, 5, 10, … and the axis from 0 to at least 1. */
+const COUNT_INCRS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000];
+const COUNT_AXIS = { ...AXIS, size: 48, incrs: COUNT_INCRS };
+const countRange = (_u: uPlot, _min: number, max: number): uPlot.Range.MinMax => [0, Math.max(1, Math.ceil(max * 1.1))];
+
 function bars() {
   return uPlot.paths.bars!({ size: [0.7, 48], gap: 2 });
 }
@@ -22,7 +27,7 @@ function categorical(labels: string[]): Partial<uPlot.Options> {
     scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
     axes: [
       { ...AXIS, splits: () => labels.map((_, i) => i), values: (_u, splits) => splits.map((i) => labels[i] ?? ''), gap: 4 },
-      { ...AXIS, size: 48 },
+      COUNT_AXIS,
     ],
   };
 }
@@ -34,9 +39,9 @@ function options(kind: string, raw: unknown, width: number): { opts: uPlot.Optio
     return {
       opts: {
         ...base,
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+        scales: { x: { time: true }, y: { range: countRange } },
         series: [{ label: 'Hour' }, { label: 'Annotations', stroke: BAR, fill: BAR_FILL, paths: bars(), points: { show: false } }],
-        axes: [AXIS, { ...AXIS, size: 48 }],
+        axes: [AXIS, COUNT_AXIS],
       },
       data: [rows.map((r) => r[0]), rows.map((r) => r[1])],
     };
@@ -48,6 +53,7 @@ function options(kind: string, raw: unknown, width: number): { opts: uPlot.Optio
       opts: {
         ...base,
         ...categorical(labels),
+        scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: countRange } },
         series: [{ label: 'Time', value: (_u, v) => labels[v] ?? '' }, { label: 'Annotations', stroke: BAR, fill: BAR_FILL, paths: bars(), points: { show: false } }],
       },
       data: [labels.map((_, i) => i), rows.map((r) => r[1])],
