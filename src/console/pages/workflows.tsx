@@ -55,9 +55,10 @@ function NodeShape({ p }: { p: PlacedNode }) {
   }
   const w = n as WorkflowNode;
   const s = w.stats;
-  const label = `${w.name}: ${w.isActive ? 'running' : 'paused'}, ${s.completedAssignments} of ${s.totalAssignments} batches completed, ${s.activeAnnotators} annotators working, rejection rate ${percent(s.rejectionRate)}`;
+  // The link's name is the text drawn in the box (what a sighted user reads); the table below the
+  // graph has every figure spelled out.
   return (
-    <a href={`/workflows/${w.id}`} aria-label={label} class={`node workflow${w.isActive ? '' : ' paused'}`}>
+    <a href={`/workflows/${w.id}`} class={`node workflow${w.isActive ? '' : ' paused'}`}>
       <g transform={`translate(${p.x.toFixed(1)},${p.y.toFixed(1)})`}>
         <rect class="node-box" width={p.width} height={p.height} rx="8" />
         <rect class="node-role" width="6" height={p.height} rx="3" fill={w.roleColor && /^#[0-9a-fA-F]{6}$/.test(w.roleColor) ? w.roleColor : '#94a3b8'} />
@@ -308,7 +309,7 @@ export async function workflowPage(p: PageContext) {
     nav: 'workflows',
     topics: ['workflows', 'batches'],
     actions: (
-      <div class="page-actions">
+      <div id="workflow-actions" data-live-region class="page-actions">
         {w.isActive ? (
           <ActionButton method="PUT" url={`/api/workflows/${id}`} body={{ isActive: false }} label="Pause" confirm={`Pause ${w.name}? No new batches are assigned until it is resumed.`} />
         ) : (
