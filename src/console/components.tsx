@@ -94,7 +94,7 @@ export function SortHeader({ col, sort, dir, link }: { col: Column; sort: string
 }
 
 /** "Showing 51–100 of 10,000" with previous / next / first / last links. */
-export function Pager({ total, limit, offset, link }: { total: number; limit: number; offset: number; link: (offset: number) => string }) {
+export function Pager({ total, limit, offset, link, noun }: { total: number; limit: number; offset: number; link: (offset: number) => string; noun?: string }) {
   const from = total === 0 ? 0 : offset + 1;
   const to = Math.min(offset + limit, total);
   const last = Math.max(0, Math.floor((total - 1) / limit) * limit);
@@ -111,7 +111,7 @@ export function Pager({ total, limit, offset, link }: { total: number; limit: nu
   return (
     <nav class="pager" aria-label="Pages">
       <span class="pager-text">
-        {total === 0 ? 'Nothing to show' : `Showing ${from.toLocaleString('en')}–${to.toLocaleString('en')} of ${total.toLocaleString('en')}`}
+        {total === 0 ? 'Nothing to show' : `Showing ${from.toLocaleString('en')}–${to.toLocaleString('en')} of ${total.toLocaleString('en')}${noun ? ` ${noun}` : ''}`}
       </span>
       {nav('« First', 0, offset > 0)}
       {nav('‹ Previous', Math.max(0, offset - limit), offset > 0, 'prev')}

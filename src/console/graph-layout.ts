@@ -36,7 +36,10 @@ export interface GraphLayout {
   height: number;
   nodes: PlacedNode[];
   edges: PlacedEdge[];
+  /** Flows drawn. */
   components: number;
+  /** Flows in the whole graph (more than drawn when a window was asked for). */
+  totalComponents: number;
 }
 
 interface ComponentLayout {
@@ -120,13 +123,17 @@ function layoutComponent(nodes: GraphNode[], edges: GraphEdge[]): ComponentLayou
   return out;
 }
 
-/** Places every node and edge; coordinates are the SVG's user units (node x, y = top-left corner). */
-export function layoutGraph(nodes: readonly GraphNode[], edges: readonly GraphEdge[]): GraphLayout {
+/**
+ * Places every node and edge of the flows in `window` (default: all), largest flow first;
+ * coordinates are the SVG's user units (node x, y = top-left corner).
+ */
+export function layoutGraph(nodes: readonly GraphNode[], edges: readonly GraphEdge[], window?: { offset: number; limit: number }): GraphLayout {
   const placedNodes: PlacedNode[] = [];
   const placedEdges: PlacedEdge[] = [];
   let width = 0;
   let top = 0;
-  const parts = components(nodes, edges);
+  const all = components(nodes, edges);
+  const parts = window ? all.slice(window.offset, window.offset + window.limit) : all;
   for (const part of parts) {
     const l = layoutComponent(part.nodes, part.edges);
     for (const n of part.nodes) {
@@ -144,5 +151,12 @@ export function layoutGraph(nodes: readonly GraphNode[], edges: readonly GraphEd
     width = Math.max(width, l.width);
     top += l.height + GAP;
   }
-  return { width: Math.ceil(width), height: Math.max(0, Math.ceil(top - GAP)), nodes: placedNodes, edges: placedEdges, components: parts.length };
+  return {
+    width: Math.ceil(width),
+    height: Math.max(0, Math.ceil(top - GAP)),
+    nodes: placedNodes,
+    edges: placedEdges,
+    components: parts.length,
+    totalComponents: all.length,
+  };
 }

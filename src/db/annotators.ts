@@ -5,8 +5,9 @@
  * first and returns rows; mapping to HTML or JSON is the caller's.
  *
  * Paging stays fast at 10,000+ annotators: filters and sorts use indexes (status, role, the
- * trigram indexes of migration 0011 for search, `(lower(name), id)` for the default sort), and the
- * total is one count over the same filter.
+ * trigram index of migration 0011 for search, its `(lower(name), id)` index for the default sort,
+ * read index-only even for a deep page), and the total is one count over the same filter. Names
+ * sort in byte order of their lower-cased form (the same in every locale).
  */
 import { sql } from 'kysely';
 import type { AnnotatorStatus } from './types.ts';
@@ -39,12 +40,15 @@ function filtered(db: Executor, f: AnnotatorFilter) {
   q = f.status === undefined ? q.where('annotators.status', '<>', 'deleted') : q.where('annotators.status', '=', f.status);
   if (f.roleId !== undefined) q = q.where('annotators.roleId', '=', f.roleId);
   const search = f.q?.trim();
-  if (search) {
-    const pattern = likePattern(search);
-    q = q.where((eb) => eb.or([eb('annotators.name', 'ilike', pattern), eb('annotators.email', 'ilike', pattern)]));
-  }
+  // The expression of the trigram index in migrations/0011_console.sql, matched case-insensitively
+  // by lower-casing both sides (LIKE on lower-cased text is far cheaper than ILIKE).
+  if (search) q = q.where(SEARCH_TEXT, 'like', likePattern(search.toLowerCase()));
   return q;
 }
+
+const SEARCH_TEXT = sql<string>`(lower(annotators.name) || ' ' || lower(annotators.email))`;
+/** The order of names: byte order of the lower-cased name (migrations/0011_console.sql's index). */
+const NAME_ORDER = sql`lower(annotators.name) COLLATE "C"`;
 
 /**
  * One page of annotators (with role name and colour, as `toAnnotator` maps them) and the number
@@ -62,19 +66,19 @@ export async function listAnnotators(
   let ordered = ids;
   switch (sort.by) {
     case 'name':
-      ordered = ids.orderBy(sql`lower(annotators.name)`, dir);
+      ordered = ids.orderBy(NAME_ORDER, dir);
       break;
     case 'email':
-      ordered = ids.orderBy(sql`lower(annotators.email)`, dir);
+      ordered = ids.orderBy(sql`lower(annotators.email) COLLATE "C"`, dir);
       break;
     case 'status':
-      ordered = ids.orderBy('annotators.status', dir).orderBy(sql`lower(annotators.name)`, 'asc');
+      ordered = ids.orderBy('annotators.status', dir).orderBy(NAME_ORDER, 'asc');
       break;
     case 'role':
       ordered = ids
         .leftJoin('roles', 'roles.id', 'annotators.roleId')
-        .orderBy(sql`lower(roles.name)`, sql.raw(dir === 'asc' ? 'asc nulls last' : 'desc nulls first'))
-        .orderBy(sql`lower(annotators.name)`, 'asc');
+        .orderBy(sql`lower(roles.name) COLLATE "C"`, sql.raw(dir === 'asc' ? 'asc nulls last' : 'desc nulls first'))
+        .orderBy(NAME_ORDER, 'asc');
       break;
     case 'lastActive':
       ordered = ids.orderBy('annotators.lastActiveAt', sql.raw(dir === 'asc' ? 'asc nulls first' : 'desc nulls last'));

@@ -22,7 +22,7 @@ import { openDatabase } from '../../src/db/index.ts';
 import { labelStudioFor } from '../../src/labelstudio/instances.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createService, type Service } from '../../src/service.ts';
-import { launchBrowser, signIn, watchProblems, type TestBrowser } from '../helpers/browser.ts';
+import { launchBrowser, openPanel, signIn, watchProblems, type TestBrowser } from '../helpers/browser.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
 import { freePort, freePortBase, waitUntil } from '../helpers/process.ts';
@@ -124,7 +124,7 @@ const statValue = async (p: Page, label: string) => Number(((await p.locator('.s
 describe('the labeling day from the console, with a real Label Studio', () => {
   it('sets up role, config, workflow and annotator through the forms', async () => {
     await page.goto(`${base}/roles`);
-    await page.getByText('New role').click();
+    await openPanel(page, 'New role');
     await page.getByRole('form', { name: 'New role' }).getByLabel('Name').fill(`labeler-${RUN}`);
     await page.getByRole('button', { name: 'Create role' }).click();
     await page.locator('#roles td', { hasText: `labeler-${RUN}` }).waitFor();
@@ -147,7 +147,7 @@ describe('the labeling day from the console, with a real Label Studio', () => {
     await page.waitForURL(/\/workflows\/\d+$/);
 
     await page.goto(`${base}/annotators`);
-    await page.getByText('New annotator').click();
+    await openPanel(page, 'New annotator');
     const form = page.getByRole('form', { name: 'New annotator' });
     await form.getByLabel('Name').fill('Console Fleet');
     await form.getByLabel('Email').fill(`console-${RUN}@e2e.test`);

@@ -107,3 +107,9 @@ export async function expectAccessible(page: Page, what: string) {
   const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   expect(bad, `${what}: ${JSON.stringify(bad, null, 1)}`).toEqual([]);
 }
+
+/** Opens a <details> panel by its summary's text (leaves it open if it already is). */
+export async function openPanel(page: Page, summary: string) {
+  const details = page.locator('details', { has: page.locator('summary', { hasText: summary }) });
+  if (!(await details.evaluate((d) => (d as HTMLDetailsElement).open))) await details.locator('summary').click();
+}

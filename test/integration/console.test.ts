@@ -17,7 +17,7 @@ import { sql } from 'kysely';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { transitionAnnotator, writeContainerEvent } from '../../src/workflows/annotators.ts';
-import { expectAccessible, launchBrowser, signIn, watchProblems, type TestBrowser } from '../helpers/browser.ts';
+import { expectAccessible, launchBrowser, openPanel, signIn, watchProblems, type TestBrowser } from '../helpers/browser.ts';
 import { freePort, waitUntil } from '../helpers/process.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
@@ -118,7 +118,7 @@ describe('the console in Chromium', () => {
 
   it('creates a role through the form', LONG, async () => {
     await page.goto(`${base}/roles`);
-    await page.getByText('New role').click();
+    await openPanel(page, 'New role');
     const form = page.getByRole('form', { name: 'New role' });
     await form.getByLabel('Name').fill('Labeler');
     await form.getByLabel('Colour').fill('blue');
@@ -188,7 +188,7 @@ describe('the console in Chromium', () => {
 
   it('creates an annotator through the form and shows its Label Studio password once', LONG, async () => {
     await page.goto(`${base}/annotators`);
-    await page.getByText('New annotator').click();
+    await openPanel(page, 'New annotator');
     const form = page.getByRole('form', { name: 'New annotator' });
     await form.getByLabel('Name').fill('Ada Lovelace');
     await form.getByLabel('Email').fill('not-an-email');
@@ -273,7 +273,7 @@ describe('the console in Chromium', () => {
 
   it('creates many annotators from pasted lines, reporting bad lines by number', LONG, async () => {
     await page.goto(`${base}/annotators`);
-    await page.getByText('Add many (paste lines or CSV)').click();
+    await openPanel(page, 'Add many (paste lines or CSV)');
     const form = page.getByRole('form', { name: 'Add many annotators' });
     await form.getByLabel('Annotators, one per line').fill('Bo One <bo1@console.test>\nBo Two, not-an-email\n');
     await form.getByRole('button', { name: 'Create all' }).click();

@@ -1,0 +1,13 @@
+import { openDatabase } from '../../src/db/index.ts';
+import { loadGraph } from '../../src/api/workflows.ts';
+import { layoutGraph } from '../../src/console/graph-layout.ts';
+import { GraphSvg } from '../../src/console/pages/workflows.tsx';
+const h = await openDatabase({ url: 'postgres://postgres@127.0.0.1:5432/lf_i12_dev', dataDir: '/x' });
+const g = await loadGraph(h.db);
+const t = async (name: string, f: () => unknown, n = 10) => { await f(); const s = performance.now(); for (let i = 0; i < n; i++) await f(); console.log(name, ((performance.now() - s) / n).toFixed(1), 'ms'); };
+await t('loadGraph', () => loadGraph(h.db));
+await t('layout (cached)', () => layoutGraph(g.nodes, g.edges));
+const l = layoutGraph(g.nodes, g.edges);
+await t('render svg', async () => String(await (GraphSvg({ layout: l }) as any)));
+console.log(String(GraphSvg({ layout: l })).length);
+await h.close();

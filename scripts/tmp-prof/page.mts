@@ -1,0 +1,15 @@
+import { createService } from '../../src/service.ts';
+import { loadConfig } from '../../src/config.ts';
+import { signIn } from '../../test/helpers/service.ts';
+const config = loadConfig({ DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/lf_i12_dev', FLEET_SECRET_KEY: 'dev-secret-key-dev-secret-key-0123456789', LOG_LEVEL: 'silent' });
+const s = await createService(config);
+const cookie = await signIn(s.app);
+const t = async (path: string, n = 20) => { const r = await s.app.request(path, { headers: { cookie } }); await r.text(); const st = performance.now(); for (let i = 0; i < n; i++) { const r = await s.app.request(path, { headers: { cookie } }); await r.text(); } console.log(path, ((performance.now() - st) / n).toFixed(1), 'ms', r.status); };
+await t('/api/health');
+await t('/api/annotators?limit=50');
+await t('/annotators');
+await t('/annotators?offset=9950');
+await t('/annotators?q=annotator42');
+await t('/annotators', 100);
+await t('/workflows', 5);
+await s.stop();

@@ -1,0 +1,15 @@
+import { openDatabase } from '../../src/db/index.ts';
+import { listAnnotators } from '../../src/db/annotators.ts';
+import { roleOptions } from '../../src/db/catalog.ts';
+import { loadGraph } from '../../src/api/workflows.ts';
+import { layoutGraph } from '../../src/console/graph-layout.ts';
+const h = await openDatabase({ url: 'postgres://postgres@127.0.0.1:5432/lf_i12_dev', dataDir: '/x' });
+const t = async (name: string, f: () => Promise<unknown>, n = 20) => { await f(); const s = performance.now(); for (let i = 0; i < n; i++) await f(); console.log(name, ((performance.now() - s) / n).toFixed(1), 'ms'); };
+await t('listAnnotators first', () => listAnnotators(h.db, {}, { by: 'name', dir: 'asc' }, { limit: 50, offset: 0 }));
+await t('listAnnotators deep', () => listAnnotators(h.db, {}, { by: 'name', dir: 'asc' }, { limit: 50, offset: 9950 }));
+await t('listAnnotators search', () => listAnnotators(h.db, { q: 'annotator42' }, { by: 'name', dir: 'asc' }, { limit: 50, offset: 0 }));
+await t('roleOptions', () => roleOptions(h.db));
+await t('loadGraph', () => loadGraph(h.db), 5);
+const g = await loadGraph(h.db);
+await t('layout', async () => layoutGraph(g.nodes, g.edges), 5);
+await h.close();
