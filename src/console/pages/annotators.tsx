@@ -266,6 +266,8 @@ function ProgressPanel({ progress, streamUrl }: { progress: StartProgress; strea
       <p data-progress-message role="status" aria-live="polite" class={progress.failed ? 'bad' : progress.ready ? 'ok' : undefined}>
         {progress.message}
       </p>
+      <details class="phases-details" open={!progress.ready}>
+        <summary>Phases</summary>
       <ol class="phases" data-progress-phases>
         {progress.phases.map((ph) => (
           <li class={`phase ${ph.state}`} data-phase={ph.phase}>
@@ -282,6 +284,7 @@ function ProgressPanel({ progress, streamUrl }: { progress: StartProgress; strea
           </li>
         ))}
       </ol>
+      </details>
     </section>
   );
 }
