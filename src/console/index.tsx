@@ -80,12 +80,14 @@ export function consoleRoutes(ctx: AppContext) {
 
   app.use(
     '*',
-    onlyConsole(secureHeaders({
-      contentSecurityPolicy: CONSOLE_CSP,
-      xFrameOptions: 'DENY',
-      referrerPolicy: 'same-origin',
-      crossOriginEmbedderPolicy: false,
-    })),
+    onlyConsole(
+      secureHeaders({
+        contentSecurityPolicy: CONSOLE_CSP,
+        xFrameOptions: 'DENY',
+        referrerPolicy: 'same-origin',
+        crossOriginEmbedderPolicy: false,
+      }),
+    ),
   );
 
   app.get(`${ASSET_PREFIX}:name`, async (c) => {
@@ -128,15 +130,15 @@ export function consoleRoutes(ctx: AppContext) {
   app.use(
     '*',
     onlyConsole(async (c, next) => {
-    const session = await currentSession(db, c);
-    if (!session) {
-      const target = c.req.path + (new URL(c.req.url).search || '');
-      return c.redirect(`/login?next=${encodeURIComponent(target)}`, 303);
-    }
-    c.set('session', { email: session.email, expiresAt: session.expiresAt });
-    c.set('adminUserId', session.adminUserId);
-    await next();
-  }),
+      const session = await currentSession(db, c);
+      if (!session) {
+        const target = c.req.path + (new URL(c.req.url).search || '');
+        return c.redirect(`/login?next=${encodeURIComponent(target)}`, 303);
+      }
+      c.set('session', { email: session.email, expiresAt: session.expiresAt });
+      c.set('adminUserId', session.adminUserId);
+      await next();
+    }),
   );
 
   const page = (handler: PageHandler) => async (c: Context<ConsoleEnv>) => {

@@ -55,73 +55,73 @@ const DOCTYPE = raw('<!DOCTYPE html>');
 export function Page(props: PropsWithChildren<PageProps>) {
   return (
     <>
-    {DOCTYPE}
-    <html lang="en">
-      <Head title={props.title} assets={props.assets} />
-      <body
-        data-topics={props.topics?.join(',') || undefined}
-        data-fleet-tz={props.fleetTimeZone}
-        data-session-expires={props.session?.expiresAt.toISOString()}
-      >
-        <a class="skip" href="#main">
-          Skip to content
-        </a>
-        <header class="top">
-          <a class="brand" href="/">
-            LabelFleet
+      {DOCTYPE}
+      <html lang="en">
+        <Head title={props.title} assets={props.assets} />
+        <body
+          data-topics={props.topics?.join(',') || undefined}
+          data-fleet-tz={props.fleetTimeZone}
+          data-session-expires={props.session?.expiresAt.toISOString()}
+        >
+          <a class="skip" href="#main">
+            Skip to content
           </a>
-          <nav aria-label="Main">
-            <ul>
-              {NAV.map((n) => (
-                <li>
-                  <a href={n.href} aria-current={props.nav === n.key ? 'page' : undefined}>
-                    {n.label}
-                  </a>
-                </li>
-              ))}
-            </ul>
-          </nav>
-          {props.session ? (
-            <div class="session">
-              <span class="live" data-live-status role="status">
-                {props.topics?.length ? 'Live' : ''}
-              </span>
-              <span class="who">{props.session.email}</span>
-              <span class="expires">
-                session until <Time at={props.session.expiresAt} />
-              </span>
-              <button type="button" class="button small" data-signout>
-                Sign out
-              </button>
+          <header class="top">
+            <a class="brand" href="/">
+              LabelFleet
+            </a>
+            <nav aria-label="Main">
+              <ul>
+                {NAV.map((n) => (
+                  <li>
+                    <a href={n.href} aria-current={props.nav === n.key ? 'page' : undefined}>
+                      {n.label}
+                    </a>
+                  </li>
+                ))}
+              </ul>
+            </nav>
+            {props.session ? (
+              <div class="session">
+                <span class="live" data-live-status role="status">
+                  {props.topics?.length ? 'Live' : ''}
+                </span>
+                <span class="who">{props.session.email}</span>
+                <span class="expires">
+                  session until <Time at={props.session.expiresAt} />
+                </span>
+                <button type="button" class="button small" data-signout>
+                  Sign out
+                </button>
+              </div>
+            ) : null}
+          </header>
+          <main id="main" tabindex={-1}>
+            <div class="page-head">
+              <h1>{props.title}</h1>
+              {props.actions ? <div class="page-actions">{props.actions}</div> : null}
             </div>
-          ) : null}
-        </header>
-        <main id="main" tabindex={-1}>
-          <div class="page-head">
-            <h1>{props.title}</h1>
-            {props.actions ? <div class="page-actions">{props.actions}</div> : null}
-          </div>
-          {props.children}
-        </main>
-        <div class="toast" data-toast role="status" aria-live="polite"></div>
-        <dialog class="dialog" data-dialog aria-labelledby="dialog-title">
-          <form method="dialog">
-            <h2 id="dialog-title" data-dialog-title>
-              Confirm
-            </h2>
-            <div data-dialog-body></div>
-            <div class="form-actions">
-              <button value="cancel" class="button" data-dialog-cancel>
-                Cancel
-              </button>
-              <button value="ok" class="button primary" data-dialog-ok>
-                OK
-              </button>
-            </div>
-          </form>
-        </dialog>
-      </body>
-    </html>
+            {props.children}
+          </main>
+          <div class="toast" data-toast role="status" aria-live="polite"></div>
+          <dialog class="dialog" data-dialog aria-labelledby="dialog-title">
+            <form method="dialog">
+              <h2 id="dialog-title" data-dialog-title>
+                Confirm
+              </h2>
+              <div data-dialog-body></div>
+              <div class="form-actions">
+                <button value="cancel" class="button" data-dialog-cancel>
+                  Cancel
+                </button>
+                <button value="ok" class="button primary" data-dialog-ok>
+                  OK
+                </button>
+              </div>
+            </form>
+          </dialog>
+        </body>
+      </html>
     </>
   );
 }
@@ -130,15 +130,15 @@ export function Page(props: PropsWithChildren<PageProps>) {
 export function BarePage(props: PropsWithChildren<{ title: string; assets: AssetBundle }>) {
   return (
     <>
-    {DOCTYPE}
-    <html lang="en">
-      <Head title={props.title} assets={props.assets} />
-      <body class="bare">
-        <main id="main" tabindex={-1}>
-          {props.children}
-        </main>
-      </body>
-    </html>
+      {DOCTYPE}
+      <html lang="en">
+        <Head title={props.title} assets={props.assets} />
+        <body class="bare">
+          <main id="main" tabindex={-1}>
+            {props.children}
+          </main>
+        </body>
+      </html>
     </>
   );
 }
