@@ -142,8 +142,10 @@ export function consoleRoutes(ctx: AppContext) {
   );
 
   const page = (handler: PageHandler) => async (c: Context<ConsoleEnv>) => {
-    let tz: Promise<string> | undefined;
-    const fleetTimeZone = () => (tz ??= monitoringTimeZone(db, c.get('log')));
+    // Read beside the page's own queries rather than after them (every page shows the zone).
+    const tz = monitoringTimeZone(db, c.get('log'));
+    tz.catch(() => {});
+    const fleetTimeZone = () => tz;
     const p: PageContext = {
       ctx,
       c,

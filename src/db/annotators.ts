@@ -12,7 +12,7 @@
 import { sql } from 'kysely';
 import type { AnnotatorStatus } from './types.ts';
 import type { Executor } from './index.ts';
-import { selectAnnotators, type AnnotatorRow } from '../workflows/annotators.ts';
+import type { AnnotatorRow } from '../workflows/annotators.ts';
 import type { ProgressEventRow } from '../domain/start-progress.ts';
 
 export const ANNOTATOR_SORTS = ['name', 'email', 'status', 'role', 'lastActive', 'created'] as const;
@@ -77,31 +77,28 @@ export async function listAnnotators(
     case 'role':
       ordered = ids
         .leftJoin('roles', 'roles.id', 'annotators.roleId')
-        .orderBy(sql`lower(roles.name) COLLATE "C"`, sql.raw(dir === 'asc' ? 'asc nulls last' : 'desc nulls first'))
+        .orderBy(sql`lower(roles.name) COLLATE "C"`, (ob) => (dir === 'asc' ? ob.asc().nullsLast() : ob.desc().nullsFirst()))
         .orderBy(NAME_ORDER, 'asc');
       break;
     case 'lastActive':
-      ordered = ids.orderBy('annotators.lastActiveAt', sql.raw(dir === 'asc' ? 'asc nulls first' : 'desc nulls last'));
+      ordered = ids.orderBy('annotators.lastActiveAt', (ob) => (dir === 'asc' ? ob.asc().nullsFirst() : ob.desc().nullsLast()));
       break;
     case 'created':
       break;
   }
   ordered = ordered.orderBy('annotators.id', dir).limit(page.limit).offset(page.offset);
-  // The page's ids first (index-friendly sort, no wide rows), then the rows for just those ids.
-  const [pageIds, total] = await Promise.all([
-    ordered.execute(),
+  // The page's ids in order (index-friendly: no wide rows are sorted or skipped), then those rows
+  // with their role, in the same round trip: ARRAY(subquery) keeps the subquery's order.
+  const [rows, total] = await Promise.all([
+    sql<AnnotatorRow>`
+      SELECT a.*, r.name AS role_name, r.color AS role_color
+        FROM unnest(ARRAY(${ordered})) WITH ORDINALITY AS p(id, ord)
+        JOIN annotators a ON a.id = p.id
+        LEFT JOIN roles r ON r.id = a.role_id
+       ORDER BY p.ord`.execute(db),
     base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
   ]);
-  if (pageIds.length === 0) return { rows: [], total: total.n };
-  const rows = await selectAnnotators(db)
-    .where(
-      'annotators.id',
-      'in',
-      pageIds.map((r) => r.id),
-    )
-    .execute();
-  const byId = new Map(rows.map((r) => [r.id, r]));
-  return { rows: pageIds.map((r) => byId.get(r.id)!).filter(Boolean), total: total.n };
+  return { rows: rows.rows, total: total.n };
 }
 
 /** How many annotators are in each status (deleted included), zeros for the missing ones. */
@@ -276,7 +273,7 @@ export async function flaggedOrPausedAnnotators(db: Executor, limit: number) {
     ])
     .where('a.status', '<>', 'deleted')
     .where((eb) => eb.or([eb('q.flagged', '=', true), eb('a.autoAssignPaused', '=', true)]))
-    .orderBy(sql`round(q.score_sum / nullif(q.evaluation_count, 0), 4)`, sql.raw('asc nulls last'))
+    .orderBy(sql`round(q.score_sum / nullif(q.evaluation_count, 0), 4)`, (ob) => ob.asc().nullsLast())
     .orderBy('a.id')
     .limit(limit)
     .execute();
