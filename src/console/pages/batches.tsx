@@ -1,0 +1,146 @@
+/** Batches: assignments with progress N/M, status and problems; cancel; filter by workflow, annotator, status. */
+import { ASSIGNMENT_STATUS_VALUES, listAssignments, PROBLEM_WINDOW_HOURS, type AssignmentListRow } from '../../db/assignments.ts';
+import { ActionButton, Empty, href, Pager, Progress, StatusBadge, TableWrap, Time } from '../components.tsx';
+import type { PageContext } from '../index.tsx';
+import { enumParam, intParam, pageParams } from './params.ts';
+
+export function BatchesTable({ rows, showAnnotator = true, showWorkflow = true }: { rows: AssignmentListRow[]; showAnnotator?: boolean; showWorkflow?: boolean }) {
+  if (!rows.length) return <Empty>No batches.</Empty>;
+  return (
+    <TableWrap label="Batches">
+      <table class="batches">
+        <thead>
+          <tr>
+            <th scope="col">Batch</th>
+            {showAnnotator ? <th scope="col">Annotator</th> : null}
+            {showWorkflow ? <th scope="col">Workflow</th> : null}
+            <th scope="col">Status</th>
+            <th scope="col">Progress</th>
+            <th scope="col">Created</th>
+            <th scope="col">Problem</th>
+            <th scope="col">Actions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((b) => (
+            <tr data-batch={String(b.id)}>
+              <td>
+                #{b.id}
+                {b.goldTaskCount ? <span class="muted"> ({b.goldTaskCount} gold)</span> : null}
+              </td>
+              {showAnnotator ? (
+                <td>
+                  <a href={`/annotators/${b.annotatorId}`}>{b.annotatorName}</a>
+                </td>
+              ) : null}
+              {showWorkflow ? (
+                <td>
+                  <a href={`/workflows/${b.workflowId}`}>{b.workflowName}</a>
+                </td>
+              ) : null}
+              <td>
+                <StatusBadge status={b.status} />
+              </td>
+              <td>
+                <Progress done={b.completedCount} total={b.taskCount} label={`Batch ${b.id}: ${b.completedCount} of ${b.taskCount} tasks annotated`} />
+              </td>
+              <td>
+                <Time at={b.createdAt} />
+              </td>
+              <td class="wrap">{b.problem ? <span class="bad">{b.problem}</span> : <span class="muted">–</span>}</td>
+              <td class="actions">
+                {b.status === 'pending' || b.status === 'in_progress' ? (
+                  <ActionButton
+                    method="DELETE"
+                    url={`/api/assignments/${b.id}`}
+                    label="Cancel"
+                    variant="small"
+                    confirm={`Cancel batch #${b.id} of ${b.annotatorName}? Its unannotated images go back to the queue.`}
+                    accessibleLabel={`Cancel batch ${b.id}`}
+                  />
+                ) : b.exportKey ? (
+                  <code class="muted" title="Export in S3">
+                    {b.exportKey}
+                  </code>
+                ) : null}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableWrap>
+  );
+}
+
+export async function batchesPage(p: PageContext) {
+  const { db } = p.ctx.database;
+  const filter = {
+    workflowId: intParam(p.query.workflowId),
+    annotatorId: intParam(p.query.annotatorId),
+    status: enumParam(p.query.status, ASSIGNMENT_STATUS_VALUES),
+    problems: p.query.problems === '1' || undefined,
+  };
+  const page = pageParams(p.query, 50);
+  const [{ rows, total }, workflows] = await Promise.all([
+    listAssignments(db, filter, page),
+    db.selectFrom('workflows').select(['id', 'name']).orderBy('name').orderBy('id').execute(),
+  ]);
+  const state = { ...filter, problems: filter.problems ? 1 : undefined };
+  return p.render({
+    title: 'Batches',
+    nav: 'batches',
+    topics: ['batches', 'annotations', 'annotators'],
+    body: (
+      <>
+        <form class="filters" method="get" action="/batches" aria-label="Filter batches">
+          <div class="field">
+            <label for="b-workflow">Workflow</label>
+            <select id="b-workflow" name="workflowId">
+              <option value="">Any workflow</option>
+              {workflows.map((w) => (
+                <option value={String(w.id)} selected={w.id === filter.workflowId}>
+                  {w.name}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div class="field">
+            <label for="b-annotator">Annotator id</label>
+            <input id="b-annotator" name="annotatorId" type="number" min={1} value={filter.annotatorId ? String(filter.annotatorId) : ''} />
+          </div>
+          <div class="field">
+            <label for="b-status">Status</label>
+            <select id="b-status" name="status">
+              <option value="">Any status</option>
+              {ASSIGNMENT_STATUS_VALUES.map((s) => (
+                <option value={s} selected={s === filter.status}>
+                  {s.replace('_', ' ')}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div class="field check">
+            <input id="b-problems" type="checkbox" name="problems" value="1" checked={filter.problems === true} />
+            <label for="b-problems">Only with problems</label>
+          </div>
+          <div class="form-actions">
+            <button type="submit" class="button">
+              Filter
+            </button>
+            <a class="button" href="/batches">
+              Clear
+            </a>
+          </div>
+        </form>
+        <p class="help">
+          A problem: an open batch whose setup in Label Studio failed (retried) or whose annotator is not running, or a batch that failed in
+          the last {PROBLEM_WINDOW_HOURS} hours.
+        </p>
+        <div id="batches-list" data-live-region>
+          <BatchesTable rows={rows} />
+          <Pager total={total} limit={page.limit} offset={page.offset} link={(offset) => href('/batches', { ...state, offset: offset || undefined })} />
+        </div>
+      </>
+    ),
+  });
+}

@@ -1,0 +1,24 @@
+/**
+ * Lenient query parameters for pages: a URL a person edited by hand shows the nearest sensible
+ * page instead of an error (the API, by contrast, answers 400).
+ */
+import { MAX_INT } from '../../api/common.ts';
+
+/** A positive 32-bit integer, or undefined. */
+export function intParam(v: string | undefined): number | undefined {
+  if (!v || !/^[1-9][0-9]{0,9}$/.test(v)) return undefined;
+  const n = Number(v);
+  return n <= MAX_INT ? n : undefined;
+}
+
+/** One of `allowed`, or undefined. */
+export function enumParam<T extends string>(v: string | undefined, allowed: readonly T[]): T | undefined {
+  return (allowed as readonly string[]).includes(v ?? '') ? (v as T) : undefined;
+}
+
+/** `offset` (≥ 0, a multiple of `limit` is not required) and a fixed page size. */
+export function pageParams(query: Record<string, string>, limit: number): { limit: number; offset: number } {
+  const raw = query.offset;
+  const offset = raw && /^\d{1,10}$/.test(raw) ? Math.min(Number(raw), MAX_INT) : 0;
+  return { limit, offset };
+}

@@ -1,0 +1,280 @@
+/**
+ * Annotator reads for the console (and, in phase 2 of issue 12, for GET /api/annotators): one page
+ * of a filtered, sorted, searched table; counts by status; an annotator's container events, start
+ * progress, throughput, gold results, rejections and accuracy. Every function takes `db | trx`
+ * first and returns rows; mapping to HTML or JSON is the caller's.
+ *
+ * Paging stays fast at 10,000+ annotators: filters and sorts use indexes (status, role, the
+ * trigram index of migration 0011 for search, its `(lower(name), id)` index for the default sort,
+ * read index-only even for a deep page), and the total is one count over the same filter. Names
+ * sort in byte order of their lower-cased form (the same in every locale).
+ */
+import { sql } from 'kysely';
+import type { AnnotatorStatus } from './types.ts';
+import type { Executor } from './index.ts';
+import type { AnnotatorRow } from '../workflows/annotators.ts';
+import type { ProgressEventRow } from '../domain/start-progress.ts';
+
+export const ANNOTATOR_SORTS = ['name', 'email', 'status', 'role', 'lastActive', 'created'] as const;
+export type AnnotatorSort = (typeof ANNOTATOR_SORTS)[number];
+export type SortDirection = 'asc' | 'desc';
+
+export interface AnnotatorFilter {
+  /** Case-insensitive substring of the name or the email. */
+  q?: string;
+  /** One status; absent → every status except deleted. */
+  status?: AnnotatorStatus;
+  roleId?: number;
+}
+
+export interface Page {
+  limit: number;
+  offset: number;
+}
+
+/** `%` and `_` in a search are literal characters, not patterns. */
+export const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+
+function filtered(db: Executor, f: AnnotatorFilter) {
+  let q = db.selectFrom('annotators');
+  q = f.status === undefined ? q.where('annotators.status', '<>', 'deleted') : q.where('annotators.status', '=', f.status);
+  if (f.roleId !== undefined) q = q.where('annotators.roleId', '=', f.roleId);
+  const search = f.q?.trim();
+  // The expression of the trigram index in migrations/0011_console.sql, matched case-insensitively
+  // by lower-casing both sides (LIKE on lower-cased text is far cheaper than ILIKE).
+  if (search) q = q.where(SEARCH_TEXT, 'like', likePattern(search.toLowerCase()));
+  return q;
+}
+
+const SEARCH_TEXT = sql<string>`(lower(annotators.name) || ' ' || lower(annotators.email))`;
+/** The order of names: byte order of the lower-cased name (migrations/0011_console.sql's index). */
+const NAME_ORDER = sql`lower(annotators.name) COLLATE "C"`;
+
+/**
+ * One page of annotators (with role name and colour, as `toAnnotator` maps them) and the number
+ * matching the filter. Ties are broken by id, so pages never overlap or skip rows.
+ */
+export async function listAnnotators(
+  db: Executor,
+  filter: AnnotatorFilter,
+  sort: { by: AnnotatorSort; dir: SortDirection },
+  page: Page,
+): Promise<{ rows: AnnotatorRow[]; total: number }> {
+  const base = filtered(db, filter);
+  const ids = base.select('annotators.id');
+  const dir = sort.dir;
+  let ordered = ids;
+  switch (sort.by) {
+    case 'name':
+      ordered = ids.orderBy(NAME_ORDER, dir);
+      break;
+    case 'email':
+      ordered = ids.orderBy(sql`lower(annotators.email) COLLATE "C"`, dir);
+      break;
+    case 'status':
+      ordered = ids.orderBy('annotators.status', dir).orderBy(NAME_ORDER, 'asc');
+      break;
+    case 'role':
+      ordered = ids
+        .leftJoin('roles', 'roles.id', 'annotators.roleId')
+        .orderBy(sql`lower(roles.name) COLLATE "C"`, (ob) => (dir === 'asc' ? ob.asc().nullsLast() : ob.desc().nullsFirst()))
+        .orderBy(NAME_ORDER, 'asc');
+      break;
+    case 'lastActive':
+      ordered = ids.orderBy('annotators.lastActiveAt', (ob) => (dir === 'asc' ? ob.asc().nullsFirst() : ob.desc().nullsLast()));
+      break;
+    case 'created':
+      break;
+  }
+  ordered = ordered.orderBy('annotators.id', dir).limit(page.limit).offset(page.offset);
+  // The page's ids in order (index-friendly: no wide rows are sorted or skipped), then those rows
+  // with their role, in the same round trip: ARRAY(subquery) keeps the subquery's order.
+  const [rows, total] = await Promise.all([
+    sql<AnnotatorRow>`
+      SELECT a.*, r.name AS role_name, r.color AS role_color
+        FROM unnest(ARRAY(${ordered})) WITH ORDINALITY AS p(id, ord)
+        JOIN annotators a ON a.id = p.id
+        LEFT JOIN roles r ON r.id = a.role_id
+       ORDER BY p.ord`.execute(db),
+    base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows: rows.rows, total: total.n };
+}
+
+/** How many annotators are in each status (deleted included), zeros for the missing ones. */
+export async function annotatorStatusCounts(db: Executor): Promise<Record<AnnotatorStatus, number>> {
+  const rows = await db
+    .selectFrom('annotators')
+    .select(['status', sql<number>`count(*)::int`.as('n')])
+    .groupBy('status')
+    .execute();
+  const out: Record<AnnotatorStatus, number> = { created: 0, starting: 0, active: 0, stopping: 0, stopped: 0, error: 0, deleted: 0 };
+  for (const r of rows) out[r.status] = r.n;
+  return out;
+}
+
+export interface StuckAnnotator {
+  id: number;
+  name: string;
+  status: AnnotatorStatus;
+  startPhase: string | null;
+  since: Date;
+}
+
+/**
+ * Annotators whose start phase has run past `phaseLimitSeconds[phase]`, or that have been
+ * stopping longer than `stoppingSeconds`, longest first.
+ */
+export async function stuckAnnotators(
+  db: Executor,
+  phaseLimitSeconds: Record<string, number>,
+  stoppingSeconds: number,
+  limit = 20,
+): Promise<StuckAnnotator[]> {
+  const limits = Object.entries(phaseLimitSeconds);
+  const phaseCase = limits.length
+    ? sql`CASE start_phase ${sql.join(
+        limits.map(([phase, s]) => sql`WHEN ${phase} THEN ${s}::int`),
+        sql` `,
+      )} ELSE NULL END`
+    : sql`NULL`;
+  const { rows } = await sql<StuckAnnotator>`
+    SELECT id, name, status, start_phase, coalesce(phase_started_at, status_changed_at) AS since
+      FROM annotators
+     WHERE (status = 'starting' AND phase_started_at < now() - make_interval(secs => ${phaseCase}))
+        OR (status = 'stopping' AND status_changed_at < now() - make_interval(secs => ${stoppingSeconds}::int))
+     ORDER BY since
+     LIMIT ${limit}`.execute(db);
+  return rows;
+}
+
+/** The newest `limit` container events of one annotator. */
+export async function containerEventsOf(db: Executor, annotatorId: number, limit: number) {
+  return db
+    .selectFrom('containerEvents')
+    .select(['id', 'eventType', 'fromStatus', 'toStatus', 'message', 'details', 'createdAt'])
+    .where('annotatorId', '=', annotatorId)
+    .orderBy('createdAt', 'desc')
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * What `startProgress` (src/domain/start-progress.ts) needs: the annotator's start columns and the
+ * container events since its current start was requested (oldest first). Null when unknown.
+ */
+export async function readStartProgress(db: Executor, annotatorId: number) {
+  const a = await db
+    .selectFrom('annotators')
+    .select(['id', 'status', 'startPhase', 'statusReason', 'startGeneration', 'startRequestedAt', 'subdomain', 'routedAt'])
+    .where('id', '=', annotatorId)
+    .executeTakeFirst();
+  if (!a) return null;
+  const events: ProgressEventRow[] = a.startRequestedAt
+    ? await db
+        .selectFrom('containerEvents')
+        .select(['id', 'eventType', 'toStatus', 'message', 'details', 'createdAt'])
+        .where('annotatorId', '=', annotatorId)
+        .where('createdAt', '>=', a.startRequestedAt)
+        .where('eventType', 'in', ['start_progress', 'status_change'])
+        .orderBy('createdAt')
+        .orderBy('id')
+        .execute()
+    : [];
+  return { annotator: a, events };
+}
+
+/**
+ * Annotations per UTC hour over [from, to) from the hourly rollup, for one annotator or the whole
+ * fleet: every hour in the window, zeros included, oldest first.
+ */
+export async function annotationsPerHour(db: Executor, from: Date, to: Date, annotatorId?: number) {
+  let q = db
+    .selectFrom('annotationHourly')
+    .select(['hour', sql<number>`sum(created_count)::int`.as('n')])
+    .where('hour', '>=', from)
+    .where('hour', '<', to)
+    .groupBy('hour');
+  if (annotatorId !== undefined) q = q.where('annotatorId', '=', annotatorId);
+  const rows = await q.execute();
+  const byHour = new Map(rows.map((r) => [new Date(r.hour).getTime(), r.n]));
+  const out: { hour: Date; count: number }[] = [];
+  for (let t = from.getTime(); t < to.getTime(); t += 3_600_000) out.push({ hour: new Date(t), count: byHour.get(t) ?? 0 });
+  return out;
+}
+
+/** An annotator's gold accuracy: mean score over `evaluationCount` results (null when none) and the flag. */
+export async function accuracyOf(db: Executor, annotatorId: number) {
+  const row = await db
+    .selectFrom('annotatorQuality')
+    .select([
+      'evaluationCount',
+      sql<number | null>`round(score_sum / nullif(evaluation_count, 0), 4)::float8`.as('accuracy'),
+      'flagged',
+      'flaggedAt',
+    ])
+    .where('annotatorId', '=', annotatorId)
+    .executeTakeFirst();
+  return row ?? { evaluationCount: 0, accuracy: null, flagged: false, flaggedAt: null };
+}
+
+/** An annotator's newest gold results, with the gold task's name and the batch. */
+export async function goldResultsOf(db: Executor, annotatorId: number, limit: number) {
+  return db
+    .selectFrom('goldResults as g')
+    .leftJoin('goldTasks as t', 't.id', 'g.goldTaskId')
+    .select(['g.id', 'g.assignmentId', 'g.goldTaskId', 't.name as goldTaskName', 'g.score', 'g.evaluatedAt'])
+    .where('g.annotatorId', '=', annotatorId)
+    .orderBy('g.evaluatedAt', 'desc')
+    .orderBy('g.id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/** The newest rejections of an annotator's work, with the reviewer's name and the workflow. */
+export async function rejectionsOf(db: Executor, annotatorId: number, limit: number) {
+  return db
+    .selectFrom('rejections as r')
+    .leftJoin('annotators as v', 'v.id', 'r.reviewerAnnotatorId')
+    .innerJoin('workflows as w', 'w.id', 'r.workflowId')
+    .select(['r.id', 'r.imageKey', 'r.reason', 'r.actionTaken', 'r.createdAt', 'r.reworkIteration', 'v.name as reviewerName', 'w.id as workflowId', 'w.name as workflowName'])
+    .where('r.originalAnnotatorId', '=', annotatorId)
+    .orderBy('r.createdAt', 'desc')
+    .orderBy('r.id', 'desc')
+    .limit(limit)
+    .execute();
+}
+
+/** Live annotators of a role (or of any role when null) that can take a batch now, by name. */
+export async function assignableAnnotators(db: Executor, roleId: number | null, limit: number) {
+  let q = db.selectFrom('annotators').select(['id', 'name', 'email']).where('status', '=', 'active');
+  if (roleId !== null) q = q.where('roleId', '=', roleId);
+  return q.orderBy(sql`lower(name)`).orderBy('id').limit(limit).execute();
+}
+
+/**
+ * Annotators (not deleted) that the quality step flagged or whose auto-assignment is paused, with
+ * their accuracy, lowest accuracy first.
+ */
+export async function flaggedOrPausedAnnotators(db: Executor, limit: number) {
+  return db
+    .selectFrom('annotators as a')
+    .leftJoin('annotatorQuality as q', 'q.annotatorId', 'a.id')
+    .select([
+      'a.id',
+      'a.name',
+      'a.status',
+      'a.autoAssignPaused',
+      sql<boolean>`coalesce(q.flagged, false)`.as('flagged'),
+      'q.flaggedAt',
+      sql<number>`coalesce(q.evaluation_count, 0)`.as('evaluationCount'),
+      sql<number | null>`round(q.score_sum / nullif(q.evaluation_count, 0), 4)::float8`.as('accuracy'),
+    ])
+    .where('a.status', '<>', 'deleted')
+    .where((eb) => eb.or([eb('q.flagged', '=', true), eb('a.autoAssignPaused', '=', true)]))
+    .orderBy(sql`round(q.score_sum / nullif(q.evaluation_count, 0), 4)`, (ob) => ob.asc().nullsLast())
+    .orderBy('a.id')
+    .limit(limit)
+    .execute();
+}
