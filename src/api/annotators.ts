@@ -4,9 +4,10 @@
  * `toAnnotator`, `findAnnotator` and `transitionAnnotator` from here.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { secretPrefix, type SecretBox } from '../crypto.ts';
+import { annotatorRows, filterAnnotators } from '../db/annotator-list.ts';
+import { countAnnotators } from '../db/counts.ts';
 import type { Executor } from '../db/index.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
@@ -29,6 +30,7 @@ import {
   isoRequired,
   jsonBody,
   jsonContent,
+  listPage,
   nonEmpty,
   PaginationQuery,
   setTotal,
@@ -156,21 +158,9 @@ export function annotatorRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      let base = db.selectFrom('annotators');
-      base = q.status === undefined ? base.where('annotators.status', '<>', 'deleted') : base.where('annotators.status', '=', q.status);
-      if (q.roleId !== undefined) base = base.where('annotators.roleId', '=', q.roleId);
-      const [rows, total] = await Promise.all([
-        base
-          .leftJoin('roles', 'roles.id', 'annotators.roleId')
-          .selectAll('annotators')
-          .select(['roles.name as roleName', 'roles.color as roleColor'])
-          .orderBy('annotators.id')
-          .limit(q.limit)
-          .offset(q.offset)
-          .execute(),
-        base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
+      const filter = { status: q.status, roleId: q.roleId };
+      const { rows, total } = await listPage(filterAnnotators(db, filter), annotatorRows, q, countAnnotators(db, filter));
+      setTotal(c, total);
       return c.json(
         rows.map((r) => toAnnotator(r, secrets)),
         200,
