@@ -6,8 +6,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { secretPrefix, type SecretBox } from '../crypto.ts';
-import { annotatorRows, filterAnnotators } from '../db/annotator-list.ts';
-import { countAnnotators } from '../db/counts.ts';
+import { annotatorRows, filterAnnotators, type AnnotatorApiRow } from '../db/annotator-list.ts';
+import { annotatorTotal } from '../db/counts.ts';
+import { listPage } from '../db/list-page.ts';
 import type { Executor } from '../db/index.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
@@ -17,7 +18,6 @@ import {
   findAnnotator,
   selectAnnotators,
   updateAnnotator,
-  type AnnotatorRow,
 } from '../workflows/annotators.ts';
 import { AssignmentSchema, RoleRefSchema, toAssignment } from './assignments.ts';
 import {
@@ -30,7 +30,6 @@ import {
   isoRequired,
   jsonBody,
   jsonContent,
-  listPage,
   nonEmpty,
   PaginationQuery,
   setTotal,
@@ -84,7 +83,7 @@ function tokenPrefix(secrets: SecretBox, sealed: string | null): string | null {
   }
 }
 
-export const toAnnotator = (a: AnnotatorRow, secrets: SecretBox) => ({
+export const toAnnotator = (a: AnnotatorApiRow, secrets: SecretBox) => ({
   id: a.id,
   name: a.name,
   email: a.email,
@@ -159,7 +158,7 @@ export function annotatorRoutes(ctx: AppContext) {
     async (c) => {
       const q = c.req.valid('query');
       const filter = { status: q.status, roleId: q.roleId };
-      const { rows, total } = await listPage(filterAnnotators(db, filter), annotatorRows, q, countAnnotators(db, filter));
+      const { rows, total } = await listPage(db, filterAnnotators(db, filter), annotatorRows, q, annotatorTotal(db, filter));
       setTotal(c, total);
       return c.json(
         rows.map((r) => toAnnotator(r, secrets)),

@@ -2,7 +2,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { countAssignments } from '../db/counts.ts';
+import { assignmentTotal } from '../db/counts.ts';
+import { listPage } from '../db/list-page.ts';
 import type { Executor } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
 import { conflict, notFound } from '../errors.ts';
@@ -17,7 +18,6 @@ import {
   iso,
   isoRequired,
   jsonContent,
-  listPage,
   PaginationQuery,
   SuccessSchema,
   Timestamp,
@@ -153,6 +153,7 @@ export function assignmentRoutes(ctx: AppContext) {
       if (q.annotatorId !== undefined) base = base.where('assignments.annotatorId', '=', q.annotatorId);
       if (q.status !== undefined) base = base.where('assignments.status', '=', q.status);
       const { rows, total } = await listPage(
+        db,
         base,
         (b) =>
           b
@@ -168,7 +169,7 @@ export function assignmentRoutes(ctx: AppContext) {
             .orderBy('assignments.createdAt', 'desc')
             .orderBy('assignments.id', 'desc'),
         q,
-        countAssignments(db, filter),
+        assignmentTotal(db, filter),
       );
       const data = rows.map((r) => ({
         ...toAssignment(r),

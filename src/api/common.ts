@@ -1,7 +1,6 @@
 /** Building blocks every route file shares: ids, pagination, errors, list responses. */
 import { z } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { sql, type SelectQueryBuilder } from 'kysely';
 
 export const MAX_INT = 2_147_483_647;
 
@@ -70,28 +69,6 @@ export const jsonContent = <T extends z.ZodType>(schema: T, description: string)
 export const SuccessSchema = z.object({ success: z.literal(true) }).openapi('Success');
 
 export const EntityRef = z.object({ id: z.number().int(), name: z.string() });
-
-/**
- * One page of a list and the total matching its filters, read at once. `filtered` is the list's
- * query with its filters applied; `rows` picks the page's columns and order (limit and offset come
- * from `page`). The total is `total` when the list has a maintained counter (src/db/counts.ts),
- * else an exact count(*) over `filtered` — for tables whose size does not grow with history.
- */
-export async function listPage<DB, TB extends keyof DB, O>(
-  filtered: SelectQueryBuilder<DB, TB, {}>,
-  rows: (q: SelectQueryBuilder<DB, TB, {}>) => SelectQueryBuilder<DB, any, O>,
-  page: Pagination,
-  total?: Promise<number>,
-): Promise<{ rows: O[]; total: number }> {
-  const counted =
-    total ??
-    filtered
-      .select(sql<number>`count(*)::int`.as('n'))
-      .executeTakeFirstOrThrow()
-      .then((r) => (r as { n: number }).n);
-  const [list, n] = await Promise.all([rows(filtered).limit(page.limit).offset(page.offset).execute(), counted]);
-  return { rows: list, total: n };
-}
 
 /** Bare-array lists carry their total in X-Total-Count (see README "Lists"). */
 export function setTotal(c: Context, total: number) {

@@ -1,7 +1,8 @@
 /** Rejections: the audit trail of reviewed items a reviewer rejected, and what was done about them. */
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
-import { countRejections } from '../db/counts.ts';
+import { rejectionTotal } from '../db/counts.ts';
+import { listPage } from '../db/list-page.ts';
 import type { Rejection } from '../db/types.ts';
 import { notFound } from '../errors.ts';
 import { AnnotatorRefSchema, AssignmentSchema, toAssignment } from './assignments.ts';
@@ -14,7 +15,6 @@ import {
   IdParam,
   isoRequired,
   jsonContent,
-  listPage,
   PaginationQuery,
   Timestamp,
 } from './common.ts';
@@ -107,10 +107,11 @@ export function rejectionRoutes(ctx: AppContext) {
       if (q.annotatorId !== undefined) base = base.where('rejections.originalAnnotatorId', '=', q.annotatorId);
       if (q.actionTaken !== undefined) base = base.where('rejections.actionTaken', '=', q.actionTaken);
       const { rows, total } = await listPage(
+        db,
         base,
         (b) => withAnnotators(b).orderBy('rejections.createdAt', 'desc').orderBy('rejections.id', 'desc'),
         q,
-        countRejections(db, { workflowId: q.workflowId, annotatorId: q.annotatorId, actionTaken: q.actionTaken }),
+        rejectionTotal(db, { workflowId: q.workflowId, annotatorId: q.annotatorId, actionTaken: q.actionTaken }),
       );
       return c.json(envelope(rows.map(toRejection), total, q), 200);
     },

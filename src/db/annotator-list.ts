@@ -4,6 +4,36 @@
  */
 import type { Executor } from './index.ts';
 import type { AnnotatorCountFilter } from './counts.ts';
+import type { Annotator } from './types.ts';
+
+/** The annotator columns the API shows (`toAnnotator`, src/api/annotators.ts): no fleet internals. */
+export const ANNOTATOR_API_COLUMNS = [
+  'id',
+  'name',
+  'email',
+  'roleId',
+  'status',
+  'containerId',
+  'containerIp',
+  'containerPort',
+  'subdomain',
+  'databaseName',
+  'apiTokenEnc',
+  'lsUserId',
+  'notes',
+  'lastActiveAt',
+  'rejectionCount',
+  'reviewedCount',
+  'autoAssignPaused',
+  'createdAt',
+  'updatedAt',
+] as const satisfies readonly (keyof Annotator)[];
+
+/** An annotator as the API shows it: those columns with its role's name and colour. */
+export type AnnotatorApiRow = Pick<Annotator, (typeof ANNOTATOR_API_COLUMNS)[number]> & {
+  roleName: string | null;
+  roleColor: string | null;
+};
 
 /** Annotators matching the filter: that status, or every status but deleted; that role. */
 export function filterAnnotators(db: Executor, f: AnnotatorCountFilter) {
@@ -14,11 +44,11 @@ export function filterAnnotators(db: Executor, f: AnnotatorCountFilter) {
     .$if(f.roleId !== undefined, (q) => q.where('annotators.roleId', '=', f.roleId!));
 }
 
-/** The page's rows: every annotator column with its role's name and colour, by id. */
+/** The page's rows (AnnotatorApiRow), by id. */
 export function annotatorRows(q: ReturnType<typeof filterAnnotators>) {
   return q
     .leftJoin('roles', 'roles.id', 'annotators.roleId')
-    .selectAll('annotators')
+    .select(ANNOTATOR_API_COLUMNS.map((c) => `annotators.${c}` as const))
     .select(['roles.name as roleName', 'roles.color as roleColor'])
     .orderBy('annotators.id');
 }

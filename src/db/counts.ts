@@ -17,23 +17,30 @@ const isOpen = (s: AssignmentStatus) => (OPEN_ASSIGNMENT_STATUSES as readonly st
 /** The open-status predicate spelled as the partial indexes spell it, so the planner uses them. */
 const OPEN = sql<SqlBool>`status IN ('pending', 'in_progress')`;
 
+/** Runs a one-value expression (the totals below) on its own. */
+export async function valueOf(db: Executor, value: Expression<number>): Promise<number> {
+  const { rows } = await sql<{ n: number }>`SELECT (${value})::int AS n`.execute(db);
+  return rows[0]!.n;
+}
+
 export interface AnnotatorCountFilter {
   /** One status; absent → every status but deleted (as GET /api/annotators lists). */
   status?: AnnotatorStatus;
   roleId?: number;
 }
 
-/** How many annotators match the filter (GET /api/annotators' X-Total-Count). */
-export async function countAnnotators(db: Executor, f: AnnotatorCountFilter): Promise<number> {
-  const row = await db
+/** How many annotators match the filter (GET /api/annotators' X-Total-Count), as an expression. */
+export function annotatorTotal(db: Executor, f: AnnotatorCountFilter): Expression<number> {
+  return db
     .selectFrom('annotatorCounts')
     .select(sql<number>`coalesce(sum(annotators), 0)::int`.as('n'))
     .$if(f.status === undefined, (q) => q.where('status', '<>', 'deleted'))
     .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!))
     .$if(f.roleId !== undefined, (q) => q.where('roleId', '=', f.roleId!))
-    .executeTakeFirstOrThrow();
-  return row.n;
+    .$castTo<number>();
 }
+
+export const countAnnotators = (db: Executor, f: AnnotatorCountFilter) => valueOf(db, annotatorTotal(db, f));
 
 export interface AssignmentCountFilter {
   workflowId?: number;
@@ -42,49 +49,54 @@ export interface AssignmentCountFilter {
 }
 
 /**
- * How many assignments match the filter (GET /api/assignments' total): closed ones from the
- * per-workflow or per-annotator rollup, open ones counted live. With both a workflow and an
- * annotator the pair's own rows are counted (an index range of that annotator's assignments).
+ * How many assignments match the filter (GET /api/assignments' total), as an expression: closed
+ * ones from the per-workflow or per-annotator rollup, open ones counted live. With both a workflow
+ * and an annotator, the pair's own rows are counted (an index range of that annotator's rows).
  */
-export async function countAssignments(db: Executor, f: AssignmentCountFilter): Promise<number> {
+export function assignmentTotal(db: Executor, f: AssignmentCountFilter): Expression<number> {
   if (f.workflowId !== undefined && f.annotatorId !== undefined) {
-    const row = await db
+    return db
       .selectFrom('assignments')
       .select(sql<number>`count(*)::int`.as('n'))
       .where('annotatorId', '=', f.annotatorId)
       .where('workflowId', '=', f.workflowId)
       .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!))
-      .executeTakeFirstOrThrow();
-    return row.n;
+      .$castTo<number>();
   }
-  const wantOpen = f.status === undefined || isOpen(f.status);
-  const wantClosed = f.status === undefined || !isOpen(f.status);
-  const closed = wantClosed
-    ? f.annotatorId !== undefined
-      ? db
-          .selectFrom('annotatorAssignmentCounts')
-          .select(sql<number>`coalesce(sum(assignments), 0)`.as('n'))
-          .where('annotatorId', '=', f.annotatorId)
-          .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!))
-      : db
-          .selectFrom('workflowAssignmentCounts')
-          .select(sql<number>`coalesce(sum(assignments), 0)`.as('n'))
-          .$if(f.workflowId !== undefined, (q) => q.where('workflowId', '=', f.workflowId!))
-          .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!))
-    : null;
-  const open = wantOpen
-    ? db
+  const parts: Expression<unknown>[] = [];
+  if (f.status === undefined || !isOpen(f.status)) {
+    parts.push(
+      f.annotatorId !== undefined
+        ? db
+            .selectFrom('annotatorAssignmentCounts')
+            .select(sql<number>`coalesce(sum(assignments), 0)`.as('n'))
+            .where('annotatorId', '=', f.annotatorId)
+            .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!))
+        : db
+            .selectFrom('workflowAssignmentCounts')
+            .select(sql<number>`coalesce(sum(assignments), 0)`.as('n'))
+            .$if(f.workflowId !== undefined, (q) => q.where('workflowId', '=', f.workflowId!))
+            .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!)),
+    );
+  }
+  if (f.status === undefined || isOpen(f.status)) {
+    parts.push(
+      db
         .selectFrom('assignments')
         .select(sql<number>`count(*)`.as('n'))
         .where(OPEN)
         .$if(f.workflowId !== undefined, (q) => q.where('workflowId', '=', f.workflowId!))
         .$if(f.annotatorId !== undefined, (q) => q.where('annotatorId', '=', f.annotatorId!))
-        .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!))
-    : null;
-  const parts = [closed, open].filter((p) => p !== null);
-  const { rows } = await sql<{ n: number }>`SELECT (${sql.join(parts.map((p) => sql`(${p})`), sql` + `)})::int AS n`.execute(db);
-  return rows[0]!.n;
+        .$if(f.status !== undefined, (q) => q.where('status', '=', f.status!)),
+    );
+  }
+  return sql<number>`(${sql.join(
+    parts.map((p) => sql`(${p})`),
+    sql` + `,
+  )})::int`;
 }
+
+export const countAssignments = (db: Executor, f: AssignmentCountFilter) => valueOf(db, assignmentTotal(db, f));
 
 export interface RejectionCountFilter {
   /** The reviewing workflow. */
@@ -95,28 +107,28 @@ export interface RejectionCountFilter {
 }
 
 /**
- * How many rejections match the filter (GET /api/rejections' total, GET /api/quality's
- * reworkRate): from the per-workflow rollup, or with an annotator, that annotator's own rows.
+ * How many rejections match the filter (GET /api/rejections' total), as an expression: from the
+ * per-workflow rollup, or with an annotator, that annotator's own rows.
  */
-export async function countRejections(db: Executor, f: RejectionCountFilter): Promise<number> {
+export function rejectionTotal(db: Executor, f: RejectionCountFilter): Expression<number> {
   if (f.annotatorId !== undefined) {
-    const row = await db
+    return db
       .selectFrom('rejections')
       .select(sql<number>`count(*)::int`.as('n'))
       .where('originalAnnotatorId', '=', f.annotatorId)
       .$if(f.workflowId !== undefined, (q) => q.where('workflowId', '=', f.workflowId!))
       .$if(f.actionTaken !== undefined, (q) => q.where('actionTaken', '=', f.actionTaken!))
-      .executeTakeFirstOrThrow();
-    return row.n;
+      .$castTo<number>();
   }
-  const row = await db
+  return db
     .selectFrom('workflowRejectionCounts')
     .select(sql<number>`coalesce(sum(rejections), 0)::int`.as('n'))
     .$if(f.workflowId !== undefined, (q) => q.where('workflowId', '=', f.workflowId!))
     .$if(f.actionTaken !== undefined, (q) => q.where('actionTaken', '=', f.actionTaken!))
-    .executeTakeFirstOrThrow();
-  return row.n;
+    .$castTo<number>();
 }
+
+export const countRejections = (db: Executor, f: RejectionCountFilter) => valueOf(db, rejectionTotal(db, f));
 
 /**
  * Per workflow: assignments in total and completed, distinct annotators holding an open one

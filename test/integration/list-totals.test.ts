@@ -109,6 +109,10 @@ describe('list totals from maintained counters', () => {
     // A deleted person comes back under the same email: counted again, the old row stays deleted.
     expect((await t.json('POST', '/api/annotators', { name: 'a 2 again', email: 'a2@totals.test', roleId: roleA })).status).toBe(201);
     await expectAnnotatorTotals();
+    // A page past the end is empty and still carries the total.
+    const past = await t.json('GET', `/api/annotators?roleId=${roleA}&offset=1000`);
+    expect(past.body).toEqual([]);
+    expect(past.headers.get('x-total-count')).toBe(String((await pageAll(`/api/annotators?roleId=${roleA}`, 100)).rows.length));
     // Filters that match nothing answer an empty array and 0.
     const none = await t.json('GET', '/api/annotators?status=stopping');
     expect(none.body).toEqual([]);
@@ -153,6 +157,9 @@ describe('list totals from maintained counters', () => {
         .execute();
       expect(rows.map((r) => r.id), filter).toEqual(expected.map((r) => r.id));
     }
+
+    const past = await t.json('GET', '/api/assignments?offset=5000&limit=1');
+    expect(past.body).toEqual({ data: [], pagination: { total: (await pageEnvelope('/api/assignments', 100)).length, limit: 1, offset: 5000, hasMore: false } });
 
     for (let i = 0; i < 9; i++) {
       await t.db
