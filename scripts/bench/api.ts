@@ -60,6 +60,7 @@ export default async function bench() {
   const db = fleet.database.handle.db;
   // The baseline client: node-pg straight to the same database, a pool of 4 like the 4 clients.
   const pool = new pg.Pool({ connectionString: fleet.database.url, max: 4 });
+  pool.on('error', () => {});
   try {
     const get = (path: string) => async () => {
       const res = await fetch(`${fleet.base}${path}`, { headers: { cookie: fleet.cookie } });

@@ -3,6 +3,9 @@
  * and record the assignment (status pending) with its tasks — one transaction, no I/O. The
  * reconciler then sets it up in Label Studio (provision.ts).
  *
+ * Four statements in one short transaction: the annotator's lock, one read of everything the
+ * checks need, the reservation (`claimItems`), and one write of the batch (`writeBatch`).
+ *
  * Concurrency. Items are taken with `FOR UPDATE SKIP LOCKED`, so concurrent assignments of one
  * workflow take disjoint items without waiting for each other; the partial unique index
  * work_items_reserved_image_key additionally guarantees that no image is in two open batches of a
@@ -23,7 +26,7 @@ import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import type { Annotator, Assignment, Workflow } from '../db/types.ts';
-import { mixGold, pickGold, placeGold, seededRandom, shuffle } from '../domain/gold-mixing.ts';
+import { mixGold, pickGold, placeGold, seededRandom, shuffle, type Slot } from '../domain/gold-mixing.ts';
 import { badRequest, conflict, notFound, PG, pgCode } from '../errors.ts';
 
 /** Advisory lock class for per-annotator assignment (pg_advisory_xact_lock(class, annotatorId)). */
@@ -43,78 +46,175 @@ export type AssignFailure =
 
 export type AssignResult = { ok: true; assignment: Assignment } | { ok: false; reason: AssignFailure; message: string };
 
-interface QueuedItem {
+/** A queued item a reservation took. */
+export interface QueuedItem {
   id: number;
   imageKey: string;
   source: string;
 }
 
-async function takeItems(trx: Tx, workflow: Workflow, annotatorId: number, want: number, random: () => number): Promise<QueuedItem[]> {
+/**
+ * The reservation: locks up to `want` of the workflow's queued items for this annotator, in queue
+ * order, and returns them — one statement. Order: items reserved for this annotator (rework
+ * returned to them), then rework, then chained and catalog items; a shuffled workflow takes the
+ * latter by their random rank from `start` (0..1, wrapping around), so concurrent reservations
+ * begin in different places instead of all skipping each other's rows at the head of the queue;
+ * an unshuffled one by key. Rows other transactions hold are skipped (FOR UPDATE SKIP LOCKED), so
+ * concurrent reservations never wait for each other and never take the same item; each part
+ * locks only what the batch still needs, so no row is locked that another batch could have used.
+ *
+ * Items whose image is already in an open batch of the workflow (an image queued twice: a rework
+ * beside a chained copy) stay locked but are left out of the result, one index probe each; a
+ * reservation not yet committed is caught by the unique index work_items_reserved_image_key when
+ * the batch is written.
+ */
+export async function claimItems(
+  trx: Tx,
+  workflow: Pick<Workflow, 'id' | 'shuffleImages'>,
+  annotatorId: number,
+  want: number,
+  start: number,
+): Promise<QueuedItem[]> {
   if (want <= 0) return [];
-  const queued = () =>
-    trx
-      .selectFrom('workItems')
-      .select(['id', 'imageKey', 'source'])
-      .where('workflowId', '=', workflow.id)
-      .where('status', '=', 'queued');
-  const taken: QueuedItem[] = [];
-  const take = async (q: ReturnType<typeof queued>) => {
-    const n = want - taken.length;
-    if (n > 0) taken.push(...(await q.limit(n).forUpdate().skipLocked().execute()));
-  };
-  // Work reserved for this annotator, then rework, come first.
-  await take(queued().where('targetAnnotatorId', '=', annotatorId).orderBy('priority').orderBy('id'));
-  const open = () => queued().where('targetAnnotatorId', 'is', null);
-  await take(open().where('priority', '=', 0).orderBy('id'));
-  if (workflow.shuffleImages) {
-    // Items carry a random rank; a batch takes the next ones after a random point (wrapping
-    // around), so concurrent assignments start in different places instead of all skipping each
-    // other's locked rows at the head of the queue.
-    const startAt = random();
-    await take(open().where('priority', '>', 0).where('sortKey', '>=', startAt).orderBy('priority').orderBy('sortKey'));
-    await take(open().where('priority', '>', 0).where('sortKey', '<', startAt).orderBy('priority').orderBy('sortKey'));
-  } else {
-    await take(open().where('priority', '>', 0).orderBy('priority').orderBy('imageKey'));
-  }
-  return withoutOpenImages(trx, workflow.id, taken);
+  const w = workflow.id;
+  const queued = sql`workflow_id = ${w} AND status = 'queued'`;
+  // What the parts before this one took: the next part locks at most the rest.
+  const rest = (...before: string[]) =>
+    sql`greatest(${want}::int ${sql.join(
+      before.map((b) => sql`- (SELECT count(*) FROM ${sql.table(b)})`),
+      sql` `,
+    )}, 0)`;
+  const open = sql`${queued} AND target_annotator_id IS NULL`;
+  const tail = workflow.shuffleImages
+    ? sql`,
+      ranked AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0 AND sort_key >= ${start}
+                  ORDER BY priority, sort_key LIMIT ${rest('targeted', 'rework')} FOR UPDATE SKIP LOCKED),
+      wrapped AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0 AND sort_key < ${start}
+                  ORDER BY priority, sort_key LIMIT ${rest('targeted', 'rework', 'ranked')} FOR UPDATE SKIP LOCKED)`
+    : sql`,
+      ranked AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0
+                  ORDER BY priority, image_key LIMIT ${rest('targeted', 'rework')} FOR UPDATE SKIP LOCKED),
+      wrapped AS (SELECT id, image_key, source FROM work_items WHERE false)`;
+  const { rows } = await sql<QueuedItem & { openElsewhere: boolean }>`
+    WITH targeted AS (SELECT id, image_key, source FROM work_items WHERE ${queued} AND target_annotator_id = ${annotatorId}
+                       ORDER BY priority, id LIMIT ${want} FOR UPDATE SKIP LOCKED),
+         rework AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority = 0
+                     ORDER BY id LIMIT ${rest('targeted')} FOR UPDATE SKIP LOCKED)${tail}
+    SELECT c.id, c.image_key, c.source, dup.found IS NOT NULL AS open_elsewhere
+      FROM (SELECT 1 AS part, row_number() OVER () AS n, * FROM targeted
+            UNION ALL SELECT 2, row_number() OVER (), * FROM rework
+            UNION ALL SELECT 3, row_number() OVER (), * FROM ranked
+            UNION ALL SELECT 4, row_number() OVER (), * FROM wrapped) AS c
+      -- LATERAL … LIMIT 1: one probe of the unique index per item, never a scan of every reserved row.
+      LEFT JOIN LATERAL (SELECT true AS found FROM work_items r
+                          WHERE r.workflow_id = ${w} AND r.status = 'reserved' AND r.image_key = c.image_key LIMIT 1) AS dup ON true
+     ORDER BY c.part, c.n`.execute(trx);
+  return rows.filter((r) => !r.openElsewhere).map(({ id, imageKey, source }) => ({ id: Number(id), imageKey, source }));
+}
+
+/** The workflow columns a reservation reads. */
+type AssignWorkflow = Pick<
+  Workflow,
+  'id' | 'roleId' | 'labelingConfigId' | 'isActive' | 'maxProjects' | 'imagesPerProject' | 'goldStandardRate' | 'shuffleImages'
+>;
+
+interface AssignContext {
+  workflow: AssignWorkflow | null;
+  annotator: Pick<Annotator, 'status' | 'roleId'> | null;
+  /** The annotator's batches of this workflow that count against maxProjects. */
+  counted: number;
+  /** Whether the annotator has an open batch in any workflow. */
+  hasOpen: boolean;
+  /** The gold tasks of the workflow's labeling config and how often this annotator was given each. */
+  gold: { id: number; s3ImageKey: string; timesSeen: number }[];
 }
 
 /**
- * Drops items whose image is already in an open batch of the workflow (an image can be queued
- * twice: a rework beside a chained copy). A reservation not committed yet is caught by the unique
- * index instead (and the assignment retried). One index lookup per key, whatever the number of
- * reserved images.
+ * Everything a reservation checks, in one statement (run after the annotator's lock, so the
+ * counts include every batch committed before it). Gold exposure is counted over the annotator's
+ * own batches (index assignment_tasks_gold_by_assignment_idx), not over every batch that ever held
+ * the gold task.
  */
-async function withoutOpenImages(trx: Tx, workflowId: number, items: QueuedItem[]): Promise<QueuedItem[]> {
-  if (!items.length) return items;
-  const { rows } = await sql<{ imageKey: string }>`
-    SELECT image_key FROM work_items
-     WHERE workflow_id = ${workflowId} AND status = 'reserved' AND image_key = ANY(${items.map((i) => i.imageKey)}::text[])`.execute(trx);
-  if (!rows.length) return items;
-  const open = new Set(rows.map((r) => r.imageKey));
-  return items.filter((i) => !open.has(i.imageKey));
-}
-
-async function goldCandidates(trx: Tx, labelingConfigId: number, annotatorId: number) {
-  const rows = await sql<{ id: number; s3ImageKey: string; timesSeen: number }>`
-    SELECT g.id, g.s3_image_key,
-           (SELECT count(*)::int FROM assignment_tasks t JOIN assignments a ON a.id = t.assignment_id
-             WHERE t.gold_task_id = g.id AND a.annotator_id = ${annotatorId}) AS times_seen
-      FROM gold_tasks g
-     WHERE g.labeling_config_id = ${labelingConfigId}
-     ORDER BY g.id`.execute(trx);
-  return rows.rows;
+async function readContext(trx: Tx, workflowId: number, annotatorId: number): Promise<AssignContext> {
+  const { rows } = await sql<
+    { [K in keyof AssignWorkflow]: AssignWorkflow[K] | null } & {
+      annotatorStatus: Annotator['status'] | null;
+      annotatorRoleId: number | null;
+      counted: number;
+      hasOpen: boolean;
+      gold: AssignContext['gold'] | null;
+    }
+  >`
+    SELECT w.id, w.role_id, w.labeling_config_id, w.is_active, w.max_projects, w.images_per_project,
+           w.gold_standard_rate, w.shuffle_images,
+           a.status AS annotator_status, a.role_id AS annotator_role_id,
+           (SELECT count(*)::int FROM assignments
+             WHERE annotator_id = ${annotatorId} AND workflow_id = ${workflowId}
+               AND status IN ('pending', 'in_progress', 'completed')) AS counted,
+           EXISTS (SELECT 1 FROM assignments WHERE annotator_id = ${annotatorId} AND status IN ('pending', 'in_progress')) AS has_open,
+           (SELECT json_agg(json_build_object('id', g.id, 's3ImageKey', g.s3_image_key, 'timesSeen', coalesce(seen.n, 0)) ORDER BY g.id)
+              FROM gold_tasks g
+              LEFT JOIN (SELECT t.gold_task_id, count(*) AS n
+                           FROM assignments x JOIN assignment_tasks t ON t.assignment_id = x.id AND t.gold_task_id IS NOT NULL
+                          WHERE x.annotator_id = ${annotatorId}
+                          GROUP BY t.gold_task_id) AS seen ON seen.gold_task_id = g.id
+             WHERE g.labeling_config_id = w.labeling_config_id) AS gold
+      FROM (SELECT 1) AS one
+      LEFT JOIN workflows w ON w.id = ${workflowId}
+      LEFT JOIN annotators a ON a.id = ${annotatorId}`.execute(trx);
+  const { annotatorStatus, annotatorRoleId, counted, hasOpen, gold, ...workflow } = rows[0]!;
+  return {
+    workflow: workflow.id === null ? null : (workflow as AssignWorkflow),
+    annotator: annotatorStatus === null ? null : { status: annotatorStatus, roleId: annotatorRoleId },
+    counted,
+    hasOpen,
+    gold: gold ?? [],
+  };
 }
 
 function fail(reason: AssignFailure, message: string): AssignResult {
   return { ok: false, reason, message };
 }
 
+/**
+ * Writes a batch in one statement: the assignment, its items marked reserved, routed rejections
+ * pointed at it, and its tasks in slot order. A concurrent reservation of the same image fails it
+ * on the unique index (the caller retries).
+ */
+async function writeBatch(
+  trx: Tx,
+  input: { workflowId: number; annotatorId: number; slots: Slot<QueuedItem, { id: number; s3ImageKey: string }>[] },
+): Promise<Assignment> {
+  const { slots } = input;
+  const real = slots.flatMap((s) => (s.kind === 'real' ? [s.item] : []));
+  const gold = slots.length - real.length;
+  const { rows } = await sql<Assignment>`
+    WITH a AS (
+      INSERT INTO assignments (workflow_id, annotator_id, task_count, gold_task_count, status, updated_at)
+      VALUES (${input.workflowId}, ${input.annotatorId}, ${slots.length}, ${gold}, 'pending', now())
+      RETURNING *),
+    items AS (
+      UPDATE work_items SET status = 'reserved', assignment_id = (SELECT id FROM a), updated_at = now()
+       WHERE id = ANY(${real.map((r) => r.id)}::bigint[])),
+    routed AS (
+      -- A routed rejection's item has found its batch.
+      UPDATE rejections SET routed_to_assignment_id = (SELECT id FROM a)
+       WHERE routed_work_item_id = ANY(${real.filter((r) => r.source === 'rework').map((r) => r.id)}::bigint[])
+         AND routed_to_assignment_id IS NULL),
+    tasks AS (
+      INSERT INTO assignment_tasks (assignment_id, s3_image_key, work_item_id, gold_task_id, is_gold, position, updated_at)
+      SELECT (SELECT id FROM a), t.key, t.item, t.gold, t.gold IS NOT NULL, t.slot - 1, now()
+        FROM unnest(${slots.map((s) => (s.kind === 'real' ? s.item.imageKey : s.item.s3ImageKey))}::text[],
+                    ${slots.map((s) => (s.kind === 'real' ? s.item.id : null))}::bigint[],
+                    ${slots.map((s) => (s.kind === 'gold' ? s.item.id : null))}::int[]) WITH ORDINALITY AS t (key, item, gold, slot))
+    SELECT * FROM a`.execute(trx);
+  return rows[0]!;
+}
+
 async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opts: { auto: boolean; seed: number }): Promise<AssignResult> {
   await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, ${annotatorId})`.execute(trx);
-  const workflow = await trx.selectFrom('workflows').selectAll().where('id', '=', workflowId).executeTakeFirst();
+  const { workflow, annotator, counted, hasOpen, gold } = await readContext(trx, workflowId, annotatorId);
   if (!workflow) return fail('workflow_missing', 'Workflow not found');
-  const annotator = await trx.selectFrom('annotators').selectAll().where('id', '=', annotatorId).executeTakeFirst();
   if (!annotator) return fail('annotator_missing', `Annotator ${annotatorId} not found`);
   if (annotator.status !== 'active') return fail('annotator_not_active', `Annotator ${annotatorId} is not active (status ${annotator.status})`);
   if (workflow.roleId !== null && annotator.roleId !== workflow.roleId) {
@@ -122,37 +222,17 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   }
   if (!workflow.isActive) return fail('workflow_inactive', 'Workflow is paused (isActive is false)');
   if (workflow.labelingConfigId === null) return fail('no_labeling_config', 'Workflow has no labeling config');
-
-  const counts = await trx
-    .selectFrom('assignments')
-    .select([
-      sql<number>`count(*) FILTER (WHERE status IN ('pending', 'in_progress', 'completed'))::int`.as('counted'),
-      sql<number>`count(*) FILTER (WHERE status IN ('pending', 'in_progress'))::int`.as('open'),
-    ])
-    .where('workflowId', '=', workflow.id)
-    .where('annotatorId', '=', annotatorId)
-    .executeTakeFirstOrThrow();
-  if (workflow.maxProjects !== null && counts.counted >= workflow.maxProjects) {
-    return fail('max_projects', `Annotator ${annotatorId} already has ${counts.counted} batches of this workflow (maxProjects ${workflow.maxProjects})`);
+  if (workflow.maxProjects !== null && counted >= workflow.maxProjects) {
+    return fail('max_projects', `Annotator ${annotatorId} already has ${counted} batches of this workflow (maxProjects ${workflow.maxProjects})`);
   }
-  if (opts.auto) {
-    // Auto-assignment gives an annotator one open batch at a time, whatever the workflow.
-    const open = await trx
-      .selectFrom('assignments')
-      .select('id')
-      .where('annotatorId', '=', annotatorId)
-      .where('status', 'in', OPEN_STATUSES)
-      .limit(1)
-      .executeTakeFirst();
-    if (open) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
-  }
+  // Auto-assignment gives an annotator one open batch at a time, whatever the workflow.
+  if (opts.auto && hasOpen) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
 
   const random = seededRandom(opts.seed);
-  const gold = await goldCandidates(trx, workflow.labelingConfigId, annotatorId);
   // Lock only as many items as a full batch uses: a locked item other assignments skip must be one
   // this batch keeps, or concurrent batches would come out short.
   const fullBatch = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable: gold.length });
-  const taken = await takeItems(trx, workflow, annotatorId, fullBatch.real, random);
+  const taken = await claimItems(trx, workflow, annotatorId, fullBatch.real, workflow.shuffleImages ? random() : 0);
   // One image once per batch (an image queued twice, e.g. rework beside a chained copy).
   const seen = new Set<string>();
   const unique = taken.filter((i) => !seen.has(i.imageKey) && seen.add(i.imageKey));
@@ -166,48 +246,8 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   });
   let real = unique.slice(0, mix.real);
   real = workflow.shuffleImages ? shuffle(real, random) : [...real].sort((a, b) => (a.imageKey < b.imageKey ? -1 : a.imageKey > b.imageKey ? 1 : 0));
-  const goldPicked = pickGold(gold, mix.gold, random);
-  const slots = placeGold(real, goldPicked, random);
-
-  const now = new Date();
-  const assignment = await trx
-    .insertInto('assignments')
-    .values({
-      workflowId: workflow.id,
-      annotatorId,
-      taskCount: slots.length,
-      goldTaskCount: goldPicked.length,
-      status: 'pending',
-      updatedAt: now,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await trx
-    .updateTable('workItems')
-    .set({ status: 'reserved', assignmentId: assignment.id, updatedAt: now })
-    .where('id', 'in', real.map((r) => r.id))
-    .execute();
-  const rework = real.filter((r) => r.source === 'rework').map((r) => r.id);
-  if (rework.length) {
-    // A routed rejection's item has found its batch.
-    await trx
-      .updateTable('rejections')
-      .set({ routedToAssignmentId: assignment.id })
-      .where('routedWorkItemId', 'in', rework)
-      .where('routedToAssignmentId', 'is', null)
-      .execute();
-  }
-  await trx
-    .insertInto('assignmentTasks')
-    .values(
-      slots.map((s, position) =>
-        s.kind === 'real'
-          ? { assignmentId: assignment.id, s3ImageKey: s.item.imageKey, workItemId: s.item.id, position, updatedAt: now }
-          : { assignmentId: assignment.id, s3ImageKey: s.item.s3ImageKey, goldTaskId: s.item.id, isGold: true, position, updatedAt: now },
-      ),
-    )
-    .execute();
-  return { ok: true, assignment };
+  const slots = placeGold(real, pickGold(gold, mix.gold, random), random);
+  return { ok: true, assignment: await writeBatch(trx, { workflowId: workflow.id, annotatorId, slots }) };
 }
 
 /**
