@@ -4,7 +4,8 @@
  * reconciler then sets it up in Label Studio (provision.ts).
  *
  * Four statements in one short transaction: the annotator's lock, one read of everything the
- * checks need, the reservation (`claimItems`), and one write of the batch (`writeBatch`).
+ * checks need, the reservation (`claimItems`; once more only to replace an image it had to leave
+ * out), and one write of the batch (`writeBatch`).
  *
  * Concurrency. Items are taken with `FOR UPDATE SKIP LOCKED`, so concurrent assignments of one
  * workflow take disjoint items without waiting for each other; the partial unique index
@@ -54,19 +55,20 @@ export interface QueuedItem {
 }
 
 /**
- * The reservation: locks up to `want` of the workflow's queued items for this annotator, in queue
- * order, and returns them — one statement. Order: items reserved for this annotator (rework
- * returned to them), then rework, then chained and catalog items; a shuffled workflow takes the
- * latter by their random rank from `start` (0..1, wrapping around), so concurrent reservations
+ * The reservation: locks `want` of the workflow's queued items for this annotator (fewer only when
+ * the queue runs out), in queue order, and returns them. Order: items reserved for this annotator
+ * (rework returned to them), then rework, then chained and catalog items; a shuffled workflow takes
+ * the latter by their random rank from `start` (0..1, wrapping around), so concurrent reservations
  * begin in different places instead of all skipping each other's rows at the head of the queue;
  * an unshuffled one by key. Rows other transactions hold are skipped (FOR UPDATE SKIP LOCKED), so
- * concurrent reservations never wait for each other and never take the same item; each part
+ * concurrent reservations never wait for each other and never take the same item, and each part
  * locks only what the batch still needs, so no row is locked that another batch could have used.
  *
- * Items whose image is already in an open batch of the workflow (an image queued twice: a rework
- * beside a chained copy) stay locked but are left out of the result, one index probe each; a
- * reservation not yet committed is caught by the unique index work_items_reserved_image_key when
- * the batch is written.
+ * One statement, repeated only when an image has to be left out: one already in an open batch of
+ * the workflow, or taken twice (an image queued twice: a rework beside a chained copy). Those
+ * rows stay locked (so no one else takes them either) and the next statement tops the batch up.
+ * A reservation of the same image not yet committed is caught by the unique index
+ * work_items_reserved_image_key when the batch is written.
  */
 export async function claimItems(
   trx: Tx,
@@ -75,9 +77,34 @@ export async function claimItems(
   want: number,
   start: number,
 ): Promise<QueuedItem[]> {
-  if (want <= 0) return [];
+  const kept: QueuedItem[] = [];
+  const images = new Set<string>();
+  const locked: number[] = [];
+  while (kept.length < want) {
+    const rows = await claimOnce(trx, workflow, annotatorId, want - kept.length, start, locked);
+    if (!rows.length) break;
+    for (const { openElsewhere, ...item } of rows) {
+      locked.push(item.id);
+      if (!openElsewhere && !images.has(item.imageKey)) {
+        images.add(item.imageKey);
+        kept.push(item);
+      }
+    }
+  }
+  return kept;
+}
+
+/** One claim statement (see claimItems): up to `want` more items, none of `locked`. */
+async function claimOnce(
+  trx: Tx,
+  workflow: Pick<Workflow, 'id' | 'shuffleImages'>,
+  annotatorId: number,
+  want: number,
+  start: number,
+  locked: number[],
+): Promise<(QueuedItem & { openElsewhere: boolean })[]> {
   const w = workflow.id;
-  const queued = sql`workflow_id = ${w} AND status = 'queued'`;
+  const queued = sql`workflow_id = ${w} AND status = 'queued' AND id <> ALL(${locked}::bigint[])`;
   // What the parts before this one took: the next part locks at most the rest.
   const rest = (...before: string[]) =>
     sql`greatest(${want}::int ${sql.join(
@@ -109,7 +136,7 @@ export async function claimItems(
       LEFT JOIN LATERAL (SELECT true AS found FROM work_items r
                           WHERE r.workflow_id = ${w} AND r.status = 'reserved' AND r.image_key = c.image_key LIMIT 1) AS dup ON true
      ORDER BY c.part, c.n`.execute(trx);
-  return rows.filter((r) => !r.openElsewhere).map(({ id, imageKey, source }) => ({ id: Number(id), imageKey, source }));
+  return rows.map((r) => ({ ...r, id: Number(r.id) }));
 }
 
 /** The workflow columns a reservation reads. */
@@ -233,18 +260,15 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   // this batch keeps, or concurrent batches would come out short.
   const fullBatch = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable: gold.length });
   const taken = await claimItems(trx, workflow, annotatorId, fullBatch.real, workflow.shuffleImages ? random() : 0);
-  // One image once per batch (an image queued twice, e.g. rework beside a chained copy).
-  const seen = new Set<string>();
-  const unique = taken.filter((i) => !seen.has(i.imageKey) && seen.add(i.imageKey));
-  if (!unique.length) return fail('no_items', 'No images available for assignment');
+  if (!taken.length) return fail('no_items', 'No images available for assignment');
 
   const mix = mixGold({
     batchSize: workflow.imagesPerProject,
     rate: workflow.goldStandardRate,
-    realAvailable: unique.length,
+    realAvailable: taken.length,
     goldAvailable: gold.length,
   });
-  let real = unique.slice(0, mix.real);
+  let real = taken.slice(0, mix.real);
   real = workflow.shuffleImages ? shuffle(real, random) : [...real].sort((a, b) => (a.imageKey < b.imageKey ? -1 : a.imageKey > b.imageKey ? 1 : 0));
   const slots = placeGold(real, pickGold(gold, mix.gold, random), random);
   return { ok: true, assignment: await writeBatch(trx, { workflowId: workflow.id, annotatorId, slots }) };
