@@ -1,24 +1,26 @@
 /**
  * Assignment: reserve a batch of a workflow's queued items for one annotator, mix in gold tasks,
- * and record the assignment (status pending) with its tasks — one transaction, no I/O. The
- * reconciler then sets it up in Label Studio (provision.ts).
+ * and record the assignment (status pending) with its tasks — atomically, no I/O. The reconciler
+ * then sets it up in Label Studio (provision.ts).
  *
- * Four statements in one short transaction: the annotator's lock, one read of everything the
- * checks need, the reservation (`claimItems`; once more only to replace an image it had to leave
- * out), and one write of the batch (`writeBatch`).
+ * Two paths (assignBatch). Without a per-annotator rule to hold (no maxProjects, not auto), one
+ * read and then the whole reservation in one statement (reserveFull). Otherwise one short
+ * transaction under the annotator's lock: one read for every check, the reservation
+ * (`claimItems`; repeated only to replace an image it had to leave out), one write of the batch.
  *
  * Concurrency. Items are taken with `FOR UPDATE SKIP LOCKED`, so concurrent assignments of one
  * workflow take disjoint items without waiting for each other; the partial unique index
  * work_items_reserved_image_key additionally guarantees that no image is in two open batches of a
  * workflow even when it is queued twice (a rework and a chained copy of the same image): such a
- * collision rolls the transaction back and it is retried. Assignments of one annotator are
- * serialised (a transaction-level advisory lock on the annotator), so maxProjects holds.
+ * collision rolls the reservation back and it is retried. Assignments of one annotator that a rule
+ * constrains (maxProjects, auto's one open batch) are serialised by a transaction-level advisory
+ * lock on the annotator, so the rule holds.
  *
  * Order. Items reserved for this annotator (rework returned to them) come first, then rework,
  * then chained items, then catalog images; within a priority, a shuffled workflow takes items by
  * their random rank (sort_key, drawn once per item) and an unshuffled one by key. The batch's
- * tasks are then shuffled (shuffleImages) or kept in key order, and gold tasks placed at random
- * positions (domain/gold-mixing.ts).
+ * tasks are then shuffled (shuffleImages) or kept in key order (byte order), and gold tasks placed
+ * at random positions (batchLayout in domain/gold-mixing.ts).
  *
  * maxProjects counts the annotator's batches of the workflow that are pending, in progress or
  * completed (failed and cancelled ones do not count).
@@ -27,7 +29,7 @@ import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import type { Annotator, Assignment, Workflow } from '../db/types.ts';
-import { mixGold, pickGold, placeGold, seededRandom, shuffle, type Slot } from '../domain/gold-mixing.ts';
+import { batchLayout, mixGold, pickGold, seededRandom, type BatchLayout } from '../domain/gold-mixing.ts';
 import { badRequest, conflict, notFound, PG, pgCode } from '../errors.ts';
 
 /** Advisory lock class for per-annotator assignment (pg_advisory_xact_lock(class, annotatorId)). */
@@ -54,55 +56,31 @@ export interface QueuedItem {
   source: string;
 }
 
-/**
- * The reservation: locks `want` of the workflow's queued items for this annotator (fewer only when
- * the queue runs out), in queue order, and returns them. Order: items reserved for this annotator
- * (rework returned to them), then rework, then chained and catalog items; a shuffled workflow takes
- * the latter by their random rank from `start` (0..1, wrapping around), so concurrent reservations
- * begin in different places instead of all skipping each other's rows at the head of the queue;
- * an unshuffled one by key. Rows other transactions hold are skipped (FOR UPDATE SKIP LOCKED), so
- * concurrent reservations never wait for each other and never take the same item, and each part
- * locks only what the batch still needs, so no row is locked that another batch could have used.
- *
- * One statement, repeated only when an image has to be left out: one already in an open batch of
- * the workflow, or taken twice (an image queued twice: a rework beside a chained copy). Those
- * rows stay locked (so no one else takes them either) and the next statement tops the batch up.
- * A reservation of the same image not yet committed is caught by the unique index
- * work_items_reserved_image_key when the batch is written.
- */
-export async function claimItems(
-  trx: Tx,
-  workflow: Pick<Workflow, 'id' | 'shuffleImages'>,
-  annotatorId: number,
-  want: number,
-  start: number,
-): Promise<QueuedItem[]> {
-  const kept: QueuedItem[] = [];
-  const images = new Set<string>();
-  const locked: number[] = [];
-  while (kept.length < want) {
-    const rows = await claimOnce(trx, workflow, annotatorId, want - kept.length, start, locked);
-    if (!rows.length) break;
-    for (const { openElsewhere, ...item } of rows) {
-      locked.push(item.id);
-      if (!openElsewhere && !images.has(item.imageKey)) {
-        images.add(item.imageKey);
-        kept.push(item);
-      }
-    }
-  }
-  return kept;
+interface ClaimSpec {
+  workflow: Pick<Workflow, 'id' | 'shuffleImages'>;
+  annotatorId: number;
+  /** How many items to take. */
+  want: number;
+  /** Where a shuffled workflow starts in its random ranks (0..1). */
+  start: number;
+  /** Items this transaction already holds, not to be taken again. */
+  locked: number[];
 }
 
-/** One claim statement (see claimItems): up to `want` more items, none of `locked`. */
-async function claimOnce(
-  trx: Tx,
-  workflow: Pick<Workflow, 'id' | 'shuffleImages'>,
-  annotatorId: number,
-  want: number,
-  start: number,
-  locked: number[],
-): Promise<(QueuedItem & { openElsewhere: boolean })[]> {
+/**
+ * The reservation, as the CTEs that end in `claimed (part, n, id, image_key, source,
+ * open_elsewhere)`: up to `want` queued items of the workflow for this annotator, locked, in queue
+ * order (`part`, then `n`). Order: items reserved for this annotator (rework returned to them),
+ * then rework, then chained and catalog items; a shuffled workflow takes the latter by their random
+ * rank from `start`, wrapping around, so concurrent reservations begin in different places instead
+ * of all skipping each other's rows at the head of the queue; an unshuffled one by key. Rows other
+ * transactions hold are skipped (FOR UPDATE SKIP LOCKED), so concurrent reservations never wait
+ * for each other and never take the same item, and each part locks only what the batch still
+ * needs. `open_elsewhere` marks an item whose image is already in an open batch of the workflow
+ * (an image queued twice: a rework beside a chained copy), found by one probe of the unique index
+ * work_items_reserved_image_key per item.
+ */
+function claimCtes({ workflow, annotatorId, want, start, locked }: ClaimSpec) {
   const w = workflow.id;
   const queued = sql`workflow_id = ${w} AND status = 'queued' AND id <> ALL(${locked}::bigint[])`;
   // What the parts before this one took: the next part locks at most the rest.
@@ -112,31 +90,149 @@ async function claimOnce(
       sql` `,
     )}, 0)`;
   const open = sql`${queued} AND target_annotator_id IS NULL`;
-  const tail = workflow.shuffleImages
-    ? sql`,
+  const later = workflow.shuffleImages
+    ? sql`
       ranked AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0 AND sort_key >= ${start}
                   ORDER BY priority, sort_key LIMIT ${rest('targeted', 'rework')} FOR UPDATE SKIP LOCKED),
       wrapped AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0 AND sort_key < ${start}
                   ORDER BY priority, sort_key LIMIT ${rest('targeted', 'rework', 'ranked')} FOR UPDATE SKIP LOCKED)`
-    : sql`,
+    : sql`
       ranked AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0
                   ORDER BY priority, image_key LIMIT ${rest('targeted', 'rework')} FOR UPDATE SKIP LOCKED),
       wrapped AS (SELECT id, image_key, source FROM work_items WHERE false)`;
-  const { rows } = await sql<QueuedItem & { openElsewhere: boolean }>`
-    WITH targeted AS (SELECT id, image_key, source FROM work_items WHERE ${queued} AND target_annotator_id = ${annotatorId}
-                       ORDER BY priority, id LIMIT ${want} FOR UPDATE SKIP LOCKED),
-         rework AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority = 0
-                     ORDER BY id LIMIT ${rest('targeted')} FOR UPDATE SKIP LOCKED)${tail}
-    SELECT c.id, c.image_key, c.source, dup.found IS NOT NULL AS open_elsewhere
-      FROM (SELECT 1 AS part, row_number() OVER () AS n, * FROM targeted
-            UNION ALL SELECT 2, row_number() OVER (), * FROM rework
-            UNION ALL SELECT 3, row_number() OVER (), * FROM ranked
-            UNION ALL SELECT 4, row_number() OVER (), * FROM wrapped) AS c
-      -- LATERAL … LIMIT 1: one probe of the unique index per item, never a scan of every reserved row.
-      LEFT JOIN LATERAL (SELECT true AS found FROM work_items r
-                          WHERE r.workflow_id = ${w} AND r.status = 'reserved' AND r.image_key = c.image_key LIMIT 1) AS dup ON true
-     ORDER BY c.part, c.n`.execute(trx);
-  return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  return sql`
+    targeted AS (SELECT id, image_key, source FROM work_items WHERE ${queued} AND target_annotator_id = ${annotatorId}
+                  ORDER BY priority, id LIMIT ${want}::int FOR UPDATE SKIP LOCKED),
+    rework AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority = 0
+                ORDER BY id LIMIT ${rest('targeted')} FOR UPDATE SKIP LOCKED),${later},
+    claimed AS (
+      SELECT c.part, c.n, c.id, c.image_key, c.source, dup.found IS NOT NULL AS open_elsewhere
+        FROM (SELECT 1 AS part, row_number() OVER () AS n, * FROM targeted
+              UNION ALL SELECT 2, row_number() OVER (), * FROM rework
+              UNION ALL SELECT 3, row_number() OVER (), * FROM ranked
+              UNION ALL SELECT 4, row_number() OVER (), * FROM wrapped) AS c
+        -- LATERAL … LIMIT 1: one probe of the unique index per item, never a scan of every reserved row.
+        LEFT JOIN LATERAL (SELECT true AS found FROM work_items r
+                            WHERE r.workflow_id = ${w} AND r.status = 'reserved' AND r.image_key = c.image_key LIMIT 1) AS dup ON true)`;
+}
+
+/**
+ * The reservation on its own (inside a transaction): locks `want` of the workflow's queued items
+ * for this annotator — fewer only when the queue runs out — and returns them in queue order (see
+ * claimCtes). One statement, repeated only when an image had to be left out (already in an open
+ * batch, or taken twice): those rows stay locked, so no one else takes them either, and the next
+ * statement tops the batch up. A reservation of the same image not yet committed is caught by the
+ * unique index work_items_reserved_image_key when the batch is written.
+ */
+export async function claimItems(trx: Tx, spec: Omit<ClaimSpec, 'locked'>): Promise<QueuedItem[]> {
+  const kept: QueuedItem[] = [];
+  const images = new Set<string>();
+  const locked: number[] = [];
+  while (kept.length < spec.want) {
+    const { rows } = await sql<QueuedItem & { openElsewhere: boolean }>`
+      WITH ${claimCtes({ ...spec, want: spec.want - kept.length, locked })}
+      SELECT id, image_key, source, open_elsewhere FROM claimed ORDER BY part, n`.execute(trx);
+    if (!rows.length) break;
+    for (const { openElsewhere, ...item } of rows) {
+      locked.push(Number(item.id));
+      if (!openElsewhere && !images.has(item.imageKey)) {
+        images.add(item.imageKey);
+        kept.push({ ...item, id: Number(item.id) });
+      }
+    }
+  }
+  return kept;
+}
+
+/** A batch to write: its gold tasks and where every task goes. */
+interface BatchPlan {
+  workflowId: number;
+  annotatorId: number;
+  /** Real items in key order (unshuffled workflow) rather than in the order they were taken. */
+  keyOrder: boolean;
+  gold: { id: number; s3ImageKey: string }[];
+  layout: BatchLayout;
+}
+
+function planBatch(
+  workflow: Pick<AssignWorkflow, 'id' | 'shuffleImages'>,
+  annotatorId: number,
+  mix: { real: number; gold: number },
+  gold: AssignContext['gold'],
+  random: () => number,
+): BatchPlan {
+  const picked = pickGold(gold, mix.gold, random);
+  return {
+    workflowId: workflow.id,
+    annotatorId,
+    keyOrder: !workflow.shuffleImages,
+    gold: picked,
+    layout: batchLayout(mix.real, picked.length, workflow.shuffleImages, random),
+  };
+}
+
+/**
+ * The CTEs that write a batch from `fill (id, image_key, source, k)`, the real items numbered k =
+ * 1.. in the order they fill plan.layout.realSlots: the assignment (only when `fill` has rows),
+ * its items marked reserved, routed rejections pointed at it, its tasks in slot order. Ends in
+ * `a`, the assignment row.
+ */
+function writeCtes(plan: BatchPlan) {
+  const { layout } = plan;
+  const total = layout.realSlots.length + layout.goldSlots.length;
+  return sql`
+    a AS (
+      INSERT INTO assignments (workflow_id, annotator_id, task_count, gold_task_count, status, updated_at)
+      SELECT ${plan.workflowId}, ${plan.annotatorId}, ${total}, ${layout.goldSlots.length}, 'pending', now()
+       WHERE EXISTS (SELECT 1 FROM fill)
+      RETURNING *),
+    items AS (
+      UPDATE work_items SET status = 'reserved', assignment_id = a.id, updated_at = now()
+        FROM a, fill WHERE work_items.id = fill.id),
+    routed AS (
+      -- A routed rejection's item has found its batch.
+      UPDATE rejections SET routed_to_assignment_id = a.id
+        FROM a, fill
+       WHERE fill.source = 'rework' AND rejections.routed_work_item_id = fill.id AND rejections.routed_to_assignment_id IS NULL),
+    tasks AS (
+      INSERT INTO assignment_tasks (assignment_id, s3_image_key, work_item_id, gold_task_id, is_gold, position, updated_at)
+      SELECT a.id, fill.image_key, fill.id, NULL, false, (${layout.realSlots}::int[])[fill.k], now() FROM a, fill
+      UNION ALL
+      SELECT a.id, g.key, NULL, g.id, true, g.slot, now()
+        FROM a, unnest(${plan.gold.map((g) => g.s3ImageKey)}::text[], ${plan.gold.map((g) => g.id)}::int[], ${layout.goldSlots}::int[])
+             AS g (key, id, slot))`;
+}
+
+/** The order real items fill their slots: as taken (shuffled workflow) or by key, byte order. */
+const fillOrder = (plan: BatchPlan, taken: string) => (plan.keyOrder ? sql`image_key COLLATE "C"` : sql.raw(taken));
+
+/** Writes a planned batch of `items` (in the order they were taken) in one statement. */
+async function writeBatch(trx: Tx, plan: BatchPlan, items: QueuedItem[]): Promise<Assignment> {
+  const { rows } = await sql<Assignment>`
+    WITH fill AS (
+      SELECT id, image_key, source, row_number() OVER (ORDER BY ${fillOrder(plan, 'taken')}) AS k
+        FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.imageKey)}::text[], ${items.map((i) => i.source)}::text[])
+             WITH ORDINALITY AS t (id, image_key, source, taken)),
+    ${writeCtes(plan)}
+    SELECT * FROM a`.execute(trx);
+  return rows[0]!;
+}
+
+/**
+ * The whole reservation as one statement: takes a full batch (`plan.layout.realSlots.length`
+ * distinct items) and writes it — or, when the queue cannot fill it (or had to leave an image
+ * out), writes nothing and returns null.
+ */
+async function reserveFull(db: Executor, plan: BatchPlan, claim: Omit<ClaimSpec, 'locked'>): Promise<Assignment | null> {
+  const { rows } = await sql<Assignment>`
+    WITH ${claimCtes({ ...claim, locked: [] })},
+    usable AS (SELECT DISTINCT ON (image_key) part, n, id, image_key, source FROM claimed
+                WHERE NOT open_elsewhere ORDER BY image_key, part, n),
+    fill AS (SELECT id, image_key, source, row_number() OVER (ORDER BY ${fillOrder(plan, 'part, n')}) AS k FROM usable
+              WHERE (SELECT count(*) FROM usable) = ${claim.want}),
+    ${writeCtes(plan)}
+    SELECT * FROM a`.execute(db);
+  return rows[0] ?? null;
 }
 
 /** The workflow columns a reservation reads. */
@@ -157,12 +253,12 @@ interface AssignContext {
 }
 
 /**
- * Everything a reservation checks, in one statement (run after the annotator's lock, so the
- * counts include every batch committed before it). Gold exposure is counted over the annotator's
- * own batches (index assignment_tasks_gold_by_assignment_idx), not over every batch that ever held
- * the gold task.
+ * Everything a reservation checks, in one statement (after the annotator's lock on the general
+ * path, so the counts include every batch committed before it). Gold exposure is counted over the
+ * annotator's own batches (index assignment_tasks_gold_by_assignment_idx), not over every batch
+ * that ever held the gold task.
  */
-async function readContext(trx: Tx, workflowId: number, annotatorId: number): Promise<AssignContext> {
+async function readContext(db: Executor, workflowId: number, annotatorId: number): Promise<AssignContext> {
   const { rows } = await sql<
     { [K in keyof AssignWorkflow]: AssignWorkflow[K] | null } & {
       annotatorStatus: Annotator['status'] | null;
@@ -188,7 +284,7 @@ async function readContext(trx: Tx, workflowId: number, annotatorId: number): Pr
              WHERE g.labeling_config_id = w.labeling_config_id) AS gold
       FROM (SELECT 1) AS one
       LEFT JOIN workflows w ON w.id = ${workflowId}
-      LEFT JOIN annotators a ON a.id = ${annotatorId}`.execute(trx);
+      LEFT JOIN annotators a ON a.id = ${annotatorId}`.execute(db);
   const { annotatorStatus, annotatorRoleId, counted, hasOpen, gold, ...workflow } = rows[0]!;
   return {
     workflow: workflow.id === null ? null : (workflow as AssignWorkflow),
@@ -199,48 +295,14 @@ async function readContext(trx: Tx, workflowId: number, annotatorId: number): Pr
   };
 }
 
-function fail(reason: AssignFailure, message: string): AssignResult {
+type AssignFailed = Extract<AssignResult, { ok: false }>;
+
+function fail(reason: AssignFailure, message: string): AssignFailed {
   return { ok: false, reason, message };
 }
 
-/**
- * Writes a batch in one statement: the assignment, its items marked reserved, routed rejections
- * pointed at it, and its tasks in slot order. A concurrent reservation of the same image fails it
- * on the unique index (the caller retries).
- */
-async function writeBatch(
-  trx: Tx,
-  input: { workflowId: number; annotatorId: number; slots: Slot<QueuedItem, { id: number; s3ImageKey: string }>[] },
-): Promise<Assignment> {
-  const { slots } = input;
-  const real = slots.flatMap((s) => (s.kind === 'real' ? [s.item] : []));
-  const gold = slots.length - real.length;
-  const { rows } = await sql<Assignment>`
-    WITH a AS (
-      INSERT INTO assignments (workflow_id, annotator_id, task_count, gold_task_count, status, updated_at)
-      VALUES (${input.workflowId}, ${input.annotatorId}, ${slots.length}, ${gold}, 'pending', now())
-      RETURNING *),
-    items AS (
-      UPDATE work_items SET status = 'reserved', assignment_id = (SELECT id FROM a), updated_at = now()
-       WHERE id = ANY(${real.map((r) => r.id)}::bigint[])),
-    routed AS (
-      -- A routed rejection's item has found its batch.
-      UPDATE rejections SET routed_to_assignment_id = (SELECT id FROM a)
-       WHERE routed_work_item_id = ANY(${real.filter((r) => r.source === 'rework').map((r) => r.id)}::bigint[])
-         AND routed_to_assignment_id IS NULL),
-    tasks AS (
-      INSERT INTO assignment_tasks (assignment_id, s3_image_key, work_item_id, gold_task_id, is_gold, position, updated_at)
-      SELECT (SELECT id FROM a), t.key, t.item, t.gold, t.gold IS NOT NULL, t.slot - 1, now()
-        FROM unnest(${slots.map((s) => (s.kind === 'real' ? s.item.imageKey : s.item.s3ImageKey))}::text[],
-                    ${slots.map((s) => (s.kind === 'real' ? s.item.id : null))}::bigint[],
-                    ${slots.map((s) => (s.kind === 'gold' ? s.item.id : null))}::int[]) WITH ORDINALITY AS t (key, item, gold, slot))
-    SELECT * FROM a`.execute(trx);
-  return rows[0]!;
-}
-
-async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opts: { auto: boolean; seed: number }): Promise<AssignResult> {
-  await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, ${annotatorId})`.execute(trx);
-  const { workflow, annotator, counted, hasOpen, gold } = await readContext(trx, workflowId, annotatorId);
+/** The checks that need no lock (all but maxProjects and auto's one open batch). */
+function checkContext({ workflow, annotator }: AssignContext, annotatorId: number): AssignFailed | null {
   if (!workflow) return fail('workflow_missing', 'Workflow not found');
   if (!annotator) return fail('annotator_missing', `Annotator ${annotatorId} not found`);
   if (annotator.status !== 'active') return fail('annotator_not_active', `Annotator ${annotatorId} is not active (status ${annotator.status})`);
@@ -249,44 +311,73 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   }
   if (!workflow.isActive) return fail('workflow_inactive', 'Workflow is paused (isActive is false)');
   if (workflow.labelingConfigId === null) return fail('no_labeling_config', 'Workflow has no labeling config');
-  if (workflow.maxProjects !== null && counted >= workflow.maxProjects) {
-    return fail('max_projects', `Annotator ${annotatorId} already has ${counted} batches of this workflow (maxProjects ${workflow.maxProjects})`);
+  return null;
+}
+
+/** A full batch's counts: lock only as many items as it uses (a locked item others skip must be one this batch keeps). */
+const fullBatch = (workflow: AssignWorkflow, goldAvailable: number) =>
+  mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable });
+
+/**
+ * The fast path, for a reservation no per-annotator rule constrains (no maxProjects, not auto):
+ * one read, then the whole reservation in one statement, no explicit transaction. Returns null
+ * when the general path must decide (a rule to hold under the annotator's lock, or a batch the
+ * queue cannot fill as planned).
+ */
+async function reserveFast(db: Db, workflowId: number, annotatorId: number, seed: number): Promise<AssignResult | null> {
+  const ctx = await readContext(db, workflowId, annotatorId);
+  const failure = checkContext(ctx, annotatorId);
+  if (failure) return failure;
+  const workflow = ctx.workflow!;
+  if (workflow.maxProjects !== null) return null;
+  const random = seededRandom(seed);
+  const mix = fullBatch(workflow, ctx.gold.length);
+  const start = workflow.shuffleImages ? random() : 0;
+  const plan = planBatch(workflow, annotatorId, mix, ctx.gold, random);
+  const assignment = await reserveFull(db, plan, { workflow, annotatorId, want: mix.real, start });
+  return assignment && { ok: true, assignment };
+}
+
+/** The general path: under the annotator's lock, every check, then the reservation and the write. */
+async function reserveLocked(trx: Tx, workflowId: number, annotatorId: number, opts: { auto: boolean; seed: number }): Promise<AssignResult> {
+  await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, ${annotatorId})`.execute(trx);
+  const ctx = await readContext(trx, workflowId, annotatorId);
+  const failure = checkContext(ctx, annotatorId);
+  if (failure) return failure;
+  const workflow = ctx.workflow!;
+  if (workflow.maxProjects !== null && ctx.counted >= workflow.maxProjects) {
+    return fail('max_projects', `Annotator ${annotatorId} already has ${ctx.counted} batches of this workflow (maxProjects ${workflow.maxProjects})`);
   }
   // Auto-assignment gives an annotator one open batch at a time, whatever the workflow.
-  if (opts.auto && hasOpen) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
+  if (opts.auto && ctx.hasOpen) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
 
   const random = seededRandom(opts.seed);
-  // Lock only as many items as a full batch uses: a locked item other assignments skip must be one
-  // this batch keeps, or concurrent batches would come out short.
-  const fullBatch = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable: gold.length });
-  const taken = await claimItems(trx, workflow, annotatorId, fullBatch.real, workflow.shuffleImages ? random() : 0);
+  const start = workflow.shuffleImages ? random() : 0;
+  const taken = await claimItems(trx, { workflow, annotatorId, want: fullBatch(workflow, ctx.gold.length).real, start });
   if (!taken.length) return fail('no_items', 'No images available for assignment');
-
-  const mix = mixGold({
-    batchSize: workflow.imagesPerProject,
-    rate: workflow.goldStandardRate,
-    realAvailable: taken.length,
-    goldAvailable: gold.length,
-  });
-  let real = taken.slice(0, mix.real);
-  real = workflow.shuffleImages ? shuffle(real, random) : [...real].sort((a, b) => (a.imageKey < b.imageKey ? -1 : a.imageKey > b.imageKey ? 1 : 0));
-  const slots = placeGold(real, pickGold(gold, mix.gold, random), random);
-  return { ok: true, assignment: await writeBatch(trx, { workflowId: workflow.id, annotatorId, slots }) };
+  // A short queue shrinks the batch, and its gold is recounted for the smaller batch.
+  const mix = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: taken.length, goldAvailable: ctx.gold.length });
+  const plan = planBatch(workflow, annotatorId, mix, ctx.gold, random);
+  return { ok: true, assignment: await writeBatch(trx, plan, taken.slice(0, mix.real)) };
 }
 
 /**
- * Reserves one batch in its own transaction (retried when a concurrent reservation of the same
- * image wins the unique index). Never throws for business reasons: see AssignResult.
+ * Reserves one batch. Without maxProjects and outside auto-assignment, the fast path: one read,
+ * then the whole reservation in one statement. Otherwise (or when the queue cannot fill the batch
+ * as planned) one short transaction under the annotator's lock: the read, the reservation
+ * (claimItems), the write. Retried when a concurrent reservation of the same image wins the unique
+ * index. Never throws for business reasons: see AssignResult.
  */
 export async function assignBatch(
   db: Db,
   input: { workflowId: number; annotatorId: number; auto?: boolean; seed?: number },
 ): Promise<AssignResult> {
   for (let attempt = 1; ; attempt++) {
+    const seed = input.seed ?? randomInt(2 ** 31);
     try {
-      return await db
-        .transaction()
-        .execute((trx) => reserveOnce(trx, input.workflowId, input.annotatorId, { auto: !!input.auto, seed: input.seed ?? randomInt(2 ** 31) }));
+      const fast = input.auto ? null : await reserveFast(db, input.workflowId, input.annotatorId, seed);
+      if (fast) return fast;
+      return await db.transaction().execute((trx) => reserveLocked(trx, input.workflowId, input.annotatorId, { auto: !!input.auto, seed }));
     } catch (err) {
       if (pgCode(err) === PG.uniqueViolation && attempt < 5) continue;
       throw err;
