@@ -23,7 +23,7 @@ const ASSIGNMENTS = 20_000;
 const MORE_HISTORY = 180_000;
 const REJECTIONS = 20_000;
 
-async function seed(db: Db) {
+export async function seed(db: Db) {
   await sql`INSERT INTO roles (name, color) SELECT 'role-' || g, '#3B82F6' FROM generate_series(1, 20) g`.execute(db);
   await sql`INSERT INTO labeling_configs (name, config_xml)
     VALUES ('bench', '<View><Image name="image" value="$image"/><Choices name="label" toName="image"><Choice value="a"/></Choices></View>')`.execute(db);

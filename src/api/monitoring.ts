@@ -44,6 +44,7 @@ import {
   startOfNextDay,
   TIME_BUCKETS,
 } from '../domain/time-buckets.ts';
+import { Coalesced } from '../domain/workflow-graph.ts';
 import { notFound } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { getSetting } from '../settings.ts';
@@ -267,6 +268,9 @@ export async function annotatorMonitoring(db: Executor, id: number, opts: Monito
 export function monitoringRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
+  // Requests at the same moment share one computation, never one older than themselves (as the
+  // workflow graph does): a dashboard refreshed by many admins costs one read, not one each.
+  const fleet = new Coalesced(() => fleetMonitoring(db, { log: ctx.logger }));
 
   app.openapi(
     createRoute({
@@ -276,7 +280,7 @@ export function monitoringRoutes(ctx: AppContext) {
       summary: 'Fleet throughput: active annotators, annotations today and per hour, per-annotator summaries',
       responses: { 200: jsonContent(MonitoringSchema, 'Monitoring'), 401: errors[401] },
     }),
-    async (c) => c.json(await fleetMonitoring(db, { log: c.get('log') }), 200),
+    async (c) => c.json(await fleet.get(), 200),
   );
 
   app.openapi(
