@@ -216,3 +216,10 @@ DROP INDEX container_events_annotator_idx;
 -- batch that ever held the gold task).
 CREATE INDEX assignment_tasks_gold_by_assignment_idx ON assignment_tasks (assignment_id, gold_task_id)
   WHERE gold_task_id IS NOT NULL;
+-- Assignment's per-item probe "is this image already in an open batch of the workflow?" must use
+-- work_items_reserved_image_key (one unique lookup). While (workflow_id, status) also covered
+-- reserved rows, statistics left stale by fast reservations (ANALYZE lags them) could make the
+-- planner pick it and filter every reserved row of the workflow, per item. Reserved rows are found
+-- by that unique index or by assignment_id.
+DROP INDEX work_items_workflow_status_idx;
+CREATE INDEX work_items_workflow_status_idx ON work_items (workflow_id, status) WHERE status <> 'reserved';
