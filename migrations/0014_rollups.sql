@@ -182,6 +182,7 @@ SELECT workflow_id, action_taken, count(*) FROM rejections GROUP BY 1, 2;
 -- GET /api/annotators: status, roleId; by id.
 CREATE INDEX annotators_status_id_idx ON annotators (status, id);
 CREATE INDEX annotators_role_id_id_idx ON annotators (role_id, id);
+CREATE INDEX annotators_status_role_id_idx ON annotators (status, role_id, id);
 DROP INDEX annotators_status_idx;                    -- a prefix of annotators_status_id_idx
 DROP INDEX annotators_role_id_idx;                   -- a prefix of annotators_role_id_id_idx
 -- GET /api/assignments: workflowId, annotatorId, status; newest first.
