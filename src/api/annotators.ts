@@ -4,9 +4,11 @@
  * `toAnnotator`, `findAnnotator` and `transitionAnnotator` from here.
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { secretPrefix, type SecretBox } from '../crypto.ts';
+import { annotatorRows, filterAnnotators, type AnnotatorApiRow } from '../db/annotator-list.ts';
+import { annotatorTotal } from '../db/counts.ts';
+import { listPage } from '../db/list-page.ts';
 import type { Executor } from '../db/index.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
@@ -16,7 +18,6 @@ import {
   findAnnotator,
   selectAnnotators,
   updateAnnotator,
-  type AnnotatorRow,
 } from '../workflows/annotators.ts';
 import { AssignmentSchema, RoleRefSchema, toAssignment } from './assignments.ts';
 import {
@@ -82,7 +83,7 @@ function tokenPrefix(secrets: SecretBox, sealed: string | null): string | null {
   }
 }
 
-export const toAnnotator = (a: AnnotatorRow, secrets: SecretBox) => ({
+export const toAnnotator = (a: AnnotatorApiRow, secrets: SecretBox) => ({
   id: a.id,
   name: a.name,
   email: a.email,
@@ -156,21 +157,9 @@ export function annotatorRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      let base = db.selectFrom('annotators');
-      base = q.status === undefined ? base.where('annotators.status', '<>', 'deleted') : base.where('annotators.status', '=', q.status);
-      if (q.roleId !== undefined) base = base.where('annotators.roleId', '=', q.roleId);
-      const [rows, total] = await Promise.all([
-        base
-          .leftJoin('roles', 'roles.id', 'annotators.roleId')
-          .selectAll('annotators')
-          .select(['roles.name as roleName', 'roles.color as roleColor'])
-          .orderBy('annotators.id')
-          .limit(q.limit)
-          .offset(q.offset)
-          .execute(),
-        base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
+      const filter = { status: q.status, roleId: q.roleId };
+      const { rows, total } = await listPage(db, filterAnnotators(db, filter), annotatorRows, q, annotatorTotal(db, filter));
+      setTotal(c, total);
       return c.json(
         rows.map((r) => toAnnotator(r, secrets)),
         200,

@@ -2,6 +2,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { assignmentTotal } from '../db/counts.ts';
+import { listPage } from '../db/list-page.ts';
 import type { Executor } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
 import { conflict, notFound } from '../errors.ts';
@@ -145,34 +147,36 @@ export function assignmentRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const q = c.req.valid('query');
+      const filter = { workflowId: q.workflowId, annotatorId: q.annotatorId, status: q.status };
       let base = db.selectFrom('assignments');
       if (q.workflowId !== undefined) base = base.where('assignments.workflowId', '=', q.workflowId);
       if (q.annotatorId !== undefined) base = base.where('assignments.annotatorId', '=', q.annotatorId);
       if (q.status !== undefined) base = base.where('assignments.status', '=', q.status);
-      const [rows, total] = await Promise.all([
-        base
-          .innerJoin('annotators', 'annotators.id', 'assignments.annotatorId')
-          .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
-          .selectAll('assignments')
-          .select([
-            'annotators.name as annotatorName',
-            'annotators.email as annotatorEmail',
-            'annotators.status as annotatorStatus',
-            'workflows.name as workflowName',
-          ])
-          .orderBy('assignments.createdAt', 'desc')
-          .orderBy('assignments.id', 'desc')
-          .limit(q.limit)
-          .offset(q.offset)
-          .execute(),
-        base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
+      const { rows, total } = await listPage(
+        db,
+        base,
+        (b) =>
+          b
+            .innerJoin('annotators', 'annotators.id', 'assignments.annotatorId')
+            .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
+            .selectAll('assignments')
+            .select([
+              'annotators.name as annotatorName',
+              'annotators.email as annotatorEmail',
+              'annotators.status as annotatorStatus',
+              'workflows.name as workflowName',
+            ])
+            .orderBy('assignments.createdAt', 'desc')
+            .orderBy('assignments.id', 'desc'),
+        q,
+        assignmentTotal(db, filter),
+      );
       const data = rows.map((r) => ({
         ...toAssignment(r),
         annotator: { id: r.annotatorId, name: r.annotatorName, email: r.annotatorEmail, status: r.annotatorStatus },
         workflow: { id: r.workflowId, name: r.workflowName },
       }));
-      return c.json(envelope(data, total.n, q), 200);
+      return c.json(envelope(data, total, q), 200);
     },
   );
 

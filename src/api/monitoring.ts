@@ -24,11 +24,14 @@
  *
  * Reads go to the trigger-maintained hourly rollup (migrations/0004_monitoring.sql) for whole
  * hours and to annotation_events only for the partial hours at the edges of a day in a zone whose
- * midnight is not a whole UTC hour, so the cost does not grow with the number of events.
+ * midnight is not a whole UTC hour, so the cost does not grow with the number of events; counts of
+ * annotators and assignments come from the counters of migrations/0014_rollups.sql plus the open
+ * assignments (src/db/counts.ts), so they do not grow with the number of assignments.
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { annotatorAssignmentStats, countAnnotators, countAssignments } from '../db/counts.ts';
 import type { Executor } from '../db/index.ts';
 import {
   formatUptime,
@@ -41,6 +44,7 @@ import {
   startOfNextDay,
   TIME_BUCKETS,
 } from '../domain/time-buckets.ts';
+import { Coalesced } from '../domain/workflow-graph.ts';
 import { notFound } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { getSetting } from '../settings.ts';
@@ -164,29 +168,24 @@ export async function fleetMonitoring(db: Executor, opts: MonitoringOptions = {}
   const windowStart = hours[0]!;
   const windowEnd = new Date(hours[23]!.getTime() + HOUR_MS);
 
-  const [totals, perHour, today, annotators, completion] = await Promise.all([
-    sql<{ active: number; inProgress: number }>`
-      SELECT (SELECT count(*)::int FROM annotators WHERE status = 'active') AS active,
-             (SELECT count(*)::int FROM assignments WHERE status = 'in_progress') AS in_progress`.execute(db),
+  const [active, inProgress, perHour, today, annotators, completion] = await Promise.all([
+    countAnnotators(db, { status: 'active' }),
+    countAssignments(db, { status: 'in_progress' }),
     sql<{ hour: Date; n: number }>`
       SELECT hour, sum(created_count)::int AS n FROM annotation_hourly
        WHERE hour >= ${windowStart} AND hour < ${windowEnd} GROUP BY hour`.execute(db),
     annotationsBetween(db, dayStart, dayEnd),
     db.selectFrom('annotators').select(['id', 'name']).where('status', '<>', 'deleted').orderBy('id').execute(),
-    sql<{ annotatorId: number; completed: number; considered: number }>`
-      SELECT annotator_id,
-             count(*) FILTER (WHERE status = 'completed')::int AS completed,
-             count(*) FILTER (WHERE status <> 'cancelled')::int AS considered
-        FROM assignments GROUP BY annotator_id`.execute(db),
+    annotatorAssignmentStats(db),
   ]);
 
   const hourCounts = new Map(perHour.rows.map((r) => [new Date(r.hour).getTime(), r.n]));
   const todayBy = new Map(today.map((r) => [r.annotatorId, r]));
-  const completionBy = new Map(completion.rows.map((r) => [r.annotatorId, r]));
+  const completionBy = new Map(completion.map((r) => [r.annotatorId, r]));
   return {
-    activeAnnotators: totals.rows[0]!.active,
+    activeAnnotators: active,
     todayAnnotations: today.reduce((sum, r) => sum + r.n, 0),
-    inProgressAssignments: totals.rows[0]!.inProgress,
+    inProgressAssignments: inProgress,
     annotationsPerHour: hours.map((h) => ({ hour: h.toISOString(), count: hourCounts.get(h.getTime()) ?? 0 })),
     annotatorSummaries: annotators.map((a) => {
       const t = todayBy.get(a.id);
@@ -196,7 +195,7 @@ export async function fleetMonitoring(db: Executor, opts: MonitoringOptions = {}
         name: a.name,
         todayCount: t?.n ?? 0,
         avgTimeMs: avgMs(t),
-        completionRate: ratio(c?.completed ?? 0, c?.considered ?? 0),
+        completionRate: ratio(c?.completed ?? 0, (c?.total ?? 0) - (c?.cancelled ?? 0)),
       };
     }),
   };
@@ -224,11 +223,7 @@ export async function annotatorMonitoring(db: Executor, id: number, opts: Monito
 
   const [today, stats, recent] = await Promise.all([
     annotationsBetween(db, dayStart, dayEnd, id),
-    sql<{ total: number; completed: number; inProgress: number }>`
-      SELECT count(*)::int AS total,
-             count(*) FILTER (WHERE status = 'completed')::int AS completed,
-             count(*) FILTER (WHERE status = 'in_progress')::int AS in_progress
-        FROM assignments WHERE annotator_id = ${id}`.execute(db),
+    annotatorAssignmentStats(db, id),
     db
       .selectFrom('annotationEvents')
       .select(['eventType', 'lsTaskId', 'timeSpentMs', 'createdAt'])
@@ -260,7 +255,7 @@ export async function annotatorMonitoring(db: Executor, id: number, opts: Monito
       { bucket: '30-60s', count: t?.b2 ?? 0 },
       { bucket: '60s+', count: t?.b3 ?? 0 },
     ],
-    assignmentStats: stats.rows[0]!,
+    assignmentStats: { total: stats[0]?.total ?? 0, completed: stats[0]?.completed ?? 0, inProgress: stats[0]?.inProgress ?? 0 },
     recentEvents: recent.map((e) => ({
       eventType: e.eventType,
       lsTaskId: e.lsTaskId,
@@ -273,6 +268,9 @@ export async function annotatorMonitoring(db: Executor, id: number, opts: Monito
 export function monitoringRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
+  // Requests at the same moment share one computation, never one older than themselves (as the
+  // workflow graph does): a dashboard refreshed by many admins costs one read, not one each.
+  const fleet = new Coalesced(() => fleetMonitoring(db, { log: ctx.logger }));
 
   app.openapi(
     createRoute({
@@ -282,7 +280,7 @@ export function monitoringRoutes(ctx: AppContext) {
       summary: 'Fleet throughput: active annotators, annotations today and per hour, per-annotator summaries',
       responses: { 200: jsonContent(MonitoringSchema, 'Monitoring'), 401: errors[401] },
     }),
-    async (c) => c.json(await fleetMonitoring(db, { log: c.get('log') }), 200),
+    async (c) => c.json(await fleet.get(), 200),
   );
 
   app.openapi(

@@ -96,7 +96,7 @@ export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'wa
        ORDER BY a.id`.execute(db),
     sql<{ overallAccuracy: number | null; rejections: number; reviewed: number }>`
       SELECT (SELECT round(sum(score_sum) / nullif(sum(evaluation_count), 0), 4)::float8 FROM annotator_quality) AS overall_accuracy,
-             (SELECT count(*)::int FROM rejections) AS rejections,
+             (SELECT coalesce(sum(rejections), 0)::int FROM workflow_rejection_counts) AS rejections,
              (SELECT coalesce(sum(reviewed_count), 0)::float8 FROM annotators) AS reviewed`.execute(db),
     sql<{ annotatorId: number; annotatorName: string; goldTaskName: string | null; score: number; evaluatedAt: Date }>`
       SELECT g.annotator_id, a.name AS annotator_name, t.name AS gold_task_name, g.score, g.evaluated_at

@@ -1,7 +1,8 @@
 /** Rejections: the audit trail of reviewed items a reviewer rejected, and what was done about them. */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { rejectionTotal } from '../db/counts.ts';
+import { listPage } from '../db/list-page.ts';
 import type { Rejection } from '../db/types.ts';
 import { notFound } from '../errors.ts';
 import { AnnotatorRefSchema, AssignmentSchema, toAssignment } from './assignments.ts';
@@ -105,16 +106,14 @@ export function rejectionRoutes(ctx: AppContext) {
       if (q.workflowId !== undefined) base = base.where('rejections.workflowId', '=', q.workflowId);
       if (q.annotatorId !== undefined) base = base.where('rejections.originalAnnotatorId', '=', q.annotatorId);
       if (q.actionTaken !== undefined) base = base.where('rejections.actionTaken', '=', q.actionTaken);
-      const [rows, total] = await Promise.all([
-        withAnnotators(base)
-          .orderBy('rejections.createdAt', 'desc')
-          .orderBy('rejections.id', 'desc')
-          .limit(q.limit)
-          .offset(q.offset)
-          .execute(),
-        base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      return c.json(envelope(rows.map(toRejection), total.n, q), 200);
+      const { rows, total } = await listPage(
+        db,
+        base,
+        (b) => withAnnotators(b).orderBy('rejections.createdAt', 'desc').orderBy('rejections.id', 'desc'),
+        q,
+        rejectionTotal(db, { workflowId: q.workflowId, annotatorId: q.annotatorId, actionTaken: q.actionTaken }),
+      );
+      return c.json(envelope(rows.map(toRejection), total, q), 200);
     },
   );
 

@@ -6,6 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { workflowStats } from '../db/counts.ts';
 import type { Executor } from '../db/index.ts';
 import type { Workflow } from '../db/types.ts';
 import {
@@ -388,39 +389,15 @@ async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): 
 }
 
 /**
- * The whole graph in one round trip: per-workflow aggregates are grouped once (hash aggregates
- * over assignments and rejections), never queried per node.
+ * The whole graph in one round trip. Stats come from the rollups and the open assignments
+ * (src/db/counts.ts `workflowStats`), so the cost follows the number of workflows and the work in
+ * progress, not the history.
  */
 export async function loadGraph(db: Executor) {
-  const assignmentStats = db
-    .selectFrom('assignments')
-    .select([
-      'workflowId',
-      sql<number>`count(*)::int`.as('total'),
-      sql<number>`(count(*) FILTER (WHERE status = 'completed'))::int`.as('completed'),
-      sql<number>`coalesce(sum(completed_count), 0)::bigint`.as('tasks'),
-    ])
-    .groupBy('workflowId');
-  // Literal statuses so that the partial index of migration 0007 applies.
-  const openPairs = db
-    .selectFrom('assignments')
-    .select(['workflowId', 'annotatorId'])
-    .distinct()
-    .where(sql<boolean>`status IN ('pending', 'in_progress')`);
-  const activeStats = db
-    .selectFrom(openPairs.as('o'))
-    .select(['o.workflowId', sql<number>`count(*)::int`.as('n')])
-    .groupBy('o.workflowId');
-  const rejectionStats = db
-    .selectFrom('rejections')
-    .select(['workflowId', sql<number>`count(*)::bigint`.as('n')])
-    .groupBy('workflowId');
   const rows = await db
     .selectFrom('workflows as w')
     .leftJoin('roles as r', 'r.id', 'w.roleId')
-    .leftJoin(assignmentStats.as('a'), 'a.workflowId', 'w.id')
-    .leftJoin(activeStats.as('act'), 'act.workflowId', 'w.id')
-    .leftJoin(rejectionStats.as('rj'), 'rj.workflowId', 'w.id')
+    .leftJoin(workflowStats(db).as('s'), 's.workflowId', 'w.id')
     .select((eb) => [
       'w.id',
       'w.name',
@@ -431,11 +408,11 @@ export async function loadGraph(db: Executor) {
       'w.rejectionMode',
       'w.previousWorkflowId',
       'w.rejectionRouteWorkflowId',
-      eb.fn.coalesce('a.total', sql<number>`0`).as('totalAssignments'),
-      eb.fn.coalesce('a.completed', sql<number>`0`).as('completedAssignments'),
-      eb.fn.coalesce('act.n', sql<number>`0`).as('activeAnnotators'),
-      eb.fn.coalesce('a.tasks', sql<number>`0`).as('completedTasks'),
-      eb.fn.coalesce('rj.n', sql<number>`0`).as('rejections'),
+      eb.fn.coalesce('s.totalAssignments', sql<number>`0`).as('totalAssignments'),
+      eb.fn.coalesce('s.completedAssignments', sql<number>`0`).as('completedAssignments'),
+      eb.fn.coalesce('s.activeAnnotators', sql<number>`0`).as('activeAnnotators'),
+      eb.fn.coalesce('s.completedTasks', sql<number>`0`).as('completedTasks'),
+      eb.fn.coalesce('s.rejections', sql<number>`0`).as('rejections'),
     ])
     .orderBy('w.id')
     .execute();

@@ -386,6 +386,35 @@ export interface WebhookAttemptsTable {
   responseExcerpt: string | null;
 }
 
+/** Annotators per status and role (migrations/0014_rollups.sql, trigger-maintained); role 0 = none. */
+export interface AnnotatorCountsTable {
+  status: AnnotatorStatus;
+  roleId: number;
+  annotators: number;
+}
+
+/** Closed assignments (not pending or in_progress) per workflow and status (migrations/0014_rollups.sql). */
+export interface WorkflowAssignmentCountsTable {
+  workflowId: number;
+  status: AssignmentStatus;
+  assignments: number;
+  completedTasks: number;
+}
+
+/** Closed assignments per annotator and status (migrations/0014_rollups.sql). */
+export interface AnnotatorAssignmentCountsTable {
+  annotatorId: number;
+  status: AssignmentStatus;
+  assignments: number;
+}
+
+/** Rejections per reviewing workflow and action taken (migrations/0014_rollups.sql). */
+export interface WorkflowRejectionCountsTable {
+  workflowId: number;
+  actionTaken: RejectionMode;
+  rejections: number;
+}
+
 export interface Database {
   adminUsers: AdminUsersTable;
   sessions: SessionsTable;
@@ -412,6 +441,10 @@ export interface Database {
   webhookEvents: WebhookEventsTable;
   webhookDeliveries: WebhookDeliveriesTable;
   webhookAttempts: WebhookAttemptsTable;
+  annotatorCounts: AnnotatorCountsTable;
+  workflowAssignmentCounts: WorkflowAssignmentCountsTable;
+  annotatorAssignmentCounts: AnnotatorAssignmentCountsTable;
+  workflowRejectionCounts: WorkflowRejectionCountsTable;
 }
 
 export type Role = Selectable<RolesTable>;

@@ -89,21 +89,24 @@ export function pickGold<T extends { id: number; timesSeen: number }>(candidates
     .slice(0, Math.max(0, count));
 }
 
-export type Slot<R, G> = { kind: 'real'; item: R } | { kind: 'gold'; item: G };
+/** Where a batch's tasks go (positions 0..total-1): see batchLayout. */
+export interface BatchLayout {
+  /** The gold tasks' positions, ascending: the i-th picked gold task goes to goldSlots[i]. */
+  goldSlots: number[];
+  /** The real items' positions, in the order the items fill them: the k-th item goes to realSlots[k]. */
+  realSlots: number[];
+}
 
 /**
- * Interleaves gold among the real items: gold tasks take uniformly random positions of the
- * whole batch; the real items keep the order they were given in (already shuffled or sorted).
+ * Lays out a batch of `realCount` real items and `goldCount` gold tasks. Gold tasks take uniformly
+ * random positions of the whole batch. The real items take the rest: for a shuffled workflow in a
+ * random order (the k-th item taken goes to a random free position), otherwise in the order given
+ * (the caller gives them in key order), left to right.
  */
-export function placeGold<R, G>(real: readonly R[], gold: readonly G[], random: () => number): Slot<R, G>[] {
-  const total = real.length + gold.length;
-  const goldPositions = new Set(shuffle(Array.from({ length: total }, (_, i) => i), random).slice(0, gold.length));
-  const out: Slot<R, G>[] = [];
-  let r = 0;
-  let g = 0;
-  for (let i = 0; i < total; i++) {
-    if (goldPositions.has(i)) out.push({ kind: 'gold', item: gold[g++]! });
-    else out.push({ kind: 'real', item: real[r++]! });
-  }
-  return out;
+export function batchLayout(realCount: number, goldCount: number, shuffled: boolean, random: () => number): BatchLayout {
+  const total = realCount + goldCount;
+  const gold = new Set(shuffle(Array.from({ length: total }, (_, i) => i), random).slice(0, goldCount));
+  const goldSlots = [...gold].sort((a, b) => a - b);
+  const free = Array.from({ length: total }, (_, i) => i).filter((i) => !gold.has(i));
+  return { goldSlots, realSlots: shuffled ? shuffle(free, random) : free };
 }

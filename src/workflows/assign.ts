@@ -1,20 +1,26 @@
 /**
  * Assignment: reserve a batch of a workflow's queued items for one annotator, mix in gold tasks,
- * and record the assignment (status pending) with its tasks — one transaction, no I/O. The
- * reconciler then sets it up in Label Studio (provision.ts).
+ * and record the assignment (status pending) with its tasks — atomically, no I/O. The reconciler
+ * then sets it up in Label Studio (provision.ts).
+ *
+ * Two paths (assignBatch). Without a per-annotator rule to hold (no maxProjects, not auto), one
+ * read and then the whole reservation in one statement (reserveFull). Otherwise one short
+ * transaction under the annotator's lock: one read for every check, the reservation
+ * (`claimItems`; repeated only to replace an image it had to leave out), one write of the batch.
  *
  * Concurrency. Items are taken with `FOR UPDATE SKIP LOCKED`, so concurrent assignments of one
  * workflow take disjoint items without waiting for each other; the partial unique index
  * work_items_reserved_image_key additionally guarantees that no image is in two open batches of a
  * workflow even when it is queued twice (a rework and a chained copy of the same image): such a
- * collision rolls the transaction back and it is retried. Assignments of one annotator are
- * serialised (a transaction-level advisory lock on the annotator), so maxProjects holds.
+ * collision rolls the reservation back and it is retried. Assignments of one annotator that a rule
+ * constrains (maxProjects, auto's one open batch) are serialised by a transaction-level advisory
+ * lock on the annotator, so the rule holds.
  *
  * Order. Items reserved for this annotator (rework returned to them) come first, then rework,
  * then chained items, then catalog images; within a priority, a shuffled workflow takes items by
  * their random rank (sort_key, drawn once per item) and an unshuffled one by key. The batch's
- * tasks are then shuffled (shuffleImages) or kept in key order, and gold tasks placed at random
- * positions (domain/gold-mixing.ts).
+ * tasks are then shuffled (shuffleImages) or kept in key order (byte order), and gold tasks placed
+ * at random positions (batchLayout in domain/gold-mixing.ts).
  *
  * maxProjects counts the annotator's batches of the workflow that are pending, in progress or
  * completed (failed and cancelled ones do not count).
@@ -23,7 +29,7 @@ import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Db, Executor, Tx } from '../db/index.ts';
 import type { Annotator, Assignment, Workflow } from '../db/types.ts';
-import { mixGold, pickGold, placeGold, seededRandom, shuffle } from '../domain/gold-mixing.ts';
+import { batchLayout, mixGold, pickGold, seededRandom, type BatchLayout } from '../domain/gold-mixing.ts';
 import { badRequest, conflict, notFound, PG, pgCode } from '../errors.ts';
 
 /** Advisory lock class for per-annotator assignment (pg_advisory_xact_lock(class, annotatorId)). */
@@ -43,78 +49,261 @@ export type AssignFailure =
 
 export type AssignResult = { ok: true; assignment: Assignment } | { ok: false; reason: AssignFailure; message: string };
 
-interface QueuedItem {
+/** A queued item a reservation took. */
+export interface QueuedItem {
   id: number;
   imageKey: string;
   source: string;
 }
 
-async function takeItems(trx: Tx, workflow: Workflow, annotatorId: number, want: number, random: () => number): Promise<QueuedItem[]> {
-  if (want <= 0) return [];
-  const queued = () =>
-    trx
-      .selectFrom('workItems')
-      .select(['id', 'imageKey', 'source'])
-      .where('workflowId', '=', workflow.id)
-      .where('status', '=', 'queued');
-  const taken: QueuedItem[] = [];
-  const take = async (q: ReturnType<typeof queued>) => {
-    const n = want - taken.length;
-    if (n > 0) taken.push(...(await q.limit(n).forUpdate().skipLocked().execute()));
-  };
-  // Work reserved for this annotator, then rework, come first.
-  await take(queued().where('targetAnnotatorId', '=', annotatorId).orderBy('priority').orderBy('id'));
-  const open = () => queued().where('targetAnnotatorId', 'is', null);
-  await take(open().where('priority', '=', 0).orderBy('id'));
-  if (workflow.shuffleImages) {
-    // Items carry a random rank; a batch takes the next ones after a random point (wrapping
-    // around), so concurrent assignments start in different places instead of all skipping each
-    // other's locked rows at the head of the queue.
-    const startAt = random();
-    await take(open().where('priority', '>', 0).where('sortKey', '>=', startAt).orderBy('priority').orderBy('sortKey'));
-    await take(open().where('priority', '>', 0).where('sortKey', '<', startAt).orderBy('priority').orderBy('sortKey'));
-  } else {
-    await take(open().where('priority', '>', 0).orderBy('priority').orderBy('imageKey'));
-  }
-  return withoutOpenImages(trx, workflow.id, taken);
+interface ClaimSpec {
+  workflow: Pick<Workflow, 'id' | 'shuffleImages'>;
+  annotatorId: number;
+  /** How many items to take. */
+  want: number;
+  /** Where a shuffled workflow starts in its random ranks (0..1). */
+  start: number;
+  /** Items this transaction already holds, not to be taken again. */
+  locked: number[];
 }
 
 /**
- * Drops items whose image is already in an open batch of the workflow (an image can be queued
- * twice: a rework beside a chained copy). A reservation not committed yet is caught by the unique
- * index instead (and the assignment retried). One index lookup per key, whatever the number of
- * reserved images.
+ * The reservation, as the CTEs that end in `claimed (part, n, id, image_key, source,
+ * open_elsewhere)`: up to `want` queued items of the workflow for this annotator, locked, in queue
+ * order (`part`, then `n`). Order: items reserved for this annotator (rework returned to them),
+ * then rework, then chained and catalog items; a shuffled workflow takes the latter by their random
+ * rank from `start`, wrapping around, so concurrent reservations begin in different places instead
+ * of all skipping each other's rows at the head of the queue; an unshuffled one by key. Rows other
+ * transactions hold are skipped (FOR UPDATE SKIP LOCKED), so concurrent reservations never wait
+ * for each other and never take the same item, and each part locks only what the batch still
+ * needs. `open_elsewhere` marks an item whose image is already in an open batch of the workflow
+ * (an image queued twice: a rework beside a chained copy), found by one probe of the unique index
+ * work_items_reserved_image_key per item.
  */
-async function withoutOpenImages(trx: Tx, workflowId: number, items: QueuedItem[]): Promise<QueuedItem[]> {
-  if (!items.length) return items;
-  const { rows } = await sql<{ imageKey: string }>`
-    SELECT image_key FROM work_items
-     WHERE workflow_id = ${workflowId} AND status = 'reserved' AND image_key = ANY(${items.map((i) => i.imageKey)}::text[])`.execute(trx);
-  if (!rows.length) return items;
-  const open = new Set(rows.map((r) => r.imageKey));
-  return items.filter((i) => !open.has(i.imageKey));
+function claimCtes({ workflow, annotatorId, want, start, locked }: ClaimSpec) {
+  const w = workflow.id;
+  const queued = sql`workflow_id = ${w} AND status = 'queued' AND id <> ALL(${locked}::bigint[])`;
+  // What the parts before this one took: the next part locks at most the rest.
+  const rest = (...before: string[]) =>
+    sql`greatest(${want}::int ${sql.join(
+      before.map((b) => sql`- (SELECT count(*) FROM ${sql.table(b)})`),
+      sql` `,
+    )}, 0)`;
+  const open = sql`${queued} AND target_annotator_id IS NULL`;
+  const later = workflow.shuffleImages
+    ? sql`
+      ranked AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0 AND sort_key >= ${start}
+                  ORDER BY priority, sort_key LIMIT ${rest('targeted', 'rework')} FOR UPDATE SKIP LOCKED),
+      wrapped AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0 AND sort_key < ${start}
+                  ORDER BY priority, sort_key LIMIT ${rest('targeted', 'rework', 'ranked')} FOR UPDATE SKIP LOCKED)`
+    : sql`
+      ranked AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority > 0
+                  ORDER BY priority, image_key LIMIT ${rest('targeted', 'rework')} FOR UPDATE SKIP LOCKED),
+      wrapped AS (SELECT id, image_key, source FROM work_items WHERE false)`;
+  return sql`
+    targeted AS (SELECT id, image_key, source FROM work_items WHERE ${queued} AND target_annotator_id = ${annotatorId}
+                  ORDER BY priority, id LIMIT ${want}::int FOR UPDATE SKIP LOCKED),
+    rework AS (SELECT id, image_key, source FROM work_items WHERE ${open} AND priority = 0
+                ORDER BY id LIMIT ${rest('targeted')} FOR UPDATE SKIP LOCKED),${later},
+    claimed AS (
+      SELECT c.part, c.n, c.id, c.image_key, c.source, dup.found IS NOT NULL AS open_elsewhere
+        FROM (SELECT 1 AS part, row_number() OVER () AS n, * FROM targeted
+              UNION ALL SELECT 2, row_number() OVER (), * FROM rework
+              UNION ALL SELECT 3, row_number() OVER (), * FROM ranked
+              UNION ALL SELECT 4, row_number() OVER (), * FROM wrapped) AS c
+        -- LATERAL … LIMIT 1: one probe of the unique index per item, never a scan of every reserved row.
+        LEFT JOIN LATERAL (SELECT true AS found FROM work_items r
+                            WHERE r.workflow_id = ${w} AND r.status = 'reserved' AND r.image_key = c.image_key LIMIT 1) AS dup ON true)`;
 }
 
-async function goldCandidates(trx: Tx, labelingConfigId: number, annotatorId: number) {
-  const rows = await sql<{ id: number; s3ImageKey: string; timesSeen: number }>`
-    SELECT g.id, g.s3_image_key,
-           (SELECT count(*)::int FROM assignment_tasks t JOIN assignments a ON a.id = t.assignment_id
-             WHERE t.gold_task_id = g.id AND a.annotator_id = ${annotatorId}) AS times_seen
-      FROM gold_tasks g
-     WHERE g.labeling_config_id = ${labelingConfigId}
-     ORDER BY g.id`.execute(trx);
-  return rows.rows;
+/**
+ * The reservation on its own (inside a transaction): locks `want` of the workflow's queued items
+ * for this annotator — fewer only when the queue runs out — and returns them in queue order (see
+ * claimCtes). One statement, repeated only when an image had to be left out (already in an open
+ * batch, or taken twice): those rows stay locked, so no one else takes them either, and the next
+ * statement tops the batch up. A reservation of the same image not yet committed is caught by the
+ * unique index work_items_reserved_image_key when the batch is written.
+ */
+export async function claimItems(trx: Tx, spec: Omit<ClaimSpec, 'locked'>): Promise<QueuedItem[]> {
+  const kept: QueuedItem[] = [];
+  const images = new Set<string>();
+  const locked: number[] = [];
+  while (kept.length < spec.want) {
+    const { rows } = await sql<QueuedItem & { openElsewhere: boolean }>`
+      WITH ${claimCtes({ ...spec, want: spec.want - kept.length, locked })}
+      SELECT id, image_key, source, open_elsewhere FROM claimed ORDER BY part, n`.execute(trx);
+    if (!rows.length) break;
+    for (const { openElsewhere, ...item } of rows) {
+      locked.push(Number(item.id));
+      if (!openElsewhere && !images.has(item.imageKey)) {
+        images.add(item.imageKey);
+        kept.push({ ...item, id: Number(item.id) });
+      }
+    }
+  }
+  return kept;
 }
 
-function fail(reason: AssignFailure, message: string): AssignResult {
+/** A batch to write: its gold tasks and where every task goes. */
+interface BatchPlan {
+  workflowId: number;
+  annotatorId: number;
+  /** Real items in key order (unshuffled workflow) rather than in the order they were taken. */
+  keyOrder: boolean;
+  gold: { id: number; s3ImageKey: string }[];
+  layout: BatchLayout;
+}
+
+function planBatch(
+  workflow: Pick<AssignWorkflow, 'id' | 'shuffleImages'>,
+  annotatorId: number,
+  mix: { real: number; gold: number },
+  gold: AssignContext['gold'],
+  random: () => number,
+): BatchPlan {
+  const picked = pickGold(gold, mix.gold, random);
+  return {
+    workflowId: workflow.id,
+    annotatorId,
+    keyOrder: !workflow.shuffleImages,
+    gold: picked,
+    layout: batchLayout(mix.real, picked.length, workflow.shuffleImages, random),
+  };
+}
+
+/**
+ * The CTEs that write a batch from `fill (id, image_key, source, k)`, the real items numbered k =
+ * 1.. in the order they fill plan.layout.realSlots: the assignment (only when `fill` has rows),
+ * its items marked reserved, routed rejections pointed at it, its tasks in slot order. Ends in
+ * `a`, the assignment row.
+ */
+function writeCtes(plan: BatchPlan) {
+  const { layout } = plan;
+  const total = layout.realSlots.length + layout.goldSlots.length;
+  return sql`
+    a AS (
+      INSERT INTO assignments (workflow_id, annotator_id, task_count, gold_task_count, status, updated_at)
+      SELECT ${plan.workflowId}, ${plan.annotatorId}, ${total}, ${layout.goldSlots.length}, 'pending', now()
+       WHERE EXISTS (SELECT 1 FROM fill)
+      RETURNING *),
+    items AS (
+      UPDATE work_items SET status = 'reserved', assignment_id = a.id, updated_at = now()
+        FROM a, fill WHERE work_items.id = fill.id),
+    routed AS (
+      -- A routed rejection's item has found its batch.
+      UPDATE rejections SET routed_to_assignment_id = a.id
+        FROM a, fill
+       WHERE fill.source = 'rework' AND rejections.routed_work_item_id = fill.id AND rejections.routed_to_assignment_id IS NULL),
+    tasks AS (
+      INSERT INTO assignment_tasks (assignment_id, s3_image_key, work_item_id, gold_task_id, is_gold, position, updated_at)
+      SELECT a.id, fill.image_key, fill.id, NULL, false, (${layout.realSlots}::int[])[fill.k], now() FROM a, fill
+      UNION ALL
+      SELECT a.id, g.key, NULL, g.id, true, g.slot, now()
+        FROM a, unnest(${plan.gold.map((g) => g.s3ImageKey)}::text[], ${plan.gold.map((g) => g.id)}::int[], ${layout.goldSlots}::int[])
+             AS g (key, id, slot))`;
+}
+
+/** The order real items fill their slots: as taken (shuffled workflow) or by key, byte order. */
+const fillOrder = (plan: BatchPlan, taken: string) => (plan.keyOrder ? sql`image_key COLLATE "C"` : sql.raw(taken));
+
+/** Writes a planned batch of `items` (in the order they were taken) in one statement. */
+async function writeBatch(trx: Tx, plan: BatchPlan, items: QueuedItem[]): Promise<Assignment> {
+  const { rows } = await sql<Assignment>`
+    WITH fill AS (
+      SELECT id, image_key, source, row_number() OVER (ORDER BY ${fillOrder(plan, 'taken')}) AS k
+        FROM unnest(${items.map((i) => i.id)}::bigint[], ${items.map((i) => i.imageKey)}::text[], ${items.map((i) => i.source)}::text[])
+             WITH ORDINALITY AS t (id, image_key, source, taken)),
+    ${writeCtes(plan)}
+    SELECT * FROM a`.execute(trx);
+  return rows[0]!;
+}
+
+/**
+ * The whole reservation as one statement: takes a full batch (`plan.layout.realSlots.length`
+ * distinct items) and writes it — or, when the queue cannot fill it (or had to leave an image
+ * out), writes nothing and returns null.
+ */
+async function reserveFull(db: Executor, plan: BatchPlan, claim: Omit<ClaimSpec, 'locked'>): Promise<Assignment | null> {
+  const { rows } = await sql<Assignment>`
+    WITH ${claimCtes({ ...claim, locked: [] })},
+    usable AS (SELECT DISTINCT ON (image_key) part, n, id, image_key, source FROM claimed
+                WHERE NOT open_elsewhere ORDER BY image_key, part, n),
+    fill AS (SELECT id, image_key, source, row_number() OVER (ORDER BY ${fillOrder(plan, 'part, n')}) AS k FROM usable
+              WHERE (SELECT count(*) FROM usable) = ${claim.want}),
+    ${writeCtes(plan)}
+    SELECT * FROM a`.execute(db);
+  return rows[0] ?? null;
+}
+
+/** The workflow columns a reservation reads. */
+type AssignWorkflow = Pick<
+  Workflow,
+  'id' | 'roleId' | 'labelingConfigId' | 'isActive' | 'maxProjects' | 'imagesPerProject' | 'goldStandardRate' | 'shuffleImages'
+>;
+
+interface AssignContext {
+  workflow: AssignWorkflow | null;
+  annotator: Pick<Annotator, 'status' | 'roleId'> | null;
+  /** The annotator's batches of this workflow that count against maxProjects. */
+  counted: number;
+  /** Whether the annotator has an open batch in any workflow. */
+  hasOpen: boolean;
+  /** The gold tasks of the workflow's labeling config and how often this annotator was given each. */
+  gold: { id: number; s3ImageKey: string; timesSeen: number }[];
+}
+
+/**
+ * Everything a reservation checks, in one statement (after the annotator's lock on the general
+ * path, so the counts include every batch committed before it). Gold exposure is counted over the
+ * annotator's own batches (index assignment_tasks_gold_by_assignment_idx), not over every batch
+ * that ever held the gold task.
+ */
+async function readContext(db: Executor, workflowId: number, annotatorId: number): Promise<AssignContext> {
+  const { rows } = await sql<
+    { [K in keyof AssignWorkflow]: AssignWorkflow[K] | null } & {
+      annotatorStatus: Annotator['status'] | null;
+      annotatorRoleId: number | null;
+      counted: number;
+      hasOpen: boolean;
+      gold: AssignContext['gold'] | null;
+    }
+  >`
+    SELECT w.id, w.role_id, w.labeling_config_id, w.is_active, w.max_projects, w.images_per_project,
+           w.gold_standard_rate, w.shuffle_images,
+           a.status AS annotator_status, a.role_id AS annotator_role_id,
+           (SELECT count(*)::int FROM assignments
+             WHERE annotator_id = ${annotatorId} AND workflow_id = ${workflowId}
+               AND status IN ('pending', 'in_progress', 'completed')) AS counted,
+           EXISTS (SELECT 1 FROM assignments WHERE annotator_id = ${annotatorId} AND status IN ('pending', 'in_progress')) AS has_open,
+           (SELECT json_agg(json_build_object('id', g.id, 's3ImageKey', g.s3_image_key, 'timesSeen', coalesce(seen.n, 0)) ORDER BY g.id)
+              FROM gold_tasks g
+              LEFT JOIN (SELECT t.gold_task_id, count(*) AS n
+                           FROM assignments x JOIN assignment_tasks t ON t.assignment_id = x.id AND t.gold_task_id IS NOT NULL
+                          WHERE x.annotator_id = ${annotatorId}
+                          GROUP BY t.gold_task_id) AS seen ON seen.gold_task_id = g.id
+             WHERE g.labeling_config_id = w.labeling_config_id) AS gold
+      FROM (SELECT 1) AS one
+      LEFT JOIN workflows w ON w.id = ${workflowId}
+      LEFT JOIN annotators a ON a.id = ${annotatorId}`.execute(db);
+  const { annotatorStatus, annotatorRoleId, counted, hasOpen, gold, ...workflow } = rows[0]!;
+  return {
+    workflow: workflow.id === null ? null : (workflow as AssignWorkflow),
+    annotator: annotatorStatus === null ? null : { status: annotatorStatus, roleId: annotatorRoleId },
+    counted,
+    hasOpen,
+    gold: gold ?? [],
+  };
+}
+
+type AssignFailed = Extract<AssignResult, { ok: false }>;
+
+function fail(reason: AssignFailure, message: string): AssignFailed {
   return { ok: false, reason, message };
 }
 
-async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opts: { auto: boolean; seed: number }): Promise<AssignResult> {
-  await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, ${annotatorId})`.execute(trx);
-  const workflow = await trx.selectFrom('workflows').selectAll().where('id', '=', workflowId).executeTakeFirst();
+/** The checks that need no lock (all but maxProjects and auto's one open batch). */
+function checkContext({ workflow, annotator }: AssignContext, annotatorId: number): AssignFailed | null {
   if (!workflow) return fail('workflow_missing', 'Workflow not found');
-  const annotator = await trx.selectFrom('annotators').selectAll().where('id', '=', annotatorId).executeTakeFirst();
   if (!annotator) return fail('annotator_missing', `Annotator ${annotatorId} not found`);
   if (annotator.status !== 'active') return fail('annotator_not_active', `Annotator ${annotatorId} is not active (status ${annotator.status})`);
   if (workflow.roleId !== null && annotator.roleId !== workflow.roleId) {
@@ -122,107 +311,73 @@ async function reserveOnce(trx: Tx, workflowId: number, annotatorId: number, opt
   }
   if (!workflow.isActive) return fail('workflow_inactive', 'Workflow is paused (isActive is false)');
   if (workflow.labelingConfigId === null) return fail('no_labeling_config', 'Workflow has no labeling config');
+  return null;
+}
 
-  const counts = await trx
-    .selectFrom('assignments')
-    .select([
-      sql<number>`count(*) FILTER (WHERE status IN ('pending', 'in_progress', 'completed'))::int`.as('counted'),
-      sql<number>`count(*) FILTER (WHERE status IN ('pending', 'in_progress'))::int`.as('open'),
-    ])
-    .where('workflowId', '=', workflow.id)
-    .where('annotatorId', '=', annotatorId)
-    .executeTakeFirstOrThrow();
-  if (workflow.maxProjects !== null && counts.counted >= workflow.maxProjects) {
-    return fail('max_projects', `Annotator ${annotatorId} already has ${counts.counted} batches of this workflow (maxProjects ${workflow.maxProjects})`);
+/** A full batch's counts: lock only as many items as it uses (a locked item others skip must be one this batch keeps). */
+const fullBatch = (workflow: AssignWorkflow, goldAvailable: number) =>
+  mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable });
+
+/**
+ * The fast path, for a reservation no per-annotator rule constrains (no maxProjects, not auto):
+ * one read, then the whole reservation in one statement, no explicit transaction. Returns null
+ * when the general path must decide (a rule to hold under the annotator's lock, or a batch the
+ * queue cannot fill as planned).
+ */
+async function reserveFast(db: Db, workflowId: number, annotatorId: number, seed: number): Promise<AssignResult | null> {
+  const ctx = await readContext(db, workflowId, annotatorId);
+  const failure = checkContext(ctx, annotatorId);
+  if (failure) return failure;
+  const workflow = ctx.workflow!;
+  if (workflow.maxProjects !== null) return null;
+  const random = seededRandom(seed);
+  const mix = fullBatch(workflow, ctx.gold.length);
+  const start = workflow.shuffleImages ? random() : 0;
+  const plan = planBatch(workflow, annotatorId, mix, ctx.gold, random);
+  const assignment = await reserveFull(db, plan, { workflow, annotatorId, want: mix.real, start });
+  return assignment && { ok: true, assignment };
+}
+
+/** The general path: under the annotator's lock, every check, then the reservation and the write. */
+async function reserveLocked(trx: Tx, workflowId: number, annotatorId: number, opts: { auto: boolean; seed: number }): Promise<AssignResult> {
+  await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, ${annotatorId})`.execute(trx);
+  const ctx = await readContext(trx, workflowId, annotatorId);
+  const failure = checkContext(ctx, annotatorId);
+  if (failure) return failure;
+  const workflow = ctx.workflow!;
+  if (workflow.maxProjects !== null && ctx.counted >= workflow.maxProjects) {
+    return fail('max_projects', `Annotator ${annotatorId} already has ${ctx.counted} batches of this workflow (maxProjects ${workflow.maxProjects})`);
   }
-  if (opts.auto) {
-    // Auto-assignment gives an annotator one open batch at a time, whatever the workflow.
-    const open = await trx
-      .selectFrom('assignments')
-      .select('id')
-      .where('annotatorId', '=', annotatorId)
-      .where('status', 'in', OPEN_STATUSES)
-      .limit(1)
-      .executeTakeFirst();
-    if (open) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
-  }
+  // Auto-assignment gives an annotator one open batch at a time, whatever the workflow.
+  if (opts.auto && ctx.hasOpen) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
 
   const random = seededRandom(opts.seed);
-  const gold = await goldCandidates(trx, workflow.labelingConfigId, annotatorId);
-  // Lock only as many items as a full batch uses: a locked item other assignments skip must be one
-  // this batch keeps, or concurrent batches would come out short.
-  const fullBatch = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: workflow.imagesPerProject, goldAvailable: gold.length });
-  const taken = await takeItems(trx, workflow, annotatorId, fullBatch.real, random);
-  // One image once per batch (an image queued twice, e.g. rework beside a chained copy).
-  const seen = new Set<string>();
-  const unique = taken.filter((i) => !seen.has(i.imageKey) && seen.add(i.imageKey));
-  if (!unique.length) return fail('no_items', 'No images available for assignment');
-
-  const mix = mixGold({
-    batchSize: workflow.imagesPerProject,
-    rate: workflow.goldStandardRate,
-    realAvailable: unique.length,
-    goldAvailable: gold.length,
-  });
-  let real = unique.slice(0, mix.real);
-  real = workflow.shuffleImages ? shuffle(real, random) : [...real].sort((a, b) => (a.imageKey < b.imageKey ? -1 : a.imageKey > b.imageKey ? 1 : 0));
-  const goldPicked = pickGold(gold, mix.gold, random);
-  const slots = placeGold(real, goldPicked, random);
-
-  const now = new Date();
-  const assignment = await trx
-    .insertInto('assignments')
-    .values({
-      workflowId: workflow.id,
-      annotatorId,
-      taskCount: slots.length,
-      goldTaskCount: goldPicked.length,
-      status: 'pending',
-      updatedAt: now,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  await trx
-    .updateTable('workItems')
-    .set({ status: 'reserved', assignmentId: assignment.id, updatedAt: now })
-    .where('id', 'in', real.map((r) => r.id))
-    .execute();
-  const rework = real.filter((r) => r.source === 'rework').map((r) => r.id);
-  if (rework.length) {
-    // A routed rejection's item has found its batch.
-    await trx
-      .updateTable('rejections')
-      .set({ routedToAssignmentId: assignment.id })
-      .where('routedWorkItemId', 'in', rework)
-      .where('routedToAssignmentId', 'is', null)
-      .execute();
-  }
-  await trx
-    .insertInto('assignmentTasks')
-    .values(
-      slots.map((s, position) =>
-        s.kind === 'real'
-          ? { assignmentId: assignment.id, s3ImageKey: s.item.imageKey, workItemId: s.item.id, position, updatedAt: now }
-          : { assignmentId: assignment.id, s3ImageKey: s.item.s3ImageKey, goldTaskId: s.item.id, isGold: true, position, updatedAt: now },
-      ),
-    )
-    .execute();
-  return { ok: true, assignment };
+  const start = workflow.shuffleImages ? random() : 0;
+  const taken = await claimItems(trx, { workflow, annotatorId, want: fullBatch(workflow, ctx.gold.length).real, start });
+  if (!taken.length) return fail('no_items', 'No images available for assignment');
+  // A short queue shrinks the batch, and its gold is recounted for the smaller batch.
+  const mix = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: taken.length, goldAvailable: ctx.gold.length });
+  const plan = planBatch(workflow, annotatorId, mix, ctx.gold, random);
+  return { ok: true, assignment: await writeBatch(trx, plan, taken.slice(0, mix.real)) };
 }
 
 /**
- * Reserves one batch in its own transaction (retried when a concurrent reservation of the same
- * image wins the unique index). Never throws for business reasons: see AssignResult.
+ * Reserves one batch. Without maxProjects and outside auto-assignment, the fast path: one read,
+ * then the whole reservation in one statement. Otherwise (or when the queue cannot fill the batch
+ * as planned) one short transaction under the annotator's lock: the read, the reservation
+ * (claimItems), the write. Retried when a concurrent reservation of the same image wins the unique
+ * index. Never throws for business reasons: see AssignResult.
  */
 export async function assignBatch(
   db: Db,
   input: { workflowId: number; annotatorId: number; auto?: boolean; seed?: number },
 ): Promise<AssignResult> {
   for (let attempt = 1; ; attempt++) {
+    const seed = input.seed ?? randomInt(2 ** 31);
     try {
-      return await db
-        .transaction()
-        .execute((trx) => reserveOnce(trx, input.workflowId, input.annotatorId, { auto: !!input.auto, seed: input.seed ?? randomInt(2 ** 31) }));
+      const fast = input.auto ? null : await reserveFast(db, input.workflowId, input.annotatorId, seed);
+      if (fast) return fast;
+      return await db.transaction().execute((trx) => reserveLocked(trx, input.workflowId, input.annotatorId, { auto: !!input.auto, seed }));
     } catch (err) {
       if (pgCode(err) === PG.uniqueViolation && attempt < 5) continue;
       throw err;

@@ -352,6 +352,27 @@ describe('monitoring: HTTP', () => {
     expect(res.body).toEqual(expected);
   });
 
+  it('answers concurrent requests alike, each including what was written before it', async () => {
+    const id = await annotator('Concurrent', 'active');
+    await event(id, new Date().toISOString(), 4000);
+    await assignment(id, 'completed');
+    const all = await Promise.all(Array.from({ length: 8 }, () => t.json('GET', '/api/monitoring')));
+    for (const res of all) {
+      expect(res.status).toBe(200);
+      expect(res.body.annotatorSummaries.find((s: { id: number }) => s.id === id)).toEqual({
+        id,
+        name: 'Concurrent',
+        todayCount: 1,
+        avgTimeMs: 4000,
+        completionRate: 1,
+      });
+    }
+    // A write after a response is in the next one.
+    await assignment(id, 'failed');
+    const next = await t.json('GET', '/api/monitoring');
+    expect(next.body.annotatorSummaries.find((s: { id: number }) => s.id === id).completionRate).toBe(0.5);
+  });
+
   it('answers 401 without a session', async () => {
     expect(await t.anonymous.json('GET', '/api/monitoring')).toMatchObject({ status: 401, body: { error: 'Unauthorized' } });
     expect(await t.anonymous.json('GET', '/api/monitoring/annotator/1')).toMatchObject({ status: 401, body: { error: 'Unauthorized' } });

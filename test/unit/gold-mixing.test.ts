@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { goldCountFor, mixGold, pickGold, placeGold, seededRandom, shuffle } from '../../src/domain/gold-mixing.ts';
+import { batchLayout, goldCountFor, mixGold, pickGold, seededRandom, shuffle } from '../../src/domain/gold-mixing.ts';
 
 describe('gold mixing: counts', () => {
   it('makes gold the given share of the whole batch, rounded up', () => {
@@ -46,17 +46,25 @@ describe('gold mixing: choice and placement', () => {
     const picked = pickGold(candidates, 3, seededRandom(7)).map((g) => g.id);
     expect(new Set(picked)).toEqual(new Set([2, 4, 3]));
   });
-  it('places gold at random positions and keeps the real order', () => {
-    const real = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
-    const positions = new Set<string>();
+  it('places gold at random positions; real items fill the rest in order, or at random when shuffled', () => {
+    const goldPositions = new Set<string>();
+    const realOrders = new Set<string>();
     for (let seed = 1; seed <= 30; seed++) {
-      const slots = placeGold(real, ['G1', 'G2'], seededRandom(seed));
-      expect(slots).toHaveLength(10);
-      expect(slots.filter((s) => s.kind === 'real').map((s) => s.item)).toEqual(real);
-      expect(slots.filter((s) => s.kind === 'gold').map((s) => s.item)).toEqual(['G1', 'G2']);
-      positions.add(slots.flatMap((s, i) => (s.kind === 'gold' ? [i] : [])).join(','));
+      for (const shuffled of [false, true]) {
+        const { goldSlots, realSlots } = batchLayout(8, 2, shuffled, seededRandom(seed));
+        // Every position once, gold ascending.
+        expect([...goldSlots, ...realSlots].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        expect(goldSlots).toEqual([...goldSlots].sort((a, b) => a - b));
+        if (shuffled) realOrders.add(realSlots.join(','));
+        else expect(realSlots).toEqual([...realSlots].sort((a, b) => a - b));
+        goldPositions.add(goldSlots.join(','));
+      }
+      // The same seed gives the same layout.
+      expect(batchLayout(8, 2, true, seededRandom(seed))).toEqual(batchLayout(8, 2, true, seededRandom(seed)));
     }
-    // Not always at the end, nor always in one place.
-    expect(positions.size).toBeGreaterThan(10);
+    // Not always at the end, nor always in one place; shuffled orders differ.
+    expect(goldPositions.size).toBeGreaterThan(10);
+    expect(realOrders.size).toBeGreaterThan(20);
+    expect(batchLayout(3, 0, false, seededRandom(1))).toEqual({ goldSlots: [], realSlots: [0, 1, 2] });
   });
 });
