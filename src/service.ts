@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { serve, type ServerType } from '@hono/node-server';
-import { refuseOversizeBeforeContinue } from './api/body-limits.ts';
+import { continueOnFirstRead } from './api/body-limits.ts';
 import type { Config } from './config.ts';
 import type { AppContext } from './context.ts';
 import { randomToken, SecretBox } from './crypto.ts';
@@ -77,9 +77,10 @@ export async function createService(config: Config, overrides: Partial<AppContex
     app,
     async start({ reconcile = true } = {}) {
       const port = await new Promise<number>((resolve, reject) => {
-        server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, (info) => resolve(info.port));
+        // Unread request bodies are cleaned up by api/body-limits.ts lingerOnUnreadBody.
+        server = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST, autoCleanupIncoming: false }, (info) => resolve(info.port));
         server.once('error', reject);
-        refuseOversizeBeforeContinue(server as Server);
+        continueOnFirstRead(server as Server);
       });
       if (reconcile) reconciler!.start();
       logger.info({ port, host: config.HOST, database: database.kind }, 'LabelFleet listening');

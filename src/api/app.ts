@@ -11,7 +11,7 @@ import { authRoutes } from '../auth/routes.ts';
 import { refuseCrossSite } from '../auth/cross-site.ts';
 import { sessionAdmin } from '../auth/sessions.ts';
 import { allowedMethods } from './allowed-methods.ts';
-import { limitBodies } from './body-limits.ts';
+import { limitBodies, lingerOnUnreadBody } from './body-limits.ts';
 import { registerDocs, type SecurityScheme } from './docs.ts';
 import { createRouter, type RouteFactory } from './router.ts';
 import { systemRoutes } from './system.ts';
@@ -116,6 +116,7 @@ export function createApp(ctx: AppContext) {
   app.use(secureHeaders({ strictTransportSecurity: false, crossOriginResourcePolicy: 'same-origin' }));
 
   // Before anything reads a body (body-limits.ts).
+  app.use(lingerOnUnreadBody());
   app.use(limitBodies());
 
   // Authentication gate. Sets `credential`, the one signal the cross-site rule reads (an API key

@@ -7,9 +7,10 @@
  * than the limit is ever held, and the answer is the same 413. Nothing is buffered here: a route
  * that authenticates first (the webhook's secret) still does so before the body is read.
  *
- * Out: 413 `{error, details: {limitBytes}}`. The unread rest of the body is @hono/node-server's
- * to deal with: it drains at most 64 MB or 500 ms, then closes the connection (closing at once
- * would reset it, and a reset can destroy the 413 before the client has read it).
+ * Out: 413 `{error, details: {limitBytes}}`. The unread rest of any answered body is read and
+ * dropped for at most LINGER_MS (`lingerOnUnreadBody`), then the connection is closed: closing at
+ * once would reset it while the client is still sending, and a reset can destroy the answer before
+ * the client has read it (RFC 9112 §9.6).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -35,6 +36,34 @@ export const bodyLimitFor = (path: string): number => BODY_LIMITS.find((l) => l.
 
 function tooLarge(c: Context, maxBytes: number): Response {
   return c.json({ error: 'Payload too large', details: { limitBytes: maxBytes } }, 413);
+}
+
+/** How long a connection whose request body was not read is kept reading (and dropping) it. */
+export const LINGER_MS = 5_000;
+
+/**
+ * After the answer is sent, a request body nobody read is read and dropped (memory stays flat)
+ * until the client stops sending or LINGER_MS pass, then the connection closes. A polite client
+ * stops once it has its answer; one that will not stop is cut off. Replaces @hono/node-server's
+ * own clean-up (500 ms or 64 MB, too short for a busy machine: serve({autoCleanupIncoming: false})).
+ */
+export function lingerOnUnreadBody(): MiddlewareHandler {
+  return async (c, next) => {
+    const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+    const { incoming, outgoing } = env ?? {};
+    if (incoming && outgoing && c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      outgoing.once('finish', () => {
+        if (incoming.readableEnded || incoming.destroyed) return;
+        const timer = setTimeout(() => incoming.socket?.destroy(), LINGER_MS);
+        timer.unref();
+        incoming.once('end', () => clearTimeout(timer));
+        incoming.once('close', () => clearTimeout(timer));
+        incoming.on('data', () => {});
+        incoming.resume();
+      });
+    }
+    return next();
+  };
 }
 
 export function limitBodies(): MiddlewareHandler {
@@ -68,12 +97,13 @@ export function limitBodies(): MiddlewareHandler {
 }
 
 /**
- * `Expect: 100-continue` (RFC 9110 §10.1.1; curl sends it for uploads over 1 MiB): a declared body
- * over the route's limit is refused with the same 413 before the client sends a byte of it, so
- * the answer cannot be lost to a connection reset while the client is still sending. Any other
- * request gets `100 Continue` and goes to the app as usual (`request` event).
+ * `Expect: 100-continue` (RFC 9110 §10.1.1; curl sends it for uploads over 1 MiB). As Go's
+ * net/http does, `100 Continue` is sent only when the app starts reading the body, so a request
+ * answered without its body (a declared size over the route's limit, a wrong webhook secret) is
+ * answered before the client sends a byte of it — the answer cannot be lost to a connection reset
+ * while the client is still sending.
  */
-export function refuseOversizeBeforeContinue(server: Pick<Server, 'on' | 'emit'>): void {
+export function continueOnFirstRead(server: Pick<Server, 'on' | 'emit'>): void {
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
     const maxBytes = bodyLimitFor(new URL(req.url ?? '/', 'http://x').pathname);
     const declared = Number(req.headers['content-length']);
@@ -82,7 +112,10 @@ export function refuseOversizeBeforeContinue(server: Pick<Server, 'on' | 'emit'>
       res.end(JSON.stringify({ error: 'Payload too large', details: { limitBytes: maxBytes } }));
       return;
     }
-    res.writeContinue();
+    // Reading the body puts the stream in flowing mode ('resume'); after a final answer, never.
+    req.once('resume', () => {
+      if (!res.headersSent) res.writeContinue();
+    });
     server.emit('request', req, res);
   });
 }

@@ -36,6 +36,8 @@ export const ROUTE_SCOPES: Record<string, ApiKeyScope> = {
   'POST /api/annotators/:id/start': 'write',
   'POST /api/annotators/:id/stop': 'write',
   'GET /api/annotators/:id/status': 'read',
+  'GET /api/annotators/:id/progress': 'read',
+  'GET /api/changes': 'read',
   'POST /api/annotators/:id/password': 'admin',
   'GET /api/assignments': 'read',
   'GET /api/assignments/:id': 'read',
