@@ -9,6 +9,11 @@ const bool = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 const url = z.string().url();
+/**
+ * An admin's email as stored and signed in with (ADMIN_EMAIL, `fleet admin --email`): surrounding
+ * whitespace dropped — sign-in drops it too — then an email address of at most 255 characters.
+ */
+export const adminEmail = z.string().trim().pipe(z.email('must be an email address').max(255, 'must be at most 255 characters'));
 
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -23,7 +28,7 @@ const EnvSchema = z.object({
 
   /** Key for secrets the fleet must read back (DB passwords, instance tokens) and for signing. */
   FLEET_SECRET_KEY: z.string().min(32, 'FLEET_SECRET_KEY must be at least 32 characters').optional(),
-  ADMIN_EMAIL: z.string().email().default('admin@fleet.local'),
+  ADMIN_EMAIL: adminEmail.default('admin@fleet.local'),
   ADMIN_PASSWORD: z.string().min(1).default('admin'),
   SESSION_TTL_HOURS: int(1, 24 * 365).default(24 * 7),
   /** Sign-in attempts per client and email in a round, then a block (src/auth/throttle.ts). */

@@ -106,6 +106,24 @@ describe('fleet CLI', { timeout: 180_000 }, () => {
       expect(await verifyPassword('second-pass', await hashOf())).toBe(true);
       expect((await runFleet(['admin', 'passwd', '--email', 'nobody@fleet.local', '--password-stdin'], env, undefined, 'x\n')).code).toBe(2);
 
+      // --email follows ADMIN_EMAIL's rule, trimmed as sign-in trims: a padded address is the
+      // account sign-in finds; what no one could sign in with is refused in one line.
+      const padded = await runFleet(['admin', 'create', '--email', '  Lead@Fleet.local\t', '--password-stdin'], env, undefined, 'lead pass\n');
+      expect([padded.code, padded.stdout, padded.stderr]).toEqual([0, 'created admin Lead@Fleet.local\n', '']);
+      const { findAdminByEmail } = await import('../../src/auth/admins.ts');
+      expect((await findAdminByEmail(db.handle.db, 'lead@fleet.local'))?.email).toBe('Lead@Fleet.local');
+      expect((await runFleet(['admin', 'passwd', '--email', ' lead@fleet.local ', '--password-stdin'], env, undefined, 'lead pass 2\n')).code).toBe(0);
+      for (const [bad, message] of [
+        ['not-an-email', 'must be an email address'],
+        ['ops@', 'must be an email address'],
+        [`${'a'.repeat(250)}@fleet.local`, 'must be at most 255 characters'],
+      ] as const) {
+        const r = await runFleet(['admin', 'create', '--email', bad, '--password-stdin'], env, undefined, 'x\n');
+        expect([r.code, r.stderr], bad).toEqual([2, `fleet: --email ${message} (see \`fleet admin create --help\`)\n`]);
+      }
+      const admins = await db.handle.db.selectFrom('adminUsers').select('email').orderBy('email').execute();
+      expect(admins.map((a) => a.email)).toEqual(['Lead@Fleet.local', 'ops@fleet.local']);
+
       // At a terminal: asked twice, never echoed.
       const tty = spawn('script', ['-qec', `${process.execPath} ${FLEET_BIN} admin passwd --email ops@fleet.local`, '/dev/null'], {
         env: { ...process.env, ...env },
