@@ -7,8 +7,21 @@ import { z } from 'zod';
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** A whole number in [min, max]; every way of missing it gets the one message that says the range. */
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const message = max === Number.MAX_SAFE_INTEGER ? `must be a whole number, at least ${min}` : `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+};
 const url = z.string().url();
+/** A node-postgres connection string; the message never repeats the value (it may hold a password). */
+const postgresUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && (u.hostname !== '' || u.searchParams.has('host'));
+  } catch {
+    return false;
+  }
+}, 'must be a PostgreSQL URL: postgres://user:password@host:5432/database');
 /**
  * An admin's email as stored and signed in with (ADMIN_EMAIL, `fleet admin --email`): surrounding
  * whitespace dropped — sign-in drops it too — then an email address of at most 255 characters.
@@ -22,7 +35,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   /** PostgreSQL connection string; unset → embedded PGlite database in DATA_DIR/pglite. */
-  DATABASE_URL: z.string().min(1).optional(),
+  DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   DATA_DIR: z.string().default('./data'),
 
@@ -68,7 +81,7 @@ const EnvSchema = z.object({
   /** Where the fleet reaches Traefik's entrypoint to check a route (Host header); unset → the public URL. */
   TRAEFIK_URL: url.optional(),
   /** Admin connection to the PostgreSQL hosting the per-annotator databases; defaults to DATABASE_URL. */
-  LS_DATABASE_URL: z.string().min(1).optional(),
+  LS_DATABASE_URL: postgresUrl.optional(),
   /** That server as seen from a Label Studio container; default: LS_DATABASE_URL's host and port. */
   LS_DATABASE_HOST: z.string().min(1).optional(),
   LS_DATABASE_PORT: int(1, 65535).optional(),
