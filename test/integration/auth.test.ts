@@ -46,6 +46,13 @@ describe('sign-in (NextAuth credentials flow)', () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('set-cookie')).toMatch(/^__Secure-next-auth\.session-token=.*Secure/);
+    // The scheme in any case, and the first entry of a proxy chain (the browser's side).
+    for (const [proto, secure] of [['HTTPS', true], [' https , http', true], ['http, https', false], ['http', false]] as const) {
+      const r = await login({ email: 'admin@fleet.local', password: 'admin', csrfToken: await csrf() }, 'json', { 'x-forwarded-proto': proto });
+      expect(r.status, proto).toBe(200);
+      const cookie = r.headers.get('set-cookie')!;
+      expect([cookie.startsWith('__Secure-next-auth.session-token='), /; Secure/.test(cookie)], proto).toEqual([secure, secure]);
+    }
   });
 
   it('stores only a hash of the session token', async () => {
