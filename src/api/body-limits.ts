@@ -7,6 +7,10 @@
  * than the limit is ever held, and the answer is the same 413. Nothing is buffered here: a route
  * that authenticates first (the webhook's secret) still does so before the body is read.
  *
+ * Bodies are read as sent: one with a Content-Encoding other than identity (gzip, br...) would
+ * reach the parsers as bytes they cannot read ("Malformed JSON"), so it is refused first with 415
+ * and `Accept-Encoding: identity` (RFC 9110 §15.5.16).
+ *
  * Out: 413 `{error, details: {limitBytes}}`. The unread rest of the body is @hono/node-server's
  * to deal with: it drains at most 64 MB or 500 ms, then closes the connection (closing at once
  * would reset it, and a reset can destroy the 413 before the client has read it).
@@ -40,6 +44,14 @@ export function limitBodies(): MiddlewareHandler {
   return async (c, next) => {
     const body = c.req.raw.body;
     if (!body) return next();
+    const encoding = c.req.header('content-encoding')?.trim();
+    if (encoding && encoding.toLowerCase() !== 'identity') {
+      return c.json(
+        { error: 'Unsupported Content-Encoding: send the body uncompressed', details: { contentEncoding: encoding.slice(0, 100), accepted: ['identity'] } },
+        415,
+        { 'Accept-Encoding': 'identity' },
+      );
+    }
     const maxBytes = bodyLimitFor(c.req.path);
     const declared = c.req.header('content-length');
     if (declared !== undefined && !c.req.header('transfer-encoding')) {

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/process.ts';
@@ -188,6 +189,32 @@ describe('redirects after sign-in', () => {
       });
       expect([callbackUrl, res.status, ((await res.json()) as { url: string }).url]).toEqual([callbackUrl, 200, url]);
     }
+  });
+});
+
+describe('compressed request bodies', () => {
+  it('are refused with 415 and Accept-Encoding on every route, before anything is read; identity passes', async () => {
+    const json = JSON.stringify({ name: 'Compressed' });
+    const { csrfToken } = (await (await t.service.app.request('/api/auth/csrf')).json()) as { csrfToken: string };
+    const credentials = JSON.stringify({ email: 'admin@fleet.local', password: 'admin', csrfToken });
+    const cookie = await signIn(t.service.app);
+    for (const [encoding, compress] of [['gzip', gzipSync], ['deflate', deflateSync], ['br', brotliCompressSync], ['GZIP', gzipSync], ['gzip, identity', gzipSync]] as const) {
+      for (const [path, body] of [['/api/roles', json], ['/api/auth/callback/credentials', credentials], ['/api/webhook', '{}']] as const) {
+        const res = await t.service.app.request(path, {
+          method: 'POST',
+          headers: { cookie, 'content-type': 'application/json', 'content-encoding': encoding },
+          body: new Uint8Array(compress(Buffer.from(body))),
+        });
+        expect([encoding, path, res.status, res.headers.get('accept-encoding')]).toEqual([encoding, path, 415, 'identity']);
+        expect(await res.json()).toEqual({
+          error: 'Unsupported Content-Encoding: send the body uncompressed',
+          details: { contentEncoding: encoding, accepted: ['identity'] },
+        });
+      }
+    }
+    expect((await t.json('GET', '/api/roles')).body.map((r: { name: string }) => r.name)).not.toContain('Compressed');
+    const plain = await t.request('POST', '/api/roles', json, { 'content-encoding': 'identity' });
+    expect(plain.status).toBe(201);
   });
 });
 
