@@ -28,6 +28,9 @@ const postgresUrl = z.string().refine((v) => {
  */
 export const adminEmail = z.string().trim().pipe(z.email('must be an email address').max(255, 'must be at most 255 characters'));
 
+/** ADMIN_PASSWORD's default: refused in production, and signs in only from this machine (auth/routes.ts). */
+export const DEFAULT_ADMIN_PASSWORD = 'admin';
+
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   HOST: z.string().default('0.0.0.0'),
@@ -42,7 +45,7 @@ const EnvSchema = z.object({
   /** Key for secrets the fleet must read back (DB passwords, instance tokens) and for signing. */
   FLEET_SECRET_KEY: z.string().min(32, 'FLEET_SECRET_KEY must be at least 32 characters').optional(),
   ADMIN_EMAIL: adminEmail.default('admin@fleet.local'),
-  ADMIN_PASSWORD: z.string().min(1).default('admin'),
+  ADMIN_PASSWORD: z.string().min(1).default(DEFAULT_ADMIN_PASSWORD),
   SESSION_TTL_HOURS: int(1, 24 * 365).default(24 * 7),
   /** Sign-in attempts per client and email in a round, then a block (src/auth/throttle.ts). */
   LOGIN_MAX_FAILURES: int(1, 1000).default(5),
@@ -148,7 +151,7 @@ const requiredWhen = (when: (c: Config) => boolean, condition: string, ...variab
  * failed to parse is not reported twice.
  */
 const RULES: Rule[] = [
-  (c) => c.NODE_ENV === 'production' && c.ADMIN_PASSWORD === 'admin' && problem('ADMIN_PASSWORD', 'must be changed from the default "admin" when NODE_ENV=production'),
+  (c) => c.NODE_ENV === 'production' && c.ADMIN_PASSWORD === DEFAULT_ADMIN_PASSWORD && problem('ADMIN_PASSWORD', 'must be changed from the default "admin" when NODE_ENV=production'),
   (c) => c.NODE_ENV === 'production' && !c.FLEET_SECRET_KEY && problem('FLEET_SECRET_KEY', 'is required when NODE_ENV=production'),
   ...requiredWhen((c) => c.TRAEFIK_PROVIDER === 'file', 'TRAEFIK_PROVIDER=file', 'TRAEFIK_DYNAMIC_DIR'),
   ...requiredWhen((c) => c.ORCHESTRATOR_BACKEND === 'ecs', 'ORCHESTRATOR_BACKEND=ecs', 'ECS_CLUSTER', 'ECS_SUBNETS', 'ECS_SECURITY_GROUPS', 'ALB_LISTENER_ARN', 'ECS_VPC_ID'),
