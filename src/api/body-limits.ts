@@ -13,7 +13,9 @@
  *
  * Out: 413 `{error, details: {limitBytes}}`. The unread rest of the body is @hono/node-server's
  * to deal with: it drains at most 64 MB or 500 ms, then closes the connection (closing at once
- * would reset it, and a reset can destroy the 413 before the client has read it).
+ * would reset it, and a reset can destroy the 413 before the client has read it). That holds for
+ * a keep-alive request; to one that sent `Connection: close`, Node's server closes as soon as the
+ * 413 is written (it does no lingering close), so a client still sending may get the reset.
  */
 import type { Context, MiddlewareHandler } from 'hono';
 

@@ -50,7 +50,10 @@ function sendOversize(method: string, path: string, chunked: boolean, persist: b
   return new Promise((resolve) => {
     const headers: Record<string, string | number> = { 'content-type': 'application/json' };
     if (!chunked) headers['content-length'] = BODY_BYTES;
-    const req = http.request(`${base}${path}`, { method, headers, agent: false });
+    // A connection of its own that asks to stay open, as curl and browsers do. (A client that
+    // sends `Connection: close` is closed on as soon as the 413 is written — Node's server does
+    // no lingering close — so while it still sends, a reset can overtake the 413; README "Security".)
+    const req = http.request(`${base}${path}`, { method, headers, agent: new http.Agent({ keepAlive: true }) });
     let answer: { status: number; body: string } | undefined;
     let stop = false;
     req.on('response', (res) => {
