@@ -78,7 +78,7 @@ async function main(argv: string[]): Promise<number> {
   const env = { ...process.env };
   if (command === 'serve' && typeof values.port === 'string') env.PORT = values.port;
   const config = loadConfig(env);
-  const email = command.startsWith('admin ') ? required(values, 'email', command) : undefined;
+  const email = command.startsWith('admin ') ? await emailOption(required(values, 'email', command), command) : undefined;
   const password = email ? await readPassword(command, values['password-stdin'] === true) : undefined;
   const explain = await databaseErrors(config.DATABASE_URL);
 
@@ -164,6 +164,14 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   return 2;
+}
+
+/** `--email` by the rule ADMIN_EMAIL follows (config.ts adminEmail), trimmed as sign-in trims it. */
+async function emailOption(raw: string, command: string): Promise<string> {
+  const { adminEmail } = await import('./config.ts');
+  const parsed = adminEmail.safeParse(raw);
+  if (!parsed.success) throw new UsageError(`--email ${parsed.error.issues[0]!.message} (see \`fleet ${command} --help\`)`);
+  return parsed.data;
 }
 
 /** Runs `fn`; a failure to reach the database becomes a one-line FleetError (db/connect-errors.ts). */

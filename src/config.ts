@@ -7,8 +7,29 @@ import { z } from 'zod';
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+/** A whole number in [min, max]; every way of missing it gets the one message that says the range. */
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
+  const message = max === Number.MAX_SAFE_INTEGER ? `must be a whole number, at least ${min}` : `must be a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
+};
 const url = z.string().url();
+/** A node-postgres connection string; the message never repeats the value (it may hold a password). */
+const postgresUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && (u.hostname !== '' || u.searchParams.has('host'));
+  } catch {
+    return false;
+  }
+}, 'must be a PostgreSQL URL: postgres://user:password@host:5432/database');
+/**
+ * An admin's email as stored and signed in with (ADMIN_EMAIL, `fleet admin --email`): surrounding
+ * whitespace dropped — sign-in drops it too — then an email address of at most 255 characters.
+ */
+export const adminEmail = z.string().trim().pipe(z.email('must be an email address').max(255, 'must be at most 255 characters'));
+
+/** ADMIN_PASSWORD's default: refused in production, and signs in only from this machine (auth/routes.ts). */
+export const DEFAULT_ADMIN_PASSWORD = 'admin';
 
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -17,14 +38,14 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
   /** PostgreSQL connection string; unset → embedded PGlite database in DATA_DIR/pglite. */
-  DATABASE_URL: z.string().min(1).optional(),
+  DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   DATA_DIR: z.string().default('./data'),
 
   /** Key for secrets the fleet must read back (DB passwords, instance tokens) and for signing. */
   FLEET_SECRET_KEY: z.string().min(32, 'FLEET_SECRET_KEY must be at least 32 characters').optional(),
-  ADMIN_EMAIL: z.string().email().default('admin@fleet.local'),
-  ADMIN_PASSWORD: z.string().min(1).default('admin'),
+  ADMIN_EMAIL: adminEmail.default('admin@fleet.local'),
+  ADMIN_PASSWORD: z.string().min(1).default(DEFAULT_ADMIN_PASSWORD),
   SESSION_TTL_HOURS: int(1, 24 * 365).default(24 * 7),
   /** Sign-in attempts per client and email in a round, then a block (src/auth/throttle.ts). */
   LOGIN_MAX_FAILURES: int(1, 1000).default(5),
@@ -69,7 +90,7 @@ const EnvSchema = z.object({
   /** Where the fleet reaches Traefik's entrypoint to check a route (Host header); unset → the public URL. */
   TRAEFIK_URL: url.optional(),
   /** Admin connection to the PostgreSQL hosting the per-annotator databases; defaults to DATABASE_URL. */
-  LS_DATABASE_URL: z.string().min(1).optional(),
+  LS_DATABASE_URL: postgresUrl.optional(),
   /** That server as seen from a Label Studio container; default: LS_DATABASE_URL's host and port. */
   LS_DATABASE_HOST: z.string().min(1).optional(),
   LS_DATABASE_PORT: int(1, 65535).optional(),
@@ -137,7 +158,7 @@ const requiredWhen = (when: (c: Config) => boolean, condition: string, ...variab
  * failed to parse is not reported twice.
  */
 const RULES: Rule[] = [
-  (c) => c.NODE_ENV === 'production' && c.ADMIN_PASSWORD === 'admin' && problem('ADMIN_PASSWORD', 'must be changed from the default "admin" when NODE_ENV=production'),
+  (c) => c.NODE_ENV === 'production' && c.ADMIN_PASSWORD === DEFAULT_ADMIN_PASSWORD && problem('ADMIN_PASSWORD', 'must be changed from the default "admin" when NODE_ENV=production'),
   (c) => c.NODE_ENV === 'production' && !c.FLEET_SECRET_KEY && problem('FLEET_SECRET_KEY', 'is required when NODE_ENV=production'),
   ...requiredWhen((c) => c.TRAEFIK_PROVIDER === 'file', 'TRAEFIK_PROVIDER=file', 'TRAEFIK_DYNAMIC_DIR'),
   // The execution role reads every annotator's secret from Secrets Manager (Fargate and EC2 alike).

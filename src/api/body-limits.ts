@@ -7,6 +7,10 @@
  * than the limit is ever held, and the answer is the same 413. Nothing is buffered here: a route
  * that authenticates first (the webhook's secret) still does so before the body is read.
  *
+ * Bodies are read as sent: one with a Content-Encoding other than identity (gzip, br...) would
+ * reach the parsers as bytes they cannot read ("Malformed JSON"), so it is refused first with 415
+ * and `Accept-Encoding: identity` (RFC 9110 §15.5.16).
+ *
  * Out: 413 `{error, details: {limitBytes}}`. The unread rest of any answered body is read and
  * dropped for at most LINGER_MS (`lingerOnUnreadBody`), then the connection is closed: closing at
  * once would reset it while the client is still sending, and a reset can destroy the answer before
@@ -70,6 +74,14 @@ export function limitBodies(): MiddlewareHandler {
   return async (c, next) => {
     const body = c.req.raw.body;
     if (!body) return next();
+    const encoding = c.req.header('content-encoding')?.trim();
+    if (encoding && encoding.toLowerCase() !== 'identity') {
+      return c.json(
+        { error: 'Unsupported Content-Encoding: send the body uncompressed', details: { contentEncoding: encoding.slice(0, 100), accepted: ['identity'] } },
+        415,
+        { 'Accept-Encoding': 'identity' },
+      );
+    }
     const maxBytes = bodyLimitFor(c.req.path);
     const declared = c.req.header('content-length');
     if (declared !== undefined && !c.req.header('transfer-encoding')) {

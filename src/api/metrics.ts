@@ -19,9 +19,15 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 }
 
 export function registerMetricsRoute(app: Router, ctx: AppContext) {
+  const token = ctx.config.METRICS_TOKEN;
+  if (!token) {
+    // Not served at all: every method gets the 404 (a 405 would name methods that are not served).
+    app.all('/metrics', () => {
+      throw notFound('Metrics endpoint (set METRICS_TOKEN to enable it)');
+    });
+    return;
+  }
   app.get('/metrics', async (c) => {
-    const token = ctx.config.METRICS_TOKEN;
-    if (!token) throw notFound('Metrics endpoint (set METRICS_TOKEN to enable it)');
     if (!bearerMatches(c.req.header('authorization'), token)) {
       throw new AppError(401, 'Unauthorized', undefined, { 'WWW-Authenticate': 'Bearer realm="metrics"' });
     }

@@ -1,5 +1,6 @@
 /** Admin accounts: the first one from ADMIN_EMAIL/ADMIN_PASSWORD, more through `fleet admin`. */
 import { sql } from 'kysely';
+import { DEFAULT_ADMIN_PASSWORD } from '../config.ts';
 import { hashPassword } from '../crypto.ts';
 import type { Db } from '../db/index.ts';
 import type { Logger } from '../logger.ts';
@@ -29,10 +30,10 @@ export async function ensureFirstAdmin(db: Db, email: string, password: string, 
   const any = await db.selectFrom('adminUsers').select('id').limit(1).executeTakeFirst();
   if (any) return;
   await upsertAdmin(db, email, password);
-  if (password === 'admin') {
+  if (password === DEFAULT_ADMIN_PASSWORD) {
     log.warn(
       { email },
-      '!!! The first admin was created with the DEFAULT PASSWORD "admin". Set ADMIN_PASSWORD, or run `fleet admin passwd`, before exposing this service. !!!',
+      '!!! The first admin was created with the DEFAULT PASSWORD "admin" (it signs in only from this machine). Set ADMIN_PASSWORD, or run `fleet admin passwd`, before exposing this service. !!!',
     );
   } else {
     log.info({ email }, 'created the first admin from ADMIN_EMAIL');

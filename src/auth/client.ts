@@ -16,11 +16,32 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Context } from 'hono';
 
 export function clientAddress(c: Context, trustProxyHops: number): string {
+  const picked = pickClient(c, trustProxyHops);
+  return picked ? normalizeAddress(picked) : 'unknown';
+}
+
+/** The client's address as clientAddress picks it, before normalizing; undefined without a socket. */
+function pickClient(c: Context, trustProxyHops: number): string | undefined {
   const peer = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress;
   const chain = trustProxyHops > 0 ? (c.req.header('x-forwarded-for') ?? '').split(',').map((s) => s.trim()).filter(Boolean) : [];
   if (peer) chain.push(peer);
-  const picked = chain[chain.length - 1 - trustProxyHops] ?? chain[0];
-  return picked ? normalizeAddress(picked) : 'unknown';
+  return chain[chain.length - 1 - trustProxyHops] ?? chain[0];
+}
+
+/**
+ * Whether the request comes from this machine, by both of what a remote browser cannot fake: the
+ * client (as clientAddress picks it) is a loopback address, and the host it asked for is one
+ * (`localhost`, 127.0.0.0/8, `[::1]`) — a DNS-rebinding page on this machine asks for its own
+ * name. A request with no socket (in-process) is this machine's.
+ */
+export function fromThisMachine(c: Context, trustProxyHops: number): boolean {
+  const picked = pickClient(c, trustProxyHops);
+  return isLoopback(new URL(c.req.url).hostname) && (picked === undefined || isLoopback(picked));
+}
+
+function isLoopback(host: string): boolean {
+  const a = host.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+  return a === 'localhost' || a === '::1' || (isIPv4(a) && a.startsWith('127.'));
 }
 
 /** See clientAddress: IPv4 as is, IPv6 as its /64, anything else (not an IP) as given, lower-cased. */

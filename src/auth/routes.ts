@@ -2,12 +2,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { DUMMY_PASSWORD_HASH, verifyPassword } from '../crypto.ts';
-import { badRequest, tooManyRequests, unauthorized } from '../errors.ts';
+import { DEFAULT_ADMIN_PASSWORD } from '../config.ts';
+import { AppError, badRequest, tooManyRequests, unauthorized } from '../errors.ts';
 import { errors, jsonContent } from '../api/common.ts';
 import { createRouter } from '../api/router.ts';
 import { findAdminByEmail } from './admins.ts';
 import { issueCsrfToken, verifyCsrfToken } from './csrf.ts';
-import { clientAddress } from './client.ts';
+import { clientAddress, fromThisMachine } from './client.ts';
 import { sameOriginPath } from './redirect.ts';
 import { createSession, currentSession, revokeSession } from './sessions.ts';
 import { attemptSucceeded, countAttempt } from './throttle.ts';
@@ -62,6 +63,7 @@ export function authRoutes(ctx: AppContext) {
         200: jsonContent(z.object({ url: z.string(), user: z.object({ email: z.string() }) }), 'Signed in; cookie set'),
         400: errors[400],
         401: errors[401],
+        403: jsonContent(z.object({ error: z.string() }), 'Cross-site request, or the default password from another machine (README "Security")'),
         429: jsonContent(z.object({ error: z.string() }), 'Too many failed attempts; see Retry-After'),
       },
     }),
@@ -89,6 +91,12 @@ export function authRoutes(ctx: AppContext) {
       if (!admin || !ok) {
         c.get('log').warn({ email, client }, 'failed sign-in');
         throw unauthorized('Invalid email or password');
+      }
+      // The published default opens the API only to someone at this machine: not to the network
+      // `HOST=0.0.0.0` exposes, nor to a DNS-rebinding page in the local browser (auth/client.ts).
+      if (body.password === DEFAULT_ADMIN_PASSWORD && !fromThisMachine(c, ctx.config.TRUST_PROXY_HOPS)) {
+        c.get('log').warn({ email, client }, 'refused the default password from another machine');
+        throw new AppError(403, 'The default password signs in only from this machine (http://localhost): set ADMIN_PASSWORD or run `fleet admin passwd`');
       }
       await attemptSucceeded(db, client, email, rules);
       await createSession(db, c, admin.id, ctx.config.SESSION_TTL_HOURS);

@@ -11,8 +11,9 @@ import type { Db } from '../db/index.ts';
 const COOKIE = 'next-auth.session-token';
 const SECURE_COOKIE = '__Secure-next-auth.session-token';
 
+/** Whether the browser reached us over https: directly, or as a TLS proxy says (X-Forwarded-Proto, any case, its first entry). */
 export function isHttps(c: Context): boolean {
-  return c.req.url.startsWith('https:') || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() === 'https';
+  return c.req.url.startsWith('https:') || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase() === 'https';
 }
 
 function readToken(c: Context): string | undefined {

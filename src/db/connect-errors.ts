@@ -1,3 +1,5 @@
+import { DataDirInUseError } from './pglite-lock.ts';
+
 /**
  * Turns a failure to reach PostgreSQL into one line an operator can act on, naming the server
  * (never the password) and the fix.
@@ -7,9 +9,11 @@
  * Codes: Node's socket errors (ECONNREFUSED, ENOTFOUND, EAI_AGAIN, ETIMEDOUT, ECONNRESET,
  * EHOSTUNREACH) and PostgreSQL's SQLSTATE 3D000 invalid_catalog_name, 28P01 invalid_password,
  * 28000 invalid_authorization_specification, 57P03 cannot_connect_now (PostgreSQL manual,
- * Appendix A). pg's own "timeout exceeded when trying to connect" has no code.
+ * Appendix A). pg's own "timeout exceeded when trying to connect" has no code. For the embedded
+ * database (no url): its directory held by another process (db/pglite-lock.ts).
  */
 export function describeConnectError(err: unknown, url: string | undefined): string | null {
+  if (err instanceof DataDirInUseError) return err.message;
   if (!url) return null;
   const where = redactUrl(url);
   const code = errorCode(err);

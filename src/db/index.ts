@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { CamelCasePlugin, Kysely, PGliteDialect, PostgresDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
+import { lockDataDir } from './pglite-lock.ts';
 import type { Database } from './types.ts';
 
 export type Db = Kysely<Database>;
@@ -108,8 +109,16 @@ async function openPglite(dir: string): Promise<DbHandle> {
   // pg_trgm: the annotator search's trigram indexes (migrations/0011_console.sql).
   const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
   mkdirSync(dir, { recursive: true });
-  const pglite = new PGlite(dir, { parsers: { 20: (v: string) => Number(v) }, extensions: { pg_trgm } });
-  await pglite.waitReady;
+  // PGlite does not lock its directory: a second process would lose writes or corrupt it.
+  const unlock = lockDataDir(dir);
+  let pglite: InstanceType<typeof PGlite>;
+  try {
+    pglite = new PGlite(dir, { parsers: { 20: (v: string) => Number(v) }, extensions: { pg_trgm } });
+    await pglite.waitReady;
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }), plugins: [new MemoCamelCasePlugin({ maintainNestedObjectKeys: true })] });
   // PGlite is one connection in one process: an in-process mutex per key is the whole advisory lock.
   const locks = new Map<number, { tail: Promise<void>; busy: boolean }>();
@@ -137,7 +146,13 @@ async function openPglite(dir: string): Promise<DbHandle> {
         release();
       }
     },
-    close: () => db.destroy(),
+    close: async () => {
+      try {
+        await db.destroy();
+      } finally {
+        unlock();
+      }
+    },
   };
 }
 

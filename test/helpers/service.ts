@@ -84,7 +84,7 @@ export async function startTestService(
     secrets: new SecretBox(TEST_SECRET_KEY),
     ...opts.overrides,
   });
-  const cookie = await signIn(service.app);
+  const cookie = await signIn(service.app, config.ADMIN_EMAIL, config.ADMIN_PASSWORD);
   const authed = client(service.app, () => cookie);
   return {
     ...authed,

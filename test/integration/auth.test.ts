@@ -1,4 +1,6 @@
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/process.ts';
 import { signIn, startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -46,6 +48,13 @@ describe('sign-in (NextAuth credentials flow)', () => {
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('set-cookie')).toMatch(/^__Secure-next-auth\.session-token=.*Secure/);
+    // The scheme in any case, and the first entry of a proxy chain (the browser's side).
+    for (const [proto, secure] of [['HTTPS', true], [' https , http', true], ['http, https', false], ['http', false]] as const) {
+      const r = await login({ email: 'admin@fleet.local', password: 'admin', csrfToken: await csrf() }, 'json', { 'x-forwarded-proto': proto });
+      expect(r.status, proto).toBe(200);
+      const cookie = r.headers.get('set-cookie')!;
+      expect([cookie.startsWith('__Secure-next-auth.session-token='), /; Secure/.test(cookie)], proto).toEqual([secure, secure]);
+    }
   });
 
   it('stores only a hash of the session token', async () => {
@@ -84,6 +93,61 @@ describe('sign-in (NextAuth credentials flow)', () => {
     const res = await t.service.app.request('/api/auth/callback/credentials', { method: 'POST', body: 'x' });
     expect(res.status).toBe(415);
     expect((await res.json()).error).toBe('Unsupported Media Type');
+  });
+});
+
+describe('the default password', () => {
+  it('signs in only from this machine: not from another client, nor through a DNS-rebinding host name', async () => {
+    const port = await freePort();
+    // One proxy of ours in front: X-Forwarded-For stands for clients elsewhere.
+    const s = await startTestService({ env: { HOST: '127.0.0.1', PORT: String(port), TRUST_PROXY_HOPS: '1' } });
+    try {
+      await s.service.start({ reconcile: false });
+      // node:http, not fetch: fetch does not send a Host header of our choosing.
+      const attempt = async (headers: Record<string, string>, password = 'admin') => {
+        const { csrfToken } = (await (await fetch(`http://127.0.0.1:${port}/api/auth/csrf`)).json()) as { csrfToken: string };
+        const body = JSON.stringify({ email: 'admin@fleet.local', password, csrfToken });
+        return new Promise<{ status: number; cookie: string | null; body: unknown }>((resolve, reject) => {
+          const req = http.request(
+            { host: '127.0.0.1', port, path: '/api/auth/callback/credentials', method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+            (res) => {
+              let text = '';
+              res.on('data', (d) => (text += d));
+              res.on('end', () => resolve({ status: res.statusCode!, cookie: res.headers['set-cookie']?.[0] ?? null, body: JSON.parse(text) }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      };
+      for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `127.0.0.2:${port}`]) {
+        const here = await attempt({ host });
+        expect([host, here.status, here.cookie]).toEqual([host, 200, expect.stringMatching(/^next-auth\.session-token=/)]);
+      }
+      const refused = {
+        status: 403,
+        cookie: null,
+        body: { error: 'The default password signs in only from this machine (http://localhost): set ADMIN_PASSWORD or run `fleet admin passwd`' },
+      };
+      // A page whose name was rebound to 127.0.0.1 asks for its own host.
+      for (const host of [`rebind.example:${port}`, `localhost.rebind.example:${port}`, `10.0.0.5:${port}`]) {
+        expect(await attempt({ host }), host).toEqual(refused);
+      }
+      // Clients elsewhere, as our proxy reports them (a loopback proxy does not make them local).
+      for (const xff of ['198.51.100.7', '2001:db8::7', '127.0.0.1, 198.51.100.8']) {
+        expect(await attempt({ 'x-forwarded-for': xff }), xff).toEqual(refused);
+      }
+      expect(await attempt({ 'x-forwarded-for': '127.0.0.1' })).toMatchObject({ status: 200 });
+      // A wrong password from elsewhere is the usual 401: the rule speaks only to the right one.
+      expect(await attempt({ 'x-forwarded-for': '198.51.100.9' }, 'wrong')).toMatchObject({ status: 401 });
+      // With its own password, the admin signs in from anywhere.
+      const { upsertAdmin } = await import('../../src/auth/admins.ts');
+      await upsertAdmin(s.db, 'admin@fleet.local', 'not the default');
+      expect(await attempt({ 'x-forwarded-for': '198.51.100.7', host: `rebind.example:${port}` }, 'not the default')).toMatchObject({ status: 200 });
+    } finally {
+      await s.service.stop();
+      await s.close();
+    }
   });
 });
 

@@ -51,9 +51,11 @@ function sendOversize(method: string, path: string, chunked: boolean, persist: b
     const headers: Record<string, string | number> = { 'content-type': 'application/json' };
     if (!chunked) headers['content-length'] = BODY_BYTES;
     // A polite client asks first, as curl does for uploads over 1 MiB (Expect: 100-continue), and
-    // sends the body only once told to continue; an attacker just sends.
+    // sends the body only once told to continue; an attacker just sends. Both keep their connection
+    // alive as curl and browsers do (to a client that sent `Connection: close` Node's server closes
+    // as soon as the answer is written, so while it still sends, a reset can overtake the answer).
     if (!persist) headers['expect'] = '100-continue';
-    const req = http.request(`${base}${path}`, { method, headers, agent: false });
+    const req = http.request(`${base}${path}`, { method, headers, agent: new http.Agent({ keepAlive: true }) });
     const told = persist ? Promise.resolve() : new Promise<void>((r) => (req.once('continue', r), req.once('response', r), req.once('close', r)));
     if (!persist) req.flushHeaders();
     let answer: { status: number; body: string } | undefined;

@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/db.ts';
-import { FLEET_BIN, freePort, runFleet, waitUntil } from '../helpers/process.ts';
+import { FLEET_BIN, freePort, runFleet, startFleet, waitUntil } from '../helpers/process.ts';
 
 // Each case starts several `fleet` processes: bounded generously for a busy machine.
 describe('fleet CLI', { timeout: 180_000 }, () => {
@@ -104,6 +107,24 @@ describe('fleet CLI', { timeout: 180_000 }, () => {
       expect(await verifyPassword('second-pass', await hashOf())).toBe(true);
       expect((await runFleet(['admin', 'passwd', '--email', 'nobody@fleet.local', '--password-stdin'], env, undefined, 'x\n')).code).toBe(2);
 
+      // --email follows ADMIN_EMAIL's rule, trimmed as sign-in trims: a padded address is the
+      // account sign-in finds; what no one could sign in with is refused in one line.
+      const padded = await runFleet(['admin', 'create', '--email', '  Lead@Fleet.local\t', '--password-stdin'], env, undefined, 'lead pass\n');
+      expect([padded.code, padded.stdout, padded.stderr]).toEqual([0, 'created admin Lead@Fleet.local\n', '']);
+      const { findAdminByEmail } = await import('../../src/auth/admins.ts');
+      expect((await findAdminByEmail(db.handle.db, 'lead@fleet.local'))?.email).toBe('Lead@Fleet.local');
+      expect((await runFleet(['admin', 'passwd', '--email', ' lead@fleet.local ', '--password-stdin'], env, undefined, 'lead pass 2\n')).code).toBe(0);
+      for (const [bad, message] of [
+        ['not-an-email', 'must be an email address'],
+        ['ops@', 'must be an email address'],
+        [`${'a'.repeat(250)}@fleet.local`, 'must be at most 255 characters'],
+      ] as const) {
+        const r = await runFleet(['admin', 'create', '--email', bad, '--password-stdin'], env, undefined, 'x\n');
+        expect([r.code, r.stderr], bad).toEqual([2, `fleet: --email ${message} (see \`fleet admin create --help\`)\n`]);
+      }
+      const admins = await db.handle.db.selectFrom('adminUsers').select('email').orderBy('email').execute();
+      expect(admins.map((a) => a.email)).toEqual(['Lead@Fleet.local', 'ops@fleet.local']);
+
       // At a terminal: asked twice, never echoed.
       const tty = spawn('script', ['-qec', `${process.execPath} ${FLEET_BIN} admin passwd --email ops@fleet.local`, '/dev/null'], {
         env: { ...process.env, ...env },
@@ -146,5 +167,57 @@ describe('fleet CLI', { timeout: 180_000 }, () => {
     const noServer = await runFleet(['migrate'], { DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/x`, LOG_LEVEL: 'silent' });
     expect(noServer.code).toBe(1);
     expect(noServer.stderr).toMatch(/^fleet: cannot connect to the database at postgres:\/\/postgres@127\.0\.0\.1:\d+\/x \(ECONNREFUSED\): start PostgreSQL there, or set DATABASE_URL to a server that runs\n$/);
+  });
+
+  it('lets one process at a time open the embedded database, and takes over the lock of a dead one', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'lf-pglite-lock-'));
+    const env = { DATA_DIR: dataDir, DATABASE_URL: '', HOST: '127.0.0.1', LOG_LEVEL: 'silent', FLEET_SECRET_KEY: 'k'.repeat(40) };
+    const serve = async () => {
+      const port = await freePort();
+      const server = startFleet(['serve', '--no-reconcile', '--port', String(port)], env);
+      const base = `http://127.0.0.1:${port}`;
+      await waitUntil('the service on the embedded database', async () => (await fetch(`${base}/api/health`)).ok, 120_000, 250);
+      return { ...server, base };
+    };
+    const inUse = `the embedded database in ${path.join(dataDir, 'pglite')} is in use by another process`;
+    try {
+      const first = await serve();
+      // While `npm start` runs: refused with the holder named, instead of "created" and a lost write.
+      const create = await runFleet(['admin', 'create', '--email', 'ops@fleet.local', '--password-stdin'], env, undefined, 'ops password\n');
+      expect([create.code, create.stdout]).toEqual([1, '']);
+      expect(create.stderr).toBe(
+        `fleet: ${inUse} (pid ${first.child.pid}: \`npm start\` or another fleet command): stop it first, or point DATABASE_URL at a PostgreSQL both can share (if no such process runs, delete ${path.join(dataDir, 'pglite')}.lock)\n`,
+      );
+      for (const args of [['migrate'], ['serve', '--port', String(await freePort())]]) {
+        const r = await runFleet(args, env);
+        expect([r.code, r.stderr.startsWith(`fleet: ${inUse} (pid ${first.child.pid}:`)], args[0]).toEqual([1, true]);
+      }
+
+      // A holder killed outright leaves its lock file behind; the next command takes it over.
+      first.child.kill('SIGKILL');
+      await first.exited;
+      expect(existsSync(path.join(dataDir, 'pglite.lock'))).toBe(true);
+      const created = await runFleet(['admin', 'create', '--email', 'ops@fleet.local', '--password-stdin'], env, undefined, 'ops password\n');
+      expect([created.code, created.stdout, created.stderr]).toEqual([0, 'created admin ops@fleet.local\n', '']);
+      expect(existsSync(path.join(dataDir, 'pglite.lock'))).toBe(false);
+
+      // The admin made in between is there for the service to sign in.
+      const second = await serve();
+      try {
+        const { csrfToken } = (await (await fetch(`${second.base}/api/auth/csrf`)).json()) as { csrfToken: string };
+        const signIn = await fetch(`${second.base}/api/auth/callback/credentials`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ email: 'ops@fleet.local', password: 'ops password', csrfToken }),
+        });
+        expect(signIn.status).toBe(200);
+      } finally {
+        second.child.kill('SIGTERM');
+        expect(await second.exited).toBe(0);
+      }
+      expect(existsSync(path.join(dataDir, 'pglite.lock'))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -31,8 +31,12 @@ describe('metrics: access', () => {
     const res = await off.anonymous.json('GET', '/metrics', undefined, bearer);
     expect(res.status).toBe(404);
     expect(res.body.error).toMatch(/METRICS_TOKEN/);
-    // A session does not open it either.
+    // A session does not open it either, and no method is served (not a 405 naming GET).
     expect((await off.json('GET', '/metrics')).status).toBe(404);
+    for (const method of ['POST', 'PUT', 'DELETE', 'HEAD']) {
+      const r = await off.json(method, '/metrics');
+      expect([r.status, r.headers.get('allow')], method).toEqual([404, null]);
+    }
   });
 
   it('answers 401 without the right bearer token, even with a session', async () => {

@@ -5,6 +5,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/process.ts';
@@ -13,6 +14,8 @@ import { signIn, startTestService, type TestService } from '../helpers/service.t
 let t: TestService;
 let base: string;
 const HOST = 'fleet.example.test';
+// Not the default: the default password signs in only from this machine, and these clients are not.
+const PASSWORD = 'a password of its own';
 
 beforeAll(async () => {
   const port = await freePort();
@@ -25,6 +28,7 @@ beforeAll(async () => {
       LOGIN_LOCKOUT_SECONDS: '30',
       // The test is its own proxy: each X-Forwarded-For value is a different client.
       TRUST_PROXY_HOPS: '1',
+      ADMIN_PASSWORD: PASSWORD,
     },
   });
   await t.service.start({ reconcile: false });
@@ -120,9 +124,9 @@ describe('sign-in throttle', () => {
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(30);
     // The right password from the same client waits too...
-    expect((await login('203.0.113.10', 'admin@fleet.local', 'admin')).status).toBe(429);
+    expect((await login('203.0.113.10', 'admin@fleet.local', PASSWORD)).status).toBe(429);
     // ...but the stranger has not locked the admin out: from anywhere else it signs in.
-    expect((await login('198.51.100.7', 'admin@fleet.local', 'admin')).status).toBe(200);
+    expect((await login('198.51.100.7', 'admin@fleet.local', PASSWORD)).status).toBe(200);
   });
 
   it('doubles the block with each round of failures', async () => {
@@ -142,14 +146,14 @@ describe('sign-in throttle', () => {
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => login(client, `user${i}@fleet.local`, 'wrong')));
     expect(results.filter((r) => r.status === 401)).toHaveLength(20);
     expect(results.filter((r) => r.status === 429)).toHaveLength(20);
-    expect((await login(client, 'admin@fleet.local', 'admin')).status).toBe(429);
-    expect((await login('203.0.113.31', 'admin@fleet.local', 'admin')).status).toBe(200);
+    expect((await login(client, 'admin@fleet.local', PASSWORD)).status).toBe(429);
+    expect((await login('203.0.113.31', 'admin@fleet.local', PASSWORD)).status).toBe(200);
   });
 
   it('gives a client its attempt back when the password was right', async () => {
     const client = '203.0.113.40';
     for (let i = 0; i < 4; i++) expect((await login(client, 'admin@fleet.local', 'wrong')).status).toBe(401);
-    expect((await login(client, 'admin@fleet.local', 'admin')).status).toBe(200);
+    expect((await login(client, 'admin@fleet.local', PASSWORD)).status).toBe(200);
     expect(await throttleRow(`pair:${client}|admin@fleet.local`)).toBeUndefined();
     expect((await throttleRow(`client:${client}`))?.attempts).toBe(4);
   });
@@ -184,10 +188,36 @@ describe('redirects after sign-in', () => {
       const res = await t.service.app.request('/api/auth/callback/credentials', {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ email: 'admin@fleet.local', password: 'admin', csrfToken, callbackUrl }),
+        body: JSON.stringify({ email: 'admin@fleet.local', password: PASSWORD, csrfToken, callbackUrl }),
       });
       expect([callbackUrl, res.status, ((await res.json()) as { url: string }).url]).toEqual([callbackUrl, 200, url]);
     }
+  });
+});
+
+describe('compressed request bodies', () => {
+  it('are refused with 415 and Accept-Encoding on every route, before anything is read; identity passes', async () => {
+    const json = JSON.stringify({ name: 'Compressed' });
+    const { csrfToken } = (await (await t.service.app.request('/api/auth/csrf')).json()) as { csrfToken: string };
+    const credentials = JSON.stringify({ email: 'admin@fleet.local', password: PASSWORD, csrfToken });
+    const cookie = await signIn(t.service.app, 'admin@fleet.local', PASSWORD);
+    for (const [encoding, compress] of [['gzip', gzipSync], ['deflate', deflateSync], ['br', brotliCompressSync], ['GZIP', gzipSync], ['gzip, identity', gzipSync]] as const) {
+      for (const [path, body] of [['/api/roles', json], ['/api/auth/callback/credentials', credentials], ['/api/webhook', '{}']] as const) {
+        const res = await t.service.app.request(path, {
+          method: 'POST',
+          headers: { cookie, 'content-type': 'application/json', 'content-encoding': encoding },
+          body: new Uint8Array(compress(Buffer.from(body))),
+        });
+        expect([encoding, path, res.status, res.headers.get('accept-encoding')]).toEqual([encoding, path, 415, 'identity']);
+        expect(await res.json()).toEqual({
+          error: 'Unsupported Content-Encoding: send the body uncompressed',
+          details: { contentEncoding: encoding, accepted: ['identity'] },
+        });
+      }
+    }
+    expect((await t.json('GET', '/api/roles')).body.map((r: { name: string }) => r.name)).not.toContain('Compressed');
+    const plain = await t.request('POST', '/api/roles', json, { 'content-encoding': 'identity' });
+    expect(plain.status).toBe(201);
   });
 });
 

@@ -100,6 +100,38 @@ describe('config', () => {
     }
   });
 
+  it('says the range of a whole-number setting however it is missed', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems.map((p) => `${p.variable}: ${p.message}`);
+      }
+    };
+    for (const port of ['abc', '3.5', '0', '70000', '80x']) expect(problems({ PORT: port }), port).toEqual(['PORT: must be a whole number from 1 to 65535']);
+    expect(problems({ LOGIN_LOCKOUT_SECONDS: 'five' })).toEqual(['LOGIN_LOCKOUT_SECONDS: must be a whole number from 1 to 86400']);
+    expect(loadConfig({ PORT: ' 4100 ' }).PORT).toBe(4100);
+  });
+
+  it('takes only PostgreSQL URLs as connection strings, without repeating them', () => {
+    const message = 'must be a PostgreSQL URL: postgres://user:password@host:5432/database';
+    for (const bad of ['notaurl', 'mysql://u:s3cret@db/x', 'postgres://', 'localhost:5432/db', 'postgres://u:s3cret@db:99999/x']) {
+      for (const variable of ['DATABASE_URL', 'LS_DATABASE_URL']) {
+        try {
+          loadConfig({ [variable]: bad });
+          expect.unreachable(bad);
+        } catch (err) {
+          expect((err as ConfigError).problems, bad).toEqual([{ variable, message }]);
+          expect((err as Error).message).not.toContain('s3cret');
+        }
+      }
+    }
+    for (const good of ['postgres://fleet:pw@postgres:5432/fleet', 'postgresql://u@[::1]/db', 'postgres:///fleet?host=/var/run/postgresql']) {
+      expect(loadConfig({ DATABASE_URL: good, LS_DATABASE_URL: good }).DATABASE_URL).toBe(good);
+    }
+  });
+
   it('puts the public port in status URLs unless it is the scheme default', () => {
     const c = (env: Record<string, string>) => loadConfig({ FLEET_DOMAIN: 'labels.example', ...env });
     expect(publicUrl(c({}), 'ann')).toBe('http://ann.labels.example');
