@@ -26,6 +26,11 @@ const dockerMessage = (err: unknown) => {
   return e?.json?.message ?? e?.message ?? String(err);
 };
 
+/** Container states Docker cannot start again: the container is removed and created anew. */
+const UNSTARTABLE = new Set(['dead', 'removing']);
+/** How long ensure() waits for a removed container's name to become free. */
+const REMOVE_WAIT_MS = 15_000;
+
 /** Seconds `docker stop` waits for Label Studio before killing it. */
 const STOP_GRACE_SECONDS = 10;
 
@@ -66,7 +71,9 @@ export function instanceState(status: string, exitCode?: number): InstanceState 
       // 0: clean exit; 137/143: killed/terminated by a stop.
       return exitCode === undefined || [0, 137, 143].includes(exitCode) ? 'stopped' : 'failed';
     case 'removing':
-      return 'missing';
+    case 'dead':
+      // Neither can be started again: ensure() removes and recreates it.
+      return 'failed';
     default:
       return 'failed';
   }
@@ -202,10 +209,8 @@ export class DockerBackend implements Backend {
     const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
     const container = this.docker.getContainer(target.name);
     let info = await this.#inspect(target.name);
-    if (info && info.Config.Labels?.[LABELS.specHash] !== spec.specHash) {
-      await container.remove({ force: true }).catch((err) => {
-        if (!isMissing(err)) throw err;
-      });
+    if (info && (info.Config.Labels?.[LABELS.specHash] !== spec.specHash || UNSTARTABLE.has(info.State.Status))) {
+      await this.#removeAndWait(target.name, info.State.Status);
       info = null;
     }
     if (!info) {
@@ -216,7 +221,13 @@ export class DockerBackend implements Backend {
         throw new Error(`container ${target.name} was created concurrently with another spec; will retry`);
       }
     }
-    if (!info.State.Running && !info.State.Restarting) {
+    if (info.State.Paused) {
+      try {
+        await container.unpause();
+      } catch (err) {
+        if (statusOf(err) !== 304 && !/not paused/i.test(dockerMessage(err))) throw new Error(`unpausing container ${target.name} failed: ${dockerMessage(err)}`);
+      }
+    } else if (!info.State.Running && !info.State.Restarting) {
       try {
         await container.start();
       } catch (err) {
@@ -225,6 +236,35 @@ export class DockerBackend implements Backend {
     }
     await this.routes.ensure(target);
     return this.observe(spec.annotatorId);
+  }
+
+  async routeState(spec: InstanceSpec): Promise<'ok' | 'missing' | 'changed'> {
+    return this.routes.state(this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
+  }
+
+  async repairRoute(spec: InstanceSpec): Promise<void> {
+    await this.routes.ensure(this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
+  }
+
+  /**
+   * Force-removes a container and waits (up to REMOVE_WAIT_MS) until its name is free. Docker's
+   * "removal already in progress" (409) is waited out the same way; a container that stays
+   * (Docker stuck in "Removal In Progress", or `dead`) is an error the caller counts as a failed
+   * restart.
+   */
+  async #removeAndWait(name: string, state: string): Promise<void> {
+    try {
+      await this.docker.getContainer(name).remove({ force: true });
+    } catch (err) {
+      if (!isMissing(err) && statusOf(err) !== 409) throw new Error(`removing container ${name} (${state}) failed: ${dockerMessage(err)}`);
+    }
+    const deadline = Date.now() + REMOVE_WAIT_MS;
+    while (await this.#inspect(name)) {
+      if (Date.now() > deadline) {
+        throw new Error(`container ${name} is stuck in state "${state}": Docker did not remove it within ${REMOVE_WAIT_MS / 1000}s`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 
   async stop(annotatorId: number): Promise<void> {

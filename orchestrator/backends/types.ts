@@ -56,4 +56,12 @@ export interface Backend {
   observe(annotatorId: number): Promise<ObservedInstance>;
   /** Everything carrying this fleet's label/tag (its namespace), routes included, for orphan clean-up. */
   list(): Promise<ObservedInstance[]>;
+  /**
+   * The instance's route as configured, compared with what `spec` wants: 'ok', 'missing' or
+   * 'changed' (edited by hand, or another target). Optional: a backend whose routes cannot drift
+   * apart from the instance (ECS rules are checked by ensure) leaves it out.
+   */
+  routeState?(spec: InstanceSpec): Promise<'ok' | 'missing' | 'changed'>;
+  /** Writes the instance's route again as `spec` wants it, touching nothing else (present with routeState). */
+  repairRoute?(spec: InstanceSpec): Promise<void>;
 }

@@ -60,12 +60,18 @@ export function fileRoutes(opts: {
   parseName: (name: string) => number | null;
 }): RouteProvider {
   const fileOf = (name: string) => path.join(opts.dir, `${name}.yml`);
+  const contentOf = (t: RouteTarget) => `${JSON.stringify(routeDocument(t, opts.entrypoint), null, 2)}\n`;
   return {
     kind: 'file',
     containerLabels: () => ({}),
     async ensure(t) {
       await mkdir(opts.dir, { recursive: true });
-      await writeAtomic(fileOf(t.name), `${JSON.stringify(routeDocument(t, opts.entrypoint), null, 2)}\n`);
+      await writeAtomic(fileOf(t.name), contentOf(t));
+    },
+    async state(t) {
+      const current = await readOrNull(fileOf(t.name));
+      if (current === null) return 'missing';
+      return current === contentOf(t) ? 'ok' : 'changed';
     },
     async remove(name) {
       try {

@@ -20,6 +20,12 @@ export interface RouteProvider {
   containerLabels(target: RouteTarget): Record<string, string>;
   /** Makes the route exist as described (file provider: written atomically); idempotent. */
   ensure(target: RouteTarget): Promise<void>;
+  /**
+   * The route as configured compared with `target`: 'ok', 'missing' or 'changed'. Labels live on
+   * the container and cannot be edited after it is created, so the docker provider answers 'ok'
+   * (a container with other labels has another spec hash and is recreated anyway).
+   */
+  state(target: RouteTarget): Promise<'ok' | 'missing' | 'changed'>;
   /** Removes the route of that instance name; gone already is success. */
   remove(name: string): Promise<void>;
   /** The routes this provider holds outside containers (file provider), for orphan clean-up. */
