@@ -160,6 +160,45 @@ describe('webhook: malformed payloads', () => {
     expect((await taskState(b.real[0]!)).status).toBe('open');
   });
 
+  it('answers 400 naming the field for timestamps, numbers and text the database would refuse', async () => {
+    const b = await batch(1);
+    const good = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    const before = await eventCount();
+    const ann = (over: Record<string, unknown>) => ({ ...good, annotation: { ...good.annotation, ...over } });
+    const cases: [unknown, (string | number)[]][] = [
+      [ann({ updated_at: '2024-06-31T00:00:00Z' }), ['annotation', 'updated_at']],
+      [ann({ updated_at: '2026-02-30T00:00:00Z' }), ['annotation', 'updated_at']],
+      [ann({ created_at: '10000-01-01T00:00:00Z' }), ['annotation', 'created_at']],
+      [ann({ updated_at: 1767323045 }), ['annotation', 'updated_at']],
+      [ann({ updated_at: '1767323045' }), ['annotation', 'updated_at']],
+      [ann({ updated_at: '2026-01-02T24:00:00Z' }), ['annotation', 'updated_at']],
+      [ann({ id: 2_147_483_648 }), ['annotation', 'id']],
+      [ann({ task: 1e20 }), ['annotation', 'task']],
+      [ann({ lead_time: -3 }), ['annotation', 'lead_time']],
+      [ann({ lead_time: 1e300 }), ['annotation', 'lead_time']],
+      [ann({ result: [{ from_name: 'note', type: 'textarea', value: { text: ['a\u0000b'] } }] }), ['annotation', 'result']],
+      [{ ...good, project: { id: 3_000_000_000 } }, ['project', 'id']],
+      [{ action: 'ANNOTATIONS_DELETED', annotations: [{ id: 1 }, { id: 2 ** 31 }], project: { id: b.lsProjectId } }, ['annotations', 1, 'id']],
+    ];
+    for (const [body, path] of cases) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error).toBe('Validation failed');
+      expect(res.body.details, JSON.stringify(body)).toEqual(expect.arrayContaining([expect.objectContaining({ path })]));
+    }
+    expect(await eventCount()).toBe(before);
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+  });
+
+  it('stores a timestamp without a zone as UTC, and offsets as the instant they name', async () => {
+    const b = await batch(2);
+    const naive = payload('ANNOTATION_CREATED', b, b.real[0]!, { updated_at: '2026-05-01T10:00:00.000001' });
+    const offset = payload('ANNOTATION_CREATED', b, b.real[1]!, { updated_at: '2026-05-01T10:00:00+05:30' });
+    for (const body of [naive, offset]) expect((await post(body)).body).toEqual({ ok: true });
+    expect(new Date((await taskState(b.real[0]!)).lsAnnotationUpdatedAt!).toISOString()).toBe('2026-05-01T10:00:00.000Z');
+    expect(new Date((await taskState(b.real[1]!)).lsAnnotationUpdatedAt!).toISOString()).toBe('2026-05-01T04:30:00.000Z');
+  });
+
   it('acknowledges actions it does not handle without recording them', async () => {
     const before = await eventCount();
     expect((await post({ action: 'PROJECT_UPDATED', project: { id: 1 } })).body).toEqual({ ok: true });
