@@ -189,7 +189,8 @@ export function createApp(ctx: AppContext) {
       return c.json({ error: 'Validation failed: a value contains characters or text the database cannot store' }, 400);
     }
     // The database away (restarting, failing over, connection cut): a passing condition, not a
-    // bug. Nothing was written (every change is one transaction), so the client may retry.
+    // bug. A request's change is one transaction — committed whole or not at all — and writes
+    // are idempotent or keyed (Idempotency-Key), so the client may retry.
     if (isDatabaseUnavailable(err)) {
       (c.get('log') ?? ctx.logger).warn({ err: (err as Error).message, code: pgCode(err) }, 'database unavailable');
       metrics.databaseUnavailable.inc();
