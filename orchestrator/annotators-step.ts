@@ -28,6 +28,7 @@ import { SETTING_DEFAULTS } from '../src/settings.ts';
 import { lockAnnotator, transitionAnnotator, writeContainerEvent } from '../src/workflows/annotators.ts';
 import type { InstanceSpec, ObservedInstance } from './backends/types.ts';
 import { DatabaseUnavailableError } from './databases.ts';
+import { ForeignResourceError } from './ownership.ts';
 import { httpGet, labelStudioHealthy } from './http-probe.ts';
 import { buildInstanceSpec, databasePassword, PortRangeError, publicHost, publicUrl } from './instance-spec.ts';
 import type { ReconcileStep, StepReport } from './reconciler.ts';
@@ -80,7 +81,8 @@ export async function readFleetSettings(ctx: AppContext): Promise<FleetSettings>
 // ------------------------------------------------------------------------------------ helpers
 
 /** Errors no retry can fix: the start fails at once instead of waiting for its deadline. */
-const isPermanent = (err: unknown) => err instanceof DatabaseUnavailableError || err instanceof PortRangeError;
+const isPermanent = (err: unknown) =>
+  err instanceof DatabaseUnavailableError || err instanceof PortRangeError || err instanceof ForeignResourceError;
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export function specFor(ctx: AppContext, a: Annotator, settings: FleetSettings): InstanceSpec {

@@ -4,6 +4,8 @@
  * instance name, so writing a route twice changes nothing and a restarted fleet finds its routes.
  */
 
+import type { Owner } from '../ownership.ts';
+
 export interface RouteTarget {
   annotatorId: number;
   /** Router and service name: the instance name (`fleet-ls-[<ns>-]<id>`). */
@@ -16,6 +18,8 @@ export interface RouteTarget {
 
 export interface RouteProvider {
   readonly kind: 'docker' | 'file';
+  /** The installation whose routes these are (file provider: marks files and leaves others' alone). */
+  setOwner?(owner: Owner): void;
   /** Labels the container carries for this route (docker provider); none for the file provider. */
   containerLabels(target: RouteTarget): Record<string, string>;
   /** Makes the route exist as described (file provider: written atomically); idempotent. */

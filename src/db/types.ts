@@ -490,7 +490,16 @@ export interface WorkflowRejectionCountsTable {
   rejections: number;
 }
 
+/** The installation's identity, one row (migrations/0016_installation.sql, orchestrator/ownership.ts). */
+export interface InstallationTable {
+  singleton: Generated<boolean>;
+  id: string;
+  adoptsUnmarked: boolean;
+  createdAt: Generated<Date>;
+}
+
 export interface Database {
+  installation: InstallationTable;
   adminUsers: AdminUsersTable;
   sessions: SessionsTable;
   loginThrottle: LoginThrottleTable;
