@@ -65,6 +65,11 @@ export const WorkflowSchema = z
     rejectionReturnToOriginal: z.boolean(),
     rejectionFlagAnnotator: z.boolean(),
     maxReworkIterations: z.number().int().nullable(),
+    expiryHours: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'A batch untouched by its annotator this many hours is reclaimed (cancelled, images released); null: never' }),
     createdAt: Timestamp,
     role: z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).nullable(),
     labelingConfig: z.object({ id: z.number().int(), name: z.string() }).nullable(),
@@ -176,6 +181,8 @@ const fields = {
   goldStandardRate: z.number().min(0).max(1),
   rejectionMode: z.enum(REJECTION_MODES),
   maxReworkIterations: z.number().int().min(0).max(MAX_INT).nullable(),
+  /** 1 hour to 1 year (the column's CHECK). */
+  expiryHours: z.number().int().min(1).max(8760).nullable(),
 };
 
 const CreateWorkflowFields = {
@@ -197,6 +204,7 @@ const CreateWorkflowFields = {
   rejectionReturnToOriginal: z.boolean().default(false),
   rejectionFlagAnnotator: z.boolean().default(true),
   maxReworkIterations: fields.maxReworkIterations.default(null),
+  expiryHours: fields.expiryHours.default(null),
 };
 const CreateWorkflow = z.strictObject(CreateWorkflowFields).openapi('CreateWorkflow');
 type CreateWorkflowInput = z.output<typeof CreateWorkflow>;
@@ -222,6 +230,7 @@ const UpdateWorkflow = nonEmpty(
     rejectionReturnToOriginal: z.boolean().optional(),
     rejectionFlagAnnotator: z.boolean().optional(),
     maxReworkIterations: fields.maxReworkIterations.optional(),
+    expiryHours: fields.expiryHours.optional(),
   }),
 ).openapi('UpdateWorkflow');
 type UpdateWorkflowInput = z.output<typeof UpdateWorkflow>;
@@ -291,6 +300,7 @@ export const toWorkflow = (r: WorkflowRow) => ({
   rejectionReturnToOriginal: r.rejectionReturnToOriginal,
   rejectionFlagAnnotator: r.rejectionFlagAnnotator,
   maxReworkIterations: r.maxReworkIterations,
+  expiryHours: r.expiryHours,
   createdAt: isoRequired(r.createdAt),
   role: r.roleId !== null && r.roleName !== null ? { id: r.roleId, name: r.roleName, color: r.roleColor } : null,
   labelingConfig:
