@@ -174,3 +174,20 @@ describe('Label Studio actions that change tasks make the batch due for comparis
     expect(bad.body.details[0].path).toEqual(['project', 'id']);
   });
 });
+
+describe('OpenAPI', () => {
+  it('documents problem, removedTaskCount, removed tasks and expiryHours (additive)', async () => {
+    const { schemas } = (await t.json('GET', '/api/openapi.json')).body.components;
+    expect(schemas.BatchProblem.properties.code.enum).toEqual([
+      'annotator_not_running',
+      'ls_unreachable',
+      'provisioning_failing',
+      'ls_tasks_deleted',
+      'ls_unknown_tasks',
+    ]);
+    expect(Object.keys(schemas.Assignment.properties)).toEqual(expect.arrayContaining(['problem', 'removedTaskCount', 'status', 'taskCount']));
+    expect(schemas.AssignmentTask.properties.status.enum).toEqual(['open', 'annotated', 'removed']);
+    expect(schemas.Workflow.properties).toHaveProperty('expiryHours');
+    expect(schemas.CreateWorkflow.properties.expiryHours).toMatchObject({ minimum: 1, maximum: 8760 });
+  });
+});
