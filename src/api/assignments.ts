@@ -6,6 +6,7 @@ import { assignmentTotal } from '../db/counts.ts';
 import { listPage } from '../db/list-page.ts';
 import type { Executor } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
+import { PROBLEM_CODES, type ProblemCode } from '../domain/batch-decision.ts';
 import { conflict, notFound } from '../errors.ts';
 import { OPEN_ASSIGNMENT_STATUSES } from '../workflows/annotators.ts';
 import {
@@ -28,6 +29,19 @@ export const ASSIGNMENT_STATUSES = ['pending', 'in_progress', 'completed', 'fail
 
 const NullableTimestamp = Timestamp.nullable();
 
+export const ProblemSchema = z
+  .object({
+    code: z.enum(PROBLEM_CODES),
+    message: z.string(),
+    since: Timestamp,
+  })
+  .openapi('BatchProblem');
+
+const toProblem = (a: Assignment) =>
+  a.problemCode && a.problemSince
+    ? { code: a.problemCode as ProblemCode, message: a.problemMessage ?? '', since: isoRequired(a.problemSince) }
+    : null;
+
 export const AssignmentSchema = z
   .object({
     id: z.number().int(),
@@ -44,6 +58,11 @@ export const AssignmentSchema = z
     completedAt: NullableTimestamp,
     createdAt: Timestamp,
     updatedAt: Timestamp,
+    problem: ProblemSchema.nullable().openapi({ description: 'What the open batch waits on (README "Batches"); null when nothing' }),
+    removedTaskCount: z
+      .number()
+      .int()
+      .openapi({ description: 'Tasks deleted in Label Studio: their images went back to the queue; taskCount no longer counts them' }),
   })
   .openapi('Assignment');
 
@@ -62,6 +81,8 @@ export const toAssignment = (a: Assignment) => ({
   completedAt: iso(a.completedAt),
   createdAt: isoRequired(a.createdAt),
   updatedAt: isoRequired(a.updatedAt),
+  problem: toProblem(a),
+  removedTaskCount: a.removedTaskCount,
 });
 
 export const RoleRefSchema = z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).openapi('RoleRef');
@@ -84,7 +105,7 @@ const AssignmentTaskSchema = z
     goldTaskId: z.number().int().nullable(),
     lsTaskId: z.number().int().nullable(),
     lsAnnotationId: z.number().int().nullable(),
-    status: z.enum(['open', 'annotated']),
+    status: z.enum(['open', 'annotated', 'removed']).openapi({ description: 'removed: deleted in Label Studio, left out of the batch' }),
     result: z.unknown().nullable(),
     leadTimeSeconds: z.number().nullable(),
     annotatedAt: NullableTimestamp,

@@ -11,8 +11,10 @@
  * wrong → 401 (checked before the body is read). A verified secret is remembered for 5 s, so a
  * restart's new secret or a deletion applies to webhooks within 5 s. A body that is not JSON, lacks what its action
  * needs, or carries a value PostgreSQL would refuse (domain/ls-input.ts: timestamps, ids, seconds,
- * result text) → 400 whose details name the field; nothing is written. Actions other than ANNOTATION_CREATED, ANNOTATION_UPDATED and ANNOTATIONS_DELETED
- * (or ANNOTATION_DELETED) are acknowledged and ignored. Duplicates → 200, nothing changes.
+ * result text) → 400 whose details name the field; nothing is written. ANNOTATIONS_CREATED,
+ * TASKS_CREATED and TASKS_DELETED make the project's batches due for comparison with Label Studio at
+ * once (compare.ts). Other actions besides ANNOTATION_CREATED, ANNOTATION_UPDATED and
+ * ANNOTATIONS_DELETED (or ANNOTATION_DELETED) are acknowledged and ignored. Duplicates → 200, nothing changes.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
@@ -21,6 +23,7 @@ import { canonicalTimestamp, INT4, intProblem, resultProblem, secondsProblem, ti
 import { AppError, badRequest } from '../errors.ts';
 import { currentWebhookSecret } from '../labelstudio/instances.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
+import { COMPARE_ACTIONS, markForComparison } from '../workflows/compare.ts';
 import { ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
 import { errors, jsonContent } from './common.ts';
 import { createRouter } from './router.ts';
@@ -62,6 +65,8 @@ const WebhookPayload = z.looseObject({
   task: z.looseObject({ id: lsId }).nullish(),
 });
 type Payload = z.infer<typeof WebhookPayload>;
+/** ANNOTATIONS_CREATED, TASKS_CREATED, TASKS_DELETED: only the project is read (compare.ts COMPARE_ACTIONS). */
+const OtherAction = z.looseObject({ action: z.string(), project: z.looseObject({ id: lsId }).nullish() });
 
 const OkSchema = z.object({ ok: z.literal(true) }).openapi('WebhookAck');
 
@@ -153,6 +158,15 @@ export function webhookRoutes(ctx: AppContext) {
           raw = await c.req.json();
         } catch {
           throw badRequest('Malformed JSON body');
+        }
+        // Actions that change tasks or annotations without a payload we ingest: compare now.
+        const rawAction = raw !== null && typeof raw === 'object' ? (raw as { action?: unknown }).action : undefined;
+        if (typeof rawAction === 'string' && COMPARE_ACTIONS.has(rawAction)) {
+          const other = OtherAction.safeParse(raw);
+          if (!other.success) throw badRequest('Validation failed', other.error.issues);
+          const due = await markForComparison(db, annotatorId, other.data.project?.id ?? null);
+          if (due) ctx.wake(`webhook: ${other.data.action}, compare with Label Studio`);
+          return c.json({ ok: true as const }, 200);
         }
         const parsed = WebhookPayload.safeParse(raw);
         if (!parsed.success) throw badRequest('Validation failed', parsed.error.issues);

@@ -75,6 +75,11 @@ export const WorkflowSchema = z
       .int()
       .nullable()
       .openapi({ description: 'Overlap: the workflow that adjudicates items below consensusThreshold' }),
+    expiryHours: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'A batch untouched by its annotator this many hours is reclaimed (cancelled, images released); null: never' }),
     createdAt: Timestamp,
     role: z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).nullable(),
     labelingConfig: z.object({ id: z.number().int(), name: z.string() }).nullable(),
@@ -188,6 +193,8 @@ const fields = {
   maxReworkIterations: z.number().int().min(0).max(MAX_INT).nullable(),
   overlap: z.number().int().min(1).max(10),
   consensusThreshold: z.number().min(0).max(1).nullable(),
+  /** 1 hour to 1 year (the column's CHECK). */
+  expiryHours: z.number().int().min(1).max(8760).nullable(),
 };
 
 const CreateWorkflowFields = {
@@ -212,6 +219,7 @@ const CreateWorkflowFields = {
   overlap: fields.overlap.default(1),
   consensusThreshold: fields.consensusThreshold.default(null),
   adjudicationWorkflowId: fields.ref.default(null),
+  expiryHours: fields.expiryHours.default(null),
 };
 const CreateWorkflow = z.strictObject(CreateWorkflowFields).openapi('CreateWorkflow');
 type CreateWorkflowInput = z.output<typeof CreateWorkflow>;
@@ -240,6 +248,7 @@ const UpdateWorkflow = nonEmpty(
     overlap: fields.overlap.optional(),
     consensusThreshold: fields.consensusThreshold.optional(),
     adjudicationWorkflowId: fields.ref.optional(),
+    expiryHours: fields.expiryHours.optional(),
   }),
 ).openapi('UpdateWorkflow');
 type UpdateWorkflowInput = z.output<typeof UpdateWorkflow>;
@@ -312,6 +321,7 @@ export const toWorkflow = (r: WorkflowRow) => ({
   overlap: r.overlap,
   consensusThreshold: r.consensusThreshold,
   adjudicationWorkflowId: r.adjudicationWorkflowId,
+  expiryHours: r.expiryHours,
   createdAt: isoRequired(r.createdAt),
   role: r.roleId !== null && r.roleName !== null ? { id: r.roleId, name: r.roleName, color: r.roleColor } : null,
   labelingConfig:

@@ -3,7 +3,8 @@
  * filtered page newest first with annotator and workflow names and the batch's problem, and the
  * counts the overview shows. Functions take `db | trx` first.
  *
- * A batch has a problem when it is open (pending or in progress) and either carries an error (a
+ * A batch has a problem when it is open (pending or in progress) and either shows a `problem`
+ * (src/domain/batch-decision.ts batchProblem), carries an error (a
  * provisioning attempt failed and is being retried) or its annotator's Label Studio is not running
  * (status other than active or starting), or when it failed within the last 24 hours.
  */
@@ -28,6 +29,7 @@ type Eb = ExpressionBuilder<Database & { a: Database['assignments']; an: Databas
 /** The problem of a batch in words, or null: one SQL expression for the list and the counts. */
 const problemText = sql<string | null>`CASE
     WHEN a.status = 'failed' THEN 'failed' || coalesce(': ' || a.error, '')
+    WHEN a.status IN ('pending', 'in_progress') AND a.problem_code IS NOT NULL THEN a.problem_message
     WHEN a.status IN ('pending', 'in_progress') AND a.error IS NOT NULL THEN a.error
     WHEN a.status IN ('pending', 'in_progress') AND an.status NOT IN ('active', 'starting') THEN 'annotator is ' || an.status::text
     ELSE NULL END`;
@@ -37,7 +39,7 @@ const hasProblem = (eb: Eb) =>
     eb.and([eb('a.status', '=', 'failed'), eb('a.updatedAt', '>', sql<Date>`now() - make_interval(hours => ${PROBLEM_WINDOW_HOURS})`)]),
     eb.and([
       eb('a.status', 'in', ['pending', 'in_progress']),
-      eb.or([eb('a.error', 'is not', null), eb('an.status', 'not in', ['active', 'starting'])]),
+      eb.or([eb('a.error', 'is not', null), eb('a.problemCode', 'is not', null), eb('an.status', 'not in', ['active', 'starting'])]),
     ]),
   ]);
 

@@ -77,6 +77,8 @@ export interface WorkflowsTable {
   overlap: Generated<number>;
   consensusThreshold: number | null;
   adjudicationWorkflowId: number | null;
+  /** Batches untouched this many hours are reclaimed (migrations/0017_batch_truth.sql); null: never. */
+  expiryHours: number | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
 }
@@ -159,6 +161,12 @@ export interface AssignmentsTable {
   lsWebhookId: number | null;
   webhookGeneration: number | null;
   lsCheckedAt: Date | null;
+  // Label Studio is the truth (migrations/0017_batch_truth.sql)
+  problemCode: string | null;
+  problemMessage: string | null;
+  problemSince: Date | null;
+  removedTaskCount: Generated<number>;
+  unknownLsTaskCount: Generated<number>;
 }
 
 export interface AssignmentTasksTable {
@@ -171,7 +179,7 @@ export interface AssignmentTasksTable {
   lsAnnotationId: number | null;
   result: Json | null;
   leadTimeSeconds: number | null;
-  status: Generated<'open' | 'annotated'>;
+  status: Generated<'open' | 'annotated' | 'removed'>;
   annotatedAt: Date | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
@@ -183,6 +191,9 @@ export interface AssignmentTasksTable {
   reviewDecision: 'accept' | 'reject' | null;
   reviewReason: string | null;
   reviewAppliedAt: Date | null;
+  // Tasks deleted in Label Studio (migrations/0017_batch_truth.sql)
+  removedLsTaskId: number | null;
+  removedAt: Date | null;
 }
 
 /** Incremental S3 listing state of a root workflow (migrations/0003_batches.sql). */

@@ -1,13 +1,8 @@
 /**
- * Comparing a batch with its Label Studio project, and completing it.
+ * Completing a batch (the comparison with Label Studio is compare.ts).
  *
- * Comparison (reconcile): Label Studio's export of the project (all tasks, with annotations) is
- * compared task by task with what webhooks told us. An annotation we do not have, or a newer
- * version of it, is ingested exactly as its webhook would have been (ingest.ts, source
- * 'reconcile'); a task annotated here whose annotation is gone there is reopened (a missed
- * ANNOTATIONS_DELETED).
- *
- * Completion, when every task is annotated:
+ * Completion, when every task still in the batch is annotated (tasks deleted in Label Studio are
+ * 'removed' and left out of the export and of chaining):
  * 1. compare once more (the export must reflect the last word) and apply pending review decisions;
  * 2. write the export to S3 under `<s3ExportPath>/assignment-<assignment id>.json` in the fleet's
  *    bucket: Label Studio's JSON export of the batch's real tasks (gold tasks are left out), in
@@ -26,11 +21,10 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Tx } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
-import { isoMicros } from '../domain/task-data.ts';
-import type { LsAnnotation, LsTask } from '../labelstudio/client.ts';
-import { InstanceUnavailable, labelStudioFor } from '../labelstudio/instances.ts';
+import type { LsTask } from '../labelstudio/client.ts';
+import { InstanceUnavailable } from '../labelstudio/instances.ts';
 import { fleetBucket, joinKey, storageFor } from '../storage/s3.ts';
-import { ingestEvent, type IngestEvent } from './ingest.ts';
+import { reconcileAssignment } from './compare.ts';
 import { fleetTaskId } from './provision.ts';
 import { applyPendingReviews } from './review.ts';
 import { writeBatchJsonl } from './export.ts';
@@ -38,79 +32,10 @@ import { emitBatchCompleted } from '../outbound/events.ts';
 
 export const exportKeyFor = (s3ExportPath: string, assignmentId: number) => joinKey(s3ExportPath, `assignment-${assignmentId}.json`);
 
-const latest = (anns: LsAnnotation[] | undefined) =>
-  (anns ?? []).reduce<LsAnnotation | undefined>((best, a) => (!best || isoMicros(a.updated_at) > isoMicros(best.updated_at) ? a : best), undefined);
-
-/**
- * Ingests what Label Studio has and we do not (source 'reconcile'). Returns the number of tasks
- * whose state changed.
- */
-export async function compareWithLabelStudio(ctx: AppContext, a: Assignment, lsTasks: LsTask[]): Promise<number> {
-  const { db } = ctx.database;
-  const ours = await db
-    .selectFrom('assignmentTasks')
-    .select([
-      'id',
-      'lsTaskId',
-      'status',
-      'lsAnnotationId',
-      sql<number | null>`(extract(epoch from ls_annotation_updated_at) * 1000000)::bigint`.as('updatedMicros'),
-    ])
-    .where('assignmentId', '=', a.id)
-    .where('lsTaskId', 'is not', null)
-    .execute();
-  const byLsId = new Map(lsTasks.map((t) => [t.id, t]));
-  let changed = 0;
-  for (const t of ours) {
-    const ls = byLsId.get(t.lsTaskId!);
-    if (!ls) continue;
-    const ann = latest(ls.annotations);
-    const base = { annotatorId: a.annotatorId, source: 'reconcile' as const, lsProjectId: a.lsProjectId, lsTaskId: t.lsTaskId };
-    let ev: IngestEvent | null = null;
-    if (ann) {
-      const upToDate =
-        t.status === 'annotated' && t.lsAnnotationId === ann.id && t.updatedMicros !== null && Number(t.updatedMicros) >= isoMicros(ann.updated_at);
-      if (upToDate) continue;
-      const created = await db
-        .selectFrom('annotationEvents')
-        .select('id')
-        .where('annotatorId', '=', a.annotatorId)
-        .where('lsAnnotationId', '=', ann.id)
-        .where('eventType', '=', 'annotation_created')
-        .limit(1)
-        .executeTakeFirst();
-      ev = {
-        ...base,
-        action: created ? 'ANNOTATION_UPDATED' : 'ANNOTATION_CREATED',
-        annotation: {
-          id: ann.id,
-          result: ann.result ?? [],
-          updatedAt: ann.updated_at ?? null,
-          leadTime: ann.lead_time ?? null,
-          wasCancelled: !!ann.was_cancelled,
-        },
-      };
-    } else if (t.status === 'annotated' && t.lsAnnotationId !== null) {
-      ev = { ...base, action: 'ANNOTATIONS_DELETED', deletedIds: [t.lsAnnotationId] };
-    }
-    if (ev) changed += (await ingestEvent(db, ev)).applied;
-  }
-  await db.updateTable('assignments').set({ lsCheckedAt: new Date() }).where('id', '=', a.id).execute();
-  return changed;
-}
-
-/** Compares one in-progress batch with Label Studio (the reconcile of POST /api/reconcile). */
-export async function reconcileAssignment(ctx: AppContext, a: Assignment): Promise<{ changed: number; lsTasks: LsTask[] }> {
-  const annotator = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', a.annotatorId).executeTakeFirstOrThrow();
-  const client = labelStudioFor(ctx, annotator);
-  const lsTasks = await client.exportTasks(a.lsProjectId!, { all: true });
-  return { changed: await compareWithLabelStudio(ctx, a, lsTasks), lsTasks };
-}
-
 async function allAnnotated(ctx: AppContext, assignmentId: number): Promise<boolean> {
   const row = await ctx.database.db
     .selectFrom('assignmentTasks')
-    .select(sql<number>`count(*) FILTER (WHERE status <> 'annotated')::int`.as('open'))
+    .select(sql<number>`count(*) FILTER (WHERE status = 'open')::int`.as('open'))
     .where('assignmentId', '=', assignmentId)
     .executeTakeFirstOrThrow();
   return row.open === 0;
@@ -141,6 +66,7 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
     .selectFrom('assignmentTasks')
     .select(['id', 'lsTaskId', 's3ImageKey', 'isGold', 'position'])
     .where('assignmentId', '=', a.id)
+    .where('status', '<>', 'removed')
     .orderBy('position')
     .execute();
   const byLs = new Map(lsTasks.map((t) => [t.id, t]));
@@ -172,7 +98,7 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
       .selectFrom('assignmentTasks')
       .select('id')
       .where('assignmentId', '=', a.id)
-      .where('status', '<>', 'annotated')
+      .where('status', '=', 'open')
       .limit(1)
       .executeTakeFirst();
     if (open) return 'not_ready';

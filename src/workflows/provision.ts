@@ -6,8 +6,8 @@
  *    config XML; its id is recorded at once, so a crash after creating it never makes a second;
  * 2. the webhook to FLEET_CALLBACK_URL/api/webhook with headers X-Annotator-Id and
  *    X-Webhook-Secret (the secret of the annotator's current start), send_for_all_actions false
- *    and only ANNOTATION_CREATED, ANNOTATION_UPDATED, ANNOTATIONS_DELETED — updated in place when
- *    it exists (a restarted annotator has a new secret: see rotateWebhooks);
+ *    and the actions in WEBHOOK_ACTIONS — updated in place when it exists (a restarted annotator
+ *    has a new secret: see rotateWebhooks);
  * 3. the tasks not imported yet — tasks already in the project are matched by their meta
  *    (`labelfleet.task` = our task id), so a retried import adds only what is missing — with
  *    presigned GET URLs of the images (batches.presignTtlSeconds, ≤ 7 days) and, for chained
@@ -28,7 +28,19 @@ import { getSetting } from '../settings.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
 import { emitBatchFailed } from '../outbound/events.ts';
 
-export const WEBHOOK_ACTIONS = ['ANNOTATION_CREATED', 'ANNOTATION_UPDATED', 'ANNOTATIONS_DELETED'];
+/**
+ * Every Label Studio action that can change a batch's annotations or tasks (label-studio 1.23.2,
+ * webhooks/models.py WebhookAction): ANNOTATIONS_CREATED is "create annotations from
+ * predictions"; TASKS_DELETED is the only word of a task deleted in the Data Manager.
+ */
+export const WEBHOOK_ACTIONS = [
+  'ANNOTATION_CREATED',
+  'ANNOTATIONS_CREATED',
+  'ANNOTATION_UPDATED',
+  'ANNOTATIONS_DELETED',
+  'TASKS_CREATED',
+  'TASKS_DELETED',
+];
 
 export const webhookUrl = (ctx: Pick<AppContext, 'config'>) => `${ctx.config.FLEET_CALLBACK_URL.replace(/\/+$/, '')}/api/webhook`;
 

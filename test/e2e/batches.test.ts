@@ -22,6 +22,7 @@ import { openDatabase } from '../../src/db/index.ts';
 import type { Annotator, Workflow } from '../../src/db/types.ts';
 import { LabelStudioClient } from '../../src/labelstudio/client.ts';
 import { createService, type Service } from '../../src/service.ts';
+import { WEBHOOK_ACTIONS } from '../../src/workflows/provision.ts';
 import type { Storage } from '../../src/storage/s3.ts';
 import { IMAGE_CONFIG, REVIEW_CONFIG, seedAnnotator, seedConfig, seedGold, seedRole, seedWorkflow } from '../helpers/batches.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
@@ -192,7 +193,7 @@ describe('batches through Label Studio', () => {
       is_active: true,
       headers: { 'X-Annotator-Id': String(labeler.id), 'X-Webhook-Secret': expect.any(String) },
     });
-    expect([...hooks[0]!.actions].sort()).toEqual(['ANNOTATIONS_DELETED', 'ANNOTATION_CREATED', 'ANNOTATION_UPDATED']);
+    expect([...hooks[0]!.actions].sort()).toEqual([...WEBHOOK_ACTIONS].sort());
 
     // Every task has the same shape, gold or not; its image loads from S3.
     const lsTasks = await lsApi.exportTasks(a!.lsProjectId!, { all: true });

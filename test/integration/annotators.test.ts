@@ -141,6 +141,8 @@ describe('annotators: create and read', () => {
       completedAt: null,
       createdAt: '2026-02-01T00:00:00.000Z',
       updatedAt: newer.updatedAt.toISOString(),
+      problem: null,
+      removedTaskCount: 0,
       workflow: { id: wf2.id, name: 'Review' },
     });
   });

@@ -84,6 +84,8 @@ describe('assignments: list', () => {
       completedAt: '2026-01-01T02:00:00.000Z',
       createdAt: '2026-01-01T00:00:00.000Z',
       updatedAt: a1.updatedAt.toISOString(),
+      problem: null,
+      removedTaskCount: 0,
       annotator: { id: ann.id, name: 'Lister', email: ann.email, status: 'active' },
       workflow: { id: wf.id, name: 'List Flow' },
     });

@@ -145,6 +145,8 @@ describe('rejections', () => {
       completedAt: null,
       createdAt: a.createdAt.toISOString(),
       updatedAt: a.updatedAt.toISOString(),
+      problem: null,
+      removedTaskCount: 0,
       workflow: { id: wf.id, name: wf.name },
     });
     expect(res.body).toMatchObject({

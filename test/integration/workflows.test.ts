@@ -82,6 +82,7 @@ describe('workflows: create and read', () => {
       overlap: 1,
       consensusThreshold: null,
       adjudicationWorkflowId: null,
+      expiryHours: null,
       createdAt: expect.any(String),
       role: null,
       labelingConfig: null,
@@ -119,6 +120,7 @@ describe('workflows: create and read', () => {
       overlap: 3,
       consensusThreshold: 0.75,
       adjudicationWorkflowId: upstream.id,
+      expiryHours: 72,
     };
     const res = await t.json('POST', '/api/workflows', body);
     expect(res.status).toBe(201);
@@ -133,7 +135,7 @@ describe('workflows: create and read', () => {
       labelingConfig: { id: configId, name: 'Image Classification' },
     });
     const row = await t.db.selectFrom('workflows').selectAll().where('id', '=', res.body.id).executeTakeFirstOrThrow();
-    expect(row).toMatchObject({ goldStandardRate: 1, rejectionRouteWorkflowId: upstream.id, maxReworkIterations: 0 });
+    expect(row).toMatchObject({ goldStandardRate: 1, rejectionRouteWorkflowId: upstream.id, maxReworkIterations: 0, expiryHours: 72 });
   });
 
   it('normalises S3 prefixes: trims, drops leading slashes; keeps the given trailing form', async () => {
@@ -201,6 +203,12 @@ describe('workflows: create validation', () => {
       minimal('x', { rejectionArchiveBucket: 'a'.repeat(1025) }),
       minimal('x', { maxReworkIterations: -1 }),
       minimal('x', { maxReworkIterations: 1.5 }),
+      minimal('x', { expiryHours: 0 }),
+      minimal('x', { expiryHours: -1 }),
+      minimal('x', { expiryHours: 8761 }),
+      minimal('x', { expiryHours: 1.5 }),
+      minimal('x', { expiryHours: '24' }),
+      minimal('x', { expiryHours: 2_147_483_648 }),
       minimal('x', { roleId: 0 }),
       minimal('x', { roleId: '1' }),
       minimal('x', { previousWorkflowId: -1 }),
@@ -227,6 +235,23 @@ describe('workflows: create validation', () => {
     }
     expect(await count()).toBe(before);
     expect(wakes).toEqual([]);
+  });
+
+  it('expiryHours: 1..8760 or null on create and update; out of bounds is a 400 naming the field', async () => {
+    const res = await t.json('POST', '/api/workflows', minimal('Expiring', { expiryHours: 1 }));
+    expect(res.status).toBe(201);
+    expect(res.body.expiryHours).toBe(1);
+    for (const expiryHours of [8760, null, 24]) {
+      const put = await t.json('PUT', `/api/workflows/${res.body.id}`, { expiryHours });
+      expect(put.status).toBe(200);
+      expect(put.body.expiryHours).toBe(expiryHours);
+    }
+    for (const expiryHours of [0, 8761, 2.5, 'soon']) {
+      const put = await t.json('PUT', `/api/workflows/${res.body.id}`, { expiryHours });
+      expect(put.status, String(expiryHours)).toBe(400);
+      expect(put.body.details.map((d: { path: unknown[] }) => d.path[0])).toContain('expiryHours');
+    }
+    expect((await t.json('GET', `/api/workflows/${res.body.id}`)).body.expiryHours).toBe(24);
   });
 
   it('answers malformed JSON with 400', async () => {
