@@ -77,7 +77,9 @@ export function limitBodies(): MiddlewareHandler {
     // Node stream directly when the length is declared).
     const declared = c.req.header('content-length');
     const chunked = c.req.header('transfer-encoding') !== undefined;
-    if (declared === undefined && !chunked) return next();
+    // Over HTTP/1.1 a body comes with one of the two; a request made in-process (app.request)
+    // may carry one without either.
+    if (declared === undefined && !chunked && ((c.env as { incoming?: unknown } | undefined)?.incoming || !c.req.raw.body)) return next();
     const encoding = c.req.header('content-encoding')?.trim();
     if (encoding && encoding.toLowerCase() !== 'identity') {
       return c.json(
