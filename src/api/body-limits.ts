@@ -72,8 +72,14 @@ export function lingerOnUnreadBody(): MiddlewareHandler {
 
 export function limitBodies(): MiddlewareHandler {
   return async (c, next) => {
-    const body = c.req.raw.body;
-    if (!body) return next();
+    // Headers first: touching c.req.raw.body makes the node adapter build a web Request and
+    // stream for the body, which costs CPU on every request (the webhook hot path reads the
+    // Node stream directly when the length is declared).
+    const declared = c.req.header('content-length');
+    const chunked = c.req.header('transfer-encoding') !== undefined;
+    // Over HTTP/1.1 a body comes with one of the two; a request made in-process (app.request)
+    // may carry one without either.
+    if (declared === undefined && !chunked && ((c.env as { incoming?: unknown } | undefined)?.incoming || !c.req.raw.body)) return next();
     const encoding = c.req.header('content-encoding')?.trim();
     if (encoding && encoding.toLowerCase() !== 'identity') {
       return c.json(
@@ -83,11 +89,12 @@ export function limitBodies(): MiddlewareHandler {
       );
     }
     const maxBytes = bodyLimitFor(c.req.path);
-    const declared = c.req.header('content-length');
-    if (declared !== undefined && !c.req.header('transfer-encoding')) {
+    if (declared !== undefined && !chunked) {
       // Node's HTTP parser holds the body to exactly Content-Length bytes, so the header is enough.
       return Number(declared) > maxBytes ? tooLarge(c, maxBytes) : next();
     }
+    const body = c.req.raw.body;
+    if (!body) return next();
     let size = 0;
     let exceeded = false;
     const counted = body.pipeThrough(

@@ -13,7 +13,7 @@
  *
  * No I/O besides the database: exporting, chaining and review effects happen in the reconciler.
  */
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { Db, Executor } from '../db/index.ts';
 import { scoreGold } from '../domain/gold-scoring.ts';
 import { parseReviewDecision } from '../domain/rejection-routing.ts';
@@ -113,13 +113,22 @@ async function retryOnConcurrentRecord<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
+/*
+ * The hot path's statements, compiled once: building them with Kysely's sql template on every
+ * event cost more CPU than the rest of a webhook (issue 15). Plain SQL text with $n parameters,
+ * executed through Kysely (so result names are camelCased and PGlite works too).
+ */
+const INGEST_ONE = `SELECT * FROM labelfleet_ingest_annotation($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10, $11, $12, $13, $14)`;
+const INGEST_GROUP = `SELECT * FROM labelfleet_ingest_annotations($1::jsonb)`;
+
 /** labelfleet_ingest_annotation for one event; `gold`: apply a gold task too (the caller scores it). */
 async function ingestOnce(db: Executor, a: FastArgs, gold: boolean): Promise<FastRow> {
-  const { rows } = await sql<FastRow>`
-    SELECT * FROM labelfleet_ingest_annotation(
-      ${a.annotator}, ${a.event_type}, ${a.source}, ${a.project}, ${a.ls_task}, ${a.annotation},
-      ${JSON.stringify(a.result)}::jsonb, ${a.updated_at}::timestamptz, ${a.time_spent_ms}, ${a.lead_time},
-      ${a.was_cancelled}, ${a.review_decision}, ${a.review_reason}, ${gold})`.execute(db);
+  const { rows } = await db.executeQuery<FastRow>(
+    CompiledQuery.raw(INGEST_ONE, [
+      a.annotator, a.event_type, a.source, a.project, a.ls_task, a.annotation, JSON.stringify(a.result), a.updated_at,
+      a.time_spent_ms, a.lead_time, a.was_cancelled, a.review_decision, a.review_reason, gold,
+    ]),
+  );
   return rows[0]!;
 }
 
@@ -168,7 +177,7 @@ class FastIngest {
     }
     try {
       const payload = JSON.stringify(group.map((g, i) => ({ i, ...g.args })));
-      const { rows } = await sql<FastRow & { idx: number }>`SELECT * FROM labelfleet_ingest_annotations(${payload}::jsonb)`.execute(this.db);
+      const { rows } = await this.db.executeQuery<FastRow & { idx: number }>(CompiledQuery.raw(INGEST_GROUP, [payload]));
       const byIdx = new Map(rows.map((r) => [r.idx, r]));
       group.forEach((g, i) => {
         const r = byIdx.get(i);

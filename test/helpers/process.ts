@@ -50,8 +50,8 @@ export function runFleet(args: string[], env: Record<string, string | undefined>
 }
 
 /** Starts `fleet ...args` (or the given entry, e.g. the bundle) in the background and collects its output. */
-export function startFleet(args: string[], env: Record<string, string | undefined>, cwd?: string, entry = FLEET_BIN) {
-  const nodeArgs = entry === FLEET_BUNDLE ? START_NODE_ARGS : [];
+export function startFleet(args: string[], env: Record<string, string | undefined>, cwd?: string, entry = FLEET_BIN, extraNodeArgs: string[] = []) {
+  const nodeArgs = [...(entry === FLEET_BUNDLE ? START_NODE_ARGS : []), ...extraNodeArgs];
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, entry, ...args], { env: { ...process.env, ...env }, cwd });
   const output = { text: '' };
   child.stdout!.on('data', (d) => (output.text += d));

@@ -13,7 +13,12 @@ export interface FleetProcess {
   stop(): Promise<void>;
 }
 
-export async function startFleetProcess(env: Record<string, string> = {}, seed?: (db: TestDatabase) => Promise<void>): Promise<FleetProcess> {
+/** `nodeArgs`: extra node flags for the service (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+export async function startFleetProcess(
+  env: Record<string, string> = {},
+  seed?: (db: TestDatabase) => Promise<void>,
+  nodeArgs: string[] = [],
+): Promise<FleetProcess> {
   const database = await createTestDatabase();
   if (seed) await seed(database);
   const port = await freePort();
@@ -26,7 +31,7 @@ export async function startFleetProcess(env: Record<string, string> = {}, seed?:
     LOG_LEVEL: 'warn',
     FLEET_SECRET_KEY: 'bench-secret-key-bench-secret-key-0123456789',
     ...env,
-  }, undefined, entry);
+  }, undefined, entry, nodeArgs);
   const base = `http://127.0.0.1:${port}`;
   await waitUntil('fleet serve to answer', async () => (await fetch(`${base}/api/health`)).ok, 60_000, 200);
   const { csrfToken } = (await (await fetch(`${base}/api/auth/csrf`)).json()) as { csrfToken: string };
