@@ -125,7 +125,8 @@ async function main(argv: string[]): Promise<number> {
       const { createService } = await import('./service.ts');
       const service = await explain(() => createService({ ...config, LOG_LEVEL: values.json ? 'silent' : config.LOG_LEVEL }));
       try {
-        const report = await service.reconciler.runOnce({ wait: true });
+        // A connection lost mid-pass (the lock's or the queries') is one line, exit 1.
+        const report = await explain(() => service.reconciler.runOnce({ wait: true }));
         if (report === 'busy') throw new Error('another reconcile pass holds the lock');
         if (values.json) console.log(JSON.stringify(report, null, 2));
         else {
