@@ -3,9 +3,10 @@
  *
  * Only argument parsing is loaded up front: `--help` and `--version` answer without importing
  * the service (measured by `npm run bench -- cli`). Each command imports what it needs when it
- * runs. Usage errors, bad settings and a migration edited after it was applied print one line
- * (every bad setting, each on its line) and exit 2; a runtime failure prints one line and exits 1
- * (a busy port, an unreachable database), or logs the error when it is not one we can explain.
+ * runs. Usage errors, bad settings, a migration edited after it was applied and an embedded
+ * database held by another process print one line (every bad setting, each on its line) and
+ * exit 2; a runtime failure prints one line and exits 1 (a busy port, an unreachable database),
+ * or logs the error when it is not one we can explain.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import helpTexts from './cli-help.json' with { type: 'json' };
@@ -13,6 +14,8 @@ import helpTexts from './cli-help.json' with { type: 'json' };
 class UsageError extends Error {}
 /** A failure the operator can fix from its one-line message (exit 1). */
 class FleetError extends Error {}
+/** Refused before doing anything, from its one-line message (exit 2): the embedded database held by another process. */
+class RefusedError extends Error {}
 
 /** Usage texts, shared with bin/fleet.mjs (which prints the top-level ones without loading TypeScript). */
 const HELP: Record<string, string> = helpTexts;
@@ -122,7 +125,8 @@ async function main(argv: string[]): Promise<number> {
       const { createService } = await import('./service.ts');
       const service = await explain(() => createService({ ...config, LOG_LEVEL: values.json ? 'silent' : config.LOG_LEVEL }));
       try {
-        const report = await service.reconciler.runOnce({ wait: true });
+        // A connection lost mid-pass (the lock's or the queries') is one line, exit 1.
+        const report = await explain(() => service.reconciler.runOnce({ wait: true }));
         if (report === 'busy') throw new Error('another reconcile pass holds the lock');
         if (values.json) console.log(JSON.stringify(report, null, 2));
         else {
@@ -177,10 +181,12 @@ async function emailOption(raw: string, command: string): Promise<string> {
 /** Runs `fn`; a failure to reach the database becomes a one-line FleetError (db/connect-errors.ts). */
 async function databaseErrors(url: string | undefined) {
   const { describeConnectError } = await import('./db/connect-errors.ts');
+  const { DataDirInUseError } = await import('./db/pglite-lock.ts');
   return async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof DataDirInUseError) throw new RefusedError(err.message);
       const line = describeConnectError(err, url);
       throw line ? new FleetError(line) : err;
     }
@@ -242,7 +248,7 @@ main(process.argv.slice(2)).then(
     const { ConfigError } = await import('./config.ts');
     const { MigrationEditedError } = await import('./db/migrate.ts');
     // Refused at start: settings, or a migration edited after it was applied (db/migrate.ts).
-    if (err instanceof UsageError || err instanceof ConfigError || err instanceof MigrationEditedError) {
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof MigrationEditedError || err instanceof RefusedError) {
       console.error(`fleet: ${err.message}`);
       process.exit(2);
     }

@@ -38,10 +38,10 @@ export function describeConnectError(err: unknown, url: string | undefined): str
     case '57P03':
       return `the database at ${where} is starting up or shutting down (57P03): try again in a moment`;
   }
-  if (isDatabaseUnavailable(err)) return `lost the connection to the database at ${where} (${code ?? message}): check that PostgreSQL runs there, then run the command again`;
   if (/timeout exceeded when trying to connect/i.test(message)) {
     return `no answer from the database at ${where} within 5 s: check that PostgreSQL runs there and the network allows it`;
   }
+  if (isDatabaseUnavailable(err)) return `lost the connection to the database at ${where} (${code ?? message}): check that PostgreSQL runs there, then run the command again`;
   return null;
 }
 

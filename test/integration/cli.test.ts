@@ -184,13 +184,18 @@ describe('fleet CLI', { timeout: 180_000 }, () => {
       const first = await serve();
       // While `npm start` runs: refused with the holder named, instead of "created" and a lost write.
       const create = await runFleet(['admin', 'create', '--email', 'ops@fleet.local', '--password-stdin'], env, undefined, 'ops password\n');
-      expect([create.code, create.stdout]).toEqual([1, '']);
+      expect([create.code, create.stdout]).toEqual([2, '']);
       expect(create.stderr).toBe(
         `fleet: ${inUse} (pid ${first.child.pid}: \`npm start\` or another fleet command): stop it first, or point DATABASE_URL at a PostgreSQL both can share (if no such process runs, delete ${path.join(dataDir, 'pglite')}.lock)\n`,
       );
-      for (const args of [['migrate'], ['serve', '--port', String(await freePort())]]) {
-        const r = await runFleet(args, env);
-        expect([r.code, r.stderr.startsWith(`fleet: ${inUse} (pid ${first.child.pid}:`)], args[0]).toEqual([1, true]);
+      for (const [args, input] of [
+        [['migrate']],
+        [['serve', '--port', String(await freePort())]],
+        [['reconcile']],
+        [['admin', 'passwd', '--email', 'admin@fleet.local', '--password-stdin'], 'new password\n'],
+      ] as [string[], string?][]) {
+        const r = await runFleet(args, env, undefined, input);
+        expect([r.code, r.stdout, r.stderr.startsWith(`fleet: ${inUse} (pid ${first.child.pid}:`), r.stderr.split('\n').length], args.join(' ')).toEqual([2, '', true, 2]);
       }
 
       // A holder killed outright leaves its lock file behind; the next command takes it over.
