@@ -321,6 +321,8 @@ export async function runBatchesPass(ctx: AppContext, opts: BatchesPassOptions =
       removedTaskCount: b.removedTaskCount,
       unknownLsTaskCount: b.unknownLsTaskCount,
     });
+    // Unchanged: nothing to write (an idle pass writes nothing).
+    if ((next?.code ?? null) === b.problemCode && (next?.message ?? null) === b.problemMessage) continue;
     try {
       const change = await recordProblem(db, b.id, next);
       if (change === 'appeared' || change === 'changed') report.actions.push(`assignment ${b.id}: problem ${next!.code}: ${next!.message}`);
