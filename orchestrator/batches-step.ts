@@ -34,7 +34,7 @@ import { fleetBucket, storageFor } from '../src/storage/s3.ts';
 import { autoAssign } from '../src/workflows/assign.ts';
 import { catalogWorkflows, syncCatalog } from '../src/workflows/catalog.ts';
 import { reclaimAssignment, recordProblem } from '../src/workflows/batch-problems.ts';
-import { reconcileAssignment } from '../src/workflows/compare.ts';
+import { ProjectGone, reconcileAssignment } from '../src/workflows/compare.ts';
 import { completeAssignment } from '../src/workflows/complete.ts';
 import { failAssignment, provisionAssignment, rotateWebhooks } from '../src/workflows/provision.ts';
 import { applyPendingReviews } from '../src/workflows/review.ts';
@@ -227,7 +227,7 @@ export async function runBatchesPass(ctx: AppContext, opts: BatchesPassOptions =
         if (r.removed) report.actions.push(`assignment ${a.id}: ${r.removed} tasks deleted in Label Studio, their images released`);
       } catch (err) {
         const message = (err as Error).message;
-        if (err instanceof LabelStudioError && err.status === 404) {
+        if ((err instanceof LabelStudioError && err.status === 404) || err instanceof ProjectGone) {
           await failAssignment(ctx, a.id, `its Label Studio project ${a.lsProjectId} no longer exists`, ['in_progress']);
           report.actions.push(`assignment ${a.id}: failed, its Label Studio project is gone (images released)`);
           return;
@@ -321,6 +321,8 @@ export async function runBatchesPass(ctx: AppContext, opts: BatchesPassOptions =
       removedTaskCount: b.removedTaskCount,
       unknownLsTaskCount: b.unknownLsTaskCount,
     });
+    // Unchanged: nothing to write (an idle pass writes nothing).
+    if ((next?.code ?? null) === b.problemCode && (next?.message ?? null) === b.problemMessage) continue;
     try {
       const change = await recordProblem(db, b.id, next);
       if (change === 'appeared' || change === 'changed') report.actions.push(`assignment ${b.id}: problem ${next!.code}: ${next!.message}`);

@@ -24,7 +24,7 @@ import type { Assignment } from '../db/types.ts';
 import { countingAnnotation } from '../domain/batch-decision.ts';
 import { scoreGold } from '../domain/gold-scoring.ts';
 import { parseReviewDecision } from '../domain/rejection-routing.ts';
-import { isoMicros } from '../domain/task-data.ts';
+import { isoMicros, projectKey } from '../domain/task-data.ts';
 import type { LsAnnotation, LsTask } from '../labelstudio/client.ts';
 import { labelStudioFor } from '../labelstudio/instances.ts';
 import { ingestEvent, type IngestEvent } from './ingest.ts';
@@ -254,11 +254,35 @@ export async function removeTask(db: AppContext['database']['db'], a: Assignment
   });
 }
 
-/** Compares one in-progress batch with Label Studio (every task of its project, with annotations). */
+/** The batch's Label Studio project is gone, or the id now names a project that is not the batch's. */
+export class ProjectGone extends Error {}
+
+/**
+ * Compares one in-progress batch with Label Studio (every task of its project, with annotations).
+ * Before any task is taken as deleted, the project is checked to still be the batch's (its
+ * description carries the batch's key): an instance whose database was replaced may hand out the
+ * same project id for another project, and its tasks must not release ours. Throws ProjectGone
+ * when it is not (or a 404 LabelStudioError when no project has the id).
+ */
 export async function reconcileAssignment(ctx: AppContext, a: Assignment): Promise<CompareOutcome> {
   const annotator = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', a.annotatorId).executeTakeFirstOrThrow();
   const client = labelStudioFor(ctx, annotator);
   const lsTasks = await client.exportTasks(a.lsProjectId!, { all: true });
+  const there = new Set(lsTasks.map((t) => t.id));
+  const missing = await ctx.database.db
+    .selectFrom('assignmentTasks')
+    .select('id')
+    .where('assignmentId', '=', a.id)
+    .where('lsTaskId', 'is not', null)
+    .where('lsTaskId', 'not in', there.size ? [...there] : [-1])
+    .limit(1)
+    .executeTakeFirst();
+  if (missing) {
+    const project = await client.getProject(a.lsProjectId!);
+    if (!(project.description ?? '').includes(projectKey(a.id))) {
+      throw new ProjectGone(`Label Studio project ${a.lsProjectId} is no longer batch ${a.id}'s`);
+    }
+  }
   return compareWithLabelStudio(ctx, a, lsTasks);
 }
 

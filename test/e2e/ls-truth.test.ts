@@ -225,4 +225,24 @@ describe('Label Studio is the truth', () => {
     expect(next.id).toBeGreaterThan(a.id);
     expect((await tasksOf(next.id)).map((t) => t.s3ImageKey).sort()).toEqual(images.sort());
   });
+
+  it('a project deleted in Label Studio, or an id that now names another project, fails the batch and releases its images — never "every task deleted"', async () => {
+    // The id now names another batch's project (an instance whose database was replaced).
+    const a = await openBatch();
+    const [other] = await db().selectFrom('assignments').select('lsProjectId').where('status', '=', 'completed').orderBy('id').execute();
+    await db().updateTable('assignments').set({ lsProjectId: other!.lsProjectId }).where('id', '=', a.id).execute();
+    await runBatchesPass(service.ctx, { force: true });
+    const failed = await db().selectFrom('assignments').selectAll().where('id', '=', a.id).executeTakeFirstOrThrow();
+    expect(failed).toMatchObject({ status: 'failed', removedTaskCount: 0, error: `its Label Studio project ${other!.lsProjectId} no longer exists` });
+    expect(await db().selectFrom('workItems').select('id').where('assignmentId', '=', a.id).where('status', '=', 'reserved').execute()).toEqual([]);
+
+    // The project deleted in Label Studio.
+    const b = await openBatch();
+    await lsApi.deleteProject(b.lsProjectId!);
+    await runBatchesPass(service.ctx, { force: true });
+    expect(await db().selectFrom('assignments').select(['status', 'removedTaskCount']).where('id', '=', b.id).executeTakeFirstOrThrow()).toEqual({
+      status: 'failed',
+      removedTaskCount: 0,
+    });
+  });
 });
