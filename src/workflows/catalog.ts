@@ -19,6 +19,9 @@
  * (the workflow's `catalogSkippedKeys`; a full listing recounts, incremental ones add) and a
  * `catalog.keys_skipped` outbound event per distinct set of skipped keys found by a listing.
  * A queued item whose key is now skipped is marked gone by the next full listing.
+ * A listing that cannot be completed (an error, or a store that truncates without a continuation
+ * token and cannot be resumed with StartAfter: Storage.list) fails the sync with the error recorded
+ * on catalog_syncs; nothing is marked gone, since the keys it did not reach may still exist.
  * One sync per workflow at a time (a session advisory lock per workflow).
  */
 import { createHash } from 'node:crypto';
