@@ -1,9 +1,10 @@
 /**
  * S3 for batches: list source prefixes (with continuation, and StartAfter for incremental catalog
  * syncs), put exports, read, copy to the rejection archive, and presigned GET URLs that a Label
- * Studio page can load (made by @aws-sdk/s3-request-presigner). Any S3-compatible endpoint works: S3_ENDPOINT plus path-style addressing
- * (S3_FORCE_PATH_STYLE, default true) — moto in tests. Credentials come from the AWS SDK's default
- * chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role, ...).
+ * Studio page can load (made by @aws-sdk/s3-request-presigner). Any S3-compatible endpoint works:
+ * S3_ENDPOINT plus path-style addressing (S3_FORCE_PATH_STYLE, default true) — moto in tests.
+ * Credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+ * profile, instance role, ...).
  */
 import {
   CopyObjectCommand,
