@@ -5,6 +5,7 @@ import { EXPECTED_LABELS_TEXT, findGoldTaskRow, GOLD_TASK_COLUMNS, listGoldTasks
 import type { Executor } from '../db/index.ts';
 import type { GoldTask } from '../db/types.ts';
 import { jsonValueProblem } from '../domain/json-value.ts';
+import { KEY_PROBLEM_MESSAGES, keyProblem } from '../domain/object-keys.ts';
 import { checkExpectedLabels, checkLabelingConfig, type ExpectedLabel } from '../domain/labeling-config.ts';
 import { badRequest, notFound } from '../errors.ts';
 import {
@@ -85,7 +86,15 @@ const GoldTaskFields = {
     .max(1024)
     .regex(/\S/, 'must not be blank')
     .refine(noNul, 'must not contain U+0000')
-    .openapi({ example: 'gold/cat_001.jpg' }),
+    .superRefine((key, ctx) => {
+      // The same rule as the catalog's: Label Studio loads the image through a presigned URL.
+      const problem = keyProblem(key);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${KEY_PROBLEM_MESSAGES[problem]} (${problem})` });
+    })
+    .openapi({
+      example: 'gold/cat_001.jpg',
+      description: 'S3 key in the fleet bucket; no "." or ".." path segment and no control character (README "Batches")',
+    }),
   expectedLabels: ExpectedLabels,
   labelingConfigId: idField,
   category: z.string().max(100).refine(noNul, 'must not contain U+0000').nullable().optional(),

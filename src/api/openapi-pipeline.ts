@@ -27,6 +27,7 @@ const WEBHOOK_DESCRIPTIONS: Record<(typeof EVENT_TYPES)[number], string> = {
   'item.adjudication_needed': 'Overlapping annotations of an item disagree and need adjudication (sent once overlap/consensus is enabled).',
   'annotator.flagged': "An annotator's gold accuracy fell below the threshold.",
   'annotator.error': "An annotator's Label Studio instance went to status error.",
+  'catalog.keys_skipped': 'A catalog listing skipped S3 keys a presigned URL cannot address byte-for-byte (`.`/`..` segments, control characters); once per distinct set.',
 };
 
 const errorContent = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };

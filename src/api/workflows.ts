@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { workflowStats } from '../db/counts.ts';
 import type { Executor } from '../db/index.ts';
-import type { Workflow } from '../db/types.ts';
+import type { SkippedKeyExample, Workflow } from '../db/types.ts';
 import {
   buildGraph,
   Coalesced,
@@ -83,6 +83,17 @@ export const WorkflowSchema = z
     createdAt: Timestamp,
     role: z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).nullable(),
     labelingConfig: z.object({ id: z.number().int(), name: z.string() }).nullable(),
+    catalogSkippedKeys: z
+      .object({
+        count: z.number().int(),
+        examples: z.array(z.object({ key: z.string(), problem: z.enum(['dot_segment', 'control_character']) })),
+      })
+      .openapi({
+        description:
+          'S3 keys under s3SourcePath that are not queued because a presigned URL cannot address them byte-for-byte ' +
+          '(`dot_segment`: a "." or ".." path segment; `control_character`): counted by the last full listing plus ' +
+          'later incremental ones, up to 10 examples. 0 and [] for chained workflows and before the first listing.',
+      }),
   })
   .openapi('Workflow');
 
@@ -277,6 +288,8 @@ export type WorkflowRow = Workflow & {
   roleName: string | null;
   roleColor: string | null;
   labelingConfigName: string | null;
+  skippedCount: number | null;
+  skippedExamples: SkippedKeyExample[] | null;
 };
 
 /** Workflows with their role and labeling config joined in (for `toWorkflow`). */
@@ -285,8 +298,9 @@ export function selectWorkflows(db: Executor) {
     .selectFrom('workflows as w')
     .leftJoin('roles as r', 'r.id', 'w.roleId')
     .leftJoin('labelingConfigs as lc', 'lc.id', 'w.labelingConfigId')
+    .leftJoin('catalogSyncs as cs', 'cs.workflowId', 'w.id')
     .selectAll('w')
-    .select(['r.name as roleName', 'r.color as roleColor', 'lc.name as labelingConfigName']);
+    .select(['r.name as roleName', 'r.color as roleColor', 'lc.name as labelingConfigName', 'cs.skippedCount', 'cs.skippedExamples']);
 }
 
 export async function findWorkflow(db: Executor, id: number): Promise<WorkflowRow> {
@@ -328,6 +342,7 @@ export const toWorkflow = (r: WorkflowRow) => ({
     r.labelingConfigId !== null && r.labelingConfigName !== null
       ? { id: r.labelingConfigId, name: r.labelingConfigName }
       : null,
+  catalogSkippedKeys: { count: r.skippedCount ?? 0, examples: r.skippedExamples ?? [] },
 });
 
 /** Where rejected items are archived when rejectionMode is 'archive' and no location is given. */

@@ -1,5 +1,6 @@
 /** Table types of the schema in migrations/: one interface per table, camelCase via Kysely's CamelCasePlugin. */
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { KeyProblem } from '../domain/object-keys.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
@@ -207,6 +208,15 @@ export interface CatalogSyncsTable {
   lastFullSyncAt: Date | null;
   error: string | null;
   updatedAt: Timestamp;
+  /** Keys skipped as unaddressable (src/domain/object-keys.ts) since the last full listing. */
+  skippedCount: Generated<number>;
+  /** Up to 10 of them: [{key, problem}] (jsonb; written as JSON text). */
+  skippedExamples: ColumnType<SkippedKeyExample[], string | undefined, string>;
+}
+
+export interface SkippedKeyExample {
+  key: string;
+  problem: KeyProblem;
 }
 
 export type WorkItemSource = 'catalog' | 'chain' | 'rework';

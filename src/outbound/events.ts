@@ -26,6 +26,7 @@ export const EVENT_TYPES = [
   'item.adjudication_needed',
   'annotator.flagged',
   'annotator.error',
+  'catalog.keys_skipped',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -104,6 +105,23 @@ export const EVENT_DATA = {
       at: Ts,
     })
     .openapi('AnnotatorErrorData'),
+  'catalog.keys_skipped': z
+    .object({
+      workflowId: z.number().int(),
+      bucket: z.string(),
+      prefix: z.string(),
+      listing: z.enum(['full', 'incremental']),
+      skippedInListing: z.number().int().openapi({ description: 'Keys this listing skipped' }),
+      skippedTotal: z.number().int().openapi({ description: "The workflow's catalogSkippedKeys.count after it" }),
+      examples: z
+        .array(z.object({ key: z.string(), problem: z.enum(['dot_segment', 'control_character']) }))
+        .openapi({ description: 'Up to 10 of the keys this listing skipped' }),
+    })
+    .openapi('CatalogKeysSkippedData', {
+      description:
+        'A catalog listing found keys a presigned URL cannot address byte-for-byte (README "Batches"); they are not queued. ' +
+        'Sent once per distinct set of skipped keys.',
+    }),
 } satisfies Record<EventType, z.ZodType>;
 
 export type EventData<T extends EventType> = z.input<(typeof EVENT_DATA)[T]>;
@@ -228,4 +246,9 @@ export async function emitAnnotatorFlagged(trx: Executor, data: EventData<'annot
 /** annotator.error, in the transaction that moves the annotator to `error` (src/workflows/annotators.ts). */
 export async function emitAnnotatorError(trx: Executor, annotatorId: number, fromStatus: string, reason: string) {
   return enqueueOutbound(trx, { type: 'annotator.error', data: { annotatorId, fromStatus, reason, at: new Date().toISOString() } });
+}
+
+/** catalog.keys_skipped, in the transaction that records the catalog listing (src/workflows/catalog.ts). */
+export async function emitCatalogKeysSkipped(trx: Executor, e: { dedupeKey: string; data: EventData<'catalog.keys_skipped'> }) {
+  return enqueueOutbound(trx, { type: 'catalog.keys_skipped', workflowId: e.data.workflowId, dedupeKey: e.dedupeKey, data: e.data });
 }

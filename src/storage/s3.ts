@@ -1,9 +1,10 @@
 /**
  * S3 for batches: list source prefixes (with continuation, and StartAfter for incremental catalog
  * syncs), put exports, read, copy to the rejection archive, and presigned GET URLs that a Label
- * Studio page can load (made by @aws-sdk/s3-request-presigner). Any S3-compatible endpoint works: S3_ENDPOINT plus path-style addressing
- * (S3_FORCE_PATH_STYLE, default true) — moto in tests. Credentials come from the AWS SDK's default
- * chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role, ...).
+ * Studio page can load (made by @aws-sdk/s3-request-presigner). Any S3-compatible endpoint works:
+ * S3_ENDPOINT plus path-style addressing (S3_FORCE_PATH_STYLE, default true) — moto in tests.
+ * Credentials come from the AWS SDK's default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+ * profile, instance role, ...).
  */
 import {
   CopyObjectCommand,
@@ -26,8 +27,12 @@ export interface S3Object {
 
 export interface ListPage {
   objects: S3Object[];
-  /** Pass back as `continuationToken` for the next page; undefined on the last page. */
+  /** The store said more keys follow (IsTruncated). */
+  truncated: boolean;
+  /** Pass back as `continuationToken` for the next page; undefined on the last page, or when the store gave none. */
   nextToken?: string;
+  /** The page's last key, folder markers and empty keys included: where a StartAfter resumes. */
+  lastKey?: string;
 }
 
 export type S3Settings = Pick<Config, 'S3_ENDPOINT' | 'S3_FORCE_PATH_STYLE' | 'AWS_REGION'>;
@@ -52,6 +57,11 @@ export async function fleetBucket(db: Executor, config: Pick<Config, 'S3_BUCKET'
     throw new Error('no S3 bucket configured: set the s3.bucket setting or S3_BUCKET');
   }
   return bucket;
+}
+
+/** A listing that cannot be completed: nothing may be concluded from the keys it did return. */
+export class ListingIncomplete extends Error {
+  override name = 'ListingIncomplete';
 }
 
 const isNotFound = (err: unknown) => {
@@ -94,22 +104,40 @@ export class Storage {
       objects: (res.Contents ?? []).flatMap((o) =>
         o.Key ? [{ key: o.Key, size: o.Size ?? 0, etag: o.ETag?.replace(/"/g, '') }] : [],
       ),
-      nextToken: res.IsTruncated ? res.NextContinuationToken : undefined,
+      truncated: res.IsTruncated === true,
+      nextToken: res.IsTruncated ? res.NextContinuationToken || undefined : undefined,
+      lastKey: res.Contents?.at(-1)?.Key,
     };
   }
 
-  /** Every key under `prefix` (after `startAfter`), page by page. */
+  /**
+   * Every key under `prefix` (after `startAfter`), page by page. A store that answers
+   * IsTruncated=true without a NextContinuationToken (several S3-compatible stores do) is asked
+   * again with StartAfter = the page's last key. A truncated page that moves nowhere (no keys, or
+   * a last key not after where it started, in UTF-8 byte order) throws ListingIncomplete: the caller
+   * must not treat what it saw as the whole prefix.
+   */
   async *list(bucket: string, prefix: string, opts: { startAfter?: string; pageSize?: number } = {}): AsyncGenerator<S3Object[]> {
     let token: string | undefined;
-    do {
-      const page = await this.listPage(bucket, prefix, {
-        startAfter: opts.startAfter,
-        continuationToken: token,
-        maxKeys: opts.pageSize,
-      });
+    let startAfter = opts.startAfter;
+    for (;;) {
+      const page = await this.listPage(bucket, prefix, { startAfter, continuationToken: token, maxKeys: opts.pageSize });
       if (page.objects.length) yield page.objects;
-      token = page.nextToken;
-    } while (token);
+      if (!page.truncated) return;
+      if (page.nextToken) {
+        token = page.nextToken;
+        continue;
+      }
+      const from = token === undefined ? startAfter : undefined;
+      if (!page.lastKey || (from !== undefined && Buffer.compare(Buffer.from(page.lastKey), Buffer.from(from)) <= 0)) {
+        throw new ListingIncomplete(
+          `S3 listing of s3://${bucket}/${prefix} is incomplete: the store answered IsTruncated=true without a ` +
+            `NextContinuationToken and ${page.lastKey ? `a last key (${JSON.stringify(page.lastKey)}) not after ${JSON.stringify(from)}` : 'no keys'}`,
+        );
+      }
+      token = undefined;
+      startAfter = page.lastKey;
+    }
   }
 
   async put(bucket: string, key: string, body: string | Uint8Array, opts: { contentType?: string; metadata?: Record<string, string> } = {}) {

@@ -14,11 +14,22 @@
  *   reconciler; a manual assignment that finds the queue empty syncs at once (incrementally).
  * Chained workflows do not read S3: their items come from upstream batches (complete.ts).
  * Folder markers (keys ending in '/') and hidden files (a name starting with '.') are skipped.
+ * Keys a presigned URL cannot address byte-for-byte (src/domain/object-keys.ts: `.`/`..` segments,
+ * control characters) are skipped too, and reported: catalog_syncs.skipped_count/skipped_examples
+ * (the workflow's `catalogSkippedKeys`; a full listing recounts, incremental ones add) and a
+ * `catalog.keys_skipped` outbound event per distinct set of skipped keys found by a listing.
+ * A queued item whose key is now skipped is marked gone by the next full listing.
+ * A listing that cannot be completed (an error, or a store that truncates without a continuation
+ * token and cannot be resumed with StartAfter: Storage.list) fails the sync with the error recorded
+ * on catalog_syncs; nothing is marked gone, since the keys it did not reach may still exist.
  * One sync per workflow at a time (a session advisory lock per workflow).
  */
+import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { DbHandle, Executor } from '../db/index.ts';
-import type { Workflow } from '../db/types.ts';
+import type { SkippedKeyExample, Workflow } from '../db/types.ts';
+import { keyProblem } from '../domain/object-keys.ts';
+import { emitCatalogKeysSkipped } from '../outbound/events.ts';
 import { getSetting } from '../settings.ts';
 import { sourcePrefix, type Storage } from '../storage/s3.ts';
 
@@ -31,7 +42,12 @@ export interface CatalogSyncResult {
   listed: number;
   added: number;
   gone: number;
+  /** Keys this listing skipped because a URL cannot address them (not folder markers or hidden files). */
+  skipped: number;
 }
+
+/** How many skipped keys a workflow shows as examples. */
+export const SKIPPED_EXAMPLES = 10;
 
 export interface CatalogDeps {
   database: DbHandle;
@@ -39,6 +55,7 @@ export interface CatalogDeps {
   bucket: string;
 }
 
+/** Folder markers and hidden files are not images: left out silently. */
 const wantedKey = (key: string) => !key.endsWith('/') && !(key.split('/').at(-1) ?? '').startsWith('.');
 
 async function upsertKeys(db: Executor, workflowId: number, keys: string[], seenAt: Date, full: boolean) {
@@ -88,17 +105,32 @@ export async function syncCatalog(
         !state.lastFullSyncAt ||
         now.getTime() - state.lastFullSyncAt.getTime() >= fullEveryMs;
       if (!full && !opts.force && state?.lastSyncAt && now.getTime() - state.lastSyncAt.getTime() < intervalMs) {
-        return { workflowId: workflow.id, mode: 'skipped', listed: 0, added: 0, gone: 0 };
+        return { workflowId: workflow.id, mode: 'skipped', listed: 0, added: 0, gone: 0, skipped: 0 };
       }
 
       let listed = 0;
       let added = 0;
       let lastKey = full ? null : (state?.lastKey ?? null);
+      const skipped: SkippedKeyExample[] = [];
+      let skippedCount = 0;
+      const skippedHash = createHash('sha256');
       try {
         for await (const page of deps.storage.list(deps.bucket, prefix, { startAfter: lastKey ?? undefined })) {
           listed += page.length;
           lastKey = page.at(-1)!.key;
-          added += await upsertKeys(db, workflow.id, page.map((o) => o.key).filter(wantedKey), now, full);
+          const keys: string[] = [];
+          for (const { key } of page) {
+            if (!wantedKey(key)) continue;
+            const problem = keyProblem(key);
+            if (problem === null) {
+              keys.push(key);
+              continue;
+            }
+            skippedCount++;
+            skippedHash.update(key).update('\0');
+            if (skipped.length < SKIPPED_EXAMPLES) skipped.push({ key, problem });
+          }
+          added += await upsertKeys(db, workflow.id, keys, now, full);
         }
       } catch (err) {
         await db
@@ -129,6 +161,10 @@ export async function syncCatalog(
         .where('source', '=', 'catalog')
         .where('status', '<>', 'gone')
         .executeTakeFirstOrThrow();
+      // A full listing recounts the skipped keys; an incremental one adds the new ones it saw.
+      const before = full || !state ? { count: 0, examples: [] } : { count: state.skippedCount, examples: state.skippedExamples };
+      const skippedTotal = before.count + skippedCount;
+      const examples = [...before.examples, ...skipped].slice(0, SKIPPED_EXAMPLES);
       const row = {
         bucket: deps.bucket,
         prefix,
@@ -137,14 +173,33 @@ export async function syncCatalog(
         lastSyncAt: now,
         lastFullSyncAt: full ? now : (state?.lastFullSyncAt ?? null),
         error: null,
+        skippedCount: skippedTotal,
+        skippedExamples: JSON.stringify(examples),
         updatedAt: now,
       };
-      await db
-        .insertInto('catalogSyncs')
-        .values({ workflowId: workflow.id, ...row })
-        .onConflict((oc) => oc.column('workflowId').doUpdateSet(row))
-        .execute();
-      return { workflowId: workflow.id, mode: full ? 'full' : 'incremental', listed, added, gone };
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('catalogSyncs')
+          .values({ workflowId: workflow.id, ...row })
+          .onConflict((oc) => oc.column('workflowId').doUpdateSet(row))
+          .execute();
+        if (skippedCount > 0) {
+          // Once per set of skipped keys: an unchanged set found again by each full listing is not news.
+          await emitCatalogKeysSkipped(trx, {
+            dedupeKey: `catalog.keys_skipped:${workflow.id}:${deps.bucket}:${skippedHash.digest('hex')}`,
+            data: {
+              workflowId: workflow.id,
+              bucket: deps.bucket,
+              prefix,
+              listing: full ? 'full' : 'incremental',
+              skippedInListing: skippedCount,
+              skippedTotal,
+              examples: skipped,
+            },
+          });
+        }
+      });
+      return { workflowId: workflow.id, mode: full ? 'full' : 'incremental', listed, added, gone, skipped: skippedCount };
     },
     { wait: true },
   );

@@ -210,7 +210,7 @@ describe('the OpenAPI document', () => {
     expect(doc.paths['/api/roles'].get.responses['429'].headers['Retry-After']).toBeDefined();
     expect(doc.paths['/api/roles'].get.responses['200'].headers).toHaveProperty('X-Request-Id');
     expect(doc.paths['/api/roles'].get.responses['200'].headers).toHaveProperty('RateLimit');
-    expect(Object.keys(doc.webhooks).sort()).toEqual(['annotator.error', 'annotator.flagged', 'batch.completed', 'batch.failed', 'item.adjudication_needed', 'item.rejected']);
+    expect(Object.keys(doc.webhooks).sort()).toEqual(['annotator.error', 'annotator.flagged', 'batch.completed', 'batch.failed', 'catalog.keys_skipped', 'item.adjudication_needed', 'item.rejected']);
     const completed = doc.webhooks['batch.completed'].post;
     expect(completed.parameters.map((p: { name: string }) => p.name)).toEqual(['webhook-id', 'webhook-timestamp', 'webhook-signature']);
     const schema = completed.requestBody.content['application/json'].schema;

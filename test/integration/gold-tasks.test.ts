@@ -199,6 +199,40 @@ describe('gold tasks: validation errors', () => {
     }
   });
 
+  it('refuses keys a presigned URL cannot address (the catalog skips them too), on create and update; takes other awkward keys', async () => {
+    const count = async () => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM gold_tasks`.execute(t.db)).rows[0]!.n);
+    const existing = await createGold({ s3ImageKey: 'gold/keep.jpg' });
+    const before = await count();
+    const bad: [string, string][] = [
+      ['gold/a/../b.jpg', 'dot_segment'],
+      ['gold/./b.jpg', 'dot_segment'],
+      ['../b.jpg', 'dot_segment'],
+      ['gold/..', 'dot_segment'],
+      ['gold/tab\there.jpg', 'control_character'],
+      ['gold/new\nline.jpg', 'control_character'],
+      ['gold/cr\rx.jpg', 'control_character'],
+      ['gold/del\u007f.jpg', 'control_character'],
+      ['gold/c1\u0085.jpg', 'control_character'],
+    ];
+    for (const [key, problem] of bad) {
+      for (const [method, path] of [
+        ['POST', '/api/gold-tasks'],
+        ['PUT', `/api/gold-tasks/${existing.id}`],
+      ] as const) {
+        const body = method === 'POST' ? { s3ImageKey: key, expectedLabels: [CAT], labelingConfigId: configId } : { s3ImageKey: key };
+        const res = await t.json(method, path, body);
+        expect(res.status, `${method} ${JSON.stringify(key)}`).toBe(400);
+        expect(res.body.error).toBe('Validation failed');
+        expect(res.body.details).toEqual([expect.objectContaining({ path: ['s3ImageKey'], message: expect.stringContaining(`(${problem})`) })]);
+      }
+    }
+    expect(await count()).toBe(before);
+    expect((await t.json('GET', `/api/gold-tasks/${existing.id}`)).body.s3ImageKey).toBe('gold/keep.jpg');
+    for (const key of ['gold/...jpg', 'gold/x..jpg', 'gold/.hidden/a.jpg', 'gold//double.jpg', 'gold/a b+c%d#e?f.jpg', 'gold/😀/é.jpg']) {
+      await createGold({ s3ImageKey: key });
+    }
+  });
+
   it('says which result field is missing', async () => {
     const res = await t.json('POST', '/api/gold-tasks', {
       s3ImageKey: 'gold/a.jpg',

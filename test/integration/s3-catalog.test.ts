@@ -130,7 +130,7 @@ describe('catalog sync', () => {
     const wf = await workflow('cat1/');
 
     const first = await syncCatalog(deps(), wf);
-    expect(first).toEqual({ workflowId: wf.id, mode: 'full', listed: 2102, added: 2100, gone: 0 });
+    expect(first).toEqual({ workflowId: wf.id, mode: 'full', listed: 2102, added: 2100, gone: 0, skipped: 0 });
     expect((await keys(wf.id)).length).toBe(2100);
     const state = await t.db.selectFrom('catalogSyncs').selectAll().where('workflowId', '=', wf.id).executeTakeFirstOrThrow();
     expect(state).toMatchObject({ bucket, prefix: 'cat1/', lastKey: 'cat1/img-02099.png', objectCount: 2100, error: null });
@@ -139,7 +139,7 @@ describe('catalog sync', () => {
     expect((await syncCatalog(deps(), wf)).mode).toBe('skipped');
     expect(await syncCatalog(deps(), wf, { force: true })).toMatchObject({ mode: 'incremental', listed: 0, added: 0 });
     await putKeys('cat1/', ['img-09000.png', 'img-09001.png']);
-    expect(await syncCatalog(deps(), wf, { force: true })).toEqual({ workflowId: wf.id, mode: 'incremental', listed: 2, added: 2, gone: 0 });
+    expect(await syncCatalog(deps(), wf, { force: true })).toEqual({ workflowId: wf.id, mode: 'incremental', listed: 2, added: 2, gone: 0, skipped: 0 });
     expect((await keys(wf.id)).length).toBe(2102);
   });
 
@@ -181,6 +181,45 @@ describe('catalog sync', () => {
     const moved = await syncCatalog(deps(), { id: wf.id, s3SourcePath: 'cat3b/' }, { now: new Date(later.getTime() + 1000) });
     expect(moved).toMatchObject({ mode: 'full', added: 1, gone: 1 });
     expect(await keys(wf.id, 'queued')).toEqual(['cat3b/z.png']);
+  });
+
+  it('skips keys a URL cannot address, reports them on the workflow and once in an event, and marks such queued items gone', async () => {
+    // A subscriber, so events are written (its address is never called: no reconciler runs here).
+    await t.db
+      .insertInto('webhookSubscriptions')
+      .values({ url: 'https://receiver.invalid/hook', eventTypes: ['catalog.keys_skipped'], secretEnc: 'x', secretPrefix: 'x', workflowId: null, description: null, headersEnc: null })
+      .execute();
+    await putKeys('cat5/', ['a.png', 'x/../a.png', './b.png', 'b.png', 'tab\there.png', 'c1\u0085.png', 'ok..png']);
+    const wf = await workflow('cat5/');
+    // An item queued before this rule existed, with a key now skipped.
+    await t.db.insertInto('workItems').values({ workflowId: wf.id, imageKey: 'cat5/x/../a.png', source: 'catalog', priority: 2 }).execute();
+
+    expect(await syncCatalog(deps(), wf)).toMatchObject({ mode: 'full', listed: 7, added: 3, skipped: 4, gone: 1 });
+    expect(await keys(wf.id, 'queued')).toEqual(['cat5/a.png', 'cat5/b.png', 'cat5/ok..png']);
+    expect(await keys(wf.id, 'gone')).toEqual(['cat5/x/../a.png']);
+    const expected = {
+      count: 4,
+      examples: [
+        { key: 'cat5/./b.png', problem: 'dot_segment' },
+        { key: 'cat5/c1\u0085.png', problem: 'control_character' },
+        { key: 'cat5/tab\there.png', problem: 'control_character' },
+        { key: 'cat5/x/../a.png', problem: 'dot_segment' },
+      ],
+    };
+    expect((await t.json('GET', `/api/workflows/${wf.id}`)).body.catalogSkippedKeys).toEqual(expected);
+    const events = async () =>
+      (await t.db.selectFrom('webhookEvents').select(['type', 'workflowId', 'payload']).where('type', '=', 'catalog.keys_skipped').where('workflowId', '=', wf.id).execute());
+    expect((await events()).map((e) => (e.payload as { data: unknown }).data)).toEqual([
+      { workflowId: wf.id, bucket, prefix: 'cat5/', listing: 'full', skippedInListing: 4, skippedTotal: 4, examples: expected.examples },
+    ]);
+
+    // The same set found again: the same report, no second event. A new one: counted and announced.
+    expect(await syncCatalog(deps(), wf, { full: true })).toMatchObject({ skipped: 4, added: 0, gone: 0 });
+    expect(await events()).toHaveLength(1);
+    await putKeys('cat5/', ['z/./new.png']);
+    expect(await syncCatalog(deps(), wf, { force: true })).toMatchObject({ mode: 'incremental', listed: 1, added: 0, skipped: 1 });
+    expect((await t.json('GET', `/api/workflows/${wf.id}`)).body.catalogSkippedKeys.count).toBe(5);
+    expect(await events()).toHaveLength(2);
   });
 
   it('records a listing error on the sync state', async () => {

@@ -57,6 +57,7 @@ describe('workflows: create and read', () => {
     expect(res.status).toBe(201);
     expect(res.body).toEqual({
       id: expect.any(Number),
+      catalogSkippedKeys: { count: 0, examples: [] },
       name: 'Defaults',
       roleId: null,
       labelingConfigId: null,
@@ -127,6 +128,7 @@ describe('workflows: create and read', () => {
     expect(res.body).toEqual({
       ...body,
       id: expect.any(Number),
+      catalogSkippedKeys: { count: 0, examples: [] },
       isActive: true,
       totalImagesAvailable: 0,
       totalImagesAssigned: 0,
