@@ -26,20 +26,18 @@ import {
   ActionButton,
   ApiForm,
   Chart,
+  DataTable,
   Empty,
   Field,
   href,
-  Pager,
   percent,
   plural,
   RoleLabel,
   SelectField,
-  SortHeader,
   Stat,
   StatusBadge,
-  TableWrap,
   Time,
-  type Column,
+  type TableColumn,
 } from '../components.tsx';
 import { pathId, type PageContext } from '../index.tsx';
 import type { AppContext } from '../../context.ts';
@@ -48,13 +46,47 @@ import { enumParam, intParam, pageParams } from './params.ts';
 
 export const ANNOTATORS_PAGE_SIZE = 50;
 
-const COLUMNS: Column[] = [
-  { key: 'name', label: 'Name', sortable: true },
-  { key: 'email', label: 'Email', sortable: true },
-  { key: 'role', label: 'Role', sortable: true },
-  { key: 'status', label: 'Status', sortable: true },
-  { key: 'lastActive', label: 'Last active', sortable: true },
-  { key: 'created', label: 'Created', sortable: true },
+/** The annotators table: sortable columns (keys as ANNOTATOR_SORTS) and the row's actions. */
+const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorRow>[] => [
+  { key: 'name', label: 'Name', sortable: true, cell: (a) => <a href={`/annotators/${a.id}`}>{a.name}</a> },
+  { key: 'email', label: 'Email', sortable: true, class: 'wrap', cell: (a) => a.email },
+  {
+    key: 'role',
+    label: 'Role',
+    sortable: true,
+    cell: (a) => <RoleLabel role={a.roleId !== null && a.roleName !== null ? { name: a.roleName, color: a.roleColor } : null} />,
+  },
+  {
+    key: 'status',
+    label: 'Status',
+    sortable: true,
+    cell: (a) => (
+      <>
+        <StatusBadge status={a.status} />
+        {a.autoAssignPaused ? <span class="tag warn">paused</span> : null}
+      </>
+    ),
+  },
+  { key: 'lastActive', label: 'Last active', sortable: true, cell: (a) => <Time at={a.lastActiveAt} relative /> },
+  { key: 'created', label: 'Created', sortable: true, cell: (a) => <Time at={a.createdAt} /> },
+  {
+    key: 'actions',
+    label: 'Actions',
+    class: 'actions',
+    cell: (a) => {
+      const url = labelStudioUrl(ctx, a);
+      return (
+        <>
+          <LifecycleButtons a={a} small />
+          {url ? (
+            <a class="button small" href={url} target="_blank" rel="noopener noreferrer" aria-label={`${a.name}'s Label Studio (opens a new tab)`}>
+              Label Studio
+            </a>
+          ) : null}
+        </>
+      );
+    },
+  },
 ];
 
 /** The annotator's Label Studio, once its route answers. */
@@ -189,64 +221,21 @@ export async function annotatorsPage(p: PageContext) {
               Delete selected
             </button>
           </div>
-          {rows.length ? (
-            <TableWrap label="Annotators">
-              <table class="annotators" data-selectable>
-                <caption class="visually-hidden">Annotators, sorted by {sort} ({dir === 'asc' ? 'ascending' : 'descending'})</caption>
-                <thead>
-                  <tr>
-                    <th scope="col" class="select">
-                      <input type="checkbox" data-select-all aria-label="Select every annotator on this page" />
-                    </th>
-                    {COLUMNS.map((col) => (
-                      <SortHeader col={col} sort={sort} dir={dir} link={sortLink} />
-                    ))}
-                    <th scope="col">Actions</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {rows.map((a) => {
-                    const url = labelStudioUrl(p.ctx, a);
-                    return (
-                      <tr>
-                        <td class="select">
-                          <input type="checkbox" data-select-id={String(a.id)} aria-label={`Select ${a.name}`} />
-                        </td>
-                        <td>
-                          <a href={`/annotators/${a.id}`}>{a.name}</a>
-                        </td>
-                        <td class="wrap">{a.email}</td>
-                        <td>
-                          <RoleLabel role={a.roleId !== null && a.roleName !== null ? { name: a.roleName, color: a.roleColor } : null} />
-                        </td>
-                        <td>
-                          <StatusBadge status={a.status} />
-                          {a.autoAssignPaused ? <span class="tag warn">paused</span> : null}
-                        </td>
-                        <td>
-                          <Time at={a.lastActiveAt} relative />
-                        </td>
-                        <td>
-                          <Time at={a.createdAt} />
-                        </td>
-                        <td class="actions">
-                          <LifecycleButtons a={a} small />
-                          {url ? (
-                            <a class="button small" href={url} target="_blank" rel="noopener noreferrer" aria-label={`${a.name}'s Label Studio (opens a new tab)`}>
-                              Label Studio
-                            </a>
-                          ) : null}
-                        </td>
-                      </tr>
-                    );
-                  })}
-                </tbody>
-              </table>
-            </TableWrap>
-          ) : (
-            <Empty>{q || status || roleId ? 'No annotator matches.' : 'No annotators yet: add some above.'}</Empty>
-          )}
-          <Pager total={total} limit={page.limit} offset={page.offset} link={pageLink} />
+          <DataTable
+            label="Annotators"
+            class="annotators"
+            tableAttrs={{ 'data-selectable': '' }}
+            columns={annotatorColumns(p.ctx)}
+            rows={rows}
+            sort={{ by: sort, dir, link: sortLink }}
+            pager={{ ...page, total, link: pageLink }}
+            empty={q || status || roleId ? 'No annotator matches.' : 'No annotators yet: add some above.'}
+            lead={{
+              class: 'select',
+              header: <input type="checkbox" data-select-all aria-label="Select every annotator on this page" />,
+              cell: (a) => <input type="checkbox" data-select-id={String(a.id)} aria-label={`Select ${a.name}`} />,
+            }}
+          />
         </div>
       </>
     ),
@@ -395,71 +384,36 @@ export async function annotatorPage(p: PageContext) {
         <div class="columns" id="annotator-quality" data-live-region>
           <section aria-labelledby="gold-h">
             <h2 id="gold-h">Gold results</h2>
-            {gold.length ? (
-              <TableWrap label="Gold results">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">When</th>
-                      <th scope="col">Gold task</th>
-                      <th scope="col">Batch</th>
-                      <th scope="col" class="num">
-                        Score
-                      </th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {gold.map((g) => (
-                      <tr>
-                        <td>
-                          <Time at={g.evaluatedAt} />
-                        </td>
-                        <td>{g.goldTaskId ? <a href={`/gold-tasks/${g.goldTaskId}`}>{g.goldTaskName ?? `#${g.goldTaskId}`}</a> : 'deleted'}</td>
-                        <td>#{g.assignmentId}</td>
-                        <td class="num">{percent(g.score)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableWrap>
-            ) : (
-              <Empty>No gold results yet.</Empty>
-            )}
+            <DataTable
+              label="Gold results"
+              rows={gold}
+              empty="No gold results yet."
+              columns={[
+                { key: 'when', label: 'When', cell: (g) => <Time at={g.evaluatedAt} /> },
+                {
+                  key: 'task',
+                  label: 'Gold task',
+                  cell: (g) => (g.goldTaskId ? <a href={`/gold-tasks/${g.goldTaskId}`}>{g.goldTaskName ?? `#${g.goldTaskId}`}</a> : 'deleted'),
+                },
+                { key: 'batch', label: 'Batch', cell: (g) => `#${g.assignmentId}` },
+                { key: 'score', label: 'Score', class: 'num', cell: (g) => percent(g.score) },
+              ]}
+            />
           </section>
           <section aria-labelledby="rejections-h">
             <h2 id="rejections-h">Rejections</h2>
-            {rejections.length ? (
-              <TableWrap label="Rejections">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">When</th>
-                      <th scope="col">Image</th>
-                      <th scope="col">Reason</th>
-                      <th scope="col">By</th>
-                      <th scope="col">Action</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {rejections.map((r) => (
-                      <tr>
-                        <td>
-                          <Time at={r.createdAt} />
-                        </td>
-                        <td class="wrap">
-                          <code>{r.imageKey}</code>
-                        </td>
-                        <td class="wrap">{r.reason ?? '–'}</td>
-                        <td>{r.reviewerName ?? '–'}</td>
-                        <td>{r.actionTaken.replaceAll('_', ' ')}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableWrap>
-            ) : (
-              <Empty>No rejections.</Empty>
-            )}
+            <DataTable
+              label="Rejections"
+              rows={rejections}
+              empty="No rejections."
+              columns={[
+                { key: 'when', label: 'When', cell: (r) => <Time at={r.createdAt} /> },
+                { key: 'image', label: 'Image', class: 'wrap', cell: (r) => <code>{r.imageKey}</code> },
+                { key: 'reason', label: 'Reason', class: 'wrap', cell: (r) => r.reason ?? '–' },
+                { key: 'by', label: 'By', cell: (r) => r.reviewerName ?? '–' },
+                { key: 'action', label: 'Action', cell: (r) => r.actionTaken.replaceAll('_', ' ') },
+              ]}
+            />
           </section>
         </div>
 

@@ -13,7 +13,7 @@ import { listEvents } from '../../api/events.ts';
 import { fleetMonitoring } from '../../api/monitoring.ts';
 import { qualityReport } from '../../api/quality.ts';
 import { readFleetSettings } from '../../../orchestrator/annotators-step.ts';
-import { Chart, Empty, href, plural, Progress, Stat, StatusBadge, TableWrap, Time } from '../components.tsx';
+import { Chart, DataTable, Empty, href, plural, Progress, Stat, StatusBadge, TableWrap, Time } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
 import { EventsTable } from './events.tsx';
 
@@ -132,40 +132,17 @@ export async function overviewPage(p: PageContext) {
         <div class="columns">
           <section aria-labelledby="batches-h">
             <h2 id="batches-h">Batches in progress</h2>
-            {inProgress.rows.length ? (
-              <TableWrap label="Batches in progress">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">Batch</th>
-                      <th scope="col">Annotator</th>
-                      <th scope="col">Workflow</th>
-                      <th scope="col">Progress</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {inProgress.rows.map((b) => (
-                      <tr>
-                        <td>
-                          <a href={href('/batches', { annotatorId: b.annotatorId })}>#{b.id}</a>
-                        </td>
-                        <td>
-                          <a href={`/annotators/${b.annotatorId}`}>{b.annotatorName}</a>
-                        </td>
-                        <td>
-                          <a href={`/workflows/${b.workflowId}`}>{b.workflowName}</a>
-                        </td>
-                        <td>
-                          <Progress done={b.completedCount} total={b.taskCount} label={`Batch ${b.id} progress`} />
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableWrap>
-            ) : (
-              <Empty>No batch is in progress.</Empty>
-            )}
+            <DataTable
+              label="Batches in progress"
+              rows={inProgress.rows}
+              empty="No batch is in progress."
+              columns={[
+                { key: 'batch', label: 'Batch', cell: (b) => <a href={href('/batches', { annotatorId: b.annotatorId })}>#{b.id}</a> },
+                { key: 'annotator', label: 'Annotator', cell: (b) => <a href={`/annotators/${b.annotatorId}`}>{b.annotatorName}</a> },
+                { key: 'workflow', label: 'Workflow', cell: (b) => <a href={`/workflows/${b.workflowId}`}>{b.workflowName}</a> },
+                { key: 'progress', label: 'Progress', cell: (b) => <Progress done={b.completedCount} total={b.taskCount} label={`Batch ${b.id} progress`} /> },
+              ]}
+            />
             {inProgress.total > inProgress.rows.length ? (
               <p>
                 <a href={href('/batches', { status: 'in_progress' })}>All {inProgress.total} batches in progress</a>

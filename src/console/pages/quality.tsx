@@ -6,7 +6,7 @@
 import { qualityReport } from '../../api/quality.ts';
 import { flaggedOrPausedAnnotators } from '../../db/annotators.ts';
 import { readQualitySettings, isBelowThreshold } from '../../workflows/quality.ts';
-import { ActionButton, Chart, Empty, percent, plural, Stat, StatusBadge, TableWrap, Time } from '../components.tsx';
+import { ActionButton, Chart, DataTable, Empty, percent, plural, Stat, StatusBadge, Time } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
 
 /** How many annotators the accuracy chart shows (the lowest first). */
@@ -45,120 +45,68 @@ export async function qualityPage(p: PageContext) {
 
         <section aria-labelledby="below-h" id="below">
           <h2 id="below-h">Flagged and paused annotators</h2>
-          {flagged.length ? (
-            <TableWrap label="Flagged and paused annotators">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Annotator</th>
-                    <th scope="col">Status</th>
-                    <th scope="col" class="num">
-                      Accuracy
-                    </th>
-                    <th scope="col" class="num">
-                      Evaluations
-                    </th>
-                    <th scope="col">Flagged</th>
-                    <th scope="col">Auto-assignment</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {flagged.map((a) => (
-                    <tr>
-                      <td>
-                        <a href={`/annotators/${a.id}`}>{a.name}</a>
-                      </td>
-                      <td>
-                        <StatusBadge status={a.status} />
-                      </td>
-                      <td class="num">{percent(a.accuracy)}</td>
-                      <td class="num">{a.evaluationCount}</td>
-                      <td>{a.flagged ? <Time at={a.flaggedAt} /> : 'no'}</td>
-                      <td>
-                        {a.autoAssignPaused ? (
-                          <ActionButton method="PUT" url={`/api/annotators/${a.id}`} body={{ autoAssignPaused: false }} label="Resume" variant="small" accessibleLabel={`Resume auto-assignment for ${a.name}`} />
-                        ) : (
-                          'running'
-                        )}
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableWrap>
-          ) : (
-            <Empty>Nobody is flagged or paused.</Empty>
-          )}
+          <DataTable
+            label="Flagged and paused annotators"
+            rows={flagged}
+            empty="Nobody is flagged or paused."
+            columns={[
+              { key: 'annotator', label: 'Annotator', cell: (a) => <a href={`/annotators/${a.id}`}>{a.name}</a> },
+              { key: 'status', label: 'Status', cell: (a) => <StatusBadge status={a.status} /> },
+              { key: 'accuracy', label: 'Accuracy', class: 'num', cell: (a) => percent(a.accuracy) },
+              { key: 'evaluations', label: 'Evaluations', class: 'num', cell: (a) => a.evaluationCount },
+              { key: 'flagged', label: 'Flagged', cell: (a) => (a.flagged ? <Time at={a.flaggedAt} /> : 'no') },
+              {
+                key: 'autoAssign',
+                label: 'Auto-assignment',
+                cell: (a) =>
+                  a.autoAssignPaused ? (
+                    <ActionButton method="PUT" url={`/api/annotators/${a.id}`} body={{ autoAssignPaused: false }} label="Resume" variant="small" accessibleLabel={`Resume auto-assignment for ${a.name}`} />
+                  ) : (
+                    'running'
+                  ),
+              },
+            ]}
+          />
         </section>
 
         <div class="columns">
           <section aria-labelledby="evals-h">
             <h2 id="evals-h">Recent gold evaluations</h2>
-            {report.recentEvaluations.length ? (
-              <TableWrap label="Recent gold evaluations">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">When</th>
-                      <th scope="col">Annotator</th>
-                      <th scope="col">Gold task</th>
-                      <th scope="col" class="num">
-                        Score
-                      </th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {report.recentEvaluations.map((e) => (
-                      <tr>
-                        <td>
-                          <Time at={e.evaluatedAt} />
-                        </td>
-                        <td>
-                          <a href={`/annotators/${e.annotatorId}`}>{e.annotatorName}</a>
-                        </td>
-                        <td>{e.goldTaskName ?? '–'}</td>
-                        <td class={`num ${e.score < report.accuracyThreshold ? 'bad' : ''}`}>{percent(e.score)}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableWrap>
-            ) : (
-              <Empty>No gold evaluations yet.</Empty>
-            )}
+            <DataTable
+              label="Recent gold evaluations"
+              rows={report.recentEvaluations}
+              empty="No gold evaluations yet."
+              columns={[
+                { key: 'when', label: 'When', cell: (e) => <Time at={e.evaluatedAt} /> },
+                { key: 'annotator', label: 'Annotator', cell: (e) => <a href={`/annotators/${e.annotatorId}`}>{e.annotatorName}</a> },
+                { key: 'task', label: 'Gold task', cell: (e) => e.goldTaskName ?? '–' },
+                {
+                  key: 'score',
+                  label: 'Score',
+                  class: 'num',
+                  cell: (e) => <span class={e.score < report.accuracyThreshold ? 'bad' : undefined}>{percent(e.score)}</span>,
+                },
+              ]}
+            />
           </section>
           <section aria-labelledby="rej-h">
             <h2 id="rej-h">Recent rejections</h2>
-            {report.recentRejections.length ? (
-              <TableWrap label="Recent rejections">
-                <table>
-                  <thead>
-                    <tr>
-                      <th scope="col">When</th>
-                      <th scope="col">Annotator</th>
-                      <th scope="col">Reviewer</th>
-                      <th scope="col">Reason</th>
-                      <th scope="col">Action</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {report.recentRejections.map((r) => (
-                      <tr>
-                        <td>
-                          <Time at={r.createdAt} />
-                        </td>
-                        <td>{r.originalAnnotatorId ? <a href={`/annotators/${r.originalAnnotatorId}`}>{r.originalAnnotatorName}</a> : '–'}</td>
-                        <td>{r.reviewerAnnotatorName ?? '–'}</td>
-                        <td class="wrap">{r.reason ?? '–'}</td>
-                        <td>{r.actionTaken.replaceAll('_', ' ')}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </TableWrap>
-            ) : (
-              <Empty>No rejections yet.</Empty>
-            )}
+            <DataTable
+              label="Recent rejections"
+              rows={report.recentRejections}
+              empty="No rejections yet."
+              columns={[
+                { key: 'when', label: 'When', cell: (r) => <Time at={r.createdAt} /> },
+                {
+                  key: 'annotator',
+                  label: 'Annotator',
+                  cell: (r) => (r.originalAnnotatorId ? <a href={`/annotators/${r.originalAnnotatorId}`}>{r.originalAnnotatorName}</a> : '–'),
+                },
+                { key: 'reviewer', label: 'Reviewer', cell: (r) => r.reviewerAnnotatorName ?? '–' },
+                { key: 'reason', label: 'Reason', class: 'wrap', cell: (r) => r.reason ?? '–' },
+                { key: 'action', label: 'Action', cell: (r) => r.actionTaken.replaceAll('_', ' ') },
+              ]}
+            />
           </section>
         </div>
       </div>

@@ -23,7 +23,7 @@ import {
   RoleLabel,
   SelectField,
   StatusBadge,
-  TableWrap,
+  DataTable,
   type Option,
 } from '../components.tsx';
 import { components, layoutGraph, type GraphLayout, type PlacedNode } from '../graph-layout.ts';
@@ -181,48 +181,19 @@ export async function workflowsPage(p: PageContext) {
           <h2>
             Workflows in these flows ({workflows.length} of {total})
           </h2>
-          {workflows.length ? (
-            <TableWrap label="Workflows">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Workflow</th>
-                    <th scope="col">Role</th>
-                    <th scope="col">State</th>
-                    <th scope="col" class="num">
-                      Batches
-                    </th>
-                    <th scope="col" class="num">
-                      Working
-                    </th>
-                    <th scope="col" class="num">
-                      Rejection rate
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {workflows.map((w) => (
-                    <tr>
-                      <td>
-                        <a href={`/workflows/${w.id}`}>{w.name}</a>
-                      </td>
-                      <td>
-                        <RoleLabel role={w.roleName ? { name: w.roleName, color: w.roleColor } : null} />
-                      </td>
-                      <td>{w.isActive ? <StatusBadge status="active" /> : <StatusBadge status="paused" />}</td>
-                      <td class="num">
-                        {w.stats.completedAssignments}/{w.stats.totalAssignments}
-                      </td>
-                      <td class="num">{w.stats.activeAnnotators}</td>
-                      <td class="num">{percent(w.stats.rejectionRate)}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableWrap>
-          ) : (
-            <Empty>{q ? 'No workflow matches.' : 'No workflows yet.'}</Empty>
-          )}
+          <DataTable
+            label="Workflows"
+            rows={workflows}
+            empty={q ? 'No workflow matches.' : 'No workflows yet.'}
+            columns={[
+              { key: 'workflow', label: 'Workflow', cell: (w) => <a href={`/workflows/${w.id}`}>{w.name}</a> },
+              { key: 'role', label: 'Role', cell: (w) => <RoleLabel role={w.roleName ? { name: w.roleName, color: w.roleColor } : null} /> },
+              { key: 'state', label: 'State', cell: (w) => <StatusBadge status={w.isActive ? 'active' : 'paused'} /> },
+              { key: 'batches', label: 'Batches', class: 'num', cell: (w) => `${w.stats.completedAssignments}/${w.stats.totalAssignments}` },
+              { key: 'working', label: 'Working', class: 'num', cell: (w) => w.stats.activeAnnotators },
+              { key: 'rejectionRate', label: 'Rejection rate', class: 'num', cell: (w) => percent(w.stats.rejectionRate) },
+            ]}
+          />
         </div>
       </>
     ),
