@@ -20,10 +20,11 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Annotator, Assignment } from '../db/types.ts';
-import { configNames, predictionFor, projectKey, projectTitle, taskDataKey } from '../domain/task-data.ts';
+import { configNames, projectKey, projectTitle, taskDataKey } from '../domain/task-data.ts';
 import { LabelStudioError, type LabelStudioClient, type LsImportTask, type LsTask } from '../labelstudio/client.ts';
 import { currentWebhookSecret, InstanceUnavailable, labelStudioFor } from '../labelstudio/instances.ts';
 import { getSetting } from '../settings.ts';
+import { predictionsFor } from './consensus.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
 import { emitBatchFailed } from '../outbound/events.ts';
 
@@ -218,8 +219,9 @@ async function importTasks(ctx: AppContext, client: LabelStudioClient, assignmen
       data: { [dataKey]: await storage.presignGet(bucket, t.s3ImageKey, ttl) },
       meta: { labelfleet: { task: t.id } },
     };
-    const prediction = predictionFor(t.prediction, names);
-    if (prediction.length) entry.predictions = [{ model_version: 'labelfleet-upstream', result: prediction }];
+    // The upstream annotation; for an adjudication item, each annotator's (issue 13, consensus.ts).
+    const predictions = predictionsFor(t.prediction, names);
+    if (predictions.length) entry.predictions = predictions;
     payload.push(entry);
   }
   const res = await client.importTasks(projectId, payload);
