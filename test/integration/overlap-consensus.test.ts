@@ -12,6 +12,7 @@ import type { Annotator } from '../../src/db/types.ts';
 import { configNames } from '../../src/domain/task-data.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { finishOverlap, predictionsFor } from '../../src/workflows/consensus.ts';
+import { exportLines } from '../../src/workflows/export.ts';
 import { IMAGE_CONFIG, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
@@ -197,6 +198,22 @@ describe('overlap 3: consensus and adjudication', () => {
       { imageKey: images[2], outcome: 'adjudicated', adjudicatorId: judge.id },
       { imageKey: images[3], outcome: 'adjudicated', adjudicatorId: judge.id },
     ]);
+    // The workflow's export: each annotator's record carries the item's consensus (or adjudicated) result,
+    // agreement, confidence and every annotator's answer with their id.
+    const lines: string[] = [];
+    for await (const page of exportLines(t.db, { workflowId: overlap.id, statuses: ['completed'] })) lines.push(...page);
+    const records = lines.map((l) => JSON.parse(l));
+    expect(records).toHaveLength(12);
+    const of = (image: string) => records.filter((r) => r.imageKey === image);
+    expect(of(images[0]!).map((r) => r.annotator.id)).toEqual(people.map((p) => p.id));
+    expect(of(images[0]!)[0].consensus).toMatchObject({ result: choice('cat'), outcome: 'accepted', agreement: 1, confidence: 1 });
+    expect(of(images[2]!)[2].consensus).toMatchObject({ result: choice('dog'), outcome: 'adjudicated', adjudicatorId: judge.id, agreement: 1 / 3 });
+    expect(of(images[2]!)[0].consensus.answers.map((a: { annotatorId: number; result: unknown }) => [a.annotatorId, a.result])).toEqual([
+      [people[0]!.id, choice('cat')],
+      [people[1]!.id, choice('cat')],
+      [people[2]!.id, choice('dog')],
+    ]);
+
     // A repeated completion adds nothing.
     await t.db.transaction().execute(async (trx) => {
       const a = await trx.selectFrom('assignments').selectAll().where('id', '=', batches[2]!.id).executeTakeFirstOrThrow();
