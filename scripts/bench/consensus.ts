@@ -8,14 +8,18 @@
  * coincidences, pairwise kappa, agreement with consensus) and of its parts, each as a ratio to the
  * baseline measured in the same run: one pass that groups every annotation's results by control,
  * the least any analysis of these annotations costs. Also the consensus accuracy against the
- * generated truth (Dawid–Skene vs the majority vote). Phase 2 adds the p99 of
- * GET /api/workflows/:id/agreement. Figures only: nothing here asserts a time.
+ * generated truth (Dawid–Skene vs the majority vote). Phase 2 (perItem): the cost of each item's
+ * consensus and rollup contribution as it finishes, and the report read back from the summed
+ * rollups (p50/p99 of 200 reads; the route adds one indexed read per rollup table). Figures only:
+ * nothing here asserts a time.
  */
 import { resultsByControl } from '../../src/domain/gold-scoring.ts';
 import { choiceConsensus } from '../../src/domain/agreement/consensus.ts';
 import type { ControlSpec } from '../../src/domain/agreement/controls.ts';
 import { krippendorffAlpha, mulberry32 } from '../../src/domain/agreement/krippendorff.ts';
 import { analyzeAgreement, type ItemAnnotations } from '../../src/domain/agreement/workflow.ts';
+import { kindOf } from '../../src/domain/agreement/controls.ts';
+import { agreementReport, itemContribution, type ItemContribution, type WorkflowSums } from '../../src/domain/agreement/rollup.ts';
 import { ratio, rssMb } from './lib.ts';
 
 const ITEMS = Number(process.env.BENCH_CONSENSUS_ITEMS ?? 100_000);
@@ -106,6 +110,13 @@ export default async function bench() {
   const dawidSkene = time(() => choiceConsensus(labels, { noLabel: '' }));
   const majority = time(() => majorityOnly(labels));
   const full = time(() => analyzeAgreement(items, SPECS));
+  // Phase 2: each item as it finishes (consensus + what it adds to the rollups), then the report
+  // read back from the sums (the pure part of GET /api/workflows/:id/agreement).
+  const perItem = time(() => items.map((it) => itemContribution(it, SPECS)));
+  const sums = sumContributions(perItem.value);
+  const reads: number[] = [];
+  for (let i = 0; i < 200; i++) reads.push(time(() => agreementReport(sums, SPECS, (t) => kindOf(t))).ms);
+  reads.sort((a, b) => a - b);
 
   const accuracyOf = (decide: (i: number) => string | undefined) => truth.filter((t, i) => decide(i) === t).length / truth.length;
   const dsDecisions = dawidSkene.value.items;
@@ -125,6 +136,14 @@ export default async function bench() {
       consensusMethod: full.value.controls[0]!.method,
       meanItemAgreement: full.value.meanAgreement,
     },
+    perItem: {
+      totalMs: perItem.ms,
+      perItemMs: Math.round((perItem.ms * 1000) / items.length) / 1000,
+      ratioToWholeAnalysis: ratio(perItem.ms, full.ms),
+      rollupRows: sums.coincidences.length + sums.pairs.length + sums.pairLabels.length + sums.annotators.length + sums.controls.length,
+      reportFromSumsP50Ms: reads[99],
+      reportFromSumsP99Ms: reads[197],
+    },
     parts: {
       alphaNominalMs: alphaNominal.ms,
       dawidSkeneMs: dawidSkene.ms,
@@ -139,6 +158,31 @@ export default async function bench() {
     rssMb: rssMb(),
   };
   return report;
+}
+
+/** The rollup tables' rows, summed in memory as consensus.ts's upserts sum them. */
+function sumContributions(contributions: ItemContribution[]): WorkflowSums {
+  const add = <T>(m: Map<string, T>, key: unknown[], make: () => T, bump: (e: T) => void) => {
+    const k = JSON.stringify(key);
+    let e = m.get(k);
+    if (!e) m.set(k, (e = make()));
+    bump(e);
+  };
+  const controls = new Map<string, WorkflowSums['controls'][number]>();
+  const co = new Map<string, WorkflowSums['coincidences'][number]>();
+  const pairs = new Map<string, WorkflowSums['pairs'][number]>();
+  const labels = new Map<string, WorkflowSums['pairLabels'][number]>();
+  const people = new Map<string, WorkflowSums['annotators'][number]>();
+  for (const c of contributions) {
+    for (const x of c.controls) add(controls, [x.fromName], () => ({ fromName: x.fromName, type: x.type, items: 0, agreementSum: 0 }), (e) => ((e.items += 1), (e.agreementSum += x.agreement)));
+    for (const x of c.coincidences) add(co, [x.fromName, x.a, x.b], () => ({ ...x, o: 0 }), (e) => (e.o += x.o));
+    for (const x of c.pairs) {
+      add(pairs, [x.fromName, x.a, x.b], () => ({ fromName: x.fromName, a: x.a, b: x.b, items: 0, similaritySum: 0 }), (e) => ((e.items += 1), (e.similaritySum += x.similarity)));
+      if (x.labels) add(labels, [x.fromName, x.a, x.b, ...x.labels], () => ({ fromName: x.fromName, a: x.a, b: x.b, labelA: x.labels![0], labelB: x.labels![1], n: 0 }), (e) => (e.n += 1));
+    }
+    for (const x of c.annotators) add(people, [x.annotator], () => ({ annotator: x.annotator, items: 0, answers: 0, similaritySum: 0 }), (e) => ((e.items += 1), (e.answers += x.answers), (e.similaritySum += x.similaritySum)));
+  }
+  return { controls: [...controls.values()], coincidences: [...co.values()], pairs: [...pairs.values()], pairLabels: [...labels.values()], annotators: [...people.values()] };
 }
 
 /** Plain majority vote (ties to the first label in order): the baseline Dawid–Skene is compared with. */

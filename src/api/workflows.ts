@@ -34,6 +34,7 @@ import {
   Timestamp,
 } from './common.ts';
 import { createRouter } from './router.ts';
+import { workflowAgreement } from '../workflows/consensus.ts';
 
 export const MAX_BULK_WORKFLOWS = 50;
 const REJECTION_MODES = ['none', 'archive', 'route_to_workflow'] as const;
@@ -116,6 +117,42 @@ const WorkflowWithChainSchema = WorkflowSchema.extend({
       'Branches are told apart by previousWorkflowId; other branches off an ancestor are not included.',
   }),
 }).openapi('WorkflowWithChain');
+
+const AgreementSchema = z
+  .object({
+    workflowId: z.number().int(),
+    overlap: z.number().int(),
+    itemsScored: z.number().int().openapi({ description: 'Finished items with two or more answers' }),
+    meanAgreement: z.number().nullable().openapi({ description: 'Mean item agreement (0..1) over the items scored' }),
+    controls: z.array(
+      z.object({
+        fromName: z.string(),
+        type: z.string(),
+        kind: z.string(),
+        itemsScored: z.number().int(),
+        meanAgreement: z.number().nullable(),
+        alpha: z.object({
+          value: z.number().nullable(),
+          metric: z.enum(['nominal', 'ordinal', 'interval', 'ratio', 'distance']),
+          observedDisagreement: z.number(),
+          expectedDisagreement: z.number(),
+          pairableValues: z.number(),
+        }),
+        labels: z.array(
+          z.object({
+            label: z.string(),
+            with: z.record(z.string(), z.number()).optional().openapi({ description: 'Coincidences with each label (the confusion between annotators)' }),
+            alpha: z.number().nullable().optional(),
+          }),
+        ),
+        pairs: z.array(
+          z.object({ a: z.number().int(), b: z.number().int(), items: z.number().int(), agreement: z.number(), kappa: z.number().nullable() }),
+        ),
+      }),
+    ),
+    annotators: z.array(z.object({ annotatorId: z.number().int(), items: z.number().int(), agreementWithConsensus: z.number().nullable() })),
+  })
+  .openapi('WorkflowAgreement');
 
 const GraphSchema = z
   .object({
@@ -624,6 +661,28 @@ export function workflowRoutes(ctx: AppContext) {
         isTerminal: e.isTerminal,
       }));
       return c.json({ ...toWorkflow(row), chain }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/workflows/{id}/agreement',
+      tags: ['workflows'],
+      summary: 'Agreement of an overlap workflow, read from rollups kept as items finish',
+      description:
+        "Per control: Krippendorff's alpha (nominal for choices, interval for ratings and numbers; null with metric " +
+        "'distance' for regions and text), items scored, mean item agreement, per-label coincidences (single choice) or " +
+        "per-label alpha (multi-choice), and each pair of annotators who shared items with their mean agreement and Cohen's " +
+        'kappa (single choice). Per annotator: agreement with the consensus. README "Overlap and consensus" has the formulas.',
+      request: { params: IdParam },
+      responses: { 200: jsonContent(AgreementSchema, 'Agreement'), 400: errors[400], 401: errors[401], 404: errors[404] },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const report = await workflowAgreement(db, id);
+      if (!report) throw notFound('Workflow');
+      return c.json({ workflowId: id, ...report }, 200);
     },
   );
 

@@ -117,12 +117,20 @@ export function lsJson<T>(value: T): T {
 }
 
 /**
- * One task to import: `{data: {<dataKey>: <image URL>}, meta: {labelfleet: {task}}}`, plus the
- * upstream result as a prediction when there is one (see src/domain/task-data.ts).
+ * One task to import: `{data: {<dataKey>: <image URL>}, meta: {labelfleet: {task}}}`, plus its
+ * predictions when there are any (the upstream result, or for adjudication each annotator's:
+ * src/workflows/consensus.ts predictionsFor), cleaned like every other text sent.
  */
-export function importTask(t: { dataKey: string; imageUrl: string; fleetTaskId: number; prediction?: Record<string, unknown>[] }): LsImportTask {
+export function importTask(t: {
+  dataKey: string;
+  imageUrl: string;
+  fleetTaskId: number;
+  predictions?: { model_version: string; result: Record<string, unknown>[] }[];
+}): LsImportTask {
   const entry: LsImportTask = { data: { [lsText(t.dataKey)]: lsText(t.imageUrl) }, meta: { labelfleet: { task: t.fleetTaskId } } };
-  if (t.prediction?.length) entry.predictions = [{ model_version: 'labelfleet-upstream', result: lsJson(t.prediction) }];
+  if (t.predictions?.length) {
+    entry.predictions = t.predictions.map((p) => ({ model_version: lsText(p.model_version), result: lsJson(p.result) }));
+  }
   return entry;
 }
 

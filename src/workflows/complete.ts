@@ -29,6 +29,7 @@ import { fleetTaskId } from './provision.ts';
 import { applyPendingReviews } from './review.ts';
 import { writeBatchJsonl } from './export.ts';
 import { emitBatchCompleted } from '../outbound/events.ts';
+import { finishOverlap } from './consensus.ts';
 
 export const exportKeyFor = (s3ExportPath: string, assignmentId: number) => joinKey(s3ExportPath, `assignment-${assignmentId}.json`);
 
@@ -115,6 +116,8 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
       .where('status', '=', 'reserved')
       .execute();
     await chainDownstream(trx, a);
+    // Overlap workflows (issue 13): seats done, consensus of finished items, adjudication results.
+    await finishOverlap(trx, a);
     await emitBatchCompleted(trx, a.id, { bucket, jsonKey: key });
     return 'completed';
   });
@@ -141,5 +144,7 @@ async function chainDownstream(trx: Tx, a: Assignment) {
        AND t.status = 'annotated'
        AND NOT t.skipped
        AND t.review_decision IS DISTINCT FROM 'reject'
+       -- An overlap item flows on once, with its consensus (consensus.ts), not per annotator.
+       AND NOT EXISTS (SELECT 1 FROM work_item_seats s WHERE s.work_item_id = t.work_item_id)
     ON CONFLICT (workflow_id, upstream_task_id) WHERE upstream_task_id IS NOT NULL DO NOTHING`.execute(trx);
 }

@@ -102,7 +102,6 @@ async function linePage(db: Executor, f: ExportFilter, group: BatchRow[], after:
            AND a2.workflow_id = ${f.workflowId} AND a2.status = ANY (${f.statuses}::text[])
            AND (t2.annotated_at, t2.id) > (t.annotated_at, t.id))`
     : sql``;
-  // Issue 13 (overlap): consensus fields join the record here, like review and gold.
   const { rows } = await sql<LineRow>`
     SELECT t.id, t.assignment_id,
            left(json_build_object(
@@ -121,6 +120,13 @@ async function linePage(db: Executor, f: ExportFilter, group: BatchRow[], after:
                    THEN ', "review" : ' || json_build_object('decision', t.review_decision, 'reason', t.review_reason)::text ELSE '' END
            || CASE WHEN b.gold_count > 0
                    THEN ', "gold" : ' || json_build_object('batchScore', round(b.gold_score::numeric, 4)::float8, 'batchEvaluations', b.gold_count)::text ELSE '' END
+           -- Overlap items (issue 13): the item's consensus — or the adjudicator's result — with its
+           -- agreement, confidence and every annotator's answer (consensus.ts); absent otherwise.
+           || coalesce((SELECT ', "consensus" : ' || json_build_object(
+                                 'result', coalesce(c.adjudicated_result, c.result), 'outcome', c.outcome, 'method', c.method,
+                                 'agreement', c.agreement, 'confidence', c.confidence, 'adjudicatorId', c.adjudicator_id,
+                                 'answers', c.answers)::text
+                          FROM item_consensus c WHERE c.work_item_id = t.work_item_id), '')
            || '}' AS line
       FROM assignment_tasks t
       JOIN unnest(${group.map((g) => g.id)}::int[], ${group.map((g) => g.annotatorId)}::int[], ${group.map((g) => g.annotatorName)}::text[],

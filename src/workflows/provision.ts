@@ -20,11 +20,12 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Annotator, Assignment } from '../db/types.ts';
-import { configNames, predictionFor, projectKey, taskDataKey } from '../domain/task-data.ts';
+import { configNames, projectKey, taskDataKey } from '../domain/task-data.ts';
 import { LabelStudioError, type LabelStudioClient, type LsImportTask, type LsTask } from '../labelstudio/client.ts';
 import { currentWebhookSecret, InstanceUnavailable, labelStudioFor } from '../labelstudio/instances.ts';
 import { importChunks, importTask, projectPayload } from '../labelstudio/limits.ts';
 import { getSetting } from '../settings.ts';
+import { predictionsFor } from './consensus.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
 import { emitBatchFailed } from '../outbound/events.ts';
 
@@ -228,7 +229,8 @@ async function importTasks(ctx: AppContext, client: LabelStudioClient, assignmen
         dataKey,
         imageUrl: await storage.presignGet(bucket, t.s3ImageKey, ttl),
         fleetTaskId: t.id,
-        prediction: predictionFor(t.prediction, names),
+        // The upstream annotation; for an adjudication item, each annotator's (issue 13, consensus.ts).
+        predictions: predictionsFor(t.prediction, names),
       }),
     );
   }

@@ -153,8 +153,13 @@ describe('other text sent to Label Studio', () => {
       meta: { labelfleet: { task: 9 } },
     });
     const prediction = [{ from_name: 't', to_name: 'image', type: 'textarea', value: { text: ['a\u0000b'] } }];
-    expect(importTask({ dataKey: 'image', imageUrl: 'u', fleetTaskId: 9, prediction }).predictions).toEqual([
+    const predictions = [
+      { model_version: 'labelfleet-upstream', result: prediction },
+      { model_version: 'annotator 7: Zo\u0000e', result: prediction },
+    ];
+    expect(importTask({ dataKey: 'image', imageUrl: 'u', fleetTaskId: 9, predictions }).predictions).toEqual([
       { model_version: 'labelfleet-upstream', result: [{ from_name: 't', to_name: 'image', type: 'textarea', value: { text: ['ab'] } }] },
+      { model_version: 'annotator 7: Zoe', result: [{ from_name: 't', to_name: 'image', type: 'textarea', value: { text: ['ab'] } }] },
     ]);
   });
   it('imports are split by bytes and by count, in order; a task over the limit alone is an error', () => {

@@ -1,0 +1,276 @@
+/**
+ * Overlap workflows once answers are in: each item's consensus when its last seat's batch
+ * completes, the workflow's agreement sums, and where the item goes next (issue 13).
+ *
+ * When. An annotation may change until its batch completes, so an item's answers are final when
+ * every seat's batch has completed (completeAssignment calls finishOverlap in the transaction that
+ * completes a batch). The item row is locked before its seats are counted, so when the last two
+ * seats' batches complete at once, exactly one of them sees all seats done and finishes the item.
+ *
+ * Consensus: the phase-1 merge of this one item (src/domain/agreement/rollup.ts, itemContribution):
+ * choices by majority vote (ties to the first label in code-unit order), ratings and numbers by
+ * median, regions by majority clusters, text by medoid; agreement and confidence as
+ * workflow.ts defines them. Dawid–Skene needs every item's answers together (EM over the whole
+ * workflow), so it is not run per item: see README "Overlap and consensus".
+ *
+ * Next. Agreement at or above the workflow's consensusThreshold (or no threshold, or fewer than
+ * two answers, or no adjudication workflow): the item flows to the workflows downstream with the
+ * consensus as its prediction. Below it: the item is queued in adjudicationWorkflowId carrying
+ * every annotator's result as a Label Studio prediction named by annotator (model_version
+ * "annotator <id>: <name>"), plus the consensus; when the adjudicator's batch completes, their
+ * annotation becomes the item's result and flows downstream of the overlap workflow.
+ * Everything is keyed (item, upstream task): a retried completion adds nothing.
+ */
+import { sql } from 'kysely';
+import type { Executor, Tx } from '../db/index.ts';
+import type { Assignment } from '../db/types.ts';
+import { controlsFromConfig, controlsFromResults, kindOf, type ControlSpec } from '../domain/agreement/controls.ts';
+import { agreementReport, itemContribution, type AgreementReport, type ItemContribution, type WorkflowSums } from '../domain/agreement/rollup.ts';
+import { checkLabelingConfig } from '../domain/labeling-config.ts';
+import { predictionFor } from '../domain/task-data.ts';
+import { enqueueOutbound } from '../outbound/events.ts';
+
+/** The controls of a workflow's labeling config (inferred from the answers when it does not parse). */
+export function controlsOf(configXml: string | null, answers: readonly unknown[]): ControlSpec[] {
+  const parsed = configXml ? checkLabelingConfig(configXml) : null;
+  return parsed?.ok ? controlsFromConfig(parsed.config) : controlsFromResults(answers);
+}
+
+/** What an adjudication item carries in work_items.prediction: one prediction per annotator. */
+export interface AdjudicationPredictions {
+  predictions: { model_version: string; result: unknown[] }[];
+}
+
+/**
+ * The Label Studio predictions to import with a task: an adjudication item's predictions (one per
+ * annotator, then the consensus), or the upstream annotation of a chained item as today
+ * (model_version 'labelfleet-upstream'). Results for controls the config lacks are left out.
+ */
+export function predictionsFor(prediction: unknown, names: Set<string>): { model_version: string; result: Record<string, unknown>[] }[] {
+  if (prediction && typeof prediction === 'object' && !Array.isArray(prediction) && Array.isArray((prediction as AdjudicationPredictions).predictions)) {
+    return (prediction as AdjudicationPredictions).predictions
+      .map((p) => ({ model_version: String(p.model_version).slice(0, 200), result: predictionFor(p.result, names) }))
+      .filter((p) => p.result.length);
+  }
+  const result = predictionFor(prediction, names);
+  return result.length ? [{ model_version: 'labelfleet-upstream', result }] : [];
+}
+
+interface SeatAnswer {
+  annotatorId: number;
+  annotatorName: string;
+  taskId: number;
+  assignmentId: number;
+  result: unknown;
+  skipped: boolean;
+}
+
+/**
+ * In the transaction that completes batch `a`: its seats are done, items whose seats are all done
+ * get their consensus, and adjudication items of `a` hand their result back. No-op for a batch
+ * of an overlap-1 workflow.
+ */
+export async function finishOverlap(trx: Tx, a: Assignment): Promise<void> {
+  const { rows: seated } = await sql<{ workItemId: number }>`
+    UPDATE work_item_seats s SET status = 'done', task_id = t.id
+      FROM assignment_tasks t
+     WHERE s.assignment_id = ${a.id} AND t.assignment_id = ${a.id} AND t.work_item_id = s.work_item_id
+     RETURNING s.work_item_id`.execute(trx);
+  if (seated.length) {
+    const ids = seated.map((r) => Number(r.workItemId)).sort((x, y) => x - y);
+    // Locked in id order: batches completing at once never deadlock on shared items.
+    const { rows: items } = await sql<{ id: number; status: string; workflowId: number; imageKey: string; reworkIteration: number }>`
+      SELECT id, status, workflow_id, image_key, rework_iteration FROM work_items WHERE id = ANY(${ids}::bigint[]) ORDER BY id FOR UPDATE`.execute(trx);
+    const workflow = await trx
+      .selectFrom('workflows as w')
+      .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
+      .select(['w.id', 'w.overlap', 'w.consensusThreshold', 'w.adjudicationWorkflowId', 'c.configXml'])
+      .where('w.id', '=', a.workflowId)
+      .executeTakeFirstOrThrow();
+    for (const item of items) {
+      if (item.status === 'done') continue;
+      const answers = await seatAnswers(trx, Number(item.id));
+      if (answers.length < workflow.overlap) continue;
+      await finishItem(trx, { ...item, id: Number(item.id) }, answers, workflow);
+    }
+  }
+  await finishAdjudications(trx, a);
+}
+
+async function seatAnswers(trx: Tx, workItemId: number): Promise<SeatAnswer[]> {
+  const { rows } = await sql<SeatAnswer>`
+    SELECT s.annotator_id, n.name AS annotator_name, t.id AS task_id, t.assignment_id, t.result, t.skipped
+      FROM work_item_seats s
+      JOIN assignment_tasks t ON t.id = s.task_id
+      JOIN annotators n ON n.id = s.annotator_id
+     WHERE s.work_item_id = ${workItemId} AND s.status = 'done'
+     ORDER BY s.seat`.execute(trx);
+  return rows;
+}
+
+type FinishWorkflow = { id: number; overlap: number; consensusThreshold: number | null; adjudicationWorkflowId: number | null; configXml: string | null };
+
+async function finishItem(
+  trx: Tx,
+  item: { id: number; workflowId: number; imageKey: string; reworkIteration: number },
+  answers: SeatAnswer[],
+  workflow: FinishWorkflow,
+) {
+  const specs = controlsOf(workflow.configXml, answers.map((x) => x.result));
+  const c = itemContribution(
+    { item: item.id, annotations: answers.map((x) => ({ annotator: x.annotatorId, result: x.result ?? [], skipped: x.skipped })) },
+    specs,
+  );
+  const { outcome } = c;
+  const adjudicate =
+    workflow.adjudicationWorkflowId !== null &&
+    workflow.consensusThreshold !== null &&
+    outcome.agreement !== null &&
+    outcome.agreement < workflow.consensusThreshold;
+  // The item's own key downstream: its first seat's task (one item per upstream task and workflow).
+  const keyTask = Math.min(...answers.map((x) => x.taskId));
+  let adjudicationItemId: number | null = null;
+  if (adjudicate) {
+    const predictions: AdjudicationPredictions = {
+      predictions: [
+        ...answers.map((x) => ({ model_version: `annotator ${x.annotatorId}: ${x.annotatorName}`, result: x.skipped ? [] : ((x.result as unknown[]) ?? []) })),
+        { model_version: 'labelfleet-consensus', result: outcome.result },
+      ],
+    };
+    const { rows } = await sql<{ id: number }>`
+      INSERT INTO work_items (workflow_id, image_key, source, priority, upstream_task_id, origin_task_id, prediction, rework_iteration)
+      VALUES (${workflow.adjudicationWorkflowId}, ${item.imageKey}, 'chain', 1, ${keyTask}, ${keyTask}, ${JSON.stringify(predictions)}::jsonb, ${item.reworkIteration})
+      ON CONFLICT (workflow_id, upstream_task_id) WHERE upstream_task_id IS NOT NULL DO NOTHING
+      RETURNING id`.execute(trx);
+    adjudicationItemId = rows[0] ? Number(rows[0].id) : null;
+    await enqueueOutbound(trx, {
+      type: 'item.adjudication_needed',
+      workflowId: workflow.id,
+      dedupeKey: `item.adjudication_needed:${item.id}`,
+      data: {
+        workflowId: workflow.id,
+        imageKey: item.imageKey,
+        itemId: item.id,
+        batchIds: answers.map((x) => x.assignmentId),
+        annotatorIds: answers.map((x) => x.annotatorId),
+        agreement: outcome.agreement,
+      },
+    });
+  } else {
+    await chainResult(trx, workflow.id, item, keyTask, outcome.result);
+  }
+  await trx
+    .insertInto('itemConsensus')
+    .values({
+      workItemId: item.id,
+      workflowId: workflow.id,
+      imageKey: item.imageKey,
+      agreement: outcome.agreement,
+      confidence: outcome.confidence,
+      method: 'majority',
+      result: JSON.stringify(outcome.result),
+      answers: JSON.stringify(answers.map((x) => ({ annotatorId: x.annotatorId, taskId: x.taskId, skipped: x.skipped, result: x.result ?? [] }))),
+      controls: JSON.stringify(outcome.controls),
+      outcome: adjudicate ? 'adjudication' : 'accepted',
+      adjudicationItemId,
+    })
+    .onConflict((oc) => oc.column('workItemId').doNothing())
+    .execute();
+  await trx.updateTable('workItems').set({ status: 'done', updatedAt: new Date() }).where('id', '=', item.id).execute();
+  await addToRollups(trx, workflow.id, c);
+}
+
+/** Queues `result` in every workflow downstream of `workflowId`, keyed by `keyTask`. */
+async function chainResult(trx: Tx, workflowId: number, item: { imageKey: string; reworkIteration: number }, keyTask: number, result: unknown) {
+  await sql`
+    INSERT INTO work_items (workflow_id, image_key, source, priority, upstream_task_id, origin_task_id, prediction, rework_iteration)
+    SELECT d.id, ${item.imageKey}, 'chain', 1, ${keyTask}, ${keyTask}, ${JSON.stringify(result ?? [])}::jsonb, ${item.reworkIteration}
+      FROM workflows d WHERE d.previous_workflow_id = ${workflowId}
+    ON CONFLICT (workflow_id, upstream_task_id) WHERE upstream_task_id IS NOT NULL DO NOTHING`.execute(trx);
+}
+
+/** Adjudication items of batch `a`: the adjudicator's annotation becomes the item's result. */
+async function finishAdjudications(trx: Tx, a: Assignment) {
+  const { rows } = await sql<{ workItemId: number; workflowId: number; imageKey: string; result: unknown; skipped: boolean; taskId: number; consensus: unknown; reworkIteration: number }>`
+    SELECT c.work_item_id, c.workflow_id, c.image_key, t.result, t.skipped, t.id AS task_id, c.result AS consensus, i.rework_iteration
+      FROM assignment_tasks t
+      JOIN item_consensus c ON c.adjudication_item_id = t.work_item_id AND c.outcome = 'adjudication'
+      JOIN work_items i ON i.id = c.work_item_id
+     WHERE t.assignment_id = ${a.id} AND NOT t.is_gold AND t.status = 'annotated'
+     ORDER BY c.work_item_id
+       FOR UPDATE OF c`.execute(trx);
+  for (const r of rows) {
+    // A skipped adjudication leaves the consensus standing.
+    const result = r.skipped ? r.consensus : (r.result ?? []);
+    await trx
+      .updateTable('itemConsensus')
+      .set({ outcome: 'adjudicated', adjudicatedResult: JSON.stringify(result), adjudicatorId: a.annotatorId, updatedAt: new Date() })
+      .where('workItemId', '=', Number(r.workItemId))
+      .execute();
+    await chainResult(trx, r.workflowId, r, r.taskId, result);
+  }
+}
+
+/** Adds one item's contribution to the workflow's sums (upserts in key order). */
+async function addToRollups(trx: Tx, workflowId: number, c: ItemContribution) {
+  for (const x of [...c.controls].sort((p, q) => (p.fromName < q.fromName ? -1 : 1))) {
+    await sql`INSERT INTO agreement_controls (workflow_id, from_name, type, items, agreement_sum) VALUES (${workflowId}, ${x.fromName}, ${x.type}, 1, ${x.agreement})
+      ON CONFLICT (workflow_id, from_name) DO UPDATE SET items = agreement_controls.items + 1, agreement_sum = agreement_controls.agreement_sum + EXCLUDED.agreement_sum`.execute(trx);
+  }
+  if (c.coincidences.length) {
+    await sql`INSERT INTO agreement_coincidences (workflow_id, from_name, value_a, value_b, o)
+      SELECT ${workflowId}, f, a, b, sum(o) FROM unnest(${c.coincidences.map((x) => x.fromName)}::text[], ${c.coincidences.map((x) => x.a)}::text[],
+                                                   ${c.coincidences.map((x) => x.b)}::text[], ${c.coincidences.map((x) => x.o)}::float8[]) AS u (f, a, b, o)
+       GROUP BY f, a, b ORDER BY f, a, b
+      ON CONFLICT (workflow_id, from_name, value_a, value_b) DO UPDATE SET o = agreement_coincidences.o + EXCLUDED.o`.execute(trx);
+  }
+  if (c.pairs.length) {
+    await sql`INSERT INTO agreement_pairs (workflow_id, from_name, annotator_a, annotator_b, items, similarity_sum)
+      SELECT ${workflowId}, f, a, b, count(*), sum(s) FROM unnest(${c.pairs.map((x) => x.fromName)}::text[], ${c.pairs.map((x) => x.a)}::int[],
+                                                   ${c.pairs.map((x) => x.b)}::int[], ${c.pairs.map((x) => x.similarity)}::float8[]) AS u (f, a, b, s)
+       GROUP BY f, a, b ORDER BY f, a, b
+      ON CONFLICT (workflow_id, from_name, annotator_a, annotator_b) DO UPDATE
+        SET items = agreement_pairs.items + EXCLUDED.items, similarity_sum = agreement_pairs.similarity_sum + EXCLUDED.similarity_sum`.execute(trx);
+    const labeled = c.pairs.filter((x) => x.labels);
+    if (labeled.length) {
+      await sql`INSERT INTO agreement_pair_labels (workflow_id, from_name, annotator_a, annotator_b, label_a, label_b, n)
+        SELECT ${workflowId}, f, a, b, la, lb, count(*) FROM unnest(${labeled.map((x) => x.fromName)}::text[], ${labeled.map((x) => x.a)}::int[], ${labeled.map((x) => x.b)}::int[],
+                                                    ${labeled.map((x) => x.labels![0])}::text[], ${labeled.map((x) => x.labels![1])}::text[]) AS u (f, a, b, la, lb)
+         GROUP BY f, a, b, la, lb ORDER BY f, a, b, la, lb
+        ON CONFLICT (workflow_id, from_name, annotator_a, annotator_b, label_a, label_b) DO UPDATE SET n = agreement_pair_labels.n + EXCLUDED.n`.execute(trx);
+    }
+  }
+  if (c.annotators.length) {
+    await sql`INSERT INTO agreement_annotators (workflow_id, annotator_id, items, answers, similarity_sum)
+      SELECT ${workflowId}, a, count(*), sum(n), sum(s) FROM unnest(${c.annotators.map((x) => x.annotator)}::int[], ${c.annotators.map((x) => x.answers)}::int[],
+                                                 ${c.annotators.map((x) => x.similaritySum)}::float8[]) AS u (a, n, s)
+       GROUP BY a ORDER BY a
+      ON CONFLICT (workflow_id, annotator_id) DO UPDATE
+        SET items = agreement_annotators.items + EXCLUDED.items, answers = agreement_annotators.answers + EXCLUDED.answers,
+            similarity_sum = agreement_annotators.similarity_sum + EXCLUDED.similarity_sum`.execute(trx);
+  }
+}
+
+/** A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items). */
+export async function workflowAgreement(db: Executor, workflowId: number): Promise<(AgreementReport & { overlap: number }) | null> {
+  const [wf, controls, coincidences, pairs, pairLabels, annotators] = await Promise.all([
+    db
+      .selectFrom('workflows as w')
+      .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
+      .select(['w.overlap', 'c.configXml'])
+      .where('w.id', '=', workflowId)
+      .executeTakeFirst(),
+    db.selectFrom('agreementControls').select(['fromName', 'type', 'items', 'agreementSum']).where('workflowId', '=', workflowId).execute(),
+    db.selectFrom('agreementCoincidences').select(['fromName', 'valueA as a', 'valueB as b', 'o']).where('workflowId', '=', workflowId).execute(),
+    db.selectFrom('agreementPairs').select(['fromName', 'annotatorA as a', 'annotatorB as b', 'items', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
+    db
+      .selectFrom('agreementPairLabels')
+      .select(['fromName', 'annotatorA as a', 'annotatorB as b', 'labelA', 'labelB', 'n'])
+      .where('workflowId', '=', workflowId)
+      .execute(),
+    db.selectFrom('agreementAnnotators').select(['annotatorId as annotator', 'items', 'answers', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
+  ]);
+  if (!wf) return null;
+  const sums: WorkflowSums = { controls, coincidences, pairs, pairLabels, annotators };
+  return { overlap: wf.overlap, ...agreementReport(sums, controlsOf(wf.configXml, []), (t) => kindOf(t)) };
+}
