@@ -23,6 +23,7 @@ import {
   type FleetPolicy,
   type StartPhase,
 } from '../src/domain/instance-decision.ts';
+import { faultPoint } from '../src/fault-point.ts';
 import { metrics } from '../src/metrics.ts';
 import { SETTING_DEFAULTS } from '../src/settings.ts';
 import { lockAnnotator, transitionAnnotator, writeContainerEvent } from '../src/workflows/annotators.ts';
@@ -399,6 +400,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     case 'ensure-database': {
       const result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
       const name = ctx.instanceDatabases.name(row.id);
+      faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
       const ok = await setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' });
       return { line: ok ? what : undefined, again: ok };
@@ -406,6 +408,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
 
     case 'create-instance': {
       const { spec, observed: now } = await ensureInstance(pass, row);
+      faultPoint('start:container-created');
       metrics.containerEvents.inc({ kind: d.reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
       const what = d.reason === 'start' ? `container ${now.instanceId} running` : `container ${now.instanceId} started again (${d.reason})`;
       const ok = await setPhase(ctx, row, 'healthy', what, { ...instanceColumns(row, spec, now), statusReason: 'starting: waiting for Label Studio' });
@@ -420,6 +423,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
         token: 'starting: waiting for the API token',
         route: 'starting: waiting for the route',
       };
+      faultPoint(`start:before-${d.to}`);
       const ok = await setPhase(ctx, row, d.to, d.reason, { statusReason: reasons[d.to] });
       return { line: ok ? d.reason : undefined, again: ok, observed };
     }
@@ -427,6 +431,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     case 'activate': {
       const lsUserId = await findLsUserId(ctx, row, observed.address);
       const url = publicUrl(ctx.config, row.subdomain);
+      faultPoint('start:before-active');
       const ok = await transition(
         ctx,
         row,
@@ -484,11 +489,13 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
         await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'container_restarted', fromStatus: row.status, toStatus: row.status, message: d.reason });
       });
       if (!counted) return { again: false };
+      faultPoint('restart:counted');
       metrics.containerEvents.inc({ kind: 'restart' });
       // A running-but-unhealthy (or crash-looping) instance is replaced; any other is brought back
       // by ensure() (started, unpaused, or removed and created when dead or stuck being removed).
       if (observed.state === 'running' || observed.state === 'starting') await ctx.backend.remove(row.id);
       const { spec, observed: now } = await ensureInstance(pass, row);
+      faultPoint('restart:container-back');
       await db.updateTable('annotators').set({ ...instanceColumns(row, spec, now), ...touch() }).where('id', '=', row.id).where('startGeneration', '=', row.startGeneration).execute();
       return { line: `container restarted: ${d.reason}`, again: false };
     }
@@ -503,6 +510,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
           .execute();
       });
       if (!marked) return { again: false };
+      faultPoint('recreate:marked');
       const { spec, observed: now } = await ensureInstance(pass, row);
       const ok = await guarded(ctx, row, async (trx) => {
         await trx.updateTable('annotators').set({ ...instanceColumns(row, spec, now), ...touch() }).where('id', '=', row.id).execute();
@@ -529,6 +537,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
         await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'route_repaired', fromStatus: 'active', toStatus: 'active', message: d.reason });
       });
       if (!ok) return { again: false };
+      faultPoint('route:before-rewrite');
       await ctx.backend.repairRoute!(spec);
       return { line: `route repaired (${d.reason})`, again: false };
     }
@@ -562,6 +571,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     case 'cleanup': {
       const purge = settings.deleteDatabaseOnDelete;
       await ctx.backend.remove(row.id, { purgeData: purge });
+      faultPoint('delete:instance-removed');
       let dbNote = 'database kept (fleet.deleteDatabaseOnDelete is false)';
       if (purge) {
         try {
