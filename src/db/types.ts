@@ -3,6 +3,8 @@ import type { ColumnType, Generated, Insertable, Selectable, Updateable } from '
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+/** When the reconciler next looks at a row (migrations/0021_due.sql); null: not until a wake-up. */
+type DueAt = ColumnType<Date | null, Date | null | undefined, Date | null>;
 type Json = ColumnType<unknown, string, string>;
 
 export interface AdminUsersTable {
@@ -75,6 +77,8 @@ export interface WorkflowsTable {
   maxReworkIterations: number | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
+  // Reconcile when due (migrations/0021_due.sql): the S3 catalog of a root workflow
+  catalogDueAt: DueAt;
 }
 
 export interface GoldTasksTable {
@@ -128,6 +132,9 @@ export interface AnnotatorsTable {
   lsPasswordVersion: Generated<number>;
   containerPasswordVersion: number | null;
   cleanedUpAt: Date | null;
+  // Reconcile when due (migrations/0021_due.sql): the instance, and auto-assignment
+  dueAt: DueAt;
+  assignDueAt: DueAt;
 }
 
 /** Where a start is (migrations/0002_fleet.sql); null when not starting. */
@@ -155,6 +162,8 @@ export interface AssignmentsTable {
   lsWebhookId: number | null;
   webhookGeneration: number | null;
   lsCheckedAt: Date | null;
+  // Reconcile when due (migrations/0021_due.sql)
+  dueAt: DueAt;
 }
 
 export interface AssignmentTasksTable {
