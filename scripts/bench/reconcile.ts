@@ -4,8 +4,10 @@
  * 1,000 / 10,000 open batches, in this process against PostgreSQL (statements counted with a hook
  * on node-pg, test/helpers/statements.ts). Per size: the idle pass (nothing due), and a pass with
  * 1 % of the open batches due (their compare interval elapsed; their Label Studio does not
- * answer). The baseline in the same run is the idle pass at 100 batches: the ratios show whether
- * cost follows the totals or the due count. Targets (issue 15): idle pass < 2 s, < 100
+ * answer) — what a wake-up or an elapsed compare interval makes due. Also reported: the first
+ * pass (the full resync) and the passes it takes to drain what it made due. The baseline in the
+ * same run is the idle pass at 100 batches: the ratios show whether cost follows the totals or
+ * the due count. Targets (issue 15): idle pass < 2 s, < 100
  * statements, 0 rows written.
  */
 import { sql } from 'kysely';
@@ -63,18 +65,25 @@ async function size(batches: number, s3: Awaited<ReturnType<typeof createTestBuc
       if (r === 'busy') throw new Error('pass lock busy');
       return r;
     };
-    // The first passes settle what seeding left due (new rows are due once); then the fleet is at rest.
-    const settle = [await measure(pass), await measure(pass)];
+    // The first pass is the full resync; the next ones drain what it and seeding left due (new
+    // rows are due once, at most CLAIM_LIMIT per kind per pass); then the fleet is at rest.
+    const firstPass = await measure(pass);
+    const drain = { passes: 1, statements: firstPass.statements, ms: firstPass.ms };
+    for (let last = firstPass; last.rowsWritten > 0 && drain.passes < 60; drain.passes++) {
+      last = await measure(pass);
+      drain.statements += last.statements;
+      drain.ms += last.ms;
+    }
     const idle: PassFigures[] = [];
     for (let i = 0; i < IDLE_PASSES; i++) idle.push(await measure(pass));
     // 1 % of the open batches fall due: their compare interval elapsed (their Label Studio is down).
     const dueCount = Math.max(1, Math.round(batches / 100));
-    await sql`UPDATE assignments SET ls_checked_at = now() - interval '1 day'
+    await sql`UPDATE assignments SET ls_checked_at = now() - interval '1 day', due_at = now()
                WHERE id IN (SELECT id FROM assignments WHERE status = 'in_progress' ORDER BY id LIMIT ${dueCount})`.execute(database.handle.db);
     const due = await measure(pass);
     const after = await measure(pass);
     await service.reconciler.stop();
-    return { batches, annotators: ANNOTATORS, firstPass: settle[0], idle: median(idle), due: { ...due, batchesDue: dueCount }, idleAfterDue: after };
+    return { batches, annotators: ANNOTATORS, firstPass, resyncDrained: drain, idle: median(idle), due: { ...due, batchesDue: dueCount }, idleAfterDue: after };
   } finally {
     await database.drop();
   }
