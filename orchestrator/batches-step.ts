@@ -110,12 +110,20 @@ export async function runBatchesPass(ctx: AppContext, opts: BatchesPassOptions =
   }
 
   // 2. Catalogs.
-  const catalogs = await claimDue(db, CATALOG, { where: ROOT_CATALOG });
+  // Every due workflow is claimed: one that is not an active root has no catalog and leaves the queue.
+  const catalogs = await claimDue(db, CATALOG);
   more ||= catalogs.length === CLAIM_LIMIT;
   if (catalogs.length) {
     const intervalMs = Number(await getSetting(db, 'catalog.syncIntervalSeconds')) * 1000;
     const workflows = new Map(
-      (await db.selectFrom('workflows').select(['id', 's3SourcePath']).where('id', 'in', catalogs.map((c) => c.id)).execute()).map((w) => [w.id, w]),
+      (
+        await db
+          .selectFrom('workflows')
+          .select(['id', 's3SourcePath'])
+          .where('id', 'in', catalogs.map((c) => c.id))
+          .where(ROOT_CATALOG)
+          .execute()
+      ).map((w) => [w.id, w]),
     );
     let bucket: string | null = null;
     try {
@@ -127,7 +135,11 @@ export async function runBatchesPass(ctx: AppContext, opts: BatchesPassOptions =
     const next: Requeue = [];
     for (const { id, lease } of catalogs.sort((a, b) => a.id - b.id)) {
       const wf = workflows.get(id);
-      if (!bucket || !wf) {
+      if (!wf) {
+        next.push({ id, seen: lease, next: null });
+        continue;
+      }
+      if (!bucket) {
         next.push({ id, seen: lease, next: later(backoffMs(streaks.catalogs.fail(id))) });
         continue;
       }
