@@ -28,6 +28,7 @@ import { SETTING_DEFAULTS } from '../src/settings.ts';
 import { lockAnnotator, transitionAnnotator, writeContainerEvent } from '../src/workflows/annotators.ts';
 import type { InstanceSpec, ObservedInstance } from './backends/types.ts';
 import { DatabaseUnavailableError } from './databases.ts';
+import { ForeignResourceError } from './ownership.ts';
 import { httpGet, labelStudioHealthy } from './http-probe.ts';
 import { buildInstanceSpec, databasePassword, PortRangeError, publicHost, publicUrl } from './instance-spec.ts';
 import { backoffMs, claimDue, FailureStreaks, FullResync, instanceNextDue, requeue } from './due.ts';
@@ -81,7 +82,8 @@ export async function readFleetSettings(ctx: AppContext): Promise<FleetSettings>
 // ------------------------------------------------------------------------------------ helpers
 
 /** Errors no retry can fix: the start fails at once instead of waiting for its deadline. */
-const isPermanent = (err: unknown) => err instanceof DatabaseUnavailableError || err instanceof PortRangeError;
+const isPermanent = (err: unknown) =>
+  err instanceof DatabaseUnavailableError || err instanceof PortRangeError || err instanceof ForeignResourceError;
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export function specFor(ctx: AppContext, a: Annotator, settings: FleetSettings): InstanceSpec {
@@ -157,6 +159,9 @@ interface Pass {
 
 const INSTANCE = { table: 'annotators', column: 'due_at' } as const;
 const instanceResync = new FullResync();
+/** How often every managed annotator's instance and route are compared with what they should be. */
+export const DRIFT_SWEEP_MS = 30_000;
+const driftSweep = new FullResync(DRIFT_SWEEP_MS);
 const failureStreaks = new FailureStreaks();
 /** While an issued password's account has not appeared in Label Studio, look again this often. */
 const ACCOUNT_POLL_MS = 10_000;
@@ -213,8 +218,10 @@ export const annotatorsStep: ReconcileStep = {
     }
 
     // Selection (orchestrator/due.ts): the annotators due, and those the list shows a problem
-    // with; every managed annotator on the full resync.
-    const full = instanceResync.due();
+    // with; every managed annotator on the full resync and on the drift sweep (hand-made changes
+    // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
+    const resyncDue = instanceResync.due();
+    const full = driftSweep.due() || resyncDue;
     const claimed = full ? [] : await claimDue(db, INSTANCE);
     const claimedLease = new Map(claimed.map((c) => [c.id, c.lease]));
     const running = listedAll.filter((o) => o.state === 'running').map((o) => o.annotatorId);
@@ -284,7 +291,7 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
       const outcome = await perform(pass, row, decision, observed);
       if (outcome.line) report.actions.push(`annotator ${row.id}: ${outcome.line}`);
       if (!outcome.again) {
-        if (row.status === 'starting' || decision.action === 'restart') pass.pending = true;
+        if (row.status === 'starting' || ['restart', 'recreate', 'repair-route'].includes(decision.action)) pass.pending = true;
         return;
       }
       observed = outcome.observed;
@@ -323,6 +330,13 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
   if (row.status === 'starting' && phase === 'route' && observed.state === 'running') {
     routeOk = await routeAnswers(ctx, row.subdomain);
   }
+  // Active: the configured route is compared with the desired one (drift), and after a restart,
+  // recreate or route repair the route is probed until it answers again.
+  let route: DecisionInput['instance']['route'];
+  if (row.status === 'active' && observed.state === 'running') {
+    if (ctx.backend.routeState) route = await ctx.backend.routeState(specFor(ctx, row, settings));
+    if (row.routedAt === null) routeOk = await routeAnswers(ctx, row.subdomain);
+  }
   let assignmentInProgress = false;
   if (row.status === 'active' && desiredSpecHash !== undefined && observed.specHash !== desiredSpecHash) {
     const open = await ctx.database.db
@@ -347,7 +361,10 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
       restartCount: observed.restartCount,
       listed: pass.listed.has(row.id) || observed.state !== 'missing',
       message: observed.message,
+      route,
     },
+    routed: row.routedAt !== null,
+    statusReason: row.statusReason,
     desiredSpecHash,
     healthOk,
     routeOk,
@@ -515,28 +532,45 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     }
 
     case 'restart': {
-      // A running-but-unhealthy instance is replaced; a stopped or missing one is started/created.
-      if (observed.state === 'running' || observed.state === 'starting') await ctx.backend.remove(row.id);
-      const { spec, observed: now } = await ensureInstance(pass, row);
-      metrics.containerEvents.inc({ kind: 'restart' });
-      const ok = await guarded(ctx, row, async (trx) => {
+      // Counted (and the backoff set) before it is attempted: a restart that fails itself still
+      // counts toward maxRestarts, so nothing is retried forever.
+      const restartingDuringStart = row.status === 'starting';
+      const counted = await guarded(ctx, row, async (trx) => {
         await trx
           .updateTable('annotators')
           .set({
-            ...instanceColumns(row, spec, now),
             restartCount: d.count,
             lastRestartAt: new Date(),
             nextRestartAt: new Date(d.nextRestartAt),
+            routedAt: null,
+            statusReason: `restarting: ${d.reason}`.slice(0, 2000),
+            ...(restartingDuringStart && row.startPhase !== 'healthy' ? { startPhase: 'healthy', phaseStartedAt: new Date() } : {}),
             ...touch(),
           })
           .where('id', '=', row.id)
           .execute();
-        await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'container_restarted', fromStatus: 'active', toStatus: 'active', message: d.reason });
+        await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'container_restarted', fromStatus: row.status, toStatus: row.status, message: d.reason });
       });
-      return { line: ok ? `container restarted: ${d.reason}` : undefined, again: false };
+      if (!counted) return { again: false };
+      metrics.containerEvents.inc({ kind: 'restart' });
+      // A running-but-unhealthy (or crash-looping) instance is replaced; any other is brought back
+      // by ensure() (started, unpaused, or removed and created when dead or stuck being removed).
+      if (observed.state === 'running' || observed.state === 'starting') await ctx.backend.remove(row.id);
+      const { spec, observed: now } = await ensureInstance(pass, row);
+      await db.updateTable('annotators').set({ ...instanceColumns(row, spec, now), ...touch() }).where('id', '=', row.id).where('startGeneration', '=', row.startGeneration).execute();
+      return { line: `container restarted: ${d.reason}`, again: false };
     }
 
     case 'recreate': {
+      // Not "up" until the new instance's route answers: url hidden, statusReason says why.
+      const marked = await guarded(ctx, row, async (trx) => {
+        await trx
+          .updateTable('annotators')
+          .set({ routedAt: null, statusReason: `recreating: ${d.reason}; waiting for Label Studio`, ...touch() })
+          .where('id', '=', row.id)
+          .execute();
+      });
+      if (!marked) return { again: false };
       const { spec, observed: now } = await ensureInstance(pass, row);
       const ok = await guarded(ctx, row, async (trx) => {
         await trx.updateTable('annotators').set({ ...instanceColumns(row, spec, now), ...touch() }).where('id', '=', row.id).execute();
@@ -550,6 +584,36 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
         });
       });
       return { line: ok ? `container recreated: ${d.reason}` : undefined, again: false };
+    }
+
+    case 'repair-route': {
+      const spec = specFor(ctx, row, settings);
+      const ok = await guarded(ctx, row, async (trx) => {
+        await trx
+          .updateTable('annotators')
+          .set({ routedAt: null, statusReason: `repairing: ${d.reason}; written again`, ...touch() })
+          .where('id', '=', row.id)
+          .execute();
+        await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'route_repaired', fromStatus: 'active', toStatus: 'active', message: d.reason });
+      });
+      if (!ok) return { again: false };
+      await ctx.backend.repairRoute!(spec);
+      return { line: `route repaired (${d.reason})`, again: false };
+    }
+
+    case 'report-up': {
+      const url = publicUrl(ctx.config, row.subdomain);
+      const ok = await guarded(ctx, row, async (trx) => {
+        await trx
+          .updateTable('annotators')
+          .set({ routedAt: row.routedAt ?? new Date(), statusReason: `Label Studio is up at ${url}`, ...touch() })
+          .where('id', '=', row.id)
+          .execute();
+        if (row.routedAt === null) {
+          await writeContainerEvent(trx, { annotatorId: row.id, eventType: 'route_answering', fromStatus: 'active', toStatus: 'active', message: `Label Studio is up again at ${url}` });
+        }
+      });
+      return { line: ok ? `up at ${url}` : undefined, again: false };
     }
 
     case 'reset-restarts': {
@@ -592,7 +656,7 @@ async function recordFailure(pass: Pass, row: Annotator, d: Decision | undefined
   report.errors.push(`annotator ${row.id}${d ? ` (${d.action})` : ''}: ${msg}`);
   ctx.logger.warn({ err, annotatorId: row.id, action: d?.action }, 'annotator reconcile action failed');
   try {
-    if (row.status === 'starting' && isPermanent(err)) {
+    if ((row.status === 'starting' || row.status === 'active') && isPermanent(err)) {
       await ctx.backend.remove(row.id).catch(() => {});
       if (await transition(ctx, row, 'error', msg, { startPhase: null, phaseStartedAt: null, routedAt: null })) metrics.containerEvents.inc({ kind: 'failure' });
       report.actions.push(`annotator ${row.id}: error: ${msg}`);

@@ -11,11 +11,18 @@
  *   and it is set at each start with ALTER ROLE, as a SCRAM-SHA-256 verifier computed here, so
  *   the plain password never reaches the server's statement log either.
  * - Dropped on annotator delete when the setting `fleet.deleteDatabaseOnDelete` is true.
+ * - Owned (orchestrator/ownership.ts): role and database carry the installation's mark as their
+ *   COMMENT. A role or database of that name marked by another installation (or unmarked, for an
+ *   installation that does not adopt) is refused with ForeignResourceError before anything is
+ *   changed, and never dropped. The role is created and marked in one transaction; a database
+ *   left unmarked by a crash right after CREATE DATABASE is recognised as ours by its owner (our
+ *   marked role) and marked then.
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../src/config.ts';
 import { fleetNames, type DatabaseTarget, type FleetNames } from './instance-spec.ts';
+import { ForeignResourceError, foreignMessage, isOurs, markedInstallation, markText, type Owner } from './ownership.ts';
 
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
 const quoteIdent = (name: string) => {
@@ -44,6 +51,7 @@ export class InstanceDatabases {
   readonly names: FleetNames;
   readonly url: string | undefined;
   #pool: pg.Pool | undefined;
+  #owner: Owner | undefined;
 
   constructor(private readonly config: Pick<Config, 'LS_DATABASE_URL' | 'DATABASE_URL' | 'LS_DATABASE_HOST' | 'LS_DATABASE_PORT' | 'FLEET_NAMESPACE'>) {
     this.names = fleetNames(config);
@@ -65,6 +73,53 @@ export class InstanceDatabases {
       this.#pool.on('error', () => {});
     }
     return this.#pool;
+  }
+
+  /** This installation (called by the composition root once the fleet database is open). */
+  setOwner(owner: Owner): void {
+    this.#owner = owner;
+  }
+
+  /** The role's and database's marks (installation ids; undefined when unmarked) and the database's owner; null when absent. */
+  async marks(name: string) {
+    const { rows } = await this.#db.query<{ role: boolean; role_mark: string | null; database: boolean; database_mark: string | null; database_owner: string | null }>(
+      `SELECT r.oid IS NOT NULL AS role, shobj_description(r.oid, 'pg_authid') AS role_mark,
+              d.oid IS NOT NULL AS database, shobj_description(d.oid, 'pg_database') AS database_mark,
+              pg_get_userbyid(d.datdba) AS database_owner
+         FROM (SELECT 1) one
+         LEFT JOIN pg_roles r ON r.rolname = $1
+         LEFT JOIN pg_database d ON d.datname = $1`,
+      [name],
+    );
+    const r = rows[0]!;
+    return {
+      role: r.role ? { installation: markedInstallation(r.role_mark) } : null,
+      database: r.database ? { installation: markedInstallation(r.database_mark), owner: r.database_owner } : null,
+    };
+  }
+
+  /** The database is ours: marked so, or unmarked but owned by our own marked role (a crash before its COMMENT). */
+  #databaseOurs(m: Awaited<ReturnType<InstanceDatabases['marks']>>, name: string): boolean {
+    if (!m.database) return true;
+    if (isOurs(this.#owner, m.database.installation)) return true;
+    return m.database.installation === undefined && m.role?.installation !== undefined && isOurs(this.#owner, m.role.installation) && m.database.owner === name;
+  }
+
+  /**
+   * Throws ForeignResourceError when the role or database of that name is not this installation's;
+   * returns whether each must be marked (exists, ours, no mark yet).
+   */
+  async #checkOwnership(annotatorId: number, name: string): Promise<{ markRole: boolean; markDatabase: boolean }> {
+    const m = await this.marks(name);
+    const remedy =
+      'If it belongs to an installation that is gone (a recreated fleet database), drop it or restore that fleet database; otherwise give this fleet its own FLEET_NAMESPACE. See README "Moving or restoring an installation".';
+    const roleOurs = !m.role || isOurs(this.#owner, m.role.installation);
+    if (!roleOurs) throw new ForeignResourceError(foreignMessage(`PostgreSQL role ${name}`, m.role!.installation, remedy));
+    if (!this.#databaseOurs(m, name)) throw new ForeignResourceError(foreignMessage(`Label Studio database ${name} (annotator ${annotatorId})`, m.database!.installation, remedy));
+    return {
+      markRole: !!this.#owner && m.role !== null && m.role.installation === undefined,
+      markDatabase: !!this.#owner && m.database !== null && m.database.installation === undefined,
+    };
   }
 
   /** Database and role name of an annotator. */
@@ -89,15 +144,28 @@ export class InstanceDatabases {
     const db = this.#db;
     const verifier = quoteLiteral(scramVerifier(password));
     const result: EnsureResult = { createdRole: false, createdDatabase: false };
+    // Nothing is changed before both are known to be ours.
+    const marks = await this.#checkOwnership(annotatorId, name);
+    const mark = this.#owner ? quoteLiteral(markText(this.#owner, annotatorId)) : null;
 
     const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
     if (role.rowCount === 0) {
+      const client = await db.connect();
       try {
-        await db.query(`CREATE ROLE ${ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD ${verifier}`);
+        await client.query('BEGIN');
+        await client.query(`CREATE ROLE ${ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD ${verifier}`);
+        if (mark) await client.query(`COMMENT ON ROLE ${ident} IS ${mark}`);
+        await client.query('COMMIT');
         result.createdRole = true;
       } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
         if ((err as { code?: string }).code !== '42710') throw err; // created concurrently
+        await this.#checkOwnership(annotatorId, name);
+      } finally {
+        client.release();
       }
+    } else if (marks.markRole && mark) {
+      await db.query(`COMMENT ON ROLE ${ident} IS ${mark}`);
     }
     // Only LOGIN and PASSWORD: changing other attributes needs a superuser (not so on RDS).
     if (!result.createdRole) await db.query(`ALTER ROLE ${ident} LOGIN PASSWORD ${verifier}`);
@@ -119,6 +187,7 @@ export class InstanceDatabases {
       }
     }
     if (!result.createdDatabase) await db.query(`ALTER DATABASE ${ident} OWNER TO ${ident}`);
+    if (mark && (result.createdDatabase || marks.markDatabase)) await db.query(`COMMENT ON DATABASE ${ident} IS ${mark}`);
     await db.query(`REVOKE ALL ON DATABASE ${ident} FROM PUBLIC`);
     await db.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${ident} TO ${ident}`);
     return result;
@@ -140,6 +209,10 @@ export class InstanceDatabases {
     const name = this.name(annotatorId);
     const ident = quoteIdent(name);
     const before = await this.exists(annotatorId);
+    // Another installation's role or database is never dropped.
+    const m = await this.marks(name);
+    if (m.role && !isOurs(this.#owner, m.role.installation)) before.role = false;
+    if (!this.#databaseOurs(m, name)) before.database = false;
     if (before.database) await this.#db.query(`DROP DATABASE IF EXISTS ${ident} WITH (FORCE)`);
     if (before.role) await this.#db.query(`DROP ROLE IF EXISTS ${ident}`);
     return { droppedDatabase: before.database, droppedRole: before.role };

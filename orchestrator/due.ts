@@ -125,13 +125,16 @@ export interface InstanceDueInput {
   nextRestartAt: Date | null;
   lsUserId: number | null;
   lsPasswordEnc: string | null;
+  /** Null while an active instance is not (again) reported up: after a restart, recreate or route repair. */
+  routedAt: Date | null;
 }
 
 /**
  * When an annotator's instance next needs the annotators step, from its row after the reconcile
  * (ms since epoch, or null: not until a wake-up or the instance list shows a problem):
  * a start or stop in flight → `pollMs`; a failed action → `now + retryMs` (the caller's backoff);
- * a deleted annotator not cleaned up → `pollMs`; an active one → its next restart, the moment its
+ * a deleted annotator not cleaned up → `pollMs`; an active one not reported up yet (`routedAt`
+ * null: restarted, recreated, route repaired) → `pollMs`; else its next restart, the moment its
  * restart count resets (`restartResetSeconds` after the last restart), or `accountPollMs` while
  * the account of an issued password has not appeared; anything else → null.
  */
@@ -145,6 +148,7 @@ export function instanceNextDue(
   if (row.status === 'starting' || row.status === 'stopping') return now + opts.pollMs;
   if (row.status === 'deleted') return row.cleanedUpAt === null ? now + opts.pollMs : null;
   if (row.status !== 'active') return null;
+  if (row.routedAt === null) return now + opts.pollMs;
   const times: number[] = [];
   if (row.nextRestartAt && row.nextRestartAt.getTime() > now) times.push(row.nextRestartAt.getTime());
   if (row.restartCount > 0 && row.lastRestartAt) times.push(Math.max(now, row.lastRestartAt.getTime() + opts.restartResetSeconds * 1000 + 1000));

@@ -5,8 +5,12 @@
  * object one idempotent step closer. A failing step is reported and the next still runs.
  */
 import type { AppContext } from '../src/context.ts';
-import { LOCK_BUSY, LOCKS } from '../src/db/index.ts';
+import { LOCK_BUSY, LOCKS, LockLostError } from '../src/db/index.ts';
+import { isDatabaseUnavailable } from '../src/db/connect-errors.ts';
 import { metrics } from '../src/metrics.ts';
+
+/** After a failed pass, the next one waits at least this long even when woken (no hot loop while the database is away). */
+const FAILED_PASS_PAUSE_MS = 1_000;
 
 export interface StepReport {
   /** Human-readable lines: what this step did ("annotator 3: container created"). */
@@ -32,6 +36,8 @@ export class Reconciler {
   #running: Promise<unknown> | undefined;
   #again = false;
   #stopped = false;
+  /** No pass before this time (ms since epoch): set after a failed pass. */
+  #pausedUntil = 0;
 
   constructor(
     private readonly ctx: AppContext,
@@ -39,18 +45,32 @@ export class Reconciler {
     private readonly intervalMs: number,
   ) {}
 
-  /** One pass now. Returns 'busy' when another process (or call) holds the pass lock. */
+  /**
+   * One pass now. Returns 'busy' when another process (or call) holds the pass lock. Rejects when
+   * the pass could not run or was abandoned — the lock's connection lost mid-pass (LockLostError:
+   * the steps still to run are skipped), the database unreachable — after logging it and counting
+   * it in labelfleet_reconcile_pass_failures_total; the next pass takes the lock again.
+   */
   async runOnce(opts: { wait?: boolean } = {}): Promise<PassReport | 'busy'> {
-    const result = await this.ctx.database.withAdvisoryLock(LOCKS.reconcile, () => this.#pass(), {
-      wait: opts.wait ?? false,
-    });
-    return result === LOCK_BUSY ? 'busy' : result;
+    try {
+      const result = await this.ctx.database.withAdvisoryLock(LOCKS.reconcile, ({ signal }) => this.#pass(signal), {
+        wait: opts.wait ?? false,
+      });
+      return result === LOCK_BUSY ? 'busy' : result;
+    } catch (err) {
+      const reason = err instanceof LockLostError ? 'lock_lost' : isDatabaseUnavailable(err) ? 'database_unavailable' : 'error';
+      metrics.reconcilePassFailures.inc({ reason });
+      this.ctx.logger.error({ err, reason }, 'reconcile pass failed');
+      throw err;
+    }
   }
 
-  async #pass(): Promise<PassReport> {
+  async #pass(lockLost: AbortSignal): Promise<PassReport> {
     const started = performance.now();
     const report: PassReport = { startedAt: new Date().toISOString(), durationMs: 0, steps: {} };
     for (const step of this.steps) {
+      // The lock is gone (its connection was lost): another process may be passing now.
+      lockLost.throwIfAborted();
       try {
         report.steps[step.name] = await step.run(this.ctx);
       } catch (err) {
@@ -78,7 +98,7 @@ export class Reconciler {
     if (this.#stopped || !this.#timer) return;
     this.ctx.logger.debug({ reason }, 'reconciler woken');
     if (this.#running) this.#again = true;
-    else this.#schedule(0);
+    else this.#schedule(Math.max(0, this.#pausedUntil - Date.now()));
   }
 
   #schedule(delayMs: number): void {
@@ -89,10 +109,13 @@ export class Reconciler {
 
   async #tick(): Promise<void> {
     this.#again = false;
-    this.#running = this.runOnce().catch((err) => this.ctx.logger.error({ err }, 'reconcile pass failed'));
+    let failed = false;
+    this.#running = this.runOnce().catch(() => (failed = true)); // logged and counted by runOnce
     await this.#running;
     this.#running = undefined;
-    this.#schedule(this.#again ? 0 : this.intervalMs);
+    // After a failure: retry soon (the lock or the database may be back), but never in a hot loop.
+    this.#pausedUntil = failed ? Date.now() + FAILED_PASS_PAUSE_MS : 0;
+    this.#schedule(failed ? Math.max(FAILED_PASS_PAUSE_MS, Math.min(this.intervalMs, 5 * FAILED_PASS_PAUSE_MS)) : this.#again ? 0 : this.intervalMs);
   }
 
   /** Stops scheduling and waits for the pass in flight to finish. */

@@ -8,4 +8,5 @@ if [ "${SKIP_ENV_UP:-}" != "1" ]; then
   bash scripts/env/up.sh
 fi
 npx tsc --noEmit
-exec npx vitest run "$@"
+# The fault suite (project chaos) is its own command, `npm run chaos`; its fast files run in integration.
+exec npx vitest run --project unit --project integration --project e2e "$@"

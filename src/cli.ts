@@ -3,9 +3,9 @@
  *
  * Only argument parsing is loaded up front: `--help` and `--version` answer without importing
  * the service (measured by `npm run bench -- cli`). Each command imports what it needs when it
- * runs. Usage errors and bad settings print one line (every bad setting, each on its line) and
- * exit 2; a runtime failure prints one line and exits 1 (a busy port, an unreachable database),
- * or logs the error when it is not one we can explain.
+ * runs. Usage errors, bad settings and a migration edited after it was applied print one line
+ * (every bad setting, each on its line) and exit 2; a runtime failure prints one line and exits 1
+ * (a busy port, an unreachable database), or logs the error when it is not one we can explain.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import helpTexts from './cli-help.json' with { type: 'json' };
@@ -240,7 +240,9 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   async (err) => {
     const { ConfigError } = await import('./config.ts');
-    if (err instanceof UsageError || err instanceof ConfigError) {
+    const { MigrationEditedError } = await import('./db/migrate.ts');
+    // Refused at start: settings, or a migration edited after it was applied (db/migrate.ts).
+    if (err instanceof UsageError || err instanceof ConfigError || err instanceof MigrationEditedError) {
       console.error(`fleet: ${err.message}`);
       process.exit(2);
     }

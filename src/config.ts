@@ -3,6 +3,7 @@
  * README's "Configuration" table mirrors this file; keep the two in step.
  */
 import { z } from 'zod';
+import { asciiHostname, asciiUrl, type HostnameResult } from './domain/hostnames.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -12,16 +13,34 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) => {
   const message = max === Number.MAX_SAFE_INTEGER ? `must be a whole number, at least ${min}` : `must be a whole number from ${min} to ${max}`;
   return z.coerce.number({ error: message }).int(message).min(min, message).max(max, message);
 };
-const url = z.string().url();
+/** A check of domain/hostnames.ts as a transform: its ASCII form, or its message as the issue. */
+const ascii = (convert: (v: string) => HostnameResult) => (v: string, ctx: z.RefinementCtx) => {
+  const r = convert(v);
+  if (r.ok) return r.value;
+  ctx.addIssue({ code: 'custom', message: r.message });
+  return z.NEVER;
+};
+/** A URL, its host name in ASCII form (domain/hostnames.ts). */
+const url = z.string().url().transform(ascii(asciiUrl));
+/** A host name (or IP address) in ASCII form; `_` allowed (container names). */
+const hostname = z.string().min(1).transform(ascii((v) => asciiHostname(v, { underscore: true })));
 /** A node-postgres connection string; the message never repeats the value (it may hold a password). */
-const postgresUrl = z.string().refine((v) => {
-  try {
-    const u = new URL(v);
-    return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && (u.hostname !== '' || u.searchParams.has('host'));
-  } catch {
-    return false;
-  }
-}, 'must be a PostgreSQL URL: postgres://user:password@host:5432/database');
+const postgresUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && (u.hostname !== '' || u.searchParams.has('host'));
+    } catch {
+      return false;
+    }
+  }, 'must be a PostgreSQL URL: postgres://user:password@host:5432/database')
+  .transform((v, ctx) => {
+    const r = asciiUrl(v);
+    if (r.ok) return r.value;
+    ctx.addIssue({ code: 'custom', message: 'must be a PostgreSQL URL whose host is a host name or IP address' });
+    return z.NEVER;
+  });
 /**
  * An admin's email as stored and signed in with (ADMIN_EMAIL, `fleet admin --email`): surrounding
  * whitespace dropped — sign-in drops it too — then an email address of at most 255 characters.
@@ -33,7 +52,7 @@ export const DEFAULT_ADMIN_PASSWORD = 'admin';
 
 const EnvSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  HOST: z.string().default('0.0.0.0'),
+  HOST: hostname.default('0.0.0.0'),
   PORT: int(1, 65535).default(3000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 
@@ -58,7 +77,12 @@ const EnvSchema = z.object({
 
   ORCHESTRATOR_BACKEND: z.enum(['docker', 'ecs']).default('docker'),
   RECONCILE_INTERVAL_MS: int(100, 3_600_000).default(15_000),
-  FLEET_DOMAIN: z.string().min(1).default('fleet.localhost'),
+  /**
+   * Annotators answer at `<subdomain>.<FLEET_DOMAIN>`: converted to ASCII (`bücher.example` →
+   * `xn--bcher-kva.example`), at most 189 characters so that with a 63-character subdomain the
+   * host fits DNS's 253.
+   */
+  FLEET_DOMAIN: z.string().min(1).default('fleet.localhost').transform(ascii((v) => asciiHostname(v, { maxLength: 253 - 64 }))),
   /** Scheme annotators use to reach `<subdomain>.<FLEET_DOMAIN>` (status `url`). */
   FLEET_PUBLIC_SCHEME: z.enum(['http', 'https']).default('http'),
   /** Port of the public URL when the router is not on the scheme's default (80/443): `<scheme>://<host>:<port>`. */
@@ -92,7 +116,7 @@ const EnvSchema = z.object({
   /** Admin connection to the PostgreSQL hosting the per-annotator databases; defaults to DATABASE_URL. */
   LS_DATABASE_URL: postgresUrl.optional(),
   /** That server as seen from a Label Studio container; default: LS_DATABASE_URL's host and port. */
-  LS_DATABASE_HOST: z.string().min(1).optional(),
+  LS_DATABASE_HOST: hostname.optional(),
   LS_DATABASE_PORT: int(1, 65535).optional(),
 
   S3_BUCKET: z.string().min(1).optional(),

@@ -52,6 +52,17 @@ export const metrics = {
     buckets: PASS_BUCKETS,
     registers: [metricsRegistry],
   }),
+  reconcilePassFailures: new Counter<'reason'>({
+    name: 'labelfleet_reconcile_pass_failures_total',
+    help: 'Reconcile passes that failed or were abandoned, by reason (lock_lost: the lock connection was lost mid-pass; database_unavailable; error)',
+    labelNames: ['reason'],
+    registers: [metricsRegistry],
+  }),
+  databaseUnavailable: new Counter({
+    name: 'labelfleet_database_unavailable_responses_total',
+    help: 'API requests answered 503 because the database could not be reached',
+    registers: [metricsRegistry],
+  }),
   errors: new Counter<'source'>({
     name: 'labelfleet_errors_total',
     help: 'Errors, by source (api, webhook, reconcile, labelstudio, backend, storage)',
@@ -75,6 +86,7 @@ export const metrics = {
 
 // Series that exist from the first scrape, so rate() and alerts work before the first event.
 for (const kind of ['start', 'restart', 'failure'] satisfies ContainerEventKind[]) metrics.containerEvents.inc({ kind }, 0);
+for (const reason of ['lock_lost', 'database_unavailable', 'error']) metrics.reconcilePassFailures.inc({ reason }, 0);
 for (const source of ['api', 'webhook', 'reconcile', 'labelstudio', 'backend', 'storage'] satisfies ErrorSource[]) {
   metrics.errors.inc({ source }, 0);
 }

@@ -20,6 +20,7 @@ import { Reconciler } from '../orchestrator/reconciler.ts';
 import { reconcileSteps } from '../orchestrator/steps.ts';
 import { createBackend } from '../orchestrator/backends/index.ts';
 import { InstanceDatabases } from '../orchestrator/databases.ts';
+import { readInstallation } from '../orchestrator/ownership.ts';
 
 /**
  * FLEET_SECRET_KEY, or in development a key generated once into DATA_DIR/secret.key so that
@@ -55,6 +56,7 @@ export async function createService(config: Config, overrides: Partial<AppContex
   const applied = await migrate(database);
   if (applied.length) logger.info({ applied }, 'migrations applied');
   await ensureFirstAdmin(database.db, config.ADMIN_EMAIL, config.ADMIN_PASSWORD, logger);
+  const owner = await readInstallation(database.db);
 
   let reconciler: Reconciler | undefined;
   const ctx: AppContext = {
@@ -67,6 +69,9 @@ export async function createService(config: Config, overrides: Partial<AppContex
     instanceDatabases: overrides.instanceDatabases ?? new InstanceDatabases(config),
     ...overrides,
   };
+  // Every resource made for an annotator is marked with this installation; others' are left alone.
+  ctx.backend.setOwner?.(owner);
+  ctx.instanceDatabases.setOwner?.(owner);
   reconciler = new Reconciler(ctx, reconcileSteps(ctx), config.RECONCILE_INTERVAL_MS);
   const app = createApp(ctx);
   let server: ServerType | undefined;

@@ -7,10 +7,15 @@
  *
  * Every method is idempotent and finds its objects by name, so a fleet restarted at any line
  * carries on where it stopped; Docker's "no such container" is "missing", never an error.
+ *
+ * Ownership (orchestrator/ownership.ts): containers and volumes also carry labelfleet.installation.
+ * A container or volume of the same name that another installation made is never adopted,
+ * removed, stopped or listed: ensure() throws ForeignResourceError, observe() reports it missing.
  */
 import Docker from 'dockerode';
 import type { Config } from '../../src/config.ts';
 import { DATA_DIR_IN_IMAGE, fleetNames, LABELS, publicHost, type FleetNames } from '../instance-spec.ts';
+import { ForeignResourceError, foreignMessage, INSTALLATION_LABEL, isOurs, type Owner } from '../ownership.ts';
 import type { RouteProvider, RouteTarget } from '../routing/types.ts';
 import type { Backend, InstanceSpec, InstanceState, ObservedInstance } from './types.ts';
 
@@ -25,6 +30,11 @@ const dockerMessage = (err: unknown) => {
   const e = err as { json?: { message?: string }; message?: string };
   return e?.json?.message ?? e?.message ?? String(err);
 };
+
+/** Container states Docker cannot start again: the container is removed and created anew. */
+const UNSTARTABLE = new Set(['dead', 'removing']);
+/** How long ensure() waits for a removed container's name to become free. */
+const REMOVE_WAIT_MS = 15_000;
 
 /** Seconds `docker stop` waits for Label Studio before killing it. */
 const STOP_GRACE_SECONDS = 10;
@@ -66,7 +76,9 @@ export function instanceState(status: string, exitCode?: number): InstanceState 
       // 0: clean exit; 137/143: killed/terminated by a stop.
       return exitCode === undefined || [0, 137, 143].includes(exitCode) ? 'stopped' : 'failed';
     case 'removing':
-      return 'missing';
+    case 'dead':
+      // Neither can be started again: ensure() removes and recreates it.
+      return 'failed';
     default:
       return 'failed';
   }
@@ -84,6 +96,7 @@ export class DockerBackend implements Backend {
   readonly docker: Docker;
   readonly names: FleetNames;
   #networkReady = false;
+  #owner: Owner | undefined;
 
   constructor(
     private readonly config: DockerConfig,
@@ -92,6 +105,30 @@ export class DockerBackend implements Backend {
   ) {
     this.docker = docker ?? new Docker({ socketPath: config.DOCKER_SOCKET });
     this.names = fleetNames(config);
+  }
+
+  /** This installation (called by the composition root once the fleet database is open). */
+  setOwner(owner: Owner): void {
+    this.#owner = owner;
+    this.routes.setOwner?.(owner);
+  }
+
+  #ours(labels: Record<string, string> | undefined | null): boolean {
+    return isOurs(this.#owner, labels?.[INSTALLATION_LABEL]);
+  }
+
+  #ownerLabels(): Record<string, string> {
+    return this.#owner ? { [INSTALLATION_LABEL]: this.#owner.installationId } : {};
+  }
+
+  #foreign(what: string, labels: Record<string, string> | undefined | null): ForeignResourceError {
+    return new ForeignResourceError(
+      foreignMessage(
+        what,
+        labels?.[INSTALLATION_LABEL],
+        'Give each fleet on this Docker host its own FLEET_NAMESPACE; if it is a leftover of a fleet that is gone, remove it (docker rm / docker volume rm) and start the annotator again.',
+      ),
+    );
   }
 
   get hostNetwork() {
@@ -134,12 +171,28 @@ export class DockerBackend implements Backend {
     this.#networkReady = true;
   }
 
+  async #volumeLabels(name: string): Promise<Record<string, string> | null> {
+    try {
+      return (await this.docker.getVolume(name).inspect()).Labels ?? {};
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
   async #ensureVolume(annotatorId: number): Promise<string> {
     const name = this.names.volume(annotatorId);
+    const existing = await this.#volumeLabels(name);
+    if (existing && !this.#ours(existing)) throw this.#foreign(`Docker volume ${name}`, existing);
     // Creating an existing volume returns it unchanged.
     await this.docker.createVolume({
       Name: name,
-      Labels: { [LABELS.managed]: 'true', [LABELS.namespace]: this.names.namespace, [LABELS.annotatorId]: String(annotatorId) },
+      Labels: {
+        [LABELS.managed]: 'true',
+        [LABELS.namespace]: this.names.namespace,
+        [LABELS.annotatorId]: String(annotatorId),
+        ...this.#ownerLabels(),
+      },
     });
     return name;
   }
@@ -164,6 +217,7 @@ export class DockerBackend implements Backend {
       [LABELS.annotatorId]: String(spec.annotatorId),
       [LABELS.specHash]: spec.specHash,
       [LABELS.port]: String(spec.port),
+      ...this.#ownerLabels(),
       ...this.routes.containerLabels(target),
     };
     const options: Docker.ContainerCreateOptions = {
@@ -202,21 +256,27 @@ export class DockerBackend implements Backend {
     const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
     const container = this.docker.getContainer(target.name);
     let info = await this.#inspect(target.name);
-    if (info && info.Config.Labels?.[LABELS.specHash] !== spec.specHash) {
-      await container.remove({ force: true }).catch((err) => {
-        if (!isMissing(err)) throw err;
-      });
+    if (info && !this.#ours(info.Config.Labels)) throw this.#foreign(`container ${target.name}`, info.Config.Labels);
+    if (info && (info.Config.Labels?.[LABELS.specHash] !== spec.specHash || UNSTARTABLE.has(info.State.Status))) {
+      await this.#removeAndWait(target.name, info.State.Status);
       info = null;
     }
     if (!info) {
       await this.#create(spec, target);
       info = await this.#inspect(target.name);
       if (!info) throw new Error(`container ${target.name} vanished right after it was created`);
+      if (!this.#ours(info.Config.Labels)) throw this.#foreign(`container ${target.name}`, info.Config.Labels);
       if (info.Config.Labels?.[LABELS.specHash] !== spec.specHash) {
         throw new Error(`container ${target.name} was created concurrently with another spec; will retry`);
       }
     }
-    if (!info.State.Running && !info.State.Restarting) {
+    if (info.State.Paused) {
+      try {
+        await container.unpause();
+      } catch (err) {
+        if (statusOf(err) !== 304 && !/not paused/i.test(dockerMessage(err))) throw new Error(`unpausing container ${target.name} failed: ${dockerMessage(err)}`);
+      }
+    } else if (!info.State.Running && !info.State.Restarting) {
       try {
         await container.start();
       } catch (err) {
@@ -227,7 +287,38 @@ export class DockerBackend implements Backend {
     return this.observe(spec.annotatorId);
   }
 
+  async routeState(spec: InstanceSpec): Promise<'ok' | 'missing' | 'changed'> {
+    return this.routes.state(this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
+  }
+
+  async repairRoute(spec: InstanceSpec): Promise<void> {
+    await this.routes.ensure(this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
+  }
+
+  /**
+   * Force-removes a container and waits (up to REMOVE_WAIT_MS) until its name is free. Docker's
+   * "removal already in progress" (409) is waited out the same way; a container that stays
+   * (Docker stuck in "Removal In Progress", or `dead`) is an error the caller counts as a failed
+   * restart.
+   */
+  async #removeAndWait(name: string, state: string): Promise<void> {
+    try {
+      await this.docker.getContainer(name).remove({ force: true });
+    } catch (err) {
+      if (!isMissing(err) && statusOf(err) !== 409) throw new Error(`removing container ${name} (${state}) failed: ${dockerMessage(err)}`);
+    }
+    const deadline = Date.now() + REMOVE_WAIT_MS;
+    while (await this.#inspect(name)) {
+      if (Date.now() > deadline) {
+        throw new Error(`container ${name} is stuck in state "${state}": Docker did not remove it within ${REMOVE_WAIT_MS / 1000}s`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+
   async stop(annotatorId: number): Promise<void> {
+    const info = await this.#inspect(this.names.instance(annotatorId));
+    if (!info || !this.#ours(info.Config.Labels)) return; // gone, or not ours to stop
     try {
       await this.docker.getContainer(this.names.instance(annotatorId)).stop({ t: STOP_GRACE_SECONDS });
     } catch (err) {
@@ -238,14 +329,18 @@ export class DockerBackend implements Backend {
 
   async remove(annotatorId: number, opts: { purgeData?: boolean } = {}): Promise<void> {
     const name = this.names.instance(annotatorId);
+    const info = await this.#inspect(name);
+    if (info && !this.#ours(info.Config.Labels)) return; // another installation's: its route and volume too
     try {
-      await this.docker.getContainer(name).remove({ force: true });
+      if (info) await this.docker.getContainer(name).remove({ force: true });
     } catch (err) {
       // 409 "removal already in progress" means it is going away: fine.
       if (!isMissing(err) && statusOf(err) !== 409) throw err;
     }
     await this.routes.remove(name);
     if (opts.purgeData) {
+      const labels = await this.#volumeLabels(this.names.volume(annotatorId));
+      if (labels && !this.#ours(labels)) return;
       try {
         await this.docker.getVolume(this.names.volume(annotatorId)).remove();
       } catch (err) {
@@ -269,6 +364,9 @@ export class DockerBackend implements Backend {
     const name = this.names.instance(annotatorId);
     const info = await this.#inspect(name);
     if (!info) return { annotatorId, state: 'missing', health: 'unknown' };
+    if (!this.#ours(info.Config.Labels)) {
+      return { annotatorId, state: 'missing', health: 'unknown', message: `${name} belongs to another installation` };
+    }
     const port = Number(info.Config.Labels?.[LABELS.port]) || 8080;
     const state = instanceState(info.State.Status, info.State.ExitCode);
     const hs = info.State.Health?.Status;
@@ -298,6 +396,7 @@ export class DockerBackend implements Backend {
     });
     const out = new Map<number, ObservedInstance>();
     for (const c of containers) {
+      if (!this.#ours(c.Labels)) continue; // another installation sharing this namespace: not ours to sweep
       const fromLabel = Number(c.Labels[LABELS.annotatorId]);
       const annotatorId = Number.isInteger(fromLabel) && fromLabel > 0 ? fromLabel : this.names.parseInstance(c.Names[0] ?? '');
       if (!annotatorId) continue;

@@ -14,6 +14,8 @@
  * finds its instances again; "not found" from the platform means gone, not an error.
  */
 
+import type { Owner } from '../ownership.ts';
+
 export interface InstanceSpec {
   annotatorId: number;
   subdomain: string;
@@ -56,4 +58,17 @@ export interface Backend {
   observe(annotatorId: number): Promise<ObservedInstance>;
   /** Everything carrying this fleet's label/tag (its namespace), routes included, for orphan clean-up. */
   list(): Promise<ObservedInstance[]>;
+  /**
+   * The instance's route as configured, compared with what `spec` wants: 'ok', 'missing' or
+   * 'changed' (edited by hand, or another target). Optional: a backend whose routes cannot drift
+   * apart from the instance (ECS rules are checked by ensure) leaves it out.
+   */
+  routeState?(spec: InstanceSpec): Promise<'ok' | 'missing' | 'changed'>;
+  /**
+   * This installation (orchestrator/ownership.ts): from then on the backend marks what it creates
+   * and leaves resources marked by another installation alone. Optional: ECS does not mark yet.
+   */
+  setOwner?(owner: Owner): void;
+  /** Writes the instance's route again as `spec` wants it, touching nothing else (present with routeState). */
+  repairRoute?(spec: InstanceSpec): Promise<void>;
 }

@@ -24,6 +24,7 @@ export function dockerLabelRoutes(opts: { entrypoint: string; network?: string }
       return labels;
     },
     ensure: async () => {},
+    state: async () => 'ok' as const,
     remove: async () => {},
     list: async () => [],
   };

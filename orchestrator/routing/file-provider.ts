@@ -4,11 +4,16 @@
  * file in the same directory, fsync'ed, then rename(2) — so Traefik never reads half a file; temp
  * files end in `.tmp`, an extension Traefik's file provider ignores. The content is JSON, which is
  * valid YAML, so no YAML library is needed at run time.
+ *
+ * Ownership: with an owner set, each file starts with the YAML comment line
+ * `# labelfleet installation=<id> annotator=<n>` (orchestrator/ownership.ts). Files marked by
+ * another installation sharing the directory are never listed, rewritten or removed.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { hostRule } from './docker-labels.ts';
+import { ForeignResourceError, foreignMessage, isOurs, markedInstallation, markText, type Owner } from '../ownership.ts';
 import type { RouteProvider, RouteTarget } from './types.ts';
 
 export function routeDocument(t: RouteTarget, entrypoint: string) {
@@ -60,14 +65,35 @@ export function fileRoutes(opts: {
   parseName: (name: string) => number | null;
 }): RouteProvider {
   const fileOf = (name: string) => path.join(opts.dir, `${name}.yml`);
+  let owner: Owner | undefined;
+  const contentOf = (t: RouteTarget) =>
+    `${owner ? `# ${markText(owner, t.annotatorId)}\n` : ''}${JSON.stringify(routeDocument(t, opts.entrypoint), null, 2)}\n`;
+  const ours = (content: string) => isOurs(owner, markedInstallation(content.split('\n', 1)[0]));
   return {
     kind: 'file',
     containerLabels: () => ({}),
+    setOwner(o) {
+      owner = o;
+    },
     async ensure(t) {
       await mkdir(opts.dir, { recursive: true });
-      await writeAtomic(fileOf(t.name), `${JSON.stringify(routeDocument(t, opts.entrypoint), null, 2)}\n`);
+      const file = fileOf(t.name);
+      const current = await readOrNull(file);
+      if (current !== null && !ours(current)) {
+        throw new ForeignResourceError(
+          foreignMessage(`route file ${file}`, markedInstallation(current.split('\n', 1)[0]), 'Give each fleet sharing TRAEFIK_DYNAMIC_DIR its own FLEET_NAMESPACE.'),
+        );
+      }
+      await writeAtomic(file, contentOf(t));
+    },
+    async state(t) {
+      const current = await readOrNull(fileOf(t.name));
+      if (current === null) return 'missing';
+      return current === contentOf(t) ? 'ok' : 'changed';
     },
     async remove(name) {
+      const current = await readOrNull(fileOf(name));
+      if (current === null || !ours(current)) return;
       try {
         await unlink(fileOf(name));
       } catch (err) {
@@ -87,7 +113,9 @@ export function fileRoutes(opts: {
         if (!entry.endsWith('.yml')) continue;
         const name = entry.slice(0, -4);
         const annotatorId = opts.parseName(name);
-        if (annotatorId !== null) out.push({ annotatorId, name });
+        if (annotatorId === null) continue;
+        const content = owner ? await readOrNull(path.join(opts.dir, entry)) : '';
+        if (content !== null && ours(content)) out.push({ annotatorId, name });
       }
       return out;
     },

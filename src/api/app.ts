@@ -7,6 +7,7 @@ import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { AppContext } from '../context.ts';
 import { AppError, PG, pgCode } from '../errors.ts';
+import { isDatabaseUnavailable } from '../db/connect-errors.ts';
 import { authRoutes } from '../auth/routes.ts';
 import { refuseCrossSite } from '../auth/cross-site.ts';
 import { sessionAdmin } from '../auth/sessions.ts';
@@ -186,6 +187,15 @@ export function createApp(ctx: AppContext) {
     }
     if (code === PG.invalidText || code === PG.characterNotInRepertoire || code === PG.untranslatableCharacter) {
       return c.json({ error: 'Validation failed: a value contains characters or text the database cannot store' }, 400);
+    }
+    // The database away (restarting, failing over, connection cut): a passing condition, not a
+    // bug. A request's change is one transaction — committed whole or not at all — and writes
+    // are idempotent or keyed (Idempotency-Key), so the client may retry.
+    if (isDatabaseUnavailable(err)) {
+      (c.get('log') ?? ctx.logger).warn({ err: (err as Error).message, code: pgCode(err) }, 'database unavailable');
+      metrics.databaseUnavailable.inc();
+      c.header('Retry-After', '5');
+      return c.json({ error: 'Service unavailable: the database cannot be reached', details: { retryAfterSeconds: 5, requestId: c.get('requestId') } }, 503);
     }
     (c.get('log') ?? ctx.logger).error({ err }, 'unhandled error');
     // The webhook route counts its own failures (source webhook).

@@ -1,7 +1,7 @@
 /** Gold tasks: known-good labeled images mixed into batches to score annotators. */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { EXPECTED_LABELS_TEXT, findGoldTaskRow, GOLD_TASK_COLUMNS, listGoldTasks } from '../db/catalog.ts';
 import type { Executor } from '../db/index.ts';
 import type { GoldTask } from '../db/types.ts';
 import { jsonValueProblem } from '../domain/json-value.ts';
@@ -106,13 +106,8 @@ const GoldTaskQuery = PaginationQuery.extend({
   category: z.string().optional().openapi({ description: 'Filter by category (exact match)' }),
 });
 
-/**
- * Columns to read. expected_labels comes back as text: Kysely's CamelCasePlugin would otherwise
- * rename the keys inside it (from_name → fromName).
- */
-const COLUMNS = ['id', 'name', 's3ImageKey', 'labelingConfigId', 'category', 'difficulty', 'createdAt'] as const;
-const EXPECTED_LABELS_TEXT = sql<string>`expected_labels::text`.as('expectedLabelsText');
-
+/** Columns read (src/db/catalog.ts): the labels as JSON text. */
+const COLUMNS = GOLD_TASK_COLUMNS;
 type GoldTaskRow = Pick<GoldTask, (typeof COLUMNS)[number]> & { expectedLabelsText: string };
 
 const parseLabels = (r: GoldTaskRow) => JSON.parse(r.expectedLabelsText) as Record<string, unknown>[];
@@ -129,7 +124,7 @@ export const toGoldTask = (r: GoldTaskRow) => ({
 });
 
 export async function findGoldTask(db: Executor, id: number): Promise<GoldTaskRow> {
-  const row = await db.selectFrom('goldTasks').select([...COLUMNS, EXPECTED_LABELS_TEXT]).where('id', '=', id).executeTakeFirst();
+  const row = await findGoldTaskRow(db, id);
   if (!row) throw notFound('Gold task');
   return row;
 }
@@ -176,15 +171,9 @@ export function goldTaskRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const { limit, offset, labelingConfigId, category } = c.req.valid('query');
-      let rows = db.selectFrom('goldTasks');
-      if (labelingConfigId !== undefined) rows = rows.where('labelingConfigId', '=', labelingConfigId);
-      if (category !== undefined) rows = rows.where('category', '=', category);
-      const [page, total] = await Promise.all([
-        rows.select([...COLUMNS, EXPECTED_LABELS_TEXT]).orderBy('id').limit(limit).offset(offset).execute(),
-        rows.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
-      return c.json(page.map(toGoldTask), 200);
+      const { rows, total } = await listGoldTasks(db, { labelingConfigId, category }, { limit, offset });
+      setTotal(c, total);
+      return c.json(rows.map(toGoldTask), 200);
     },
   );
 

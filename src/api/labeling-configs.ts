@@ -2,6 +2,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { findLabelingConfigWithUsage, listLabelingConfigs } from '../db/catalog.ts';
 import type { Executor } from '../db/index.ts';
 import type { LabelingConfig } from '../db/types.ts';
 import { checkLabelingConfig, MAX_CONFIG_XML_LENGTH, OBJECT_TAGS, type ParsedLabelingConfig } from '../domain/labeling-config.ts';
@@ -80,17 +81,8 @@ export function parseConfigXml(xml: string): ParsedLabelingConfig {
   throw badRequest(`configXml: ${message}${line === undefined ? '' : ` (line ${line}, column ${column})`}`, [detail]);
 }
 
-const withCounts = (db: Executor) =>
-  db
-    .selectFrom('labelingConfigs as lc')
-    .selectAll('lc')
-    .select([
-      sql<number>`(SELECT count(*)::int FROM workflows w WHERE w.labeling_config_id = lc.id)`.as('workflowCount'),
-      sql<number>`(SELECT count(*)::int FROM gold_tasks g WHERE g.labeling_config_id = lc.id)`.as('goldTaskCount'),
-    ]);
-
 export async function findLabelingConfig(db: Executor, id: number): Promise<LabelingConfigRow> {
-  const row = await withCounts(db).where('lc.id', '=', id).executeTakeFirst();
+  const row = await findLabelingConfigWithUsage(db, id);
   if (!row) throw notFound('Labeling config');
   return row;
 }
@@ -117,12 +109,8 @@ export function labelingConfigRoutes(ctx: AppContext) {
       responses: { 200: jsonContent(z.array(LabelingConfigSchema), 'Labeling configs'), 400: errors[400], 401: errors[401] },
     }),
     async (c) => {
-      const { limit, offset } = c.req.valid('query');
-      const [rows, total] = await Promise.all([
-        withCounts(db).orderBy('lc.id').limit(limit).offset(offset).execute(),
-        db.selectFrom('labelingConfigs').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
+      const { rows, total } = await listLabelingConfigs(db, c.req.valid('query'));
+      setTotal(c, total);
       return c.json(rows.map(toLabelingConfig), 200);
     },
   );

@@ -11,7 +11,7 @@
  *   `event: ready` with every topic, once the stream is subscribed.
  *
  * Both send a `: keepalive` comment every LIVE_HEARTBEAT_SECONDS so proxies keep idle streams
- * open, ask clients to reconnect after 3 s (`retry`), and let go of everything when the client
+ * open, end at the heartbeat after the session that opened them ended (expired or signed out), ask clients to reconnect after 3 s (`retry`), and let go of everything when the client
  * leaves or the service stops. Data comes from the change feed (src/live/): one watermark query
  * per LIVE_POLL_MS for all streams together, plus one read per progress stream when annotators
  * changed.
@@ -25,6 +25,7 @@ import { CHANGE_TOPICS } from '../domain/fleet-changes.ts';
 import { sameProgress, START_PHASES, startProgress, type StartProgress } from '../domain/start-progress.ts';
 import { notFound } from '../errors.ts';
 import { changeFeed } from '../live/index.ts';
+import { sessionAdmin } from '../auth/sessions.ts';
 import type { Change } from '../live/change-feed.ts';
 import { publicUrl } from '../../orchestrator/instance-spec.ts';
 import { errors, IdParam, Timestamp } from './common.ts';
@@ -90,8 +91,19 @@ async function holdOpen(
   const handler = setup(end);
   const unsubscribe = changeFeed(ctx).subscribe({ change: (ch) => !ended && handler.change(ch), close: end });
   handler.opened?.();
+  // A stream opened with a session lasts only as long as the session: checked at each heartbeat,
+  // so a sign-out elsewhere, a revocation or the expiry ends it (the browser's reconnect then gets
+  // the 401 that tells the console the session has ended).
+  const bySession = c.get('credential') === 'cookie';
   const heartbeat = setInterval(() => {
-    if (!ended) stream.write(': keepalive\n\n').catch(end);
+    if (ended) return;
+    stream.write(': keepalive\n\n').catch(end);
+    if (bySession) {
+      sessionAdmin(ctx.database.db, c).then(
+        (admin) => admin === null && end(),
+        () => {},
+      );
+    }
   }, ctx.config.LIVE_HEARTBEAT_SECONDS * 1000);
   heartbeat.unref();
   try {

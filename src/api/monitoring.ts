@@ -31,6 +31,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { annotationsPerHour } from '../db/annotators.ts';
 import { annotatorAssignmentStats, countAnnotators, countAssignments } from '../db/counts.ts';
 import type { Executor } from '../db/index.ts';
 import {
@@ -171,22 +172,19 @@ export async function fleetMonitoring(db: Executor, opts: MonitoringOptions = {}
   const [active, inProgress, perHour, today, annotators, completion] = await Promise.all([
     countAnnotators(db, { status: 'active' }),
     countAssignments(db, { status: 'in_progress' }),
-    sql<{ hour: Date; n: number }>`
-      SELECT hour, sum(created_count)::int AS n FROM annotation_hourly
-       WHERE hour >= ${windowStart} AND hour < ${windowEnd} GROUP BY hour`.execute(db),
+    annotationsPerHour(db, windowStart, windowEnd),
     annotationsBetween(db, dayStart, dayEnd),
     db.selectFrom('annotators').select(['id', 'name']).where('status', '<>', 'deleted').orderBy('id').execute(),
     annotatorAssignmentStats(db),
   ]);
 
-  const hourCounts = new Map(perHour.rows.map((r) => [new Date(r.hour).getTime(), r.n]));
   const todayBy = new Map(today.map((r) => [r.annotatorId, r]));
   const completionBy = new Map(completion.map((r) => [r.annotatorId, r]));
   return {
     activeAnnotators: active,
     todayAnnotations: today.reduce((sum, r) => sum + r.n, 0),
     inProgressAssignments: inProgress,
-    annotationsPerHour: hours.map((h) => ({ hour: h.toISOString(), count: hourCounts.get(h.getTime()) ?? 0 })),
+    annotationsPerHour: perHour.map((h) => ({ hour: h.hour.toISOString(), count: h.count })),
     annotatorSummaries: annotators.map((a) => {
       const t = todayBy.get(a.id);
       const c = completionBy.get(a.id);

@@ -20,6 +20,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { meanAccuracy, overallAccuracy } from '../db/accuracy.ts';
 import type { Executor } from '../db/index.ts';
 import { ratio } from '../domain/time-buckets.ts';
 import type { Logger } from '../logger.ts';
@@ -86,7 +87,7 @@ export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'wa
       reviewedCount: number;
     }>`
       SELECT a.id AS annotator_id, a.name AS annotator_name,
-             round(q.score_sum / nullif(q.evaluation_count, 0), 4)::float8 AS accuracy,
+             ${meanAccuracy('q')} AS accuracy,
              coalesce(q.evaluation_count, 0) AS evaluation_count,
              a.rejection_count, a.reviewed_count
         FROM annotators a
@@ -95,7 +96,7 @@ export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'wa
          AND (coalesce(q.evaluation_count, 0) > 0 OR a.reviewed_count > 0 OR a.rejection_count > 0)
        ORDER BY a.id`.execute(db),
     sql<{ overallAccuracy: number | null; rejections: number; reviewed: number }>`
-      SELECT (SELECT round(sum(score_sum) / nullif(sum(evaluation_count), 0), 4)::float8 FROM annotator_quality) AS overall_accuracy,
+      SELECT (SELECT ${overallAccuracy('q')} FROM annotator_quality q) AS overall_accuracy,
              (SELECT coalesce(sum(rejections), 0)::int FROM workflow_rejection_counts) AS rejections,
              (SELECT coalesce(sum(reviewed_count), 0)::float8 FROM annotators) AS reviewed`.execute(db),
     sql<{ annotatorId: number; annotatorName: string; goldTaskName: string | null; score: number; evaluatedAt: Date }>`

@@ -1,7 +1,7 @@
 /** Roles: which annotators receive which workflows. */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { findRoleRow, listRoles, roleUsage } from '../db/catalog.ts';
 import type { Executor } from '../db/index.ts';
 import type { Role } from '../db/types.ts';
 import { conflict, notFound, PG, pgCode } from '../errors.ts';
@@ -50,7 +50,7 @@ export const toRole = (r: Role) => ({
 });
 
 export async function findRole(db: Executor, id: number) {
-  const row = await db.selectFrom('roles').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await findRoleRow(db, id);
   if (!row) throw notFound('Role');
   return row;
 }
@@ -74,12 +74,8 @@ export function roleRoutes(ctx: AppContext) {
       responses: { 200: jsonContent(z.array(RoleSchema), 'Roles'), 400: errors[400], 401: errors[401] },
     }),
     async (c) => {
-      const { limit, offset } = c.req.valid('query');
-      const [rows, total] = await Promise.all([
-        db.selectFrom('roles').selectAll().orderBy('id').limit(limit).offset(offset).execute(),
-        db.selectFrom('roles').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
+      const { rows, total } = await listRoles(db, c.req.valid('query'));
+      setTotal(c, total);
       return c.json(rows.map(toRole), 200);
     },
   );
@@ -154,12 +150,7 @@ export function roleRoutes(ctx: AppContext) {
       const { id } = c.req.valid('param');
       await db.transaction().execute(async (trx) => {
         await findRole(trx, id);
-        const usage = await trx
-          .selectNoFrom([
-            sql<number>`(SELECT count(*)::int FROM annotators WHERE role_id = ${id} AND status <> 'deleted')`.as('annotators'),
-            sql<number>`(SELECT count(*)::int FROM workflows WHERE role_id = ${id})`.as('workflows'),
-          ])
-          .executeTakeFirstOrThrow();
+        const usage = await roleUsage(trx, id);
         if (usage.annotators > 0 || usage.workflows > 0) {
           throw conflict('Cannot delete: role is in use', usage);
         }

@@ -1,7 +1,7 @@
 /** Settings: the run-time key-value store (values are any JSON), read through src/settings.ts. */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
+import { findStoredSetting, listStoredSettings, SETTING_COLUMNS, VALUE_TEXT } from '../db/catalog.ts';
 import type { Setting } from '../db/types.ts';
 import { jsonValueProblem } from '../domain/json-value.ts';
 import { notFound } from '../errors.ts';
@@ -59,12 +59,8 @@ const PutSetting = z
   })
   .openapi('PutSetting');
 
-/**
- * Columns to read. The value comes back as text: Kysely's CamelCasePlugin would otherwise rename
- * the keys of objects inside it (max_items → maxItems).
- */
-const COLUMNS = ['id', 'key', 'description', 'updatedAt'] as const;
-const VALUE_TEXT = sql<string>`value::text`.as('valueText');
+/** Columns read (src/db/catalog.ts): the value as JSON text. */
+const COLUMNS = SETTING_COLUMNS;
 type SettingRow = Pick<Setting, (typeof COLUMNS)[number]> & { valueText: string };
 
 export const toSetting = (r: SettingRow) => ({
@@ -89,12 +85,8 @@ export function settingRoutes(ctx: AppContext) {
       responses: { 200: jsonContent(z.array(SettingSchema), 'Settings'), 400: errors[400], 401: errors[401] },
     }),
     async (c) => {
-      const { limit, offset } = c.req.valid('query');
-      const [rows, total] = await Promise.all([
-        db.selectFrom('settings').select([...COLUMNS, VALUE_TEXT]).orderBy(sql`key COLLATE "C"`).limit(limit).offset(offset).execute(),
-        db.selectFrom('settings').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
+      const { rows, total } = await listStoredSettings(db, c.req.valid('query'));
+      setTotal(c, total);
       return c.json(rows.map(toSetting), 200);
     },
   );
@@ -110,7 +102,7 @@ export function settingRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const { key } = c.req.valid('param');
-      const row = await db.selectFrom('settings').select([...COLUMNS, VALUE_TEXT]).where('key', '=', key).executeTakeFirst();
+      const row = await findStoredSetting(db, key);
       if (!row) throw notFound('Setting');
       return c.json(toSetting(row), 200);
     },

@@ -9,13 +9,15 @@
  * Auth: X-Annotator-Id and X-Webhook-Secret, compared in constant time with the secret of the
  * annotator's current start (derived from FLEET_SECRET_KEY, never stored). Missing, unknown or
  * wrong → 401 (checked before the body is read). A verified secret is remembered for 5 s, so a
- * restart's new secret or a deletion applies to webhooks within 5 s. A body that is not JSON or lacks what its action
- * needs → 400. Actions other than ANNOTATION_CREATED, ANNOTATION_UPDATED and ANNOTATIONS_DELETED
+ * restart's new secret or a deletion applies to webhooks within 5 s. A body that is not JSON, lacks what its action
+ * needs, or carries a value PostgreSQL would refuse (domain/ls-input.ts: timestamps, ids, seconds,
+ * result text) → 400 whose details name the field; nothing is written. Actions other than ANNOTATION_CREATED, ANNOTATION_UPDATED and ANNOTATIONS_DELETED
  * (or ANNOTATION_DELETED) are acknowledged and ignored. Duplicates → 200, nothing changes.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
+import { canonicalTimestamp, INT4, intProblem, resultProblem, secondsProblem, timestampProblem } from '../domain/ls-input.ts';
 import { AppError, badRequest } from '../errors.ts';
 import { currentWebhookSecret } from '../labelstudio/instances.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
@@ -23,29 +25,41 @@ import { ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
 import { errors, jsonContent } from './common.ts';
 import { createRouter } from './router.ts';
 
-const int = z.number().int().positive().max(2_147_483_647);
-const timestamp = z
-  .string()
-  .max(64)
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO timestamp');
+/*
+ * Every value that reaches the database goes through one checker per kind (domain/ls-input.ts),
+ * so what PostgreSQL would refuse is a 400 naming the field, never a 500.
+ */
+const checked = <T extends z.ZodType>(schema: T, problem: (v: unknown) => string | null) =>
+  schema.superRefine((v, ctx) => {
+    const p = problem(v);
+    if (p) ctx.addIssue({ code: 'custom', message: p });
+  });
+/** Label Studio ids (annotation, task, project): PostgreSQL integer columns, positive. */
+const lsId = checked(z.number(), (v) => intProblem(v, { min: 1, max: INT4.max }));
+const timestamp = checked(z.string(), timestampProblem).transform(canonicalTimestamp);
+const seconds = checked(z.number(), secondsProblem);
+const result = z.array(z.looseObject({})).superRefine((v, ctx) => {
+  const p = resultProblem(v);
+  if (p) ctx.addIssue({ code: 'custom', message: p });
+});
 
 const AnnotationPayload = z.looseObject({
-  id: int,
-  result: z.array(z.looseObject({})).nullish(),
+  id: lsId,
+  result: result.nullish(),
   created_at: timestamp.nullish(),
   updated_at: timestamp.nullish(),
-  lead_time: z.number().nullish(),
+  lead_time: seconds.nullish(),
   was_cancelled: z.boolean().nullish(),
-  task: int.nullish(),
-  project: int.nullish(),
+  task: lsId.nullish(),
+  project: lsId.nullish(),
 });
 
 const WebhookPayload = z.looseObject({
   action: z.string().min(1).max(64),
   annotation: AnnotationPayload.nullish(),
-  annotations: z.array(z.looseObject({ id: int })).max(10_000).nullish(),
-  project: z.looseObject({ id: int }).nullish(),
-  task: z.looseObject({ id: int }).nullish(),
+  annotations: z.array(z.looseObject({ id: lsId })).max(10_000).nullish(),
+  project: z.looseObject({ id: lsId }).nullish(),
+  task: z.looseObject({ id: lsId }).nullish(),
 });
 type Payload = z.infer<typeof WebhookPayload>;
 

@@ -65,6 +65,16 @@ export const WorkflowSchema = z
     rejectionReturnToOriginal: z.boolean(),
     rejectionFlagAnnotator: z.boolean(),
     maxReworkIterations: z.number().int().nullable(),
+    overlap: z.number().int().openapi({ description: 'Distinct annotators who label each item (1: one, as before)' }),
+    consensusThreshold: z
+      .number()
+      .nullable()
+      .openapi({ description: 'Overlap: minimum item agreement (0..1) to accept the consensus; below it the item is adjudicated' }),
+    adjudicationWorkflowId: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: 'Overlap: the workflow that adjudicates items below consensusThreshold' }),
     createdAt: Timestamp,
     role: z.object({ id: z.number().int(), name: z.string(), color: z.string().nullable() }).nullable(),
     labelingConfig: z.object({ id: z.number().int(), name: z.string() }).nullable(),
@@ -118,8 +128,8 @@ const GraphSchema = z
       z.object({
         source: z.number().int(),
         target: z.union([z.number().int(), z.string()]),
-        type: z.enum(['chain', 'rejection']),
-        label: z.enum(['accept', 'reject']),
+        type: z.enum(['chain', 'rejection', 'adjudication']),
+        label: z.enum(['accept', 'reject', 'adjudicate']),
       }),
     ),
   })
@@ -176,6 +186,8 @@ const fields = {
   goldStandardRate: z.number().min(0).max(1),
   rejectionMode: z.enum(REJECTION_MODES),
   maxReworkIterations: z.number().int().min(0).max(MAX_INT).nullable(),
+  overlap: z.number().int().min(1).max(10),
+  consensusThreshold: z.number().min(0).max(1).nullable(),
 };
 
 const CreateWorkflowFields = {
@@ -197,6 +209,9 @@ const CreateWorkflowFields = {
   rejectionReturnToOriginal: z.boolean().default(false),
   rejectionFlagAnnotator: z.boolean().default(true),
   maxReworkIterations: fields.maxReworkIterations.default(null),
+  overlap: fields.overlap.default(1),
+  consensusThreshold: fields.consensusThreshold.default(null),
+  adjudicationWorkflowId: fields.ref.default(null),
 };
 const CreateWorkflow = z.strictObject(CreateWorkflowFields).openapi('CreateWorkflow');
 type CreateWorkflowInput = z.output<typeof CreateWorkflow>;
@@ -222,6 +237,9 @@ const UpdateWorkflow = nonEmpty(
     rejectionReturnToOriginal: z.boolean().optional(),
     rejectionFlagAnnotator: z.boolean().optional(),
     maxReworkIterations: fields.maxReworkIterations.optional(),
+    overlap: fields.overlap.optional(),
+    consensusThreshold: fields.consensusThreshold.optional(),
+    adjudicationWorkflowId: fields.ref.optional(),
   }),
 ).openapi('UpdateWorkflow');
 type UpdateWorkflowInput = z.output<typeof UpdateWorkflow>;
@@ -291,6 +309,9 @@ export const toWorkflow = (r: WorkflowRow) => ({
   rejectionReturnToOriginal: r.rejectionReturnToOriginal,
   rejectionFlagAnnotator: r.rejectionFlagAnnotator,
   maxReworkIterations: r.maxReworkIterations,
+  overlap: r.overlap,
+  consensusThreshold: r.consensusThreshold,
+  adjudicationWorkflowId: r.adjudicationWorkflowId,
   createdAt: isoRequired(r.createdAt),
   role: r.roleId !== null && r.roleName !== null ? { id: r.roleId, name: r.roleName, color: r.roleColor } : null,
   labelingConfig:
@@ -327,6 +348,7 @@ const REFERENCES = [
   { field: 'labelingConfigId', table: 'labeling_configs', what: 'labeling config' },
   { field: 'previousWorkflowId', table: 'workflows', what: 'workflow' },
   { field: 'rejectionRouteWorkflowId', table: 'workflows', what: 'workflow' },
+  { field: 'adjudicationWorkflowId', table: 'workflows', what: 'workflow' },
 ] as const;
 type ReferenceField = (typeof REFERENCES)[number]['field'];
 
@@ -348,7 +370,7 @@ async function referenceIssues(db: Executor, body: Partial<Record<ReferenceField
 }
 
 const ruleIssues = (
-  w: { previousWorkflowId: number | null; rejectionMode: RejectionMode; rejectionRouteWorkflowId: number | null },
+  w: { previousWorkflowId: number | null; rejectionMode: RejectionMode; rejectionRouteWorkflowId: number | null; adjudicationWorkflowId?: number | null; consensusThreshold?: number | null },
   id: number | null,
   path: Path,
 ): Issue[] => workflowRuleIssues(w, id).map((i) => ({ code: 'custom', path: [...path, i.field], message: i.message }));
@@ -408,6 +430,7 @@ export async function loadGraph(db: Executor) {
       'w.rejectionMode',
       'w.previousWorkflowId',
       'w.rejectionRouteWorkflowId',
+      'w.adjudicationWorkflowId',
       eb.fn.coalesce('s.totalAssignments', sql<number>`0`).as('totalAssignments'),
       eb.fn.coalesce('s.completedAssignments', sql<number>`0`).as('completedAssignments'),
       eb.fn.coalesce('s.activeAnnotators', sql<number>`0`).as('activeAnnotators'),

@@ -20,6 +20,9 @@ function readToken(c: Context): string | undefined {
   return getCookie(c, SECURE_COOKIE) ?? getCookie(c, COOKIE);
 }
 
+/** Whether the request carries a session cookie at all (valid or not): a browser that was signed in. */
+export const hasSessionCookie = (c: Context): boolean => readToken(c) !== undefined;
+
 export async function createSession(db: Db, c: Context, adminUserId: number, ttlHours: number): Promise<Date> {
   const token = randomToken();
   const expiresAt = new Date(Date.now() + ttlHours * 3_600_000);

@@ -134,6 +134,95 @@ export function Empty({ children }: PropsWithChildren) {
   return <p class="empty">{children}</p>;
 }
 
+/** What the pager under a table needs: the total, the page, and the link to another offset. */
+export interface Pagination {
+  total: number;
+  limit: number;
+  offset: number;
+  link: (offset: number) => string;
+  noun?: string;
+}
+
+/** One column of a DataTable: its header, how to draw a row's cell, and whether it sorts. */
+export interface TableColumn<R> extends Column {
+  cell: (row: R) => Child;
+}
+
+/**
+ * The console's table: a scrollable region with a caption, headers (sort links for sortable
+ * columns), one row per item, a message when there is none, and the pager when the list is paged.
+ * Every table of the console is drawn by this one component, so sorting, paging, empty states
+ * and accessibility (scope, aria-sort, captions) behave the same everywhere.
+ */
+export function DataTable<R>(props: {
+  /** The region's accessible name (and the caption unless `caption` says more). */
+  label: string;
+  caption?: string;
+  class?: string;
+  id?: string;
+  /** Columns; `false`/`null` leave one out (e.g. the annotator column on an annotator's page). */
+  columns: (TableColumn<R> | false | null | undefined)[];
+  rows: R[];
+  /** Shown instead of the table when there are no rows. */
+  empty: Child;
+  sort?: { by: string; dir: 'asc' | 'desc'; link: (sort: string, dir: 'asc' | 'desc') => string };
+  pager?: Pagination;
+  /** Attributes of a row's <tr> (data-* for scripts). */
+  rowAttrs?: (row: R) => Record<string, string>;
+  /** Attributes of the <table> (data-selectable). */
+  tableAttrs?: Record<string, string>;
+  /** A leading column (the selection checkboxes): its header cell and each row's cell. */
+  lead?: { header: Child; cell: (row: R) => Child; class?: string };
+}) {
+  const columns = props.columns.filter((c): c is TableColumn<R> => Boolean(c));
+  const sort = props.sort;
+  return (
+    <>
+      {props.rows.length ? (
+        <TableWrap label={props.label}>
+          <table class={props.class} id={props.id} {...(props.tableAttrs ?? {})}>
+            <caption class="visually-hidden">
+              {props.caption ?? props.label}
+              {sort ? `, sorted by ${columns.find((c) => c.key === sort.by)?.label ?? sort.by} (${sort.dir === 'asc' ? 'ascending' : 'descending'})` : ''}
+            </caption>
+            <thead>
+              <tr>
+                {props.lead ? (
+                  <th scope="col" class={props.lead.class}>
+                    {props.lead.header}
+                  </th>
+                ) : null}
+                {columns.map((col) =>
+                  sort ? (
+                    <SortHeader col={col} sort={sort.by} dir={sort.dir} link={sort.link} />
+                  ) : (
+                    <th scope="col" class={col.class}>
+                      {col.label}
+                    </th>
+                  ),
+                )}
+              </tr>
+            </thead>
+            <tbody>
+              {props.rows.map((row) => (
+                <tr {...(props.rowAttrs?.(row) ?? {})}>
+                  {props.lead ? <td class={props.lead.class}>{props.lead.cell(row)}</td> : null}
+                  {columns.map((col) => (
+                    <td class={col.class}>{col.cell(row)}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableWrap>
+      ) : (
+        <Empty>{props.empty}</Empty>
+      )}
+      {props.pager ? <Pager {...props.pager} /> : null}
+    </>
+  );
+}
+
 /** A labelled form field with the place where the API's validation message for it appears. */
 export function Field(props: {
   label: string;

@@ -17,7 +17,8 @@ import { compress } from 'hono/compress';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Child } from 'hono/jsx';
 import type { AppContext } from '../context.ts';
-import { currentSession } from '../auth/sessions.ts';
+import { currentSession, hasSessionCookie } from '../auth/sessions.ts';
+import { sameOriginPath } from '../auth/redirect.ts';
 import { issueCsrfToken } from '../auth/csrf.ts';
 import { AppError } from '../errors.ts';
 import { monitoringTimeZone } from '../api/monitoring.ts';
@@ -32,7 +33,7 @@ import { batchesPage } from './pages/batches.tsx';
 import { qualityPage } from './pages/quality.tsx';
 import { labelingConfigPage, labelingConfigsPage } from './pages/labeling-configs.tsx';
 import { goldTaskPage, goldTasksPage } from './pages/gold-tasks.tsx';
-import { rolesPage } from './pages/roles.tsx';
+import { rolePage, rolesPage } from './pages/roles.tsx';
 import { eventsPage } from './pages/events.tsx';
 import { settingsPage } from './pages/settings.tsx';
 
@@ -117,7 +118,7 @@ export function consoleRoutes(ctx: AppContext) {
   );
 
   app.get('/login', async (c) => {
-    const next = safeNext(c.req.query('next'));
+    const next = safeNext(c.req.query('next'), new URL(c.req.url).origin);
     if (await currentSession(db, c)) return c.redirect(next, 303);
     return c.html(
       <BarePage title="Sign in" assets={c.get('assets')}>
@@ -133,7 +134,10 @@ export function consoleRoutes(ctx: AppContext) {
       const session = await currentSession(db, c);
       if (!session) {
         const target = c.req.path + (new URL(c.req.url).search || '');
-        return c.redirect(`/login?next=${encodeURIComponent(target)}`, 303);
+        // A browser still holding a cookie had a session that ended (expired, signed out in
+        // another tab, revoked): the sign-in page says so.
+        const ended = hasSessionCookie(c) ? '&expired=1' : '';
+        return c.redirect(`/login?next=${encodeURIComponent(target)}${ended}`, 303);
       }
       c.set('session', { email: session.email, expiresAt: session.expiresAt });
       c.set('adminUserId', session.adminUserId);
@@ -175,6 +179,7 @@ export function consoleRoutes(ctx: AppContext) {
   app.get('/gold-tasks', page(goldTasksPage));
   app.get('/gold-tasks/:id', page(goldTaskPage));
   app.get('/roles', page(rolesPage));
+  app.get('/roles/:id', page(rolePage));
   app.get('/events', page(eventsPage));
   app.get('/settings', page(settingsPage));
 
@@ -206,10 +211,14 @@ export function consoleRoutes(ctx: AppContext) {
   return app;
 }
 
-/** A same-origin path to return to after sign-in; anything else (//host, \\host, URLs) is `/`. */
-export function safeNext(next: string | undefined): string {
-  if (!next || !next.startsWith('/') || next.startsWith('//') || next.includes('\\')) return '/';
-  return next;
+/**
+ * A same-origin path to return to after sign-in, by the rule the sign-in API applies to
+ * callbackUrl (src/auth/redirect.ts, WHATWG URL parsing as browsers do): anything a browser would
+ * read as another site (`//host`, `/\host`, tabs or newlines that browsers drop, other schemes)
+ * is `/`. `origin` is the service's origin as the request reached it.
+ */
+export function safeNext(next: string | undefined, origin = 'http://localhost'): string {
+  return sameOriginPath(next, origin);
 }
 
 /** A positive 32-bit id from a path segment, or a 404. */

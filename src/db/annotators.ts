@@ -4,14 +4,19 @@
  * progress, throughput, gold results, rejections and accuracy. Every function takes `db | trx`
  * first and returns rows; mapping to HTML or JSON is the caller's.
  *
- * Paging stays fast at 10,000+ annotators: filters and sorts use indexes (status, role, the
- * trigram index of migration 0011 for search, its `(lower(name), id)` index for the default sort,
- * read index-only even for a deep page), and the total is one count over the same filter. Names
- * sort in byte order of their lower-cased form (the same in every locale).
+ * Paging stays fast at 10,000+ annotators: the filter is the API's (./annotator-list.ts), sorts
+ * use indexes (status, role, the trigram index of migration 0011 for search, its
+ * `(lower(name), id)` index for the default sort, read index-only even for a deep page), and the
+ * total is the API's counter (./counts.ts) unless a search narrows it. Names sort in byte order
+ * of their lower-cased form (the same in every locale).
  */
 import { sql } from 'kysely';
 import type { AnnotatorStatus } from './types.ts';
 import type { Executor } from './index.ts';
+import { filterAnnotators, searchOf, type AnnotatorFilter } from './annotator-list.ts';
+import { annotatorTotal, valueOf } from './counts.ts';
+import { countAll, type Page } from './list-page.ts';
+import { meanAccuracy } from './accuracy.ts';
 import type { AnnotatorRow } from '../workflows/annotators.ts';
 import type { ProgressEventRow } from '../domain/start-progress.ts';
 
@@ -19,34 +24,10 @@ export const ANNOTATOR_SORTS = ['name', 'email', 'status', 'role', 'lastActive',
 export type AnnotatorSort = (typeof ANNOTATOR_SORTS)[number];
 export type SortDirection = 'asc' | 'desc';
 
-export interface AnnotatorFilter {
-  /** Case-insensitive substring of the name or the email. */
-  q?: string;
-  /** One status; absent → every status except deleted. */
-  status?: AnnotatorStatus;
-  roleId?: number;
-}
+export type { AnnotatorFilter } from './annotator-list.ts';
+export { likePattern } from './annotator-list.ts';
+export type { Page } from './list-page.ts';
 
-export interface Page {
-  limit: number;
-  offset: number;
-}
-
-/** `%` and `_` in a search are literal characters, not patterns. */
-export const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
-
-function filtered(db: Executor, f: AnnotatorFilter) {
-  let q = db.selectFrom('annotators');
-  q = f.status === undefined ? q.where('annotators.status', '<>', 'deleted') : q.where('annotators.status', '=', f.status);
-  if (f.roleId !== undefined) q = q.where('annotators.roleId', '=', f.roleId);
-  const search = f.q?.trim();
-  // The expression of the trigram index in migrations/0011_console.sql, matched case-insensitively
-  // by lower-casing both sides (LIKE on lower-cased text is far cheaper than ILIKE).
-  if (search) q = q.where(SEARCH_TEXT, 'like', likePattern(search.toLowerCase()));
-  return q;
-}
-
-const SEARCH_TEXT = sql<string>`(lower(annotators.name) || ' ' || lower(annotators.email))`;
 /** The order of names: byte order of the lower-cased name (migrations/0011_console.sql's index). */
 const NAME_ORDER = sql`lower(annotators.name) COLLATE "C"`;
 
@@ -60,7 +41,7 @@ export async function listAnnotators(
   sort: { by: AnnotatorSort; dir: SortDirection },
   page: Page,
 ): Promise<{ rows: AnnotatorRow[]; total: number }> {
-  const base = filtered(db, filter);
+  const base = filterAnnotators(db, filter);
   const ids = base.select('annotators.id');
   const dir = sort.dir;
   let ordered = ids;
@@ -96,9 +77,10 @@ export async function listAnnotators(
         JOIN annotators a ON a.id = p.id
         LEFT JOIN roles r ON r.id = a.role_id
        ORDER BY p.ord`.execute(db),
-    base.select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
+    // The API's counter without a search (one index range of a small table, not a count of rows).
+    valueOf(db, searchOf(filter) === undefined ? annotatorTotal(db, filter) : countAll(base)),
   ]);
-  return { rows: rows.rows, total: total.n };
+  return { rows: rows.rows, total };
 }
 
 /** How many annotators are in each status (deleted included), zeros for the missing ones. */
@@ -210,7 +192,7 @@ export async function accuracyOf(db: Executor, annotatorId: number) {
     .selectFrom('annotatorQuality')
     .select([
       'evaluationCount',
-      sql<number | null>`round(score_sum / nullif(evaluation_count, 0), 4)::float8`.as('accuracy'),
+      meanAccuracy('annotator_quality').as('accuracy'),
       'flagged',
       'flaggedAt',
     ])
@@ -269,11 +251,11 @@ export async function flaggedOrPausedAnnotators(db: Executor, limit: number) {
       sql<boolean>`coalesce(q.flagged, false)`.as('flagged'),
       'q.flaggedAt',
       sql<number>`coalesce(q.evaluation_count, 0)`.as('evaluationCount'),
-      sql<number | null>`round(q.score_sum / nullif(q.evaluation_count, 0), 4)::float8`.as('accuracy'),
+      meanAccuracy('q').as('accuracy'),
     ])
     .where('a.status', '<>', 'deleted')
     .where((eb) => eb.or([eb('q.flagged', '=', true), eb('a.autoAssignPaused', '=', true)]))
-    .orderBy(sql`round(q.score_sum / nullif(q.evaluation_count, 0), 4)`, (ob) => ob.asc().nullsLast())
+    .orderBy(meanAccuracy('q'), (ob) => ob.asc().nullsLast())
     .orderBy('a.id')
     .limit(limit)
     .execute();

@@ -1,14 +1,43 @@
 /**
- * Reads of the fleet's catalogue — roles, labeling configs, gold tasks, settings — for the console
- * and, in phase 2 of issue 12, for their API routes. Functions take `db | trx` first and return
- * rows (mapping is the caller's).
+ * Reads of the fleet's catalogue — roles, labeling configs, gold tasks, settings — shared by the
+ * API routes and the console, so each query is written once. Functions take `db | trx` first and
+ * return rows (mapping to JSON or HTML is the caller's); lists return `{ rows, total }`.
  */
-import { sql } from 'kysely';
+import { sql, type Expression } from 'kysely';
 import type { Executor } from './index.ts';
-import type { Page } from './annotators.ts';
+import { listPage, type Page } from './list-page.ts';
 
-/** Every role with how many live annotators and workflows use it, by name. */
-export async function listRolesWithUsage(db: Executor) {
+// ---------------------------------------------------------------------------------------------
+// Roles
+
+/** Live (not deleted) annotators holding the role `role` (an id expression). */
+const annotatorsOfRole = (role: Expression<number>) =>
+  sql<number>`(SELECT count(*)::int FROM annotators a WHERE a.role_id = ${role} AND a.status <> 'deleted')`;
+/** Workflows that go to the role `role`. */
+const workflowsOfRole = (role: Expression<number>) => sql<number>`(SELECT count(*)::int FROM workflows w WHERE w.role_id = ${role})`;
+
+/** One page of roles by id (GET /api/roles) and how many there are. */
+export async function listRoles(db: Executor, page: Page) {
+  return listPage(db, db.selectFrom('roles'), (q) => q.selectAll().orderBy('id'), page);
+}
+
+/** One role's row, or undefined. */
+export async function findRoleRow(db: Executor, id: number) {
+  return db.selectFrom('roles').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * What keeps a role from being deleted: live annotators holding it and workflows going to it
+ * (the 409 details of DELETE /api/roles/:id, whose key names these are).
+ */
+export async function roleUsage(db: Executor, id: number): Promise<{ annotators: number; workflows: number }> {
+  const role = sql<number>`${id}::int`;
+  return db.selectNoFrom([annotatorsOfRole(role).as('annotators'), workflowsOfRole(role).as('workflows')]).executeTakeFirstOrThrow();
+}
+
+/** Every role (or one, with `id`) with how many live annotators and workflows use it, by name. */
+export async function listRolesWithUsage(db: Executor, id?: number) {
+  const role = sql.ref<number>('r.id');
   return db
     .selectFrom('roles as r')
     .select([
@@ -17,9 +46,10 @@ export async function listRolesWithUsage(db: Executor) {
       'r.description',
       'r.color',
       'r.createdAt',
-      sql<number>`(SELECT count(*)::int FROM annotators a WHERE a.role_id = r.id AND a.status <> 'deleted')`.as('annotatorCount'),
-      sql<number>`(SELECT count(*)::int FROM workflows w WHERE w.role_id = r.id)`.as('workflowCount'),
+      annotatorsOfRole(role).as('annotatorCount'),
+      workflowsOfRole(role).as('workflowCount'),
     ])
+    .$if(id !== undefined, (q) => q.where('r.id', '=', id!))
     .orderBy(sql`lower(r.name)`)
     .orderBy('r.id')
     .execute();
@@ -30,7 +60,10 @@ export async function roleOptions(db: Executor) {
   return db.selectFrom('roles').select(['id', 'name', 'color']).orderBy(sql`lower(name)`).orderBy('id').execute();
 }
 
-/** Labeling configs with their usage counts (isLocked = some gold task references it). */
+// ---------------------------------------------------------------------------------------------
+// Labeling configs
+
+/** Labeling configs with their usage counts (a config is locked while a gold task references it). */
 const configsWithCounts = (db: Executor) =>
   db
     .selectFrom('labelingConfigs as lc')
@@ -39,9 +72,15 @@ const configsWithCounts = (db: Executor) =>
       sql<number>`(SELECT count(*)::int FROM workflows w WHERE w.labeling_config_id = lc.id)`.as('workflowCount'),
       sql<number>`(SELECT count(*)::int FROM gold_tasks g WHERE g.labeling_config_id = lc.id)`.as('goldTaskCount'),
     ]);
+export type LabelingConfigWithUsage = Awaited<ReturnType<typeof findLabelingConfigWithUsage>> & {};
 
-export async function listLabelingConfigs(db: Executor) {
-  return configsWithCounts(db).orderBy('lc.id').execute();
+/** One page of labeling configs with usage, by id, and how many there are. */
+export async function listLabelingConfigs(db: Executor, page: Page) {
+  const [rows, total] = await Promise.all([
+    configsWithCounts(db).orderBy('lc.id').limit(page.limit).offset(page.offset).execute(),
+    db.selectFrom('labelingConfigs').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: total.n };
 }
 
 export async function findLabelingConfigWithUsage(db: Executor, id: number) {
@@ -58,18 +97,32 @@ export async function workflowsUsingConfig(db: Executor, labelingConfigId: numbe
   return db.selectFrom('workflows').select(['id', 'name', 'isActive']).where('labelingConfigId', '=', labelingConfigId).orderBy('id').execute();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Gold tasks
+
 /**
- * One page of gold tasks (optionally of one config), by id, with the config's name. Expected labels
- * come back as text: Kysely's CamelCasePlugin would rename the keys inside the JSON otherwise.
+ * A gold task's columns. Expected labels come back as text: Kysely's CamelCasePlugin would rename
+ * the keys inside the JSON otherwise (from_name → fromName).
  */
-export async function listGoldTasks(db: Executor, filter: { labelingConfigId?: number }, page: Page) {
+export const GOLD_TASK_COLUMNS = ['id', 'name', 's3ImageKey', 'labelingConfigId', 'category', 'difficulty', 'createdAt'] as const;
+export const EXPECTED_LABELS_TEXT = sql<string>`expected_labels::text`.as('expectedLabelsText');
+
+export interface GoldTaskFilter {
+  labelingConfigId?: number;
+  /** Exact match. */
+  category?: string;
+}
+
+/** One page of gold tasks by id, with their config's name, and how many match the filter. */
+export async function listGoldTasks(db: Executor, filter: GoldTaskFilter, page: Page) {
   let base = db.selectFrom('goldTasks as g');
   if (filter.labelingConfigId !== undefined) base = base.where('g.labelingConfigId', '=', filter.labelingConfigId);
+  if (filter.category !== undefined) base = base.where('g.category', '=', filter.category);
   const [rows, total] = await Promise.all([
     base
       .innerJoin('labelingConfigs as lc', 'lc.id', 'g.labelingConfigId')
-      .select(['g.id', 'g.name', 'g.s3ImageKey', 'g.labelingConfigId', 'lc.name as labelingConfigName', 'g.category', 'g.difficulty', 'g.createdAt'])
-      .select(sql<string>`g.expected_labels::text`.as('expectedLabelsText'))
+      .select(GOLD_TASK_COLUMNS.map((c) => `g.${c}` as const))
+      .select(['lc.name as labelingConfigName', EXPECTED_LABELS_TEXT])
       .orderBy('g.id')
       .limit(page.limit)
       .offset(page.offset)
@@ -79,21 +132,36 @@ export async function listGoldTasks(db: Executor, filter: { labelingConfigId?: n
   return { rows, total: total.n };
 }
 
+/** One gold task's row (GOLD_TASK_COLUMNS and the labels as text), or undefined. */
 export async function findGoldTaskRow(db: Executor, id: number) {
-  return db
-    .selectFrom('goldTasks')
-    .select(['id', 'name', 's3ImageKey', 'labelingConfigId', 'category', 'difficulty', 'createdAt'])
-    .select(sql<string>`expected_labels::text`.as('expectedLabelsText'))
-    .where('id', '=', id)
-    .executeTakeFirst();
+  return db.selectFrom('goldTasks').select([...GOLD_TASK_COLUMNS, EXPECTED_LABELS_TEXT]).where('id', '=', id).executeTakeFirst();
 }
 
-/** Every stored setting with its value as JSON text (the keys inside stay as stored). */
-export async function listStoredSettings(db: Executor) {
-  return db
-    .selectFrom('settings')
-    .select(['key', 'description', 'updatedAt'])
-    .select(sql<string>`value::text`.as('valueText'))
-    .orderBy(sql`key COLLATE "C"`)
-    .execute();
+// ---------------------------------------------------------------------------------------------
+// Settings
+
+/**
+ * A stored setting's columns. The value comes back as JSON text: Kysely's CamelCasePlugin would
+ * otherwise rename the keys of objects inside it (max_items → maxItems).
+ */
+export const SETTING_COLUMNS = ['id', 'key', 'description', 'updatedAt'] as const;
+export const VALUE_TEXT = sql<string>`value::text`.as('valueText');
+
+/** Stored settings ordered by key, bytewise: one page (and how many there are), or all of them. */
+export async function listStoredSettings(db: Executor, page?: Page) {
+  const rows = db.selectFrom('settings').select([...SETTING_COLUMNS, VALUE_TEXT]).orderBy(sql`key COLLATE "C"`);
+  if (!page) {
+    const all = await rows.execute();
+    return { rows: all, total: all.length };
+  }
+  const [found, total] = await Promise.all([
+    rows.limit(page.limit).offset(page.offset).execute(),
+    db.selectFrom('settings').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows: found, total: total.n };
+}
+
+/** One stored setting, or undefined. */
+export async function findStoredSetting(db: Executor, key: string) {
+  return db.selectFrom('settings').select([...SETTING_COLUMNS, VALUE_TEXT]).where('key', '=', key).executeTakeFirst();
 }

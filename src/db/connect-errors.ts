@@ -1,4 +1,5 @@
 import { DataDirInUseError } from './pglite-lock.ts';
+import { LockLostError } from './index.ts';
 
 /**
  * Turns a failure to reach PostgreSQL into one line an operator can act on, naming the server
@@ -13,7 +14,7 @@ import { DataDirInUseError } from './pglite-lock.ts';
  * database (no url): its directory held by another process (db/pglite-lock.ts).
  */
 export function describeConnectError(err: unknown, url: string | undefined): string | null {
-  if (err instanceof DataDirInUseError) return err.message;
+  if (err instanceof DataDirInUseError || err instanceof LockLostError) return err.message;
   if (!url) return null;
   const where = redactUrl(url);
   const code = errorCode(err);
@@ -37,6 +38,7 @@ export function describeConnectError(err: unknown, url: string | undefined): str
     case '57P03':
       return `the database at ${where} is starting up or shutting down (57P03): try again in a moment`;
   }
+  if (isDatabaseUnavailable(err)) return `lost the connection to the database at ${where} (${code ?? message}): check that PostgreSQL runs there, then run the command again`;
   if (/timeout exceeded when trying to connect/i.test(message)) {
     return `no answer from the database at ${where} within 5 s: check that PostgreSQL runs there and the network allows it`;
   }
@@ -60,4 +62,35 @@ function errorCode(err: unknown): string | undefined {
   if (typeof code === 'string') return code;
   const inner = (err as { errors?: unknown[] } | null)?.errors;
   return Array.isArray(inner) ? inner.map(errorCode).find(Boolean) : undefined;
+}
+
+/**
+ * SQLSTATEs that mean "the database is not reachable now", not "this statement is wrong"
+ * (PostgreSQL manual, Appendix A): class 08 connection_exception; 57P01 admin_shutdown (also
+ * pg_terminate_backend), 57P02 crash_shutdown, 57P03 cannot_connect_now, 57P05
+ * idle_session_timeout; 53300 too_many_connections; 25P03 idle_in_transaction_session_timeout.
+ */
+const UNAVAILABLE_SQLSTATE = /^(08...|57P0[1235]|53300|25P03)$/;
+/** Socket errors of a connection that could not be made or was cut (Node's net codes). */
+const UNAVAILABLE_SOCKET = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/**
+ * node-postgres's own messages for a connection that ended or never came (they carry no code):
+ * lib/client.js "Connection terminated unexpectedly" / "Connection terminated" / "Client has
+ * encountered a connection error and is not queryable"; pg-pool "timeout exceeded when trying to
+ * connect".
+ */
+const UNAVAILABLE_MESSAGE = /^(Connection terminated( unexpectedly)?|Client has encountered a connection error and is not queryable|timeout exceeded when trying to connect|Connection terminated due to connection timeout)$/i;
+
+/**
+ * Whether an error means the database could not be reached or the connection was lost — a
+ * passing condition, answered 503 by the API (api/app.ts) — as opposed to a bug or a bad
+ * statement. In: anything thrown by node-postgres, pg-pool, Kysely or withAdvisoryLock
+ * (LockLostError). Also looks through an AggregateError's errors (a host name with an IPv4 and
+ * an IPv6 address). Out: true or false.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (err instanceof LockLostError) return true;
+  const code = errorCode(err);
+  if (code !== undefined && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_SOCKET.has(code))) return true;
+  return err instanceof Error && UNAVAILABLE_MESSAGE.test(err.message);
 }

@@ -20,15 +20,25 @@ export interface DbHandle {
   kind: 'postgres' | 'pglite';
   /** Runs a multi-statement SQL script in one transaction (migrations). */
   execScript(script: string): Promise<void>;
-  /** Holds a session-level advisory lock on a dedicated connection while `fn` runs. */
-  withAdvisoryLock<T>(key: number, fn: () => Promise<T>, opts?: { wait?: boolean }): Promise<T | typeof LOCK_BUSY>;
+  /**
+   * Holds a session-level advisory lock on a dedicated connection (not one of the query pool's)
+   * while `fn` runs. `wait: false` → LOCK_BUSY when another session holds it. `fn` gets a signal
+   * that aborts (reason: LockLostError) if that connection is lost meanwhile; then, whatever `fn`
+   * does, the call rejects with the LockLostError. On PGlite (one process) the signal never aborts.
+   */
+  withAdvisoryLock<T>(key: number, fn: (lock: { signal: AbortSignal }) => Promise<T>, opts?: { wait?: boolean }): Promise<T | typeof LOCK_BUSY>;
   close(): Promise<void>;
 }
 
 export const LOCK_BUSY = Symbol('lock-busy');
 
-/** Advisory lock keys: one place, so two subsystems never share one by accident. */
-export const LOCKS = { migrate: 7_404_001, reconcile: 7_404_002 } as const;
+/**
+ * Advisory lock keys: one place, so two subsystems never share one by accident. `migrate` and
+ * `reconcile` are single bigint keys; `subdomain` is the first int4 of a two-key lock (the second
+ * is a hash of the base label: workflows/annotators.ts) — PostgreSQL keeps the one-key and
+ * two-key forms apart.
+ */
+export const LOCKS = { migrate: 7_404_001, reconcile: 7_404_002, subdomain: 7_404_003 } as const;
 
 /**
  * Kysely's CamelCasePlugin with its name conversions memoised: every result row maps the same
@@ -64,8 +74,12 @@ export async function openDatabase(opts: { url?: string; dataDir: string; poolSi
 
 function openPostgres(url: string, poolSize: number): DbHandle {
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5_000 });
-  // An idle client that loses its connection emits 'error'; without a listener that would crash the process.
+  // A client that loses its connection emits 'error' — idle in the pool (the pool's 'error') or
+  // checked out by a query or transaction (the client's own). Without a listener either would end
+  // the process; the query or transaction in flight fails with the same error instead.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  const locks = new LockConnections(url);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: [new MemoCamelCasePlugin({ maintainNestedObjectKeys: true })] });
   return {
     db,
@@ -84,24 +98,114 @@ function openPostgres(url: string, poolSize: number): DbHandle {
       }
     },
     async withAdvisoryLock(key, fn, { wait = true } = {}) {
-      const client = await pool.connect();
+      const conn = await locks.acquire();
+      let holding = false;
       try {
-        if (wait) await client.query('SELECT pg_advisory_lock($1)', [key]);
+        if (wait) await conn.client.query('SELECT pg_advisory_lock($1)', [key]);
         else {
-          const { rows } = await client.query('SELECT pg_try_advisory_lock($1) AS ok', [key]);
+          const { rows } = await conn.client.query('SELECT pg_try_advisory_lock($1) AS ok', [key]);
           if (!rows[0].ok) return LOCK_BUSY;
         }
+        holding = true;
+        const lost = new AbortController();
+        const onLost = (err: Error) => lost.abort(new LockLostError(key, err));
+        if (conn.lost) onLost(conn.lost);
+        conn.onLost = onLost;
+        let outcome: { ok: true; value: Awaited<ReturnType<typeof fn>> } | { ok: false; err: unknown };
         try {
-          return await fn();
+          outcome = { ok: true, value: await fn({ signal: lost.signal }) };
+        } catch (err) {
+          outcome = { ok: false, err };
         } finally {
-          await client.query('SELECT pg_advisory_unlock($1)', [key]);
+          conn.onLost = undefined;
         }
+        // Lost while `fn` ran: another process may have taken the lock meanwhile, so the work is
+        // not reported as done under it, whatever `fn` returned.
+        if (lost.signal.aborted) throw lost.signal.reason;
+        if (!outcome.ok) throw outcome.err;
+        return outcome.value;
       } finally {
-        client.release();
+        if (holding && !conn.lost) await conn.client.query('SELECT pg_advisory_unlock($1)', [key]).catch((err: Error) => (conn.lost ??= err));
+        locks.release(conn);
       }
     },
-    close: () => db.destroy(),
+    async close() {
+      await locks.close();
+      await db.destroy();
+    },
   };
+}
+
+/** A dedicated lock connection and what became of it. */
+interface LockConnection {
+  client: pg.Client;
+  /** Set once the connection failed: the server ended it, the network dropped it. */
+  lost?: Error;
+  /** Called once when the connection fails while a lock is held on it. */
+  onLost?: (err: Error) => void;
+}
+
+/**
+ * Connections for session advisory locks, apart from the query pool: a lock held for a whole
+ * reconcile pass never takes a connection the pass's own queries need (DATABASE_POOL_SIZE=1
+ * works), and each has its own 'error' listener, so a connection ended by the server
+ * (pg_terminate_backend, a failover, a restart) marks its lock lost instead of ending the process.
+ * One connection per holder (a blocked pg_advisory_lock would hold up any other query on it);
+ * up to two idle ones are kept for the next pass. idle_session_timeout (PostgreSQL 14+) is turned
+ * off for these sessions: a lock connection is idle by design while the work runs elsewhere.
+ */
+class LockConnections {
+  readonly #idle: LockConnection[] = [];
+  #closed = false;
+  constructor(private readonly url: string) {}
+
+  async acquire(): Promise<LockConnection> {
+    for (let conn = this.#idle.pop(); conn; conn = this.#idle.pop()) if (!conn.lost) return conn;
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5_000, keepAlive: true, application_name: LOCK_APPLICATION_NAME });
+    const conn: LockConnection = { client };
+    client.on('error', (err) => {
+      if (conn.lost) return;
+      conn.lost = err;
+      conn.onLost?.(err);
+    });
+    try {
+      await client.connect();
+      await client.query("SELECT set_config('idle_session_timeout', '0', false)").catch((err) => {
+        if ((err as { code?: string }).code !== '42704') throw err; // before PostgreSQL 14: no such setting
+      });
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw err;
+    }
+    return conn;
+  }
+
+  release(conn: LockConnection): void {
+    if (conn.lost || this.#closed || this.#idle.length >= 2) void conn.client.end().catch(() => {});
+    else this.#idle.push(conn);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(this.#idle.splice(0).map((c) => c.client.end().catch(() => {})));
+  }
+}
+
+/** `application_name` of the lock connections (pg_stat_activity shows which backends hold locks). */
+export const LOCK_APPLICATION_NAME = 'labelfleet-lock';
+
+/**
+ * The connection holding an advisory lock was lost while the work under it ran: the server
+ * released the lock, and another process may have taken it. The work is not reported as done;
+ * the next attempt takes the lock again. `cause`: the connection's error.
+ */
+export class LockLostError extends Error {
+  constructor(
+    readonly key: number,
+    cause: Error,
+  ) {
+    super(`lost the database connection holding advisory lock ${key} (${cause.message}): the work under it is abandoned and retried`, { cause });
+  }
 }
 
 async function openPglite(dir: string): Promise<DbHandle> {
@@ -140,7 +244,7 @@ async function openPglite(dir: string): Promise<DbHandle> {
       await previous;
       lock.busy = true;
       try {
-        return await fn();
+        return await fn({ signal: NEVER_ABORTED });
       } finally {
         lock.busy = false;
         release();
@@ -155,6 +259,8 @@ async function openPglite(dir: string): Promise<DbHandle> {
     },
   };
 }
+
+const NEVER_ABORTED = new AbortController().signal;
 
 export async function ping(db: Db): Promise<boolean> {
   try {

@@ -75,6 +75,10 @@ export interface WorkflowsTable {
   rejectionReturnToOriginal: Generated<boolean>;
   rejectionFlagAnnotator: Generated<boolean>;
   maxReworkIterations: number | null;
+  // Overlap and consensus (migrations/0020_overlap.sql)
+  overlap: Generated<number>;
+  consensusThreshold: number | null;
+  adjudicationWorkflowId: number | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
   // Reconcile when due (migrations/0021_due.sql): the S3 catalog of a root workflow
@@ -224,6 +228,77 @@ export interface WorkItemsTable {
   lastSeenAt: Date | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
+}
+
+/** One annotator's seat on an item of an overlap workflow (migrations/0020_overlap.sql). */
+export interface WorkItemSeatsTable {
+  workItemId: number;
+  seat: number;
+  annotatorId: number;
+  assignmentId: number;
+  status: Generated<'open' | 'done'>;
+  taskId: number | null;
+  createdAt: CreatedAt;
+}
+
+export type ConsensusOutcome = 'accepted' | 'adjudication' | 'adjudicated';
+
+/** An item's consensus once every seat is done (migrations/0020_overlap.sql). */
+export interface ItemConsensusTable {
+  workItemId: number;
+  workflowId: number;
+  imageKey: string;
+  agreement: number | null;
+  confidence: number;
+  method: string;
+  result: Json;
+  answers: Json;
+  controls: Json;
+  outcome: ConsensusOutcome;
+  adjudicationItemId: number | null;
+  adjudicatedResult: Json | null;
+  adjudicatorId: number | null;
+  createdAt: CreatedAt;
+  updatedAt: Timestamp;
+}
+
+export interface AgreementControlsTable {
+  workflowId: number;
+  fromName: string;
+  type: string;
+  items: Generated<number>;
+  agreementSum: Generated<number>;
+}
+export interface AgreementCoincidencesTable {
+  workflowId: number;
+  fromName: string;
+  valueA: string;
+  valueB: string;
+  o: Generated<number>;
+}
+export interface AgreementPairsTable {
+  workflowId: number;
+  fromName: string;
+  annotatorA: number;
+  annotatorB: number;
+  items: Generated<number>;
+  similaritySum: Generated<number>;
+}
+export interface AgreementPairLabelsTable {
+  workflowId: number;
+  fromName: string;
+  annotatorA: number;
+  annotatorB: number;
+  labelA: string;
+  labelB: string;
+  n: Generated<number>;
+}
+export interface AgreementAnnotatorsTable {
+  workflowId: number;
+  annotatorId: number;
+  items: Generated<number>;
+  answers: Generated<number>;
+  similaritySum: Generated<number>;
 }
 
 export interface GoldResultsTable {
@@ -424,7 +499,16 @@ export interface WorkflowRejectionCountsTable {
   rejections: number;
 }
 
+/** The installation's identity, one row (migrations/0016_installation.sql, orchestrator/ownership.ts). */
+export interface InstallationTable {
+  singleton: Generated<boolean>;
+  id: string;
+  adoptsUnmarked: boolean;
+  createdAt: Generated<Date>;
+}
+
 export interface Database {
+  installation: InstallationTable;
   adminUsers: AdminUsersTable;
   sessions: SessionsTable;
   loginThrottle: LoginThrottleTable;
@@ -444,6 +528,13 @@ export interface Database {
   annotatorQuality: AnnotatorQualityTable;
   catalogSyncs: CatalogSyncsTable;
   workItems: WorkItemsTable;
+  workItemSeats: WorkItemSeatsTable;
+  itemConsensus: ItemConsensusTable;
+  agreementControls: AgreementControlsTable;
+  agreementCoincidences: AgreementCoincidencesTable;
+  agreementPairs: AgreementPairsTable;
+  agreementPairLabels: AgreementPairLabelsTable;
+  agreementAnnotators: AgreementAnnotatorsTable;
   apiKeys: ApiKeysTable;
   idempotencyKeys: IdempotencyKeysTable;
   webhookSubscriptions: WebhookSubscriptionsTable;

@@ -9,6 +9,14 @@
  * exponential backoff until `maxRestarts`, then the annotator goes to error. A changed spec (image,
  * limits, environment) recreates the instance between batches — at once when the instance is down
  * anyway or when the annotator's login changed (they may need it to finish the batch).
+ *
+ * Drift (issue 10): every observed divergence is repaired by the next decision. A container in any
+ * non-running state (exited, created, paused, dead, being removed, missing) is restarted — during a
+ * start too — and every restart is counted against `maxRestarts` before it is attempted, so one
+ * that keeps failing ends in error instead of being retried forever. A route that is missing or
+ * was edited is written again. After a restart, recreate or route repair the annotator stays
+ * `active` but is not "up" (no url, statusReason says what is happening) until the route answers
+ * again; a statusReason left over from an error or a restart is replaced once all is well.
  */
 import type { AnnotatorStatusValue } from './annotator-status.ts';
 
@@ -17,6 +25,8 @@ export type StartPhase = (typeof START_PHASES)[number];
 
 export type ObservedState = 'running' | 'starting' | 'stopped' | 'failed' | 'missing';
 export type ObservedHealth = 'healthy' | 'unhealthy' | 'unknown';
+/** The instance's route as configured (not probed): as desired, absent, or different from the desired one. */
+export type ObservedRoute = 'ok' | 'missing' | 'changed';
 
 export interface FleetPolicy {
   /** Whole start, seconds. */
@@ -43,7 +53,13 @@ export interface DecisionInput {
     /** Anything of it exists (container or route), even when state is 'missing'. */
     listed: boolean;
     message?: string;
+    /** The configured route; undefined when the backend cannot tell (checked only while running). */
+    route?: ObservedRoute;
   };
+  /** Active: the route answered since the instance was last (re)created; undefined counts as true. */
+  routed?: boolean;
+  /** The annotator's statusReason now (a stale one is replaced once all is well). */
+  statusReason?: string | null;
   /** The hash of the spec the annotator should run now; undefined when not computed. */
   desiredSpecHash?: string;
   /** Probe results for the current phase; undefined when not probed. */
@@ -69,6 +85,9 @@ export type Decision =
   | { action: 'stop-instance'; reason: string; markStopped: boolean }
   | { action: 'restart'; reason: string; count: number; nextRestartAt: number }
   | { action: 'recreate'; reason: string }
+  | { action: 'repair-route'; reason: string }
+  /** Active and answering: mark the route as answering and say so in statusReason. */
+  | { action: 'report-up' }
   | { action: 'reset-restarts' }
   | { action: 'remove-instance'; reason: string }
   | { action: 'cleanup' };
@@ -85,6 +104,39 @@ const isUp = (s: ObservedState) => s === 'running' || s === 'starting';
 const describe = (i: DecisionInput['instance']) =>
   i.state === 'missing' ? 'container is missing' : `container ${i.state}${i.message ? ` (${i.message})` : ''}`;
 
+/**
+ * statusReason prefixes the fleet writes while something is wrong or in progress (annotators-step
+ * writes them); on an active annotator whose instance runs and whose route answers they are stale.
+ */
+export const TRANSIENT_REASON = /^(error|restarting|recreating|repairing):/;
+
+/**
+ * The instance must be brought back (`why` says how it was found): restart now, wait for the
+ * backoff, or give up past maxRestarts. Counted before it is attempted, so a restart that itself
+ * fails still counts.
+ */
+function restartOrGiveUp(input: DecisionInput, why: string, crashLoop = false): Decision {
+  const { now, policy, restarts } = input;
+  if (crashLoop || restarts.count >= policy.maxRestarts) {
+    return { action: 'fail', reason: `${why}; gave up after ${restarts.count} restart(s)` };
+  }
+  if (restarts.nextAt !== null && now < restarts.nextAt) {
+    return { action: 'none', note: `${why}; next restart in ${Math.ceil((restarts.nextAt - now) / 1000)}s` };
+  }
+  const count = restarts.count + 1;
+  return {
+    action: 'restart',
+    reason: `${why}; restart ${count} of ${policy.maxRestarts}`,
+    count,
+    nextRestartAt: now + restartDelaySeconds(count, policy.restartBackoffSeconds) * 1000,
+  };
+}
+
+/** The platform restarting the container by itself this often is a crash loop. */
+const crashLooping = (input: DecisionInput) =>
+  input.instance.state === 'starting' && (input.instance.restartCount ?? 0) >= input.policy.maxRestarts;
+const crashLoopWhy = (input: DecisionInput) => `container keeps crashing (${input.instance.restartCount} restarts by the platform)`;
+
 function decideStarting(input: DecisionInput): Decision {
   const { now, phase, instance, policy } = input;
   const current: StartPhase = phase ?? 'database';
@@ -99,9 +151,8 @@ function decideStarting(input: DecisionInput): Decision {
   if (current === 'container') return { action: 'create-instance', reason: 'start' };
 
   // healthy, token, route: the instance must exist, run and be the wanted one.
-  if (instance.state === 'missing' || instance.state === 'stopped' || instance.state === 'failed') {
-    return { action: 'create-instance', reason: describe(instance) };
-  }
+  if (crashLooping(input)) return restartOrGiveUp(input, crashLoopWhy(input), true);
+  if (!isUp(instance.state)) return restartOrGiveUp(input, describe(instance));
   if (input.desiredSpecHash !== undefined && instance.specHash !== input.desiredSpecHash) {
     return { action: 'create-instance', reason: 'spec changed during the start' };
   }
@@ -121,26 +172,17 @@ function decideStarting(input: DecisionInput): Decision {
 function decideActive(input: DecisionInput): Decision {
   const { now, instance, policy, restarts } = input;
   const down = !isUp(instance.state) || instance.health === 'unhealthy';
-  const crashLoop = instance.state === 'starting' && (instance.restartCount ?? 0) >= policy.maxRestarts;
+  const crashLoop = crashLooping(input);
   if (down || crashLoop) {
     const why = crashLoop
-      ? `container keeps crashing (${instance.restartCount} restarts by the platform)`
+      ? crashLoopWhy(input)
       : instance.health === 'unhealthy' && isUp(instance.state)
         ? 'container is unhealthy'
         : describe(instance);
-    if (crashLoop || restarts.count >= policy.maxRestarts) {
-      return { action: 'fail', reason: `${why}; gave up after ${restarts.count} restart(s)` };
-    }
-    if (restarts.nextAt !== null && now < restarts.nextAt) {
-      return { action: 'none', note: `${why}; next restart in ${Math.ceil((restarts.nextAt - now) / 1000)}s` };
-    }
-    const count = restarts.count + 1;
-    return {
-      action: 'restart',
-      reason: `${why}; restart ${count} of ${policy.maxRestarts}`,
-      count,
-      nextRestartAt: now + restartDelaySeconds(count, policy.restartBackoffSeconds) * 1000,
-    };
+    return restartOrGiveUp(input, why, crashLoop);
+  }
+  if (instance.state === 'running' && (instance.route === 'missing' || instance.route === 'changed')) {
+    return { action: 'repair-route', reason: instance.route === 'missing' ? 'route is missing' : 'route was changed' };
   }
   if (input.desiredSpecHash !== undefined && instance.specHash !== input.desiredSpecHash) {
     if (input.loginOutdated) return { action: 'recreate', reason: "the annotator's password changed" };
@@ -148,6 +190,12 @@ function decideActive(input: DecisionInput): Decision {
       return { action: 'none', note: 'spec changed; recreating after the batch in progress' };
     }
     return { action: 'recreate', reason: 'spec changed (image, limits or environment)' };
+  }
+  if (instance.state === 'running') {
+    if (input.routed === false) {
+      return input.routeOk ? { action: 'report-up' } : { action: 'none', note: 'waiting for the route to answer again' };
+    }
+    if (input.statusReason && TRANSIENT_REASON.test(input.statusReason)) return { action: 'report-up' };
   }
   if (
     restarts.count > 0 &&

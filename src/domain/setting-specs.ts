@@ -72,6 +72,12 @@ export function isTimeZone(zone: unknown): zone is string {
   }
 }
 
+/** A number with the setting's unit: `600 s`, `0.7`. */
+export const withUnit = (spec: SettingSpec, n: number | undefined) => `${n}${spec.unit ? ` ${spec.unit}` : ''}`;
+
+/** The allowed range of a number setting as the settings page shows it: `1–86400 s`. */
+export const rangeText = (spec: SettingSpec) => `${spec.min}–${withUnit(spec, spec.max)}`;
+
 /** Why `value` cannot be stored under `key`, or null when it can. Unknown keys take any JSON. */
 export function checkSettingValue(key: string, value: unknown): string | null {
   if (!isKnownSetting(key)) return null;
@@ -91,8 +97,8 @@ export function checkSettingValue(key: string, value: unknown): string | null {
     case 'integer': {
       if (typeof value !== 'number' || !Number.isFinite(value)) return 'must be a number';
       if (spec.type === 'integer' && !Number.isInteger(value)) return 'must be a whole number';
-      if (spec.min !== undefined && value < spec.min) return `must be at least ${spec.min}${spec.unit ? ` ${spec.unit}` : ''}`;
-      if (spec.max !== undefined && value > spec.max) return `must be at most ${spec.max}${spec.unit ? ` ${spec.unit}` : ''}`;
+      if (spec.min !== undefined && value < spec.min) return `must be at least ${withUnit(spec, spec.min)}`;
+      if (spec.max !== undefined && value > spec.max) return `must be at most ${withUnit(spec, spec.max)}`;
       return null;
     }
   }

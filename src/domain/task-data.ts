@@ -43,12 +43,6 @@ export function withoutReviewControls(result: unknown): Record<string, unknown>[
   );
 }
 
-/** Label Studio's project title (3–50 characters) for a batch: `#<id> · <workflow name>`. */
-export function projectTitle(assignmentId: number, workflowName: string): string {
-  const title = `#${assignmentId} · ${workflowName.replace(/\s+/g, ' ').trim()}`;
-  return (title.length > 50 ? `${title.slice(0, 49).trimEnd()}…` : title).padEnd(3, '.');
-}
-
 /** The key in a batch project's description that finds it again after a crash. */
 export const projectKey = (assignmentId: number) => `[labelfleet:assignment=${assignmentId}]`;
 

@@ -1,13 +1,14 @@
 /**
  * Time arithmetic for monitoring, as pure functions (no I/O): where "today" starts in a time zone,
- * the last N hourly buckets, annotation-time buckets, uptime text and the rounding of rates.
+ * the last N hourly buckets, the time-bucket labels, uptime text and the rounding of rates.
  *
  * Definitions (README "Monitoring" mirrors them):
  * - "today" is the calendar day containing `now` in the configured IANA time zone: the half-open
  *   interval [start of today, start of tomorrow). A day is 23–25 hours long across DST changes,
  *   and starts at the first instant whose local date is that day (01:00 when midnight is skipped).
  * - hourly buckets are whole UTC hours [h, h + 1h); the last one contains `now`.
- * - time buckets split time spent in seconds as [0,10) [10,30) [30,60) [60,∞).
+ * - time buckets split time spent in seconds as [0,10) [10,30) [30,60) [60,∞) — counted in SQL
+ *   (labelfleet_time_bucket); only their labels are here.
  */
 
 const HOUR_MS = 3_600_000;
@@ -118,18 +119,13 @@ export function splitByHour(from: Date, to: Date): { hours: { from: Date; to: Da
   return { hours: { from: hFrom, to: hTo }, edges };
 }
 
+/**
+ * The labels of GET /api/monitoring's timeDistribution, in bucket order. Which bucket a time falls
+ * in is decided in one place, the database (labelfleet_time_bucket, migrations/0018_ingestion.sql:
+ * [0,10) [10,30) [30,60) [60,∞) seconds, negative in the first), as the hourly rollup counts it.
+ */
 export const TIME_BUCKETS = ['0-10s', '10-30s', '30-60s', '60s+'] as const;
 export type TimeBucket = (typeof TIME_BUCKETS)[number];
-/** Upper bounds (exclusive, ms) of the first three buckets; the rollup's SQL uses the same. */
-export const TIME_BUCKET_BOUNDS_MS = [10_000, 30_000, 60_000] as const;
-
-/** The bucket of a time spent: [0,10) [10,30) [30,60) [60,∞) seconds (a negative time counts as 0). */
-export function timeBucket(timeSpentMs: number): TimeBucket {
-  if (timeSpentMs < TIME_BUCKET_BOUNDS_MS[0]) return '0-10s';
-  if (timeSpentMs < TIME_BUCKET_BOUNDS_MS[1]) return '10-30s';
-  if (timeSpentMs < TIME_BUCKET_BOUNDS_MS[2]) return '30-60s';
-  return '60s+';
-}
 
 /**
  * Uptime as text, whole minutes rounded down: "0m", "45m", "4h 32m", "2d 3h 0m".

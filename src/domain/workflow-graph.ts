@@ -120,6 +120,9 @@ export interface WorkflowLinks {
   previousWorkflowId: number | null;
   rejectionMode: RejectionMode;
   rejectionRouteWorkflowId: number | null;
+  /** Overlap: where items below consensusThreshold go (issue 13). */
+  adjudicationWorkflowId?: number | null;
+  consensusThreshold?: number | null;
 }
 
 export interface RuleIssue {
@@ -148,6 +151,12 @@ export function workflowRuleIssues(w: WorkflowLinks, id: number | null): RuleIss
       message: 'a workflow cannot route rejections to itself (route them to an upstream or rework workflow)',
     });
   }
+  if (id !== null && w.adjudicationWorkflowId === id) {
+    issues.push({ field: 'adjudicationWorkflowId', message: 'a workflow cannot adjudicate its own items (name an adjudication workflow)' });
+  }
+  if (w.adjudicationWorkflowId != null && w.consensusThreshold == null) {
+    issues.push({ field: 'consensusThreshold', message: 'is required when adjudicationWorkflowId is set (items below it are adjudicated)' });
+  }
   return issues;
 }
 
@@ -166,6 +175,8 @@ export interface GraphWorkflow extends ChainLink {
   isActive: boolean;
   rejectionMode: RejectionMode;
   rejectionRouteWorkflowId: number | null;
+  /** Overlap: the adjudication workflow (null or absent: none). */
+  adjudicationWorkflowId?: number | null;
   totalAssignments: number;
   completedAssignments: number;
   activeAnnotators: number;
@@ -196,8 +207,8 @@ export interface TerminalNode {
 export interface GraphEdge {
   source: number;
   target: number | string;
-  type: 'chain' | 'rejection';
-  label: 'accept' | 'reject';
+  type: 'chain' | 'rejection' | 'adjudication';
+  label: 'accept' | 'reject' | 'adjudicate';
 }
 
 export const archiveNodeId = (workflowId: number) => `archive-${workflowId}`;
@@ -206,7 +217,8 @@ export const archiveNodeId = (workflowId: number) => `archive-${workflowId}`;
  * The workflow DAG for visualisation. Nodes: every workflow (by id), each followed by its archive
  * terminal when its rejectionMode is 'archive'. Edges, per workflow in id order: the chain edge
  * from its previous workflow (label accept), then its rejection edge (to the route workflow when
- * rejectionMode is 'route_to_workflow', to its archive terminal when 'archive'; label reject).
+ * rejectionMode is 'route_to_workflow', to its archive terminal when 'archive'; label reject),
+ * then its adjudication edge (overlap workflows with adjudicationWorkflowId; label adjudicate).
  * Links to workflows missing from `workflows` are left out.
  */
 export function buildGraph(workflows: readonly GraphWorkflow[]): { nodes: (WorkflowNode | TerminalNode)[]; edges: GraphEdge[] } {
@@ -243,6 +255,9 @@ export function buildGraph(workflows: readonly GraphWorkflow[]): { nodes: (Workf
       ids.has(w.rejectionRouteWorkflowId)
     ) {
       edges.push({ source: w.id, target: w.rejectionRouteWorkflowId, type: 'rejection', label: 'reject' });
+    }
+    if (w.adjudicationWorkflowId != null && ids.has(w.adjudicationWorkflowId)) {
+      edges.push({ source: w.id, target: w.adjudicationWorkflowId, type: 'adjudication', label: 'adjudicate' });
     }
   }
   return { nodes, edges };

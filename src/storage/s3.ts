@@ -1,11 +1,10 @@
 /**
  * S3 for batches: list source prefixes (with continuation, and StartAfter for incremental catalog
  * syncs), put exports, read, copy to the rejection archive, and presigned GET URLs that a Label
- * Studio page can load. Any S3-compatible endpoint works: S3_ENDPOINT plus path-style addressing
+ * Studio page can load (made by @aws-sdk/s3-request-presigner). Any S3-compatible endpoint works: S3_ENDPOINT plus path-style addressing
  * (S3_FORCE_PATH_STYLE, default true) — moto in tests. Credentials come from the AWS SDK's default
  * chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, instance role, ...).
  */
-import { createHash, createHmac } from 'node:crypto';
 import {
   CopyObjectCommand,
   GetObjectCommand,
@@ -14,6 +13,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Config } from '../config.ts';
 import type { Executor } from '../db/index.ts';
 import { getSetting } from '../settings.ts';
@@ -28,12 +28,6 @@ export interface ListPage {
   objects: S3Object[];
   /** Pass back as `continuationToken` for the next page; undefined on the last page. */
   nextToken?: string;
-}
-
-export interface Credentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
 }
 
 export type S3Settings = Pick<Config, 'S3_ENDPOINT' | 'S3_FORCE_PATH_STYLE' | 'AWS_REGION'>;
@@ -67,17 +61,11 @@ const isNotFound = (err: unknown) => {
 
 export class Storage {
   readonly client: S3Client;
-  readonly #endpoint: string | undefined;
-  readonly #pathStyle: boolean;
-  readonly #region: string;
 
   constructor(config: S3Settings) {
-    this.#endpoint = config.S3_ENDPOINT?.replace(/\/+$/, '');
-    this.#pathStyle = config.S3_FORCE_PATH_STYLE;
-    this.#region = config.AWS_REGION;
     this.client = new S3Client({
       region: config.AWS_REGION,
-      endpoint: this.#endpoint,
+      endpoint: config.S3_ENDPOINT?.replace(/\/+$/, ''),
       forcePathStyle: config.S3_FORCE_PATH_STYLE,
       // Only send/validate checksums when an operation requires them: S3-compatible endpoints
       // (older MinIO, moto) reject or ignore the newer default CRC headers.
@@ -168,76 +156,19 @@ export class Storage {
     );
   }
 
-  /** The base URL objects are addressed under (path-style or virtual-hosted). */
-  objectUrl(bucket: string, key: string): URL {
-    const encodedKey = key.split('/').map(uriEncode).join('/');
-    if (this.#endpoint) {
-      const base = new URL(this.#endpoint);
-      if (this.#pathStyle) return new URL(`${base.origin}${base.pathname.replace(/\/$/, '')}/${bucket}/${encodedKey}`);
-      return new URL(`${base.protocol}//${bucket}.${base.host}/${encodedKey}`);
-    }
-    const host = this.#region === 'us-east-1' ? 's3.amazonaws.com' : `s3.${this.#region}.amazonaws.com`;
-    return this.#pathStyle ? new URL(`https://${host}/${bucket}/${encodedKey}`) : new URL(`https://${bucket}.${host}/${encodedKey}`);
-  }
-
-  /** A presigned GET URL (SigV4 query signing), valid for `expiresInSeconds` (≤ 7 days). */
-  async presignGet(bucket: string, key: string, expiresInSeconds: number): Promise<string> {
-    const credentials = await this.client.config.credentials();
-    return presignUrl({
-      url: this.objectUrl(bucket, key),
-      region: this.#region,
-      credentials,
-      expiresInSeconds,
-    });
+  /**
+   * A presigned GET URL for the object, valid for `expiresInSeconds` (clamped to 1 s … 7 days,
+   * S3's limit for SigV4 query signing), made by @aws-sdk/s3-request-presigner with this client's
+   * endpoint, addressing style, region and credentials. `signingDate` is for tests.
+   */
+  async presignGet(bucket: string, key: string, expiresInSeconds: number, opts: { signingDate?: Date } = {}): Promise<string> {
+    const expiresIn = Math.max(1, Math.min(MAX_PRESIGN_SECONDS, Math.floor(expiresInSeconds)));
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn, signingDate: opts.signingDate });
   }
 }
 
-/** RFC 3986 encoding as SigV4 wants it (unreserved characters kept, everything else %XX). */
-export function uriEncode(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data, 'utf8').digest();
-const sha256hex = (data: string) => createHash('sha256').update(data, 'utf8').digest('hex');
-
+/** S3's longest lifetime of a SigV4-presigned URL: 7 days. */
 export const MAX_PRESIGN_SECONDS = 7 * 24 * 3600;
-
-/**
- * Presigns a GET of `url` (already addressed and path-encoded) with AWS Signature Version 4 in
- * the query string, UNSIGNED-PAYLOAD, signing only the host header — what S3 expects of a
- * presigned URL. Checked against AWS's published example in test/unit/s3-presign.test.ts.
- */
-export function presignUrl(opts: {
-  url: URL;
-  region: string;
-  credentials: Credentials;
-  expiresInSeconds: number;
-  now?: Date;
-}): string {
-  const now = opts.now ?? new Date();
-  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  const day = amzDate.slice(0, 8);
-  const scope = `${day}/${opts.region}/s3/aws4_request`;
-  const expires = Math.max(1, Math.min(MAX_PRESIGN_SECONDS, Math.floor(opts.expiresInSeconds)));
-  const query: [string, string][] = [
-    ['X-Amz-Algorithm', 'AWS4-HMAC-SHA256'],
-    ['X-Amz-Credential', `${opts.credentials.accessKeyId}/${scope}`],
-    ['X-Amz-Date', amzDate],
-    ['X-Amz-Expires', String(expires)],
-    ['X-Amz-SignedHeaders', 'host'],
-  ];
-  if (opts.credentials.sessionToken) query.push(['X-Amz-Security-Token', opts.credentials.sessionToken]);
-  const canonicalQuery = query
-    .map(([k, v]) => [uriEncode(k), uriEncode(v)] as const)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => `${k}=${v}`)
-    .join('&');
-  const canonicalRequest = ['GET', opts.url.pathname, canonicalQuery, `host:${opts.url.host}\n`, 'host', 'UNSIGNED-PAYLOAD'].join('\n');
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256hex(canonicalRequest)].join('\n');
-  const signingKey = hmac(hmac(hmac(hmac(`AWS4${opts.credentials.secretAccessKey}`, day), opts.region), 's3'), 'aws4_request');
-  const signature = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
-  return `${opts.url.origin}${opts.url.pathname}?${canonicalQuery}&X-Amz-Signature=${signature}`;
-}
 
 /** Joins a workflow path (a prefix inside the bucket) and a name: 'exports/x' + 'a.json' → 'exports/x/a.json'. */
 export function joinKey(prefix: string, name: string): string {

@@ -5,7 +5,7 @@
  * routes and databases (design.md, "Handlers record facts").
  */
 import { sql } from 'kysely';
-import type { Executor } from '../db/index.ts';
+import { LOCKS, type Executor } from '../db/index.ts';
 import type { Annotator, AnnotatorStatus } from '../db/types.ts';
 import { canTransition } from '../domain/annotator-status.ts';
 import { subdomainBase, subdomainCandidates } from '../domain/subdomain.ts';
@@ -211,13 +211,17 @@ async function freeSubdomain(db: Executor, base: string): Promise<string> {
 }
 
 /**
- * Inserts one annotator with a subdomain derived from its name. Another transaction may take the
- * same subdomain between our probe and our insert: the partial unique index then fails the
- * insert, we roll back to a savepoint and probe again (the new row is visible by then).
+ * Inserts one annotator with a subdomain derived from its name. The caller holds the allocation
+ * lock of its base (lockSubdomainBases), so no other transaction allocates from the same base
+ * until ours commits, and the probe sees every committed name. A name from another base can still
+ * collide (base "anna" probing "anna-2" while someone is named "Anna 2"): the partial unique index
+ * then fails the insert — only after the other transaction committed, so the next probe sees its
+ * row — and we roll back to a savepoint and probe again. Each retry is one more committed name:
+ * the loop ends.
  */
 async function insertAnnotator(trx: Executor, input: AnnotatorInput): Promise<Annotator> {
   const base = subdomainBase(input.name);
-  for (let attempt = 1; attempt <= 8; attempt++) {
+  for (let attempt = 1; attempt <= 1_000; attempt++) {
     const subdomain = await freeSubdomain(trx, base);
     await sql`SAVEPOINT annotator_insert`.execute(trx);
     try {
@@ -246,6 +250,19 @@ async function insertAnnotator(trx: Executor, input: AnnotatorInput): Promise<An
 }
 
 /**
+ * Takes the transaction's allocation lock of every base label (pg_advisory_xact_lock, key pair
+ * LOCKS.subdomain × hashtext(base)), in key order so two batches naming the same people in another
+ * order never deadlock. Why: without it, concurrent creates of one base all probe before any
+ * commits, pick the same candidate, and all but one retry — 30 at once exhaust any retry bound.
+ * Held until commit; creates from other bases do not wait.
+ */
+async function lockSubdomainBases(trx: Executor, bases: readonly string[]): Promise<void> {
+  await sql`
+    SELECT pg_advisory_xact_lock(${LOCKS.subdomain}::int, h)
+      FROM (SELECT DISTINCT hashtext(b) AS h FROM unnest(${[...new Set(bases)]}::text[]) AS b ORDER BY 1) AS keys`.execute(trx);
+}
+
+/**
  * Creates annotators (status `created`) in the caller's transaction, all or nothing: every role
  * must exist (400), no two emails in the batch may match case-insensitively (409) and none may
  * belong to a live annotator (409). Returns the rows in input order.
@@ -262,6 +279,10 @@ export async function createAnnotators(trx: Executor, inputs: readonly Annotator
   await assertEmailsFree(
     trx,
     inputs.map((a) => a.email),
+  );
+  await lockSubdomainBases(
+    trx,
+    inputs.map((a) => subdomainBase(a.name)),
   );
   const rows: Annotator[] = [];
   for (const input of inputs) {

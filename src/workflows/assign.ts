@@ -57,7 +57,7 @@ export interface QueuedItem {
 }
 
 interface ClaimSpec {
-  workflow: Pick<Workflow, 'id' | 'shuffleImages'>;
+  workflow: Pick<Workflow, 'id' | 'shuffleImages' | 'overlap'>;
   annotatorId: number;
   /** How many items to take. */
   want: number;
@@ -65,6 +65,19 @@ interface ClaimSpec {
   start: number;
   /** Items this transaction already holds, not to be taken again. */
   locked: number[];
+}
+
+/**
+ * Overlap k > 1 (work_item_seats, migrations/0020_overlap.sql): a queued item may be taken while
+ * it has a free seat and the annotator holds none of its seats. Those rows are locked (FOR UPDATE)
+ * before a seat is written, so two reservations never seat the same item at once; a stale read
+ * under READ COMMITTED is caught by the seats' unique keys (item × seat, item × annotator) and the
+ * reservation retried (assignBatch). Overlap 1 adds nothing: today's statement exactly.
+ */
+function seatFree(overlap: number, annotatorId: number) {
+  if (overlap <= 1) return sql``;
+  return sql` AND NOT EXISTS (SELECT 1 FROM work_item_seats s WHERE s.work_item_id = work_items.id AND s.annotator_id = ${annotatorId})
+    AND (SELECT count(*) FROM work_item_seats s WHERE s.work_item_id = work_items.id) < ${overlap}`;
 }
 
 /**
@@ -82,7 +95,7 @@ interface ClaimSpec {
  */
 function claimCtes({ workflow, annotatorId, want, start, locked }: ClaimSpec) {
   const w = workflow.id;
-  const queued = sql`workflow_id = ${w} AND status = 'queued' AND id <> ALL(${locked}::bigint[])`;
+  const queued = sql`workflow_id = ${w} AND status = 'queued' AND id <> ALL(${locked}::bigint[])${seatFree(workflow.overlap, annotatorId)}`;
   // What the parts before this one took: the next part locks at most the rest.
   const rest = (...before: string[]) =>
     sql`greatest(${want}::int ${sql.join(
@@ -148,6 +161,8 @@ export async function claimItems(trx: Tx, spec: Omit<ClaimSpec, 'locked'>): Prom
 interface BatchPlan {
   workflowId: number;
   annotatorId: number;
+  /** The workflow's overlap: above 1, items are seated instead of reserved (seatCtes). */
+  overlap: number;
   /** Real items in key order (unshuffled workflow) rather than in the order they were taken. */
   keyOrder: boolean;
   gold: { id: number; s3ImageKey: string }[];
@@ -155,7 +170,7 @@ interface BatchPlan {
 }
 
 function planBatch(
-  workflow: Pick<AssignWorkflow, 'id' | 'shuffleImages'>,
+  workflow: Pick<AssignWorkflow, 'id' | 'shuffleImages' | 'overlap'>,
   annotatorId: number,
   mix: { real: number; gold: number },
   gold: AssignContext['gold'],
@@ -165,6 +180,7 @@ function planBatch(
   return {
     workflowId: workflow.id,
     annotatorId,
+    overlap: workflow.overlap,
     keyOrder: !workflow.shuffleImages,
     gold: picked,
     layout: batchLayout(mix.real, picked.length, workflow.shuffleImages, random),
@@ -186,9 +202,9 @@ function writeCtes(plan: BatchPlan) {
       SELECT ${plan.workflowId}, ${plan.annotatorId}, ${total}, ${layout.goldSlots.length}, 'pending', now()
        WHERE EXISTS (SELECT 1 FROM fill)
       RETURNING *),
-    items AS (
+    ${plan.overlap > 1 ? seatCtes(plan) : sql`items AS (
       UPDATE work_items SET status = 'reserved', assignment_id = a.id, updated_at = now()
-        FROM a, fill WHERE work_items.id = fill.id),
+        FROM a, fill WHERE work_items.id = fill.id)`},
     routed AS (
       -- A routed rejection's item has found its batch.
       UPDATE rejections SET routed_to_assignment_id = a.id
@@ -201,6 +217,28 @@ function writeCtes(plan: BatchPlan) {
       SELECT a.id, g.key, NULL, g.id, true, g.slot, now()
         FROM a, unnest(${plan.gold.map((g) => g.s3ImageKey)}::text[], ${plan.gold.map((g) => g.id)}::int[], ${layout.goldSlots}::int[])
              AS g (key, id, slot))`;
+}
+
+/**
+ * Overlap k > 1: each item gets the annotator's seat (the lowest free seat number) instead of the
+ * batch; it stays queued while seats remain and is 'reserved' (no assignment_id: it is in several
+ * batches) once the last one is taken. Counts read the statement's snapshot, taken before this
+ * seat: the item rows are locked, so no other seat appeared since except through a stale read,
+ * which the seats' primary key refuses.
+ */
+function seatCtes(plan: BatchPlan) {
+  return sql`items AS (
+      UPDATE work_items SET status = CASE WHEN (SELECT count(*) FROM work_item_seats s WHERE s.work_item_id = work_items.id) + 1 >= ${plan.overlap}
+                                          THEN 'reserved' ELSE 'queued' END,
+                            updated_at = now()
+        FROM a, fill WHERE work_items.id = fill.id),
+    seats AS (
+      INSERT INTO work_item_seats (work_item_id, seat, annotator_id, assignment_id)
+      SELECT fill.id,
+             (SELECT min(n) FROM generate_series(1, ${plan.overlap}::int) AS n
+               WHERE n NOT IN (SELECT seat FROM work_item_seats s WHERE s.work_item_id = fill.id)),
+             a.annotator_id, a.id
+        FROM a, fill)`;
 }
 
 /** The order real items fill their slots: as taken (shuffled workflow) or by key, byte order. */
@@ -238,7 +276,7 @@ async function reserveFull(db: Executor, plan: BatchPlan, claim: Omit<ClaimSpec,
 /** The workflow columns a reservation reads. */
 type AssignWorkflow = Pick<
   Workflow,
-  'id' | 'roleId' | 'labelingConfigId' | 'isActive' | 'maxProjects' | 'imagesPerProject' | 'goldStandardRate' | 'shuffleImages'
+  'id' | 'roleId' | 'labelingConfigId' | 'isActive' | 'maxProjects' | 'imagesPerProject' | 'goldStandardRate' | 'shuffleImages' | 'overlap'
 >;
 
 interface AssignContext {
@@ -269,7 +307,7 @@ async function readContext(db: Executor, workflowId: number, annotatorId: number
     }
   >`
     SELECT w.id, w.role_id, w.labeling_config_id, w.is_active, w.max_projects, w.images_per_project,
-           w.gold_standard_rate, w.shuffle_images,
+           w.gold_standard_rate, w.shuffle_images, w.overlap,
            a.status AS annotator_status, a.role_id AS annotator_role_id,
            (SELECT count(*)::int FROM assignments
              WHERE annotator_id = ${annotatorId} AND workflow_id = ${workflowId}
@@ -407,6 +445,10 @@ export async function hasQueuedItems(db: Executor, workflowId: number, annotator
     .where('workflowId', '=', workflowId)
     .where('status', '=', 'queued')
     .where((eb) => eb.or([eb('targetAnnotatorId', 'is', null), eb('targetAnnotatorId', '=', annotatorId)]))
+    // Overlap: an item this annotator already holds a seat on is not work for them.
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('workItemSeats as s').select('s.seat').whereRef('s.workItemId', '=', 'workItems.id').where('s.annotatorId', '=', annotatorId))),
+    )
     .limit(1)
     .executeTakeFirst();
   return !!row;

@@ -20,9 +20,10 @@
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Annotator, Assignment } from '../db/types.ts';
-import { configNames, predictionFor, projectKey, projectTitle, taskDataKey } from '../domain/task-data.ts';
+import { configNames, predictionFor, projectKey, taskDataKey } from '../domain/task-data.ts';
 import { LabelStudioError, type LabelStudioClient, type LsImportTask, type LsTask } from '../labelstudio/client.ts';
 import { currentWebhookSecret, InstanceUnavailable, labelStudioFor } from '../labelstudio/instances.ts';
+import { importChunks, importTask, projectPayload } from '../labelstudio/limits.ts';
 import { getSetting } from '../settings.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
 import { emitBatchFailed } from '../outbound/events.ts';
@@ -94,11 +95,7 @@ async function ensureProject(ctx: AppContext, client: LabelStudioClient, a: Assi
   const id =
     found?.id ??
     (
-      await client.createProject({
-        title: projectTitle(a.id, workflowName),
-        description: `LabelFleet batch ${a.id} of workflow "${workflowName}" (${taskCount} tasks).\n${projectKey(a.id)}`,
-        label_config: configXml,
-      })
+      await client.createProject(projectPayload({ assignmentId: a.id, workflowName, taskCount, configXml }))
     ).id;
   await ctx.database.db.updateTable('assignments').set({ lsProjectId: id, updatedAt: new Date() }).where('id', '=', a.id).execute();
   return id;
@@ -214,23 +211,30 @@ async function importTasks(ctx: AppContext, client: LabelStudioClient, assignmen
   const names = configNames(configXml);
   const payload: LsImportTask[] = [];
   for (const t of missing) {
-    const entry: LsImportTask = {
-      data: { [dataKey]: await storage.presignGet(bucket, t.s3ImageKey, ttl) },
-      meta: { labelfleet: { task: t.id } },
-    };
-    const prediction = predictionFor(t.prediction, names);
-    if (prediction.length) entry.predictions = [{ model_version: 'labelfleet-upstream', result: prediction }];
-    payload.push(entry);
+    payload.push(
+      importTask({
+        dataKey,
+        imageUrl: await storage.presignGet(bucket, t.s3ImageKey, ttl),
+        fleetTaskId: t.id,
+        prediction: predictionFor(t.prediction, names),
+      }),
+    );
   }
-  const res = await client.importTasks(projectId, payload);
-  const ids = res.task_ids ?? [];
-  if (ids.length !== missing.length) {
-    throw new Error(`Label Studio imported ${res.task_count} tasks (ids: ${ids.length}) for ${missing.length} sent`);
+  // In chunks within Label Studio's request limit; each chunk's ids are recorded at once, so a
+  // failure in a later chunk leaves the earlier ones found by meta on the retry.
+  let sent = 0;
+  for (const chunk of importChunks(payload)) {
+    const res = await client.importTasks(projectId, chunk);
+    const ids = res.task_ids ?? [];
+    if (ids.length !== chunk.length) {
+      throw new Error(`Label Studio imported ${res.task_count} tasks (ids: ${ids.length}) for ${chunk.length} sent`);
+    }
+    await recordLsTaskIds(
+      ctx,
+      missing.slice(sent, sent + chunk.length).map((t, i) => ({ id: t.id, lsTaskId: ids[i]! })),
+    );
+    sent += chunk.length;
   }
-  await recordLsTaskIds(
-    ctx,
-    missing.map((t, i) => ({ id: t.id, lsTaskId: ids[i]! })),
-  );
 }
 
 async function recordLsTaskIds(ctx: AppContext, rows: { id: number; lsTaskId: number }[]) {

@@ -15,8 +15,8 @@
  * every annotator whose gold results changed since their last check (annotator_quality.needs_check,
  * set by a trigger on gold_results) or whose check used other settings than the current ones.
  */
-import { sql } from 'kysely';
 import type { Db, Executor, Tx } from '../db/index.ts';
+import { meanAccuracy } from '../db/accuracy.ts';
 import { SETTING_DEFAULTS } from '../settings.ts';
 import { emitAnnotatorFlagged } from '../outbound/events.ts';
 
@@ -108,7 +108,7 @@ export async function evaluateQuality(
     .select([
       'evaluationCount',
       'flagged',
-      sql<number | null>`round(score_sum / nullif(evaluation_count, 0), 4)::float8`.as('accuracy'),
+      meanAccuracy('annotator_quality').as('accuracy'),
     ])
     .where('annotatorId', '=', annotatorId)
     .forUpdate()

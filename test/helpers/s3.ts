@@ -8,6 +8,8 @@ import { storageFor, type Storage } from '../../src/storage/s3.ts';
 import { testEnv } from './env.ts';
 
 export function s3TestEnv(): Record<string, string> {
+  // Explicit credentials and endpoint; the SDK never asks an instance-metadata address.
+  process.env.AWS_EC2_METADATA_DISABLED = 'true';
   process.env.AWS_ACCESS_KEY_ID ??= testEnv('AWS_ACCESS_KEY_ID', 'test');
   process.env.AWS_SECRET_ACCESS_KEY ??= testEnv('AWS_SECRET_ACCESS_KEY', 'test');
   return { S3_ENDPOINT: testEnv('AWS_ENDPOINT_URL'), S3_FORCE_PATH_STYLE: 'true', AWS_REGION: testEnv('AWS_REGION', 'us-east-1') };

@@ -134,6 +134,28 @@ describe('the console in Chromium', () => {
     ids.role = role.id;
   });
 
+  it('edits a role on its own page: a bad colour at its field, then the saved description in the list', LONG, async () => {
+    await page.goto(`${base}/roles`);
+    await page.getByRole('link', { name: 'Edit role Labeler' }).click();
+    await page.waitForURL(`${base}/roles/${ids.role}`);
+    const form = page.getByRole('form', { name: 'Edit Labeler' });
+    await expect(form.getByLabel('Colour').inputValue()).resolves.toBe('#3B82F6');
+    await form.getByLabel('Colour').fill('#12345');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await page.waitForFunction(() => document.querySelector('[data-error-for="color"]')?.textContent?.includes('hex colour'));
+    await form.getByLabel('Colour').fill('#10B981');
+    await form.getByLabel('Description').fill('Draws boxes <b>fast</b>');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await page.locator('[data-toast]', { hasText: 'Saved.' }).waitFor();
+    const role = await t.db.selectFrom('roles').selectAll().where('id', '=', ids.role).executeTakeFirstOrThrow();
+    expect([role.name, role.color, role.description]).toEqual(['Labeler', '#10B981', 'Draws boxes <b>fast</b>']);
+    // Unused, so it can be deleted here; a role in use cannot (the seeded reviewer role).
+    await expect(page.getByRole('button', { name: 'Delete role Labeler' }).isEnabled()).resolves.toBe(true);
+    await page.goto(`${base}/roles`);
+    await expect(page.getByRole('button', { name: 'Delete role reviewer' }).isDisabled()).resolves.toBe(true);
+    await expect(page.locator('#roles tr', { hasText: 'Labeler' }).locator('td.wrap').textContent()).resolves.toBe('Draws boxes <b>fast</b>');
+  });
+
   it('creates a labeling config; an XML error appears at the field with its line and column', LONG, async () => {
     await page.goto(`${base}/labeling-configs/new`);
     await page.locator('#f-name').fill('Cats and dogs');
@@ -395,6 +417,7 @@ describe('every page', () => {
     '/gold-tasks',
     '/gold-tasks/new',
     '/roles',
+    `/roles/${ids.role}`,
     '/events',
     '/settings',
   ];

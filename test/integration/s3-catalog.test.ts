@@ -3,6 +3,7 @@
  */
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { keyProblem } from '../../src/domain/object-keys.ts';
 import type { Storage } from '../../src/storage/s3.ts';
 import { syncCatalog } from '../../src/workflows/catalog.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
@@ -63,6 +64,60 @@ describe('S3 storage', () => {
     const res = await fetch(url);
     expect(res.status).toBe(200);
     expect(Buffer.from(await res.arrayBuffer()).equals(PNG_1PX)).toBe(true);
+  });
+
+  it('every key the catalog accepts is fetched byte-for-byte through its presigned URL', async () => {
+    // Look-alike pairs sit next to each other, so a URL that reached the wrong one would show.
+    const awkward = [
+      'k/plain.png',
+      'k/with space.png',
+      'k/with%20space.png',
+      'k/plus+sign.png',
+      'k/plus sign.png',
+      'k/percent%.png',
+      'k/percent%25.png',
+      'k/%zz.png',
+      'k/%2e%2e/encoded-dots.png',
+      'k/hash#frag.png',
+      'k/hash',
+      'k/question?q=1.png',
+      'k/question',
+      'k/back\\slash.png',
+      'k/back/slash.png',
+      'k//double.png',
+      '/k/leading-slash.png',
+      'k/leading-slash.png',
+      'k/trailing-dot.',
+      'k/trailing-dot',
+      'k/...png',
+      'k/.x/y.png',
+      "k/~!$&'()*,;=:@.png",
+      'k/é.png', // NFC
+      'k/e\u0301.png', // NFD: another key
+      'k/😀.png',
+      'k/👨‍👩‍👧‍👦.png',
+      'k/שלום.png',
+      'k/\u200bzero-width.png',
+      'k/中文.png',
+    ];
+    expect(awkward.filter((k) => keyProblem(k) !== null)).toEqual([]);
+    const body = (i: number) => Buffer.concat([PNG_1PX, Buffer.from(`#${i}`)]);
+    await Promise.all(awkward.map((k, i) => storage.put(bucket, k, body(i), { contentType: 'image/png' })));
+    for (const [i, key] of awkward.entries()) {
+      const res = await fetch(await storage.presignGet(bucket, key, 600));
+      expect(res.status, key).toBe(200);
+      expect(Buffer.from(await res.arrayBuffer()).equals(body(i)), key).toBe(true);
+    }
+  });
+
+  it('dot segments are why such keys are skipped: their presigned URL loads another object', async () => {
+    await storage.put(bucket, 'dots/a/../b.png', 'the object named a/../b.png');
+    await storage.put(bucket, 'dots/b.png', 'the object named b.png');
+    await storage.put(bucket, 'dots/./c.png', 'the object named ./c.png');
+    await storage.put(bucket, 'dots/c.png', 'the object named c.png');
+    expect(keyProblem('dots/a/../b.png')).toBe('dot_segment');
+    expect(await (await fetch(await storage.presignGet(bucket, 'dots/a/../b.png', 600))).text()).toBe('the object named b.png');
+    expect(await (await fetch(await storage.presignGet(bucket, 'dots/./c.png', 600))).text()).toBe('the object named c.png');
   });
 });
 

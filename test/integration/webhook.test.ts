@@ -160,6 +160,45 @@ describe('webhook: malformed payloads', () => {
     expect((await taskState(b.real[0]!)).status).toBe('open');
   });
 
+  it('answers 400 naming the field for timestamps, numbers and text the database would refuse', async () => {
+    const b = await batch(1);
+    const good = payload('ANNOTATION_CREATED', b, b.real[0]!);
+    const before = await eventCount();
+    const ann = (over: Record<string, unknown>) => ({ ...good, annotation: { ...good.annotation, ...over } });
+    const cases: [unknown, (string | number)[]][] = [
+      [ann({ updated_at: '2024-06-31T00:00:00Z' }), ['annotation', 'updated_at']],
+      [ann({ updated_at: '2026-02-30T00:00:00Z' }), ['annotation', 'updated_at']],
+      [ann({ created_at: '10000-01-01T00:00:00Z' }), ['annotation', 'created_at']],
+      [ann({ updated_at: 1767323045 }), ['annotation', 'updated_at']],
+      [ann({ updated_at: '1767323045' }), ['annotation', 'updated_at']],
+      [ann({ updated_at: '2026-01-02T24:00:00Z' }), ['annotation', 'updated_at']],
+      [ann({ id: 2_147_483_648 }), ['annotation', 'id']],
+      [ann({ task: 1e20 }), ['annotation', 'task']],
+      [ann({ lead_time: -3 }), ['annotation', 'lead_time']],
+      [ann({ lead_time: 1e300 }), ['annotation', 'lead_time']],
+      [ann({ result: [{ from_name: 'note', type: 'textarea', value: { text: ['a\u0000b'] } }] }), ['annotation', 'result']],
+      [{ ...good, project: { id: 3_000_000_000 } }, ['project', 'id']],
+      [{ action: 'ANNOTATIONS_DELETED', annotations: [{ id: 1 }, { id: 2 ** 31 }], project: { id: b.lsProjectId } }, ['annotations', 1, 'id']],
+    ];
+    for (const [body, path] of cases) {
+      const res = await post(body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(res.body.error).toBe('Validation failed');
+      expect(res.body.details, JSON.stringify(body)).toEqual(expect.arrayContaining([expect.objectContaining({ path })]));
+    }
+    expect(await eventCount()).toBe(before);
+    expect((await taskState(b.real[0]!)).status).toBe('open');
+  });
+
+  it('stores a timestamp without a zone as UTC, and offsets as the instant they name', async () => {
+    const b = await batch(2);
+    const naive = payload('ANNOTATION_CREATED', b, b.real[0]!, { updated_at: '2026-05-01T10:00:00.000001' });
+    const offset = payload('ANNOTATION_CREATED', b, b.real[1]!, { updated_at: '2026-05-01T10:00:00+05:30' });
+    for (const body of [naive, offset]) expect((await post(body)).body).toEqual({ ok: true });
+    expect(new Date((await taskState(b.real[0]!)).lsAnnotationUpdatedAt!).toISOString()).toBe('2026-05-01T10:00:00.000Z');
+    expect(new Date((await taskState(b.real[1]!)).lsAnnotationUpdatedAt!).toISOString()).toBe('2026-05-01T04:30:00.000Z');
+  });
+
   it('acknowledges actions it does not handle without recording them', async () => {
     const before = await eventCount();
     expect((await post({ action: 'PROJECT_UPDATED', project: { id: 1 } })).body).toEqual({ ok: true });
@@ -319,5 +358,124 @@ describe('webhook: ingestion', () => {
     await post(created);
     expect((await post({ ...created, action: 'ANNOTATION_DELETED' })).body).toEqual({ ok: true });
     expect((await taskState(b.real[0]!)).status).toBe('open');
+  });
+});
+
+describe('webhook: deletions are set-based', () => {
+  it('handles one ANNOTATIONS_DELETED with 10,000 ids in one short transaction, without holding up the annotator’s other webhooks', async () => {
+    const b = await batch(4, 1);
+    const held: number[] = [];
+    for (const lsTaskId of [b.real[0]!, b.real[1]!, b.gold[0]!]) {
+      const body = payload('ANNOTATION_CREATED', b, lsTaskId);
+      await post(body);
+      held.push(body.annotation.id);
+    }
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(3);
+    expect(await t.db.selectFrom('goldResults').select('id').where('assignmentId', '=', b.assignmentId).execute()).toHaveLength(1);
+    const before = await eventCount();
+    // 10,000 ids: three that hold tasks of ours, the rest unknown here (another project's, or long gone).
+    const ids = [...held, ...Array.from({ length: 9_997 }, (_, i) => 50_000_000 + i)];
+    const del = { action: 'ANNOTATIONS_DELETED', annotations: ids.map((id) => ({ id })), project: { id: b.lsProjectId } };
+
+    // While it runs, the same annotator submits another task: its webhook must not wait for the deletion.
+    const started = performance.now();
+    const deletion = post(del).then((r) => ({ r, ms: performance.now() - started }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const t0 = performance.now();
+    const other = await post(payload('ANNOTATION_CREATED', b, b.real[3]!));
+    const otherMs = performance.now() - t0;
+    const { r, ms } = await deletion;
+    console.log(`ANNOTATIONS_DELETED with 10,000 ids: ${ms.toFixed(0)} ms; a concurrent webhook of the same annotator: ${otherMs.toFixed(0)} ms`);
+    expect(r.status).toBe(200);
+    expect(other.status).toBe(200);
+    // Generous bounds for a busy machine; the figures themselves are in the report and README.
+    expect(ms).toBeLessThan(10_000);
+    expect(otherMs).toBeLessThan(10_000);
+
+    expect(await eventCount()).toBe(before + 10_000 + 1);
+    for (const lsTaskId of [b.real[0]!, b.real[1]!, b.gold[0]!]) expect((await taskState(lsTaskId)).status).toBe('open');
+    expect((await taskState(b.real[3]!)).status).toBe('annotated');
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+    expect(await t.db.selectFrom('goldResults').select('id').where('assignmentId', '=', b.assignmentId).execute()).toHaveLength(0);
+    // The tombstones of the three carry their batch; a repeat records and changes nothing.
+    const tomb = await t.db.selectFrom('annotationEvents').select(['lsAnnotationId', 'assignmentId']).where('eventType', '=', 'annotation_deleted').where('lsAnnotationId', 'in', held).execute();
+    expect(tomb.map((e) => e.assignmentId)).toEqual([b.assignmentId, b.assignmentId, b.assignmentId]);
+    expect((await post(del)).status).toBe(200);
+    expect(await eventCount()).toBe(before + 10_001);
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+  });
+
+  it('reopens tasks across batches once each, and a duplicate id in the list counts once', async () => {
+    const b1 = await batch(2);
+    const b2 = await batch(2);
+    const c1 = payload('ANNOTATION_CREATED', b1, b1.real[0]!);
+    const c2 = payload('ANNOTATION_CREATED', b2, b2.real[0]!);
+    const c3 = payload('ANNOTATION_CREATED', b2, b2.real[1]!);
+    for (const c of [c1, c2, c3]) await post(c);
+    // No project: a Label Studio that sends the ids alone still finds the tasks of this annotator.
+    const ids = [c1.annotation.id, c2.annotation.id, c3.annotation.id, c2.annotation.id];
+    expect((await post({ action: 'ANNOTATIONS_DELETED', annotations: ids.map((id) => ({ id })) })).body).toEqual({ ok: true });
+    expect((await assignmentState(b1.assignmentId)).completedCount).toBe(0);
+    expect((await assignmentState(b2.assignmentId)).completedCount).toBe(0);
+    expect(await t.db.selectFrom('annotationEvents').select('id').where('eventType', '=', 'annotation_deleted').where('lsAnnotationId', 'in', ids).execute()).toHaveLength(3);
+  });
+
+  it('lets the task take an older annotation that survives the deleted newer one', async () => {
+    const b = await batch(1);
+    const task = b.real[0]!;
+    const older = payload('ANNOTATION_CREATED', b, task, { result: choice('cat'), updated_at: '2026-06-01T10:00:00Z' });
+    const newer = payload('ANNOTATION_CREATED', b, task, { result: choice('dog'), updated_at: '2026-06-01T11:00:00Z' });
+    await post(older);
+    await post(newer);
+    expect((await taskState(task)).result).toEqual(choice('dog'));
+    await post({ action: 'ANNOTATIONS_DELETED', annotations: [{ id: newer.annotation.id }], project: { id: b.lsProjectId } });
+    expect((await taskState(task)).lsAnnotationUpdatedAt).toBeNull();
+    // The surviving older annotation, delivered again (an update, or found by the comparison), counts.
+    await post({ ...older, action: 'ANNOTATION_UPDATED' });
+    expect(await taskState(task)).toMatchObject({ status: 'annotated', result: choice('cat'), lsAnnotationId: older.annotation.id });
+    expect((await assignmentState(b.assignmentId)).completedCount).toBe(1);
+  });
+});
+
+describe('webhook: review decisions, as the one implementation records them', () => {
+  const review = (decision: string, reason?: string) => [
+    { from_name: 'review_decision', to_name: 'image', type: 'choices', value: { choices: [decision] } },
+    ...(reason ? [{ from_name: 'review_reason', to_name: 'image', type: 'textarea', value: { text: [reason] } }] : []),
+  ];
+
+  it('takes the newest decision until it is applied, then keeps it final', async () => {
+    const b = await batch(1);
+    const task = b.real[0]!;
+    const id = ++annotationId;
+    await post(payload('ANNOTATION_CREATED', b, task, { id, result: review('reject', 'blurry'), updated_at: '2026-07-01T10:00:00Z' }));
+    expect(await taskState(task)).toMatchObject({ reviewDecision: 'reject', reviewReason: 'blurry' });
+    await post(payload('ANNOTATION_UPDATED', b, task, { id, result: review('accept'), updated_at: '2026-07-01T10:01:00Z' }));
+    expect(await taskState(task)).toMatchObject({ reviewDecision: 'accept', reviewReason: null });
+
+    wakes.length = 0;
+    await t.db.updateTable('assignmentTasks').set({ reviewAppliedAt: new Date() }).where('lsTaskId', '=', task).execute();
+    await post(payload('ANNOTATION_UPDATED', b, task, { id, result: review('reject', 'late change'), updated_at: '2026-07-01T10:02:00Z' }));
+    // The result follows Label Studio; the applied decision stays, and nothing new wakes the reconciler for it.
+    expect(await taskState(task)).toMatchObject({ reviewDecision: 'accept', reviewReason: null, result: review('reject', 'late change') });
+    expect(wakes).toEqual([]);
+    // A deletion keeps an applied decision too.
+    await post({ action: 'ANNOTATIONS_DELETED', annotations: [{ id }], project: { id: b.lsProjectId } });
+    expect(await taskState(task)).toMatchObject({ status: 'open', reviewDecision: 'accept' });
+  });
+
+  it('clears an unapplied decision when its annotation is deleted, and wakes the reconciler for a new one', async () => {
+    const b = await batch(2);
+    const first = payload('ANNOTATION_CREATED', b, b.real[0]!, { result: review('reject', 'wrong label') });
+    wakes.length = 0;
+    await post(first);
+    expect(wakes).toEqual(['webhook: review decision']);
+    await post({ action: 'ANNOTATIONS_DELETED', annotations: [{ id: first.annotation.id }], project: { id: b.lsProjectId } });
+    expect(await taskState(b.real[0]!)).toMatchObject({ status: 'open', reviewDecision: null, reviewReason: null });
+  });
+
+  it('records no decision on a gold task', async () => {
+    const b = await batch(1, 1);
+    await post(payload('ANNOTATION_CREATED', b, b.gold[0]!, { result: review('reject', 'x') }));
+    expect(await taskState(b.gold[0]!)).toMatchObject({ status: 'annotated', reviewDecision: null, reviewReason: null });
   });
 });

@@ -78,6 +78,10 @@ describe('workflows: create and read', () => {
       rejectionReturnToOriginal: false,
       rejectionFlagAnnotator: true,
       maxReworkIterations: null,
+      // Issue 13 (new fields; the defaults keep one annotator per item, as before).
+      overlap: 1,
+      consensusThreshold: null,
+      adjudicationWorkflowId: null,
       createdAt: expect.any(String),
       role: null,
       labelingConfig: null,
@@ -112,6 +116,9 @@ describe('workflows: create and read', () => {
       rejectionReturnToOriginal: true,
       rejectionFlagAnnotator: false,
       maxReworkIterations: 0,
+      overlap: 3,
+      consensusThreshold: 0.75,
+      adjudicationWorkflowId: upstream.id,
     };
     const res = await t.json('POST', '/api/workflows', body);
     expect(res.status).toBe(201);
@@ -201,6 +208,16 @@ describe('workflows: create validation', () => {
       minimal('x', { isActive: false }),
       minimal('x', { totalImagesAvailable: 5 }),
       minimal('x', { extra: 1 }),
+      // Overlap (issue 13): 1–10 distinct annotators per item; threshold 0–1.
+      minimal('x', { overlap: 0 }),
+      minimal('x', { overlap: 11 }),
+      minimal('x', { overlap: 2.5 }),
+      minimal('x', { overlap: null }),
+      minimal('x', { overlap: '3' }),
+      minimal('x', { consensusThreshold: -0.01 }),
+      minimal('x', { consensusThreshold: 1.5 }),
+      minimal('x', { consensusThreshold: '0.5' }),
+      minimal('x', { adjudicationWorkflowId: 0 }),
     ];
     for (const body of bad) {
       const res = await t.json('POST', '/api/workflows', body);
@@ -240,6 +257,11 @@ describe('workflows: create validation', () => {
         { rejectionMode: 'route_to_workflow', rejectionRouteWorkflowId: 9999 },
         /rejectionRouteWorkflowId: workflow 9999 does not exist/,
       ],
+      [
+        'adjudicationWorkflowId',
+        { overlap: 2, consensusThreshold: 0.5, adjudicationWorkflowId: 9999 },
+        /adjudicationWorkflowId: workflow 9999 does not exist/,
+      ],
     ];
     const before = await count();
     for (const [field, extra, message] of cases) {
@@ -252,6 +274,19 @@ describe('workflows: create validation', () => {
     const many = await t.json('POST', '/api/workflows', minimal('ref', { roleId: 9999, labelingConfigId: 9998 }));
     expect(many.body.details.map((d: { path: string[] }) => d.path[0])).toEqual(['roleId', 'labelingConfigId']);
     expect(await count()).toBe(before);
+  });
+
+  it('requires consensusThreshold with adjudicationWorkflowId, and no workflow adjudicates itself', async () => {
+    const target = await create('Adjudication');
+    const res = await t.json('POST', '/api/workflows', minimal('adj', { overlap: 3, adjudicationWorkflowId: target.id }));
+    expect(res.status).toBe(400);
+    expect(res.body.error).toBe('Validation failed: consensusThreshold: is required when adjudicationWorkflowId is set (items below it are adjudicated)');
+    const own = await t.json('PUT', `/api/workflows/${target.id}`, { consensusThreshold: 0.5, adjudicationWorkflowId: target.id });
+    expect(own.status).toBe(400);
+    expect(own.body.details[0].path).toEqual(['adjudicationWorkflowId']);
+    const ok = await t.json('PUT', `/api/workflows/${target.id}`, { overlap: 10, consensusThreshold: 1 });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ overlap: 10, consensusThreshold: 1, adjudicationWorkflowId: null });
   });
 
   it("requires rejectionRouteWorkflowId when rejectionMode is 'route_to_workflow'", async () => {
@@ -617,6 +652,8 @@ describe('workflows: graph', () => {
     });
     const qa = await create('G-qa', { previousWorkflowId: review.id, rejectionMode: 'archive' });
     await t.json('PUT', `/api/workflows/${qa.id}`, { isActive: false });
+    // Overlap (issue 13): items below the threshold go to the adjudication workflow, its own edge type.
+    const overlapped = await create('G-overlap', { overlap: 2, consensusThreshold: 0.8, adjudicationWorkflowId: qa.id });
 
     const [a1, a2, a3] = [await annotator(), await annotator(), await annotator()];
     const assign = (workflowId: number, annotatorId: number, status: 'pending' | 'in_progress' | 'completed' | 'failed', completedCount = 0) =>
@@ -671,13 +708,14 @@ describe('workflows: graph', () => {
     );
 
     const mine = (res.body.edges as { source: number; target: number | string }[]).filter((e) =>
-      [label.id, review.id, qa.id].includes(e.source),
+      [label.id, review.id, qa.id, overlapped.id].includes(e.source),
     );
     expect(mine).toEqual([
       { source: label.id, target: review.id, type: 'chain', label: 'accept' },
       { source: review.id, target: label.id, type: 'rejection', label: 'reject' },
       { source: review.id, target: qa.id, type: 'chain', label: 'accept' },
       { source: qa.id, target: `archive-${qa.id}`, type: 'rejection', label: 'reject' },
+      { source: overlapped.id, target: qa.id, type: 'adjudication', label: 'adjudicate' },
     ]);
   });
 

@@ -133,7 +133,7 @@ describe('workflow graph layout', () => {
 describe('safeNext', () => {
   it('keeps same-origin paths and turns everything else into /', () => {
     expect(safeNext('/annotators?status=error')).toBe('/annotators?status=error');
-    for (const bad of [undefined, '', 'https://evil.example/', '//evil.example/x', '/\\evil.example', 'javascript:alert(1)']) expect(safeNext(bad)).toBe('/');
+    for (const bad of [undefined, '', 'https://evil.example/', '//evil.example/x', '/\\evil.example', 'javascript:alert(1)', '/\t/evil.example', '/\n/evil.example', ' /\\/evil.example']) expect(safeNext(bad)).toBe('/');
   });
 });
 

@@ -11,6 +11,7 @@ const row = (over: Partial<InstanceDueInput> = {}): InstanceDueInput => ({
   nextRestartAt: null,
   lsUserId: 7,
   lsPasswordEnc: null,
+  routedAt: new Date(0),
   ...over,
 });
 const now = 1_000_000_000_000;
@@ -33,6 +34,10 @@ describe('instanceNextDue', () => {
 
   it('polls starts, stops and clean-ups in flight', () => {
     for (const status of ['starting', 'stopping', 'deleted']) expect(instanceNextDue(row({ status }), opts)).toBe(now + 500);
+  });
+
+  it('polls an active instance until it is reported up again (after a restart, recreate or route repair)', () => {
+    expect(instanceNextDue(row({ routedAt: null }), opts)).toBe(now + 500);
   });
 
   it('retries a failed action after the backoff the caller gives', () => {

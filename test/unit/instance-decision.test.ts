@@ -89,14 +89,14 @@ describe('decide: a start walks database → container → healthy → token →
     ],
     ['route phase activates once the route answers', { phase: 'route', instance: running, tokenReported: true, routeOk: true }, { action: 'activate' }],
     [
-      'a container that vanished mid-start is created again',
+      'a container that vanished mid-start is restarted, counted',
       { phase: 'healthy', instance: { state: 'missing', listed: false } },
-      { action: 'create-instance', reason: 'container is missing' },
+      { action: 'restart', reason: 'container is missing; restart 1 of 3', count: 1, nextRestartAt: NOW + s(10) },
     ],
     [
-      'a container that exited mid-start is started again',
+      'a container that exited mid-start is restarted, counted',
       { phase: 'token', instance: { ...running, state: 'failed', message: 'exited with code 65' } },
-      { action: 'create-instance', reason: 'container failed (exited with code 65)' },
+      { action: 'restart', reason: 'container failed (exited with code 65); restart 1 of 3', count: 1, nextRestartAt: NOW + s(10) },
     ],
     [
       'a container with another spec mid-start is recreated',
@@ -264,6 +264,79 @@ describe('decide: stopping, stopped, created, error, deleted', () => {
   ];
   it.each(table)('%s', (_name, o, expected) => {
     expect(decide(input({ phase: null, ...o }))).toEqual(expected);
+  });
+});
+
+/**
+ * Every state a Docker container can be observed in (as orchestrator/backends/docker.ts maps it),
+ * for an active annotator and for one mid-start: each is repaired, counted, backed off, and past
+ * maxRestarts (3 here) ends in error naming the state.
+ */
+describe('decide: drift in any observed state is repaired by the next decision', () => {
+  const observed: Array<[string, Partial<DecisionInput['instance']>, string]> = [
+    ['exited with an error', { state: 'failed', message: 'exited with code 1' }, 'container failed (exited with code 1)'],
+    ['exited after a kill', { state: 'stopped', message: 'exited with code 137' }, 'container stopped (exited with code 137)'],
+    ['created, never started', { state: 'stopped', message: 'created' }, 'container stopped (created)'],
+    ['paused', { state: 'stopped', message: 'paused' }, 'container stopped (paused)'],
+    ['dead', { state: 'failed', message: 'dead' }, 'container failed (dead)'],
+    ['stuck being removed', { state: 'failed', message: 'removing' }, 'container failed (removing)'],
+    ['missing', { state: 'missing', listed: false, specHash: undefined }, 'container is missing'],
+    ['unhealthy while running', { health: 'unhealthy' }, 'container is unhealthy'],
+  ];
+  for (const status of ['active', 'starting'] as const) {
+    const base: Overrides = status === 'active' ? { status, phase: null } : { status, phase: 'token', tokenReported: true };
+    describe(`${status}: ${status === 'active' ? 'restarted' : 'brought back during the start'}`, () => {
+      it.each(observed.filter(([name]) => status === 'active' || name !== 'unhealthy while running'))('%s', (_n, inst, why) => {
+        const first = decide(input({ ...base, instance: { ...running, ...inst } }));
+        expect(first).toEqual({ action: 'restart', reason: `${why}; restart 1 of 3`, count: 1, nextRestartAt: NOW + s(10) });
+        // Still down during the backoff: waits (no retry every pass).
+        const waiting = decide(input({ ...base, instance: { ...running, ...inst }, restarts: { count: 1, lastAt: NOW - s(2), nextAt: NOW + s(8) } }));
+        expect(waiting).toEqual({ action: 'none', note: `${why}; next restart in 8s` });
+        // Past maxRestarts: error with the reason.
+        const gaveUp = decide(input({ ...base, instance: { ...running, ...inst }, restarts: { count: 3, lastAt: NOW - s(90), nextAt: NOW - s(10) } }));
+        expect(gaveUp).toEqual({ action: 'fail', reason: `${why}; gave up after 3 restart(s)` });
+      });
+    });
+  }
+
+  it('mid-start, a container the platform keeps restarting ends in error', () => {
+    const d = decide(input({ phase: 'healthy', instance: { ...running, state: 'starting', restartCount: 3 } }));
+    expect(d).toEqual({ action: 'fail', reason: 'container keeps crashing (3 restarts by the platform); gave up after 0 restart(s)' });
+  });
+
+  const active: Overrides = { status: 'active', phase: null };
+  const table: Array<[string, Overrides, Decision]> = [
+    ['route file deleted: written again', { ...active, instance: { ...running, route: 'missing' } }, { action: 'repair-route', reason: 'route is missing' }],
+    ['route file edited: written again', { ...active, instance: { ...running, route: 'changed' } }, { action: 'repair-route', reason: 'route was changed' }],
+    ['route as desired: nothing', { ...active, instance: { ...running, route: 'ok' } }, { action: 'none' }],
+    [
+      'route drift is repaired even while a spec change waits for the batch',
+      { ...active, instance: { ...running, route: 'missing', specHash: 'old' }, assignmentInProgress: true },
+      { action: 'repair-route', reason: 'route is missing' },
+    ],
+    [
+      'a down container comes first: restarted (its route is rewritten by the restart)',
+      { ...active, instance: { ...running, state: 'failed', message: 'dead', route: 'missing' } },
+      { action: 'restart', reason: 'container failed (dead); restart 1 of 3', count: 1, nextRestartAt: NOW + s(10) },
+    ],
+    [
+      'after a restart or recreate, waits for the route to answer again',
+      { ...active, instance: running, routed: false, routeOk: false },
+      { action: 'none', note: 'waiting for the route to answer again' },
+    ],
+    ['the route answers again: reported up', { ...active, instance: running, routed: false, routeOk: true }, { action: 'report-up' }],
+    ['a stale error reason while healthy: replaced', { ...active, instance: running, statusReason: 'error: connect ECONNREFUSED' }, { action: 'report-up' }],
+    ['a stale restart reason while healthy: replaced', { ...active, instance: running, statusReason: 'restarting: container is missing; restart 1 of 3' }, { action: 'report-up' }],
+    ['a stale recreate reason: replaced', { ...active, instance: running, statusReason: "recreating: the annotator's password changed" }, { action: 'report-up' }],
+    ['the up reason: kept', { ...active, instance: running, statusReason: 'Label Studio is up at http://a.fleet.localhost' }, { action: 'none' }],
+    [
+      'a stale reason while still down is not cleared: the restart comes first',
+      { ...active, instance: { state: 'missing', listed: false }, statusReason: 'error: boom' },
+      { action: 'restart', reason: 'container is missing; restart 1 of 3', count: 1, nextRestartAt: NOW + s(10) },
+    ],
+  ];
+  it.each(table)('%s', (_name, o, expected) => {
+    expect(decide(input(o))).toEqual(expected);
   });
 });
 

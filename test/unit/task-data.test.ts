@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { configNames, isoMicros, predictionFor, projectKey, projectTitle, taskDataKey, withoutReviewControls } from '../../src/domain/task-data.ts';
+import { configNames, isoMicros, predictionFor, projectKey, taskDataKey, withoutReviewControls } from '../../src/domain/task-data.ts';
 
 const XML = `<View><Image name="img" value="$photo"/><RectangleLabels name="box" toName="img"><Label value="car"/></RectangleLabels>
 <Choices name="review_decision" toName="img"><Choice value="accept"/><Choice value="reject"/></Choices></View>`;
@@ -20,9 +20,7 @@ describe('task data from the labeling config', () => {
     expect(predictionFor(null, configNames(XML))).toEqual([]);
     expect(withoutReviewControls([{ from_name: 'review_decision' }, { from_name: 'box' }])).toEqual([{ from_name: 'box' }]);
   });
-  it('titles projects within 3–50 characters with a findable key', () => {
-    expect(projectTitle(12, 'Cars')).toBe('#12 · Cars');
-    expect(projectTitle(12, 'x'.repeat(100))).toHaveLength(50);
+  it('keys projects so they can be found again', () => {
     expect(projectKey(12)).toBe('[labelfleet:assignment=12]');
   });
   it('keeps microseconds of Label Studio timestamps', () => {

@@ -11,7 +11,6 @@ import {
   splitByHour,
   startOfDay,
   startOfNextDay,
-  timeBucket,
   utcOffsetMs,
 } from '../../src/domain/time-buckets.ts';
 
@@ -122,20 +121,6 @@ describe('hours', () => {
       edges: [{ from: at('2026-04-06T10:10:00Z'), to: at('2026-04-06T10:50:00Z') }],
     });
     expect(splitByHour(at('2026-04-06T10:10:00Z'), at('2026-04-06T10:10:00Z'))).toEqual({ hours: null, edges: [] });
-  });
-});
-
-describe('timeBucket', () => {
-  it('uses [0,10) [10,30) [30,60) [60,∞) seconds', () => {
-    expect(timeBucket(0)).toBe('0-10s');
-    expect(timeBucket(-5)).toBe('0-10s');
-    expect(timeBucket(9_999)).toBe('0-10s');
-    expect(timeBucket(10_000)).toBe('10-30s');
-    expect(timeBucket(29_999)).toBe('10-30s');
-    expect(timeBucket(30_000)).toBe('30-60s');
-    expect(timeBucket(59_999)).toBe('30-60s');
-    expect(timeBucket(60_000)).toBe('60s+');
-    expect(timeBucket(86_400_000)).toBe('60s+');
   });
 });
 

@@ -70,6 +70,17 @@ function focusKey(el: Element | null): string | null {
   return null;
 }
 
+/** Whether this browser's session has ended (GET /api/auth/session answers {} without one). */
+async function sessionEnded(): Promise<boolean> {
+  try {
+    const res = await fetch('/api/auth/session', { headers: { accept: 'application/json' }, credentials: 'same-origin' });
+    const body = (await res.json()) as { user?: unknown };
+    return res.ok && !body.user;
+  } catch {
+    return false;
+  }
+}
+
 function schedule() {
   window.clearTimeout(timer);
   // Changes come in bursts (a batch of annotations): one refresh per burst.
@@ -84,7 +95,12 @@ export function initLive() {
   if (topics.size === 0 || typeof EventSource === 'undefined') return;
   const source = new EventSource('/api/changes');
   source.addEventListener('open', () => setStatus('Live', 'live'));
-  source.addEventListener('error', () => setStatus(source.readyState === EventSource.CLOSED ? 'Offline' : 'Reconnecting…', 'reconnecting'));
+  source.addEventListener('error', () => {
+    if (source.readyState !== EventSource.CLOSED) return setStatus('Reconnecting…', 'reconnecting');
+    // Refused for good (EventSource gives up on a 401): say why when the session has ended.
+    setStatus('Offline', 'reconnecting');
+    void sessionEnded().then((gone) => gone && toLogin(true));
+  });
   source.addEventListener('ready', () => setStatus('Live', 'live'));
   source.addEventListener('change', (event) => {
     const { topics: changed } = JSON.parse((event as MessageEvent<string>).data) as { topics: string[] };

@@ -1,74 +1,62 @@
 /** Batches: assignments with progress N/M, status and problems; cancel; filter by workflow, annotator, status. */
 import { ASSIGNMENT_STATUS_VALUES, listAssignments, PROBLEM_WINDOW_HOURS, type AssignmentListRow } from '../../db/assignments.ts';
-import { ActionButton, Empty, href, Pager, Progress, StatusBadge, TableWrap, Time } from '../components.tsx';
+import { ActionButton, DataTable, href, Progress, StatusBadge, Time, type Pagination } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
 import { enumParam, intParam, pageParams } from './params.ts';
 
-export function BatchesTable({ rows, showAnnotator = true, showWorkflow = true }: { rows: AssignmentListRow[]; showAnnotator?: boolean; showWorkflow?: boolean }) {
-  if (!rows.length) return <Empty>No batches.</Empty>;
+/** Batches as a table (the batches page, a workflow's and an annotator's page). */
+export function BatchesTable({ rows, showAnnotator = true, showWorkflow = true, pager }: { rows: AssignmentListRow[]; showAnnotator?: boolean; showWorkflow?: boolean; pager?: Pagination }) {
   return (
-    <TableWrap label="Batches">
-      <table class="batches">
-        <thead>
-          <tr>
-            <th scope="col">Batch</th>
-            {showAnnotator ? <th scope="col">Annotator</th> : null}
-            {showWorkflow ? <th scope="col">Workflow</th> : null}
-            <th scope="col">Status</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Created</th>
-            <th scope="col">Problem</th>
-            <th scope="col">Actions</th>
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((b) => (
-            <tr data-batch={String(b.id)}>
-              <td>
-                #{b.id}
-                {b.goldTaskCount ? <span class="muted"> ({b.goldTaskCount} gold)</span> : null}
-              </td>
-              {showAnnotator ? (
-                <td>
-                  <a href={`/annotators/${b.annotatorId}`}>{b.annotatorName}</a>
-                </td>
-              ) : null}
-              {showWorkflow ? (
-                <td>
-                  <a href={`/workflows/${b.workflowId}`}>{b.workflowName}</a>
-                </td>
-              ) : null}
-              <td>
-                <StatusBadge status={b.status} />
-              </td>
-              <td>
-                <Progress done={b.completedCount} total={b.taskCount} label={`Batch ${b.id}: ${b.completedCount} of ${b.taskCount} tasks annotated`} />
-              </td>
-              <td>
-                <Time at={b.createdAt} />
-              </td>
-              <td class="wrap">{b.problem ? <span class="bad">{b.problem}</span> : <span class="muted">–</span>}</td>
-              <td class="actions">
-                {b.status === 'pending' || b.status === 'in_progress' ? (
-                  <ActionButton
-                    method="DELETE"
-                    url={`/api/assignments/${b.id}`}
-                    label="Cancel"
-                    variant="small"
-                    confirm={`Cancel batch #${b.id} of ${b.annotatorName}? Its unannotated images go back to the queue.`}
-                    accessibleLabel={`Cancel batch ${b.id}`}
-                  />
-                ) : b.exportKey ? (
-                  <code class="muted" title="Export in S3">
-                    {b.exportKey}
-                  </code>
-                ) : null}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </TableWrap>
+    <DataTable
+      label="Batches"
+      class="batches"
+      rows={rows}
+      empty="No batches."
+      pager={pager}
+      rowAttrs={(b) => ({ 'data-batch': String(b.id) })}
+      columns={[
+        {
+          key: 'batch',
+          label: 'Batch',
+          cell: (b) => (
+            <>
+              #{b.id}
+              {b.goldTaskCount ? <span class="muted"> ({b.goldTaskCount} gold)</span> : null}
+            </>
+          ),
+        },
+        showAnnotator && { key: 'annotator', label: 'Annotator', cell: (b) => <a href={`/annotators/${b.annotatorId}`}>{b.annotatorName}</a> },
+        showWorkflow && { key: 'workflow', label: 'Workflow', cell: (b) => <a href={`/workflows/${b.workflowId}`}>{b.workflowName}</a> },
+        { key: 'status', label: 'Status', cell: (b) => <StatusBadge status={b.status} /> },
+        {
+          key: 'progress',
+          label: 'Progress',
+          cell: (b) => <Progress done={b.completedCount} total={b.taskCount} label={`Batch ${b.id}: ${b.completedCount} of ${b.taskCount} tasks annotated`} />,
+        },
+        { key: 'created', label: 'Created', cell: (b) => <Time at={b.createdAt} /> },
+        { key: 'problem', label: 'Problem', class: 'wrap', cell: (b) => (b.problem ? <span class="bad">{b.problem}</span> : <span class="muted">–</span>) },
+        {
+          key: 'actions',
+          label: 'Actions',
+          class: 'actions',
+          cell: (b) =>
+            b.status === 'pending' || b.status === 'in_progress' ? (
+              <ActionButton
+                method="DELETE"
+                url={`/api/assignments/${b.id}`}
+                label="Cancel"
+                variant="small"
+                confirm={`Cancel batch #${b.id} of ${b.annotatorName}? Its unannotated images go back to the queue.`}
+                accessibleLabel={`Cancel batch ${b.id}`}
+              />
+            ) : b.exportKey ? (
+              <code class="muted" title="Export in S3">
+                {b.exportKey}
+              </code>
+            ) : null,
+        },
+      ]}
+    />
   );
 }
 
@@ -137,8 +125,7 @@ export async function batchesPage(p: PageContext) {
           the last {PROBLEM_WINDOW_HOURS} hours.
         </p>
         <div id="batches-list" data-live-region>
-          <BatchesTable rows={rows} />
-          <Pager total={total} limit={page.limit} offset={page.offset} link={(offset) => href('/batches', { ...state, offset: offset || undefined })} />
+          <BatchesTable rows={rows} pager={{ ...page, total, link: (offset) => href('/batches', { ...state, offset: offset || undefined }) }} />
         </div>
       </>
     ),

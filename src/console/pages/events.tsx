@@ -1,6 +1,6 @@
 /** Events: the audit log (container and annotation events), newest first, filterable. */
 import { EVENT_TYPES, listEvents } from '../../api/events.ts';
-import { Empty, href, Pager, TableWrap, Time } from '../components.tsx';
+import { DataTable, href, Time, type Pagination } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
 import { intParam, pageParams } from './params.ts';
 
@@ -15,39 +15,22 @@ function describe(e: EventItem): string {
   return parts.filter(Boolean).join(', ');
 }
 
-export function EventsTable({ events, showAnnotator = true }: { events: EventItem[]; showAnnotator?: boolean }) {
-  if (!events.length) return <Empty>No events.</Empty>;
+/** The audit log as a table (the events page, the overview, an annotator's page). */
+export function EventsTable({ events, showAnnotator = true, pager }: { events: EventItem[]; showAnnotator?: boolean; pager?: Pagination }) {
   return (
-    <TableWrap label="Events">
-      <table class="events">
-        <thead>
-          <tr>
-            <th scope="col">When</th>
-            {showAnnotator ? <th scope="col">Annotator</th> : null}
-            <th scope="col">Event</th>
-            <th scope="col">What happened</th>
-          </tr>
-        </thead>
-        <tbody>
-          {events.map((e) => (
-            <tr>
-              <td class="nowrap">
-                <Time at={e.createdAt} />
-              </td>
-              {showAnnotator ? (
-                <td>
-                  <a href={`/annotators/${e.annotatorId}`}>{e.annotator.name}</a>
-                </td>
-              ) : null}
-              <td>
-                <span class={`tag ${e.type}`}>{e.eventType}</span>
-              </td>
-              <td class="wrap">{describe(e)}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </TableWrap>
+    <DataTable
+      label="Events"
+      class="events"
+      rows={events}
+      empty="No events."
+      pager={pager}
+      columns={[
+        { key: 'when', label: 'When', class: 'nowrap', cell: (e) => <Time at={e.createdAt} /> },
+        showAnnotator && { key: 'annotator', label: 'Annotator', cell: (e) => <a href={`/annotators/${e.annotatorId}`}>{e.annotator.name}</a> },
+        { key: 'event', label: 'Event', cell: (e) => <span class={`tag ${e.type}`}>{e.eventType}</span> },
+        { key: 'what', label: 'What happened', class: 'wrap', cell: describe },
+      ]}
+    />
   );
 }
 
@@ -90,8 +73,7 @@ export async function eventsPage(p: PageContext) {
           </div>
         </form>
         <div id="events-list" data-live-region>
-          <EventsTable events={data} />
-          <Pager total={total} limit={page.limit} offset={page.offset} link={link} />
+          <EventsTable events={data} pager={{ ...page, total, link }} />
         </div>
       </>
     ),

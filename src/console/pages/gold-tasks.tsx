@@ -1,7 +1,7 @@
 /** Gold tasks: known-good answers mixed into batches; list by labeling config, create and edit. */
 import { findGoldTaskRow, labelingConfigOptions, listGoldTasks } from '../../db/catalog.ts';
 import { notFound } from '../../errors.ts';
-import { ActionButton, ApiForm, Empty, Field, href, Pager, SelectField, TableWrap, Time } from '../components.tsx';
+import { ActionButton, ApiForm, DataTable, Empty, Field, href, SelectField, Time, type TableColumn } from '../components.tsx';
 import { pathId, type PageContext } from '../index.tsx';
 import { intParam, pageParams } from './params.ts';
 
@@ -14,6 +14,17 @@ const DIFFICULTIES = [
 const EXAMPLE_LABELS = '[\n  {"from_name": "label", "to_name": "image", "type": "choices", "value": {"choices": ["cat"]}}\n]';
 
 const pretty = (text: string) => JSON.stringify(JSON.parse(text), null, 2);
+
+type GoldRow = Awaited<ReturnType<typeof listGoldTasks>>['rows'][number];
+
+const GOLD_COLUMNS: TableColumn<GoldRow>[] = [
+  { key: 'name', label: 'Name', cell: (g) => <a href={`/gold-tasks/${g.id}`}>{g.name ?? `Gold task #${g.id}`}</a> },
+  { key: 'image', label: 'Image', class: 'wrap', cell: (g) => <code>{g.s3ImageKey}</code> },
+  { key: 'config', label: 'Labeling config', cell: (g) => <a href={`/labeling-configs/${g.labelingConfigId}`}>{g.labelingConfigName}</a> },
+  { key: 'category', label: 'Category', cell: (g) => g.category ?? '–' },
+  { key: 'difficulty', label: 'Difficulty', cell: (g) => g.difficulty ?? '–' },
+  { key: 'created', label: 'Created', cell: (g) => <Time at={g.createdAt} /> },
+];
 
 export async function goldTasksPage(p: PageContext) {
   const { db } = p.ctx.database;
@@ -50,45 +61,13 @@ export async function goldTasksPage(p: PageContext) {
           </div>
         </form>
         <div id="gold-list" data-live-region>
-          {rows.length ? (
-            <TableWrap label="Gold tasks">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    <th scope="col">Image</th>
-                    <th scope="col">Labeling config</th>
-                    <th scope="col">Category</th>
-                    <th scope="col">Difficulty</th>
-                    <th scope="col">Created</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {rows.map((g) => (
-                    <tr>
-                      <td>
-                        <a href={`/gold-tasks/${g.id}`}>{g.name ?? `Gold task #${g.id}`}</a>
-                      </td>
-                      <td class="wrap">
-                        <code>{g.s3ImageKey}</code>
-                      </td>
-                      <td>
-                        <a href={`/labeling-configs/${g.labelingConfigId}`}>{g.labelingConfigName}</a>
-                      </td>
-                      <td>{g.category ?? '–'}</td>
-                      <td>{g.difficulty ?? '–'}</td>
-                      <td>
-                        <Time at={g.createdAt} />
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </TableWrap>
-          ) : (
-            <Empty>No gold tasks{labelingConfigId ? ' for this config' : ''}.</Empty>
-          )}
-          <Pager total={total} limit={page.limit} offset={page.offset} link={(offset) => href('/gold-tasks', { labelingConfigId, offset: offset || undefined })} />
+          <DataTable
+            label="Gold tasks"
+            columns={GOLD_COLUMNS}
+            rows={rows}
+            empty={`No gold tasks${labelingConfigId ? ' for this config' : ''}.`}
+            pager={{ ...page, total, link: (offset) => href('/gold-tasks', { labelingConfigId, offset: offset || undefined }) }}
+          />
         </div>
       </>
     ),

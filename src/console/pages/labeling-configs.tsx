@@ -3,9 +3,10 @@
  * lock (gold tasks reference the config: its XML cannot change), and where it is used.
  */
 import { findLabelingConfigWithUsage, listLabelingConfigs, workflowsUsingConfig } from '../../db/catalog.ts';
-import { ActionButton, ApiForm, Empty, Field, href, StatusBadge, TableWrap, Time } from '../components.tsx';
+import { ActionButton, ApiForm, DataTable, Field, href, StatusBadge, Time, type TableColumn } from '../components.tsx';
 import { notFound } from '../../errors.ts';
 import { pathId, type PageContext } from '../index.tsx';
+import { pageParams } from './params.ts';
 
 const EXAMPLE_XML = `<View>
   <Image name="image" value="$image"/>
@@ -15,8 +16,20 @@ const EXAMPLE_XML = `<View>
   </Choices>
 </View>`;
 
+type ConfigRow = Awaited<ReturnType<typeof listLabelingConfigs>>['rows'][number];
+
+const CONFIG_COLUMNS: TableColumn<ConfigRow>[] = [
+  { key: 'name', label: 'Name', cell: (c) => <a href={`/labeling-configs/${c.id}`}>{c.name}</a> },
+  { key: 'description', label: 'Description', class: 'wrap', cell: (c) => c.description ?? '' },
+  { key: 'workflows', label: 'Workflows', class: 'num', cell: (c) => c.workflowCount },
+  { key: 'goldTasks', label: 'Gold tasks', class: 'num', cell: (c) => <a href={href('/gold-tasks', { labelingConfigId: c.id })}>{c.goldTaskCount}</a> },
+  { key: 'xml', label: 'XML', cell: (c) => (c.goldTaskCount > 0 ? <StatusBadge status="locked" /> : <span class="muted">editable</span>) },
+  { key: 'created', label: 'Created', cell: (c) => <Time at={c.createdAt} /> },
+];
+
 export async function labelingConfigsPage(p: PageContext) {
-  const configs = await listLabelingConfigs(p.ctx.database.db);
+  const page = pageParams(p.query, 50);
+  const { rows, total } = await listLabelingConfigs(p.ctx.database.db, page);
   return p.render({
     title: 'Labeling configs',
     nav: 'labeling-configs',
@@ -28,46 +41,13 @@ export async function labelingConfigsPage(p: PageContext) {
     ),
     body: (
       <div id="configs" data-live-region>
-        {configs.length ? (
-          <TableWrap label="Labeling configs">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Description</th>
-                  <th scope="col" class="num">
-                    Workflows
-                  </th>
-                  <th scope="col" class="num">
-                    Gold tasks
-                  </th>
-                  <th scope="col">XML</th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {configs.map((c) => (
-                  <tr>
-                    <td>
-                      <a href={`/labeling-configs/${c.id}`}>{c.name}</a>
-                    </td>
-                    <td class="wrap">{c.description ?? ''}</td>
-                    <td class="num">{c.workflowCount}</td>
-                    <td class="num">
-                      <a href={href('/gold-tasks', { labelingConfigId: c.id })}>{c.goldTaskCount}</a>
-                    </td>
-                    <td>{c.goldTaskCount > 0 ? <StatusBadge status="locked" /> : <span class="muted">editable</span>}</td>
-                    <td>
-                      <Time at={c.createdAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </TableWrap>
-        ) : (
-          <Empty>No labeling configs yet.</Empty>
-        )}
+        <DataTable
+          label="Labeling configs"
+          columns={CONFIG_COLUMNS}
+          rows={rows}
+          empty="No labeling configs yet."
+          pager={{ ...page, total, link: (offset) => href('/labeling-configs', { offset: offset || undefined }) }}
+        />
       </div>
     ),
   });

@@ -4,7 +4,7 @@
  */
 import { listStoredSettings } from '../../db/catalog.ts';
 import { isSecretSettingKey, MASK } from '../../api/settings.ts';
-import { KNOWN_SETTING_KEYS, SETTING_SPECS } from '../../domain/setting-specs.ts';
+import { KNOWN_SETTING_KEYS, rangeText, SETTING_SPECS } from '../../domain/setting-specs.ts';
 import { SETTING_DEFAULTS } from '../../settings.ts';
 import { Empty, TableWrap, Time } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
@@ -12,7 +12,7 @@ import type { PageContext } from '../index.tsx';
 const shown = (key: string, valueText: string) => (isSecretSettingKey(key) && valueText !== 'null' ? JSON.stringify(MASK) : valueText);
 
 export async function settingsPage(p: PageContext) {
-  const stored = await listStoredSettings(p.ctx.database.db);
+  const { rows: stored } = await listStoredSettings(p.ctx.database.db);
   const byKey = new Map(stored.map((s) => [s.key, s]));
   const others = stored.filter((s) => !(KNOWN_SETTING_KEYS as string[]).includes(s.key));
   return p.render({
@@ -40,7 +40,7 @@ export async function settingsPage(p: PageContext) {
                 {KNOWN_SETTING_KEYS.map((key) => {
                   const spec = SETTING_SPECS[key];
                   const row = byKey.get(key);
-                  const range = spec.min !== undefined ? ` ${spec.min}–${spec.max}${spec.unit ? ` ${spec.unit}` : ''}` : '';
+                  const range = spec.min !== undefined ? ` ${rangeText(spec)}` : '';
                   const id = `setting-${key}`;
                   return (
                     <tr id={id}>

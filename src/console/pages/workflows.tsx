@@ -1,6 +1,6 @@
 /**
  * Workflows: the graph drawn as a diagram (server-side dagre layout to SVG: workflow nodes with
- * their stats, chain and rejection edges, archive terminals), the list, the create / edit form
+ * their stats, chain, rejection and adjudication edges, archive terminals), the list, the create / edit form
  * (errors at their fields, from the API's details), pause / resume, manual assignment, delete.
  */
 import { sql } from 'kysely';
@@ -80,7 +80,7 @@ export function graphSvg(layout: GraphLayout): string {
   const workflows = layout.nodes.filter((n) => n.node.type === 'workflow').length;
   const edges = layout.edges
     .map((e) => {
-      const marker = e.edge.type === 'chain' ? 'url(#arrow)' : 'url(#arrow-reject)';
+      const marker = e.edge.type === 'chain' ? 'url(#arrow)' : e.edge.type === 'adjudication' ? 'url(#arrow-adjudicate)' : 'url(#arrow-reject)';
       return (
         `<g class="edge ${e.edge.type}"><path d="${edgePath(e.points)}" marker-end="${marker}"/>` +
         `<text x="${e.label.x.toFixed(1)}" y="${(e.label.y + 4).toFixed(1)}" text-anchor="middle" class="edge-label">${e.edge.label}</text></g>`
@@ -93,6 +93,7 @@ export function graphSvg(layout: GraphLayout): string {
     '<defs>' +
     '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrow-chain"/></marker>' +
     '<marker id="arrow-reject" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrow-reject"/></marker>' +
+    '<marker id="arrow-adjudicate" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrow-adjudicate"/></marker>' +
     `</defs><g class="edges">${edges}</g><g class="nodes">${layout.nodes.map(nodeSvg).join('')}</g></svg>`
   );
 }

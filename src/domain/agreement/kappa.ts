@@ -25,16 +25,25 @@ export interface KappaResult {
 
 /** κ of paired categorical answers [annotator A's, annotator B's], one pair per shared item. */
 export function cohenKappa<V>(pairs: readonly (readonly [V, V])[]): KappaResult {
-  const N = pairs.length;
-  if (!N) return { kappa: null, observedAgreement: 0, expectedAgreement: 0, items: 0 };
+  return cohenKappaFromCounts(pairs.map(([x, y]) => [x, y, 1] as const));
+}
+
+/**
+ * κ from joint counts [A's category, B's category, items] (a pair may repeat; counts add): the
+ * same figure as cohenKappa, read from rollups that keep only the counts.
+ */
+export function cohenKappaFromCounts<V>(counts: Iterable<readonly [V, V, number]>): KappaResult {
+  let N = 0;
   const a = new Map<V, number>();
   const b = new Map<V, number>();
   let same = 0;
-  for (const [x, y] of pairs) {
-    if (x === y) same++;
-    a.set(x, (a.get(x) ?? 0) + 1);
-    b.set(y, (b.get(y) ?? 0) + 1);
+  for (const [x, y, n] of counts) {
+    N += n;
+    if (x === y) same += n;
+    a.set(x, (a.get(x) ?? 0) + n);
+    b.set(y, (b.get(y) ?? 0) + n);
   }
+  if (!N) return { kappa: null, observedAgreement: 0, expectedAgreement: 0, items: 0 };
   let pe = 0;
   for (const [c, na] of a) pe += (na / N) * ((b.get(c) ?? 0) / N);
   const po = same / N;
