@@ -222,7 +222,7 @@ export const annotatorsStep: ReconcileStep = {
     // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
     const resyncDue = instanceResync.due();
     const full = driftSweep.due() || resyncDue;
-    const claimed = full ? [] : await claimDue(db, INSTANCE);
+    const claimed = await claimDue(db, INSTANCE);
     const claimedLease = new Map(claimed.map((c) => [c.id, c.lease]));
     const running = listedAll.filter((o) => o.state === 'running').map((o) => o.annotatorId);
     const attention = listedAll.filter((o) => o.state !== 'running' || o.health === 'unhealthy').map((o) => o.annotatorId);
