@@ -78,13 +78,27 @@ providers:
   api = `http://127.0.0.1:${apiPort}`;
   web = `http://127.0.0.1:${httpPort}`;
   await compose('down', '--volumes', '--remove-orphans').catch(() => {});
+  await removeFleetResources();
   // What README says to run (the images are built on the way).
   await compose('up', '--detach', '--build', '--wait');
 }, 1_800_000);
 
-afterAll(async () => {
-  const ids = (await run('docker', ['ps', '-aq', '--filter', `label=labelfleet.namespace=${NAMESPACE}`]).catch(() => ({ stdout: '' }))).stdout.trim();
+/**
+ * Removes the annotator containers and volumes the fleet made in this test's namespace. Each run's
+ * fleet database is new, so it is a new installation: what an earlier run left would be another
+ * installation's, which the fleet rightly refuses to take over (README "Faults", ownership).
+ */
+async function removeFleetResources() {
+  const filter = `label=labelfleet.namespace=${NAMESPACE}`;
+  const list = async (args: string[]) => (await run('docker', args).catch(() => ({ stdout: '' }))).stdout.trim();
+  const ids = await list(['ps', '-aq', '--filter', filter]);
   if (ids) await run('docker', ['rm', '-f', '-v', ...ids.split('\n')]).catch(() => {});
+  const volumes = await list(['volume', 'ls', '-q', '--filter', filter]);
+  if (volumes) await run('docker', ['volume', 'rm', '-f', ...volumes.split('\n')]).catch(() => {});
+}
+
+afterAll(async () => {
+  await removeFleetResources();
   await compose?.('down', '--volumes', '--remove-orphans').catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 }, 300_000);
