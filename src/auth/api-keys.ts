@@ -73,6 +73,7 @@ export const ROUTE_SCOPES: Record<string, ApiKeyScope> = {
   'POST /api/workflows/bulk': 'write',
   'GET /api/workflows/graph': 'read',
   'GET /api/workflows/:id': 'read',
+  'GET /api/workflows/:id/agreement': 'read',
   'PUT /api/workflows/:id': 'write',
   'DELETE /api/workflows/:id': 'write',
   'POST /api/workflows/:id/assign': 'write',
