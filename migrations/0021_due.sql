@@ -70,29 +70,46 @@ END $$;
 CREATE TRIGGER annotators_wake_batches AFTER UPDATE OF status, start_generation, container_ip, container_port, api_token_enc
   ON annotators FOR EACH ROW EXECUTE FUNCTION annotators_wake_batches();
 
--- A batch's progress or status changed (webhook ingestion, review, API): it is due. The step's
--- bookkeeping (attempts, errors, check times, webhook ids) wakes nothing, so its retry backoff
--- holds. Closed batches are never due.
+-- A batch changed in anything its decision reads (status, counts, annotator, project, start,
+-- a comparison asked for by clearing ls_checked_at — src/workflows/compare.ts markForComparison —,
+-- whoever wrote it: webhook ingestion, review, the API, an operator's SQL): it is due. The step's
+-- bookkeeping (attempts, errors, a comparison recorded, webhook ids, problems) wakes nothing, so
+-- its retry backoff holds and an idle pass stays idle. Closed batches are never due.
 CREATE FUNCTION assignments_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  o assignments;
+  n assignments;
 BEGIN
   IF NEW.status NOT IN ('pending', 'in_progress') THEN
     NEW.due_at := NULL;
-  ELSIF TG_OP = 'UPDATE' AND NEW.due_at IS NOT DISTINCT FROM OLD.due_at
-        AND (NEW.status, NEW.completed_count, NEW.task_count, NEW.annotator_id)
-            IS DISTINCT FROM (OLD.status, OLD.completed_count, OLD.task_count, OLD.annotator_id) THEN
-    NEW.due_at := clock_timestamp();
+  ELSIF TG_OP = 'UPDATE' AND NEW.due_at IS NOT DISTINCT FROM OLD.due_at THEN
+    o := OLD; n := NEW;
+    o.due_at := NULL; n.due_at := NULL;
+    o.updated_at := NULL; n.updated_at := NULL;
+    o.provision_attempts := 0; n.provision_attempts := 0;
+    o.error := NULL; n.error := NULL;
+    o.ls_webhook_id := NULL; n.ls_webhook_id := NULL;
+    o.webhook_generation := NULL; n.webhook_generation := NULL;
+    o.problem_code := NULL; n.problem_code := NULL;
+    o.problem_message := NULL; n.problem_message := NULL;
+    o.problem_since := NULL; n.problem_since := NULL;
+    IF NEW.ls_checked_at IS NOT NULL THEN o.ls_checked_at := NULL; n.ls_checked_at := NULL; END IF;
+    IF n IS DISTINCT FROM o THEN NEW.due_at := clock_timestamp(); END IF;
   END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER assignments_wake BEFORE INSERT OR UPDATE ON assignments FOR EACH ROW EXECUTE FUNCTION assignments_wake();
 
--- A batch closed: its annotator may be idle now, due for auto-assignment; a failed or cancelled
--- batch's reserved images go back to the queue (targeted rework keeps its target) in the same
--- transaction, whoever closed it (API cancel, annotator deletion, provisioning timeout).
+-- A batch closed: its annotator may be idle now, due for auto-assignment, and its instance is
+-- due (a spec change deferred while the batch was in progress is applied now); a failed or
+-- cancelled batch's reserved images go back to the queue (targeted rework keeps its target) in
+-- the same transaction, whoever closed it (API cancel, annotator deletion, provisioning timeout).
 CREATE FUNCTION assignments_wake_annotator() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF OLD.status IN ('pending', 'in_progress') AND NEW.status NOT IN ('pending', 'in_progress') THEN
-    UPDATE annotators SET assign_due_at = clock_timestamp() WHERE id = NEW.annotator_id;
+    UPDATE annotators SET assign_due_at = clock_timestamp(),
+                          due_at = CASE WHEN OLD.status = 'in_progress' AND status = 'active' THEN clock_timestamp() ELSE due_at END
+     WHERE id = NEW.annotator_id;
     IF NEW.status IN ('failed', 'cancelled') THEN
       UPDATE work_items SET status = 'queued', assignment_id = NULL, updated_at = now()
        WHERE assignment_id = NEW.id AND status = 'reserved';
@@ -113,6 +130,17 @@ BEGIN
   RETURN NEW;
 END $$;
 CREATE TRIGGER workflows_wake_catalog BEFORE UPDATE ON workflows FOR EACH ROW EXECUTE FUNCTION workflows_wake_catalog();
+
+-- A workflow's expiryHours changed: its batches in progress expire at another time, due now.
+CREATE FUNCTION workflows_wake_batches() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.expiry_hours IS DISTINCT FROM OLD.expiry_hours THEN
+    UPDATE assignments SET due_at = clock_timestamp() WHERE workflow_id = NEW.id AND status = 'in_progress';
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER workflows_wake_batches AFTER UPDATE OF expiry_hours ON workflows
+  FOR EACH ROW EXECUTE FUNCTION workflows_wake_batches();
 
 -- A workflow was added or its assignment rules changed: the idle annotators of its roles (old and
 -- new) are due for auto-assignment.
@@ -145,14 +173,27 @@ CREATE TRIGGER work_items_wake_annotators_ins AFTER INSERT ON work_items
 CREATE TRIGGER work_items_wake_annotators_upd AFTER UPDATE ON work_items
   REFERENCING NEW TABLE AS changed_items FOR EACH STATEMENT EXECUTE FUNCTION work_items_wake_annotators();
 
--- Changed fleet.* settings (image, memory, CPUs, limits) can change what every instance should
--- be: every annotator the fleet manages is due.
-CREATE FUNCTION settings_wake_annotators() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Changed settings wake what reads them: fleet.* (image, memory, CPUs, limits) can change what
+-- every instance should be — every annotator the fleet manages is due; batches.* (comparison
+-- interval, provisioning timeout) — every open batch; catalog.* (sync interval) — every root
+-- workflow's catalog.
+CREATE FUNCTION settings_wake() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  k text := CASE WHEN TG_OP = 'DELETE' THEN OLD.key ELSE NEW.key END;
 BEGIN
-  UPDATE annotators SET due_at = clock_timestamp() WHERE status <> 'deleted' AND start_generation > 0;
+  IF k LIKE 'fleet.%' THEN
+    UPDATE annotators SET due_at = clock_timestamp() WHERE status <> 'deleted' AND start_generation > 0;
+  ELSIF k LIKE 'batches.%' THEN
+    UPDATE assignments SET due_at = clock_timestamp() WHERE status IN ('pending', 'in_progress');
+  ELSIF k LIKE 'catalog.%' THEN
+    UPDATE workflows SET catalog_due_at = clock_timestamp() WHERE is_active AND previous_workflow_id IS NULL;
+  END IF;
   RETURN NULL;
 END $$;
-CREATE TRIGGER settings_wake_annotators AFTER INSERT OR UPDATE ON settings
-  FOR EACH ROW WHEN (NEW.key LIKE 'fleet.%') EXECUTE FUNCTION settings_wake_annotators();
-CREATE TRIGGER settings_wake_annotators_del AFTER DELETE ON settings
-  FOR EACH ROW WHEN (OLD.key LIKE 'fleet.%') EXECUTE FUNCTION settings_wake_annotators();
+CREATE TRIGGER settings_wake_ins AFTER INSERT ON settings
+  FOR EACH ROW WHEN (NEW.key LIKE 'fleet.%' OR NEW.key LIKE 'batches.%' OR NEW.key LIKE 'catalog.%') EXECUTE FUNCTION settings_wake();
+CREATE TRIGGER settings_wake_upd AFTER UPDATE ON settings
+  FOR EACH ROW WHEN ((NEW.key LIKE 'fleet.%' OR NEW.key LIKE 'batches.%' OR NEW.key LIKE 'catalog.%') AND NEW.value IS DISTINCT FROM OLD.value)
+  EXECUTE FUNCTION settings_wake();
+CREATE TRIGGER settings_wake_del AFTER DELETE ON settings
+  FOR EACH ROW WHEN (OLD.key LIKE 'fleet.%' OR OLD.key LIKE 'batches.%' OR OLD.key LIKE 'catalog.%') EXECUTE FUNCTION settings_wake();

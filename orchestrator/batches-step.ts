@@ -36,7 +36,7 @@ import type { AppContext } from '../src/context.ts';
 import type { Db } from '../src/db/index.ts';
 import type { Assignment } from '../src/db/types.ts';
 import type { AnnotatorStatusValue } from '../src/domain/annotator-status.ts';
-import { batchProblem, decideBatch, type BatchDecision, type BatchInput, type ProblemCode } from '../src/domain/batch-decision.ts';
+import { batchExpiresAt, batchProblem, decideBatch, type BatchDecision, type BatchInput, type ProblemCode } from '../src/domain/batch-decision.ts';
 import { LabelStudioError } from '../src/labelstudio/client.ts';
 import { InstanceUnavailable } from '../src/labelstudio/instances.ts';
 import { getSetting } from '../src/settings.ts';
@@ -423,7 +423,8 @@ async function reconcileBatches(
         }
         seen.set(a.id, { lsUnreachable: true, lsError: message });
         if (!(err instanceof InstanceUnavailable)) error(`assignment ${a.id}: compare with Label Studio failed: ${message}`);
-        retry(a.id);
+        // Retried with backoff, but never later than its expiry (reclaimed then, reachable or not).
+        retry(a.id, batchExpiresAt(a.lastTouchedAt ? new Date(a.lastTouchedAt).getTime() : null, a.expiryHours) ?? undefined);
       }
     });
     return;
