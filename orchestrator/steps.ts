@@ -11,7 +11,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
   return [
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
-    annotatorsStep,
+    annotatorsStep(),
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
     // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.

@@ -263,7 +263,8 @@ async function recordLsTaskIds(ctx: AppContext, rows: { id: number; lsTaskId: nu
  * A restarted annotator presents a new webhook secret: the webhooks of its batches in progress
  * are updated to it (webhooks refused meanwhile are found by the comparison with Label Studio).
  */
-export async function rotateWebhooks(ctx: AppContext): Promise<{ updated: number; errors: string[] }> {
+/** Updates stale webhooks (all, or of the batches `ids`). */
+export async function rotateWebhooks(ctx: AppContext, ids?: number[]): Promise<{ updated: number; errors: string[] }> {
   const { db } = ctx.database;
   const stale = await db
     .selectFrom('assignments as a')
@@ -274,6 +275,7 @@ export async function rotateWebhooks(ctx: AppContext): Promise<{ updated: number
     .where('n.status', '=', 'active')
     .where('a.lsProjectId', 'is not', null)
     .where((eb) => eb.or([eb('a.webhookGeneration', 'is', null), eb('a.webhookGeneration', '<>', eb.ref('n.startGeneration'))]))
+    .$if(ids !== undefined, (q) => q.where('a.id', 'in', ids!.length ? ids! : [0]))
     .execute();
   let updated = 0;
   const errors: string[] = [];
