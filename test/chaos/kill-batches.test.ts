@@ -29,6 +29,7 @@ import { fleetTaskId } from '../../src/workflows/provision.ts';
 import { IMAGE_CONFIG, REVIEW_CONFIG, seedAnnotator, seedConfig, seedRole, seedWorkflow } from '../helpers/batches.ts';
 import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.ts';
 import { freePort, sleep, startFleet } from '../helpers/process.ts';
+import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { startTestService, TEST_SECRET_KEY, type TestService } from '../helpers/service.ts';
 import './meta.ts';
@@ -42,6 +43,8 @@ let bucket: string;
 let storage: Storage;
 let env: Record<string, string> = {};
 let serviceChild: ChildProcess | undefined;
+/** A pipeline subscribed to batch.completed (deliveries may go to loopback here). */
+let receiver: Receiver;
 let labeler: Annotator;
 let reviewer: Annotator;
 let label: Workflow;
@@ -158,6 +161,9 @@ beforeAll(async () => {
     AWS_EC2_METADATA_DISABLED: 'true',
   };
   expect((await t.json('PUT', '/api/settings/batches.compareIntervalSeconds', { value: 1 })).status).toBe(200);
+  receiver = await startReceiver();
+  expect((await t.json('PUT', '/api/settings/webhooks.allowedNetworks', { value: ['127.0.0.0/8'] })).status).toBe(200);
+  expect((await t.json('POST', '/api/webhook-subscriptions', { url: receiver.url, eventTypes: ['batch.completed'] })).status).toBe(201);
 
   const labelers = await seedRole(t, 'labeler');
   const reviewers = await seedRole(t, 'reviewer');
@@ -197,6 +203,7 @@ afterAll(async () => {
   serviceChild?.kill('SIGKILL');
   await t?.close();
   await ls?.stop();
+  await receiver?.stop();
 });
 
 let l1: number;
@@ -315,6 +322,20 @@ describe('the batch flow after 7 kills', () => {
     const lost = items.filter((i) => (i.status === 'reserved' || i.status === 'done') && i.assignmentId === null).length;
     expect({ items: items.length, doubled, lost }).toEqual({ items: 7, doubled: 0, lost: 0 });
     expect(items.filter((i) => i.workflowId === review.id).map((i) => i.status).sort()).toEqual(['done', 'done', 'rejected']);
-    setCounts(task, { batches: all.length, items: items.length, lost, duplicates: doubled, kills: totals.kills, maxConvergeMs: totals.convergeMs });
-  }, 120_000);
+    // The pipeline hears of each completed batch once (one event id each, whatever the retries).
+    const heard = new Map<number, Set<string>>();
+    await recover('batch.completed delivered for both batches', async () => {
+      for (const r of receiver.received) {
+        const body = JSON.parse(r.body) as { type: string; data: { batchId: number } };
+        if (body.type !== 'batch.completed') continue;
+        heard.set(body.data.batchId, (heard.get(body.data.batchId) ?? new Set()).add(r.headers['webhook-id']!));
+      }
+      return heard.size === 2;
+    });
+    expect([...heard].map(([id, ids]) => [id, ids.size]).sort()).toEqual([
+      [l1, 1],
+      [r1, 1],
+    ]);
+    setCounts(task, { batches: all.length, items: items.length, lost, duplicates: doubled, batchCompletedEvents: heard.size, kills: totals.kills, maxConvergeMs: totals.convergeMs });
+  }, 300_000);
 });
