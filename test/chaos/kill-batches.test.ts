@@ -31,6 +31,7 @@ import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.
 import { freePort, sleep, startFleet } from '../helpers/process.ts';
 import { startReceiver, type Receiver } from '../helpers/receiver.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { startTestService, TEST_SECRET_KEY, type TestService } from '../helpers/service.ts';
 import './meta.ts';
 
@@ -45,6 +46,8 @@ let env: Record<string, string> = {};
 let serviceChild: ChildProcess | undefined;
 /** A pipeline subscribed to batch.completed (deliveries may go to loopback here). */
 let receiver: Receiver;
+/** The services reach S3 (moto) through this proxy, so S3 can be taken away without touching moto. */
+let s3proxy: TcpProxy;
 let labeler: Annotator;
 let reviewer: Annotator;
 let label: Workflow;
@@ -144,8 +147,9 @@ beforeAll(async () => {
   ls = await startLabelStudio();
   lsApi = new LabelStudioClient({ baseUrl: ls.url, token: ls.token });
 
+  s3proxy = await startTcpProxy(Number(new URL(s3.env.S3_ENDPOINT!).port));
   const port = await freePort();
-  const shared = { ...s3.env, FLEET_NAMESPACE: NS, FLEET_CALLBACK_URL: `http://127.0.0.1:${port}` };
+  const shared = { ...s3.env, S3_ENDPOINT: s3proxy.via(s3.env.S3_ENDPOINT!), FLEET_NAMESPACE: NS, FLEET_CALLBACK_URL: `http://127.0.0.1:${port}` };
   t = await startTestService({ env: shared });
   env = {
     ...shared,
@@ -204,6 +208,7 @@ afterAll(async () => {
   await t?.close();
   await ls?.stop();
   await receiver?.stop();
+  await s3proxy?.close();
 });
 
 let l1: number;
@@ -338,4 +343,75 @@ describe('the batch flow after 7 kills', () => {
     ]);
     setCounts(task, { batches: all.length, items: items.length, lost, duplicates: doubled, batchCompletedEvents: heard.size, kills: totals.kills, maxConvergeMs: totals.convergeMs });
   }, 300_000);
+});
+
+let l2: number;
+let r2: number;
+
+describe('S3 (moto) unavailable during export', () => {
+  it('the batch waits in progress, nothing half-written; when S3 is back it exports once and completes', async ({ task }) => {
+    l2 = (await batchesOf(labeler.id))[1]!.id;
+    const [rework] = await tasksOf(l2);
+    await lsApi.createAnnotation(rework!.lsTaskId!, { result: [choice('label', 'cat')], lead_time: 2 });
+    const jsonKey = exportKeyFor(label.s3ExportPath, l2);
+    const jsonlKey = jsonlExportKeyFor(label.s3ExportPath, l2);
+    await s3proxy.down();
+    const svc = serve();
+    try {
+      // Completion is tried and fails while S3 is away (logged, retried by the next passes).
+      await until('a completion attempt failing on S3', async () => svc.output.text.includes(`assignment ${l2}: completion failed`), 120_000);
+      const outageStarted = Date.now();
+      await sleep(3000);
+      expect({ status: (await batch(l2)).status, json: await versions(jsonKey), jsonl: await versions(jsonlKey) }).toEqual({ status: 'in_progress', json: 0, jsonl: 0 });
+      const failedAttempts = svc.output.text.split(`assignment ${l2}: completion failed`).length - 1;
+      expect(svc.child.exitCode).toBeNull();
+      await s3proxy.up();
+      const back = Date.now();
+      await until('the batch completed once S3 is back', async () => (await batch(l2)).status === 'completed');
+      const convergeMs = Date.now() - back;
+      // The reworked item goes on to review: the reviewer's second batch.
+      await until('the reviewer has the reworked item', async () => (await batchesOf(reviewer.id))[1]?.status === 'in_progress');
+      r2 = (await batchesOf(reviewer.id))[1]!.id;
+      const counts = { jsonVersions: await versions(jsonKey), jsonlVersions: await versions(jsonlKey), completedEvents: await completedEvents(l2) };
+      expect(counts).toEqual({ jsonVersions: 1, jsonlVersions: 1, completedEvents: 1 });
+      setCounts(task, { ...counts, failedAttempts, outageMs: back - outageStarted, convergeMs });
+    } finally {
+      await s3proxy.up();
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  }, 600_000);
+});
+
+describe('Label Studio killed mid-batch (SIGKILL of its process group), started again later', () => {
+  it('the batch shows Label Studio unreachable, then resumes, exports once and completes', async ({ task }) => {
+    const [item] = await tasksOf(r2);
+    await lsApi.createAnnotation(item!.lsTaskId!, { result: [choice('review_decision', 'accept')] });
+    await ls.kill();
+    expect(await lsApi.health(2000)).toBe(false);
+    const svc = serve();
+    try {
+      await until('the batch shows Label Studio unreachable', async () => (await batch(r2)).problemCode === 'ls_unreachable', 120_000);
+      expect((await batch(r2)).status).toBe('in_progress');
+      const lsBoot = Date.now();
+      await ls.restart();
+      const back = Date.now();
+      await until('the batch completed once Label Studio is back', async () => (await batch(r2)).status === 'completed');
+      // From the restart command: Label Studio's boot, then the fleet's next comparison.
+      const convergeMs = Date.now() - lsBoot;
+      const b = await batch(r2);
+      expect(b.problemCode).toBeNull();
+      const counts = {
+        jsonVersions: await versions(exportKeyFor(review.s3ExportPath, r2)),
+        jsonlVersions: await versions(jsonlExportKeyFor(review.s3ExportPath, r2)),
+        completedEvents: await completedEvents(r2),
+      };
+      expect(counts).toEqual({ jsonVersions: 1, jsonlVersions: 1, completedEvents: 1 });
+      expect(await t.db.selectFrom('rejections').select('id').execute()).toHaveLength(1);
+      setCounts(task, { ...counts, lsBootMs: back - lsBoot, convergeMs });
+    } finally {
+      svc.child.kill('SIGTERM');
+      await svc.exited;
+    }
+  }, 600_000);
 });
