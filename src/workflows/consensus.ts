@@ -19,7 +19,9 @@
  * every annotator's result as a Label Studio prediction named by annotator (model_version
  * "annotator <id>: <name>"), plus the consensus; when the adjudicator's batch completes, their
  * annotation becomes the item's result and flows downstream of the overlap workflow.
- * Everything is keyed (item, upstream task): a retried completion adds nothing.
+ * Everything is keyed (item, upstream task): a retried completion adds nothing. The batches holding
+ * seats of an item whose consensus or adjudicated result was just settled are listed for their JSONL
+ * export to be written again (overlap-exports.ts).
  */
 import { sql } from 'kysely';
 import type { Executor, Tx } from '../db/index.ts';
@@ -87,12 +89,15 @@ export async function finishOverlap(trx: Tx, a: Assignment): Promise<void> {
       .select(['w.id', 'w.overlap', 'w.consensusThreshold', 'w.adjudicationWorkflowId', 'c.configXml'])
       .where('w.id', '=', a.workflowId)
       .executeTakeFirstOrThrow();
+    const finished: number[] = [];
     for (const item of items) {
       if (item.status === 'done') continue;
       const answers = await seatAnswers(trx, Number(item.id));
       if (answers.length < workflow.overlap) continue;
       await finishItem(trx, { ...item, id: Number(item.id) }, answers, workflow);
+      finished.push(Number(item.id));
     }
+    if (finished.length) await requestExportRefresh(trx, finished);
   }
   await finishAdjudications(trx, a);
 }
@@ -180,6 +185,19 @@ async function finishItem(
   await addToRollups(trx, workflow.id, c);
 }
 
+/**
+ * The completed batches holding seats of `itemIds` get their JSONL export written again (their
+ * records now carry the items' consensus or adjudicated result): overlap-exports.ts.
+ */
+async function requestExportRefresh(trx: Tx, itemIds: number[]) {
+  await sql`
+    INSERT INTO batch_export_refresh (assignment_id)
+    SELECT DISTINCT s.assignment_id FROM work_item_seats s JOIN assignments a ON a.id = s.assignment_id
+     WHERE s.work_item_id = ANY(${itemIds}::bigint[]) AND a.status = 'completed'
+     ORDER BY 1
+    ON CONFLICT (assignment_id) DO UPDATE SET version = batch_export_refresh.version + 1, requested_at = now()`.execute(trx);
+}
+
 /** Queues `result` in every workflow downstream of `workflowId`, keyed by `keyTask`. */
 async function chainResult(trx: Tx, workflowId: number, item: { imageKey: string; reworkIteration: number }, keyTask: number, result: unknown) {
   await sql`
@@ -209,6 +227,7 @@ async function finishAdjudications(trx: Tx, a: Assignment) {
       .execute();
     await chainResult(trx, r.workflowId, r, r.taskId, result);
   }
+  if (rows.length) await requestExportRefresh(trx, rows.map((r) => Number(r.workItemId)));
 }
 
 /** Adds one item's contribution to the workflow's sums (upserts in key order). */

@@ -166,6 +166,10 @@ describe('overlap 3: consensus and adjudication', () => {
     ]);
     expect((consensus[2]!.answers as { annotatorId: number }[]).map((a) => a.annotatorId)).toEqual(people.map((p) => p.id));
 
+    // Every batch holding a seat of a finished item has its JSONL export to write again (overlap-exports.ts).
+    const refresh = () => t.db.selectFrom('batchExportRefresh').select(['assignmentId', 'version']).orderBy('assignmentId').execute();
+    expect(await refresh()).toEqual(batches.map((b) => ({ assignmentId: b.id, version: 1 })));
+
     // The workflow's agreement, from the rollups.
     const report = await t.json('GET', `/api/workflows/${overlap.id}/agreement`);
     expect(report.status).toBe(200);
@@ -195,6 +199,8 @@ describe('overlap 3: consensus and adjudication', () => {
       [images[2], choice('dog')],
       [images[3], choice('cat')],
     ]);
+    // Adjudicated results change those batches' records again; the adjudication batch's own export has none.
+    expect(await refresh()).toEqual(batches.map((b) => ({ assignmentId: b.id, version: 2 })));
     const after = await t.db.selectFrom('itemConsensus').select(['imageKey', 'outcome', 'adjudicatorId']).where('workflowId', '=', overlap.id).orderBy('imageKey').execute();
     expect(after.slice(2)).toEqual([
       { imageKey: images[2], outcome: 'adjudicated', adjudicatorId: judge.id },
