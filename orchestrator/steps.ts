@@ -6,6 +6,7 @@ import { runQualityChecks } from '../src/workflows/quality.ts';
 import { batchesStep } from './batches-step.ts';
 import { scheduledPurge } from '../src/auth/purge.ts';
 import { outboundStep } from './outbound-step.ts';
+import { refreshOverlapExports } from '../src/workflows/overlap-exports.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
@@ -16,6 +17,8 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
     // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.
     batchesStep(),
+    // Overlap batches' JSONL exports, written again once their items' consensus is settled (src/workflows/overlap-exports.ts).
+    { name: 'overlap-exports', run: (ctx) => refreshOverlapExports(ctx) },
     // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
     { name: 'purge', run: (ctx) => purge(ctx.database.db) },
     // Outbound webhooks: deliver due ones, retry with backoff; purge expired idempotency keys and old logs.

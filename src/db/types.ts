@@ -283,6 +283,13 @@ export interface ItemConsensusTable {
   updatedAt: Timestamp;
 }
 
+/** Overlap batches whose JSONL export is to be written again (migrations/0023_overlap_exports.sql). */
+export interface BatchExportRefreshTable {
+  assignmentId: number;
+  version: Generated<number>;
+  requestedAt: Generated<Date>;
+}
+
 export interface AgreementControlsTable {
   workflowId: number;
   fromName: string;
@@ -556,6 +563,7 @@ export interface Database {
   agreementPairs: AgreementPairsTable;
   agreementPairLabels: AgreementPairLabelsTable;
   agreementAnnotators: AgreementAnnotatorsTable;
+  batchExportRefresh: BatchExportRefreshTable;
   apiKeys: ApiKeysTable;
   idempotencyKeys: IdempotencyKeysTable;
   webhookSubscriptions: WebhookSubscriptionsTable;
