@@ -130,51 +130,6 @@ export function rejectionTotal(db: Executor, f: RejectionCountFilter): Expressio
 
 export const countRejections = (db: Executor, f: RejectionCountFilter) => valueOf(db, rejectionTotal(db, f));
 
-/**
- * Per workflow: assignments in total and completed, distinct annotators holding an open one
- * (activeAnnotators), tasks annotated in its assignments, and rejections its reviewers recorded.
- * A query to join on `workflowId` (workflows without any have no row).
- */
-export function workflowStats(db: Executor) {
-  const closed = db
-    .selectFrom('workflowAssignmentCounts')
-    .select([
-      'workflowId',
-      sql<number>`sum(assignments)`.as('assignments'),
-      sql<number>`sum(assignments) FILTER (WHERE status = 'completed')`.as('completed'),
-      sql<number>`sum(completed_tasks)`.as('tasks'),
-    ])
-    .groupBy('workflowId');
-  const open = db
-    .selectFrom('assignments')
-    .select([
-      'workflowId',
-      sql<number>`count(*)`.as('assignments'),
-      sql<number>`count(DISTINCT annotator_id)`.as('annotators'),
-      sql<number>`sum(completed_count)`.as('tasks'),
-    ])
-    .where(OPEN)
-    .groupBy('workflowId');
-  const rejected = db
-    .selectFrom('workflowRejectionCounts')
-    .select(['workflowId', sql<number>`sum(rejections)`.as('rejections')])
-    .groupBy('workflowId');
-  const n = (e: string) => sql<number>`coalesce(${sql.ref(e)}, 0)`;
-  return db
-    .selectFrom('workflows as w')
-    .leftJoin(closed.as('c'), 'c.workflowId', 'w.id')
-    .leftJoin(open.as('o'), 'o.workflowId', 'w.id')
-    .leftJoin(rejected.as('r'), 'r.workflowId', 'w.id')
-    .select([
-      'w.id as workflowId',
-      sql<number>`(${n('c.assignments')} + ${n('o.assignments')})::int`.as('totalAssignments'),
-      sql<number>`${n('c.completed')}::int`.as('completedAssignments'),
-      sql<number>`${n('o.annotators')}::int`.as('activeAnnotators'),
-      sql<number>`(${n('c.tasks')} + ${n('o.tasks')})::float8`.as('completedTasks'),
-      sql<number>`${n('r.rejections')}::int`.as('rejections'),
-    ]);
-}
-
 export interface AnnotatorAssignmentStats {
   annotatorId: number;
   /** Every assignment, whatever its status. */

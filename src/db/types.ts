@@ -511,6 +511,27 @@ export interface WorkflowRejectionCountsTable {
   rejections: number;
 }
 
+/** The workflow graph's stats, one row per workflow (migrations/0026_workflow_stats.sql). */
+export interface WorkflowStatsTable {
+  workflowId: number;
+  assignments: number;
+  completed: number;
+  /** bigint: returned as a string by node-pg. */
+  tasks: string | number;
+  annotators: number;
+  rejections: number;
+}
+
+/** Contributions to workflow_stats not folded into it yet (migrations/0026_workflow_stats.sql). */
+export type WorkflowStatDeltasTable = WorkflowStatsTable;
+
+/** Open assignments per (workflow, annotator) (migrations/0026_workflow_stats.sql). */
+export interface WorkflowAnnotatorOpenTable {
+  workflowId: number;
+  annotatorId: number;
+  assignments: number;
+}
+
 /** The installation's identity, one row (migrations/0016_installation.sql, orchestrator/ownership.ts). */
 export interface InstallationTable {
   singleton: Generated<boolean>;
@@ -557,6 +578,9 @@ export interface Database {
   workflowAssignmentCounts: WorkflowAssignmentCountsTable;
   annotatorAssignmentCounts: AnnotatorAssignmentCountsTable;
   workflowRejectionCounts: WorkflowRejectionCountsTable;
+  workflowStats: WorkflowStatsTable;
+  workflowStatDeltas: WorkflowStatDeltasTable;
+  workflowAnnotatorOpen: WorkflowAnnotatorOpenTable;
 }
 
 export type Role = Selectable<RolesTable>;
