@@ -1,5 +1,6 @@
 -- The workflow graph's per-node stats as a rollup (issue 15: GET /api/workflows/graph reads
--- O(workflows) rows, whatever the history and the work in progress; issue 12: the graph page).
+-- O(workflows) rows, whatever the history and the work in progress; issue 12: the graph page),
+-- and the fleet's annotations per hour the same way (GET /api/monitoring; at the end).
 --
 -- What is counted, per workflow (the API's definitions, docs in src/api/workflows.ts):
 --   assignments      every assignment, whatever its status          → stats.totalAssignments
@@ -13,7 +14,7 @@
 -- contribution to workflow_stat_deltas from a row trigger, in the same transaction: an INSERT
 -- into a heap without indexes, which takes no lock another writer waits for, so ingestion and
 -- reservation keep their concurrency and cannot deadlock on it. workflow_stats holds one row per
--- workflow; the fold (workflow_stats_fold, run by the reconciler and by readers when deltas pile
+-- workflow; the fold (rollups_fold, run by the reconciler and by readers when deltas pile
 -- up, one folder at a time) moves the deltas into it in one statement. A reader adds the deltas
 -- not yet folded (one snapshot: a delta is either still a delta or already in its row), so the
 -- figures are exact at any moment and the read costs the workflows plus the unfolded deltas.
@@ -142,13 +143,15 @@ CREATE TRIGGER rejections_stats_upd AFTER UPDATE OF workflow_id ON rejections
 CREATE TRIGGER rejections_stats_del AFTER DELETE ON rejections
   FOR EACH ROW EXECUTE FUNCTION workflow_stats_rejection();
 
--- Moves every delta into workflow_stats; returns how many delta rows it moved, or -1 when another
--- fold was running (that one moves them). Callers run it in its own short transaction.
-CREATE FUNCTION workflow_stats_fold() RETURNS integer LANGUAGE plpgsql AS $$
+-- Moves every delta into its rollup (workflow_stats, annotation_fleet_hourly below); returns how
+-- many delta rows it moved, or -1 when another fold was running (that one moves them). Callers run
+-- it in its own short transaction.
+CREATE FUNCTION rollups_fold() RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
   moved integer;
+  hours integer;
 BEGIN
-  -- One folder at a time (LOCKS.workflowStatsFold in src/db/index.ts), so folds never wait for
+  -- One folder at a time (LOCKS.rollupsFold in src/db/index.ts), so folds never wait for
   -- each other's workflow_stats rows.
   IF NOT pg_try_advisory_xact_lock(7404004) THEN
     RETURN -1;
@@ -162,7 +165,13 @@ BEGIN
                  tasks = s.tasks + d.tasks, annotators = s.annotators + d.annotators, rejections = s.rejections + d.rejections
                  FROM d WHERE s.workflow_id = d.workflow_id)
   SELECT coalesce(sum(n), 0)::int INTO moved FROM d;
-  RETURN moved;
+  WITH gone AS (DELETE FROM annotation_fleet_hourly_deltas RETURNING *),
+       d AS (SELECT hour, sum(created_count) AS created_count, count(*) AS n FROM gone GROUP BY hour),
+       ins AS (INSERT INTO annotation_fleet_hourly AS f (hour, created_count)
+               SELECT hour, created_count FROM d ORDER BY hour
+               ON CONFLICT (hour) DO UPDATE SET created_count = f.created_count + EXCLUDED.created_count)
+  SELECT coalesce(sum(n), 0)::int INTO hours FROM d;
+  RETURN moved + hours;
 END $$;
 
 -- Everything from scratch (this migration, and after a TRUNCATE of a counted table).
@@ -199,3 +208,57 @@ CREATE TRIGGER workflows_stats_truncate AFTER TRUNCATE ON workflows
   FOR EACH STATEMENT EXECUTE FUNCTION workflow_stats_truncated();
 
 SELECT workflow_stats_rebuild();
+
+-- ---------------------------------------------------------------------------------------------
+-- Annotations per UTC hour for the whole fleet (GET /api/monitoring's annotationsPerHour: 24 rows
+-- instead of 24 × annotators of annotation_hourly). The same pattern: the statement that records
+-- events appends one delta row per hour it touched (statement-level triggers with transition
+-- tables, beside annotation_hourly's of migration 0004), rollups_fold() moves them into one row per
+-- hour, and a reader adds the unfolded ones. No row is shared by concurrent ingestions.
+CREATE TABLE annotation_fleet_hourly (
+  hour          timestamptz PRIMARY KEY,             -- start of the UTC hour
+  created_count integer NOT NULL DEFAULT 0            -- annotation_created events recorded in it
+);
+
+CREATE TABLE annotation_fleet_hourly_deltas (
+  hour          timestamptz NOT NULL,
+  created_count integer NOT NULL
+);
+
+CREATE FUNCTION annotation_fleet_hourly_add() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO annotation_fleet_hourly_deltas (hour, created_count)
+  SELECT date_trunc('hour', created_at, 'UTC'), count(*) FROM new_rows
+   WHERE event_type = 'annotation_created' GROUP BY 1;
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION annotation_fleet_hourly_sub() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO annotation_fleet_hourly_deltas (hour, created_count)
+  SELECT date_trunc('hour', created_at, 'UTC'), -count(*) FROM old_rows
+   WHERE event_type = 'annotation_created' GROUP BY 1;
+  RETURN NULL;
+END $$;
+
+CREATE FUNCTION annotation_fleet_hourly_clear() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM annotation_fleet_hourly_deltas;
+  DELETE FROM annotation_fleet_hourly;
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER annotation_events_fleet_hourly_ins AFTER INSERT ON annotation_events
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION annotation_fleet_hourly_add();
+CREATE TRIGGER annotation_events_fleet_hourly_del AFTER DELETE ON annotation_events
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION annotation_fleet_hourly_sub();
+CREATE TRIGGER annotation_events_fleet_hourly_upd_a_old AFTER UPDATE ON annotation_events
+  REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION annotation_fleet_hourly_sub();
+CREATE TRIGGER annotation_events_fleet_hourly_upd_b_new AFTER UPDATE ON annotation_events
+  REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION annotation_fleet_hourly_add();
+CREATE TRIGGER annotation_events_fleet_hourly_truncate AFTER TRUNCATE ON annotation_events
+  FOR EACH STATEMENT EXECUTE FUNCTION annotation_fleet_hourly_clear();
+
+-- From migration 0004's per-annotator rollup, which equals the events' aggregate.
+INSERT INTO annotation_fleet_hourly (hour, created_count)
+SELECT hour, sum(created_count) FROM annotation_hourly GROUP BY hour;

@@ -6,7 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { FOLD_WHEN_PENDING, foldWorkflowStats, workflowGraphStats } from '../db/graph-stats.ts';
+import { FOLD_WHEN_PENDING, foldRollups, workflowGraphStats } from '../db/graph-stats.ts';
 import type { Executor } from '../db/index.ts';
 import type { SkippedKeyExample, Workflow } from '../db/types.ts';
 import {
@@ -506,7 +506,7 @@ export async function loadGraph(db: Executor, log?: Pick<Logger, 'warn'>) {
   let pending = 0;
   for (const r of rows) pending += r.pendingDeltas;
   if (pending > FOLD_WHEN_PENDING) {
-    foldWorkflowStats(db).catch((err: unknown) => log?.warn({ err }, 'folding the workflow stats failed; the reconciler retries'));
+    foldRollups(db).catch((err: unknown) => log?.warn({ err }, 'folding the workflow stats failed; the reconciler retries'));
   }
   return buildGraph(rows);
 }

@@ -161,3 +161,34 @@ export async function annotatorAssignmentStats(db: Executor, annotatorId?: numbe
      ORDER BY annotator_id`.execute(db);
   return rows;
 }
+
+export interface AnnotatorCompletionRow {
+  id: number;
+  name: string;
+  /** Every assignment, whatever its status. */
+  total: number;
+  completed: number;
+  cancelled: number;
+}
+
+/**
+ * Every annotator that is not deleted, by id, with its assignment counts (GET /api/monitoring's
+ * summaries): closed ones from the per-annotator rollup (migration 0014), open ones from the open
+ * work per workflow and annotator (workflow_annotator_open, migration 0026) — one row per
+ * annotator and per workflow they hold open work in, not one per assignment.
+ */
+export async function annotatorCompletion(db: Executor): Promise<AnnotatorCompletionRow[]> {
+  const { rows } = await sql<AnnotatorCompletionRow>`
+    SELECT a.id, a.name, (coalesce(c.total, 0) + coalesce(o.open, 0))::int AS total,
+           coalesce(c.completed, 0)::int AS completed, coalesce(c.cancelled, 0)::int AS cancelled
+      FROM annotators a
+      LEFT JOIN (SELECT annotator_id, sum(assignments) AS total,
+                        sum(assignments) FILTER (WHERE status = 'completed') AS completed,
+                        sum(assignments) FILTER (WHERE status = 'cancelled') AS cancelled
+                   FROM annotator_assignment_counts GROUP BY annotator_id) c ON c.annotator_id = a.id
+      LEFT JOIN (SELECT annotator_id, sum(assignments) AS open
+                   FROM workflow_annotator_open GROUP BY annotator_id) o ON o.annotator_id = a.id
+     WHERE a.status <> 'deleted'
+     ORDER BY a.id`.execute(db);
+  return rows;
+}

@@ -50,21 +50,21 @@ export function workflowGraphStats(db: Executor) {
 }
 
 /**
- * Moves the deltas into workflow_stats (SQL workflow_stats_fold(), one statement, its own
- * transaction unless `db` is one). Returns the delta rows moved, or -1 when another fold was
- * running (it moves them). Never changes a figure a reader sees.
+ * Moves the appended deltas into their rollups — workflow_stats and annotation_fleet_hourly (SQL
+ * rollups_fold(), one statement, its own transaction unless `db` is one). Returns the delta rows
+ * moved, or -1 when another fold was running (it moves them). Never changes a figure a reader sees.
  */
-export async function foldWorkflowStats(db: Executor): Promise<number> {
-  const { rows } = await sql<{ moved: number }>`SELECT workflow_stats_fold() AS moved`.execute(db);
+export async function foldRollups(db: Executor): Promise<number> {
+  const { rows } = await sql<{ moved: number }>`SELECT rollups_fold() AS moved`.execute(db);
   return rows[0]!.moved;
 }
 
-/** A reconcile step body that folds when FOLD_INTERVAL_MS has passed since its last fold. */
+/** A reconcile step body (`rollups`) that folds when FOLD_INTERVAL_MS has passed since its last fold. */
 export function scheduledFold(intervalMs = FOLD_INTERVAL_MS) {
   let nextAt = 0;
   return async (db: Executor): Promise<{ actions: string[]; errors: string[] }> => {
     if (Date.now() < nextAt) return { actions: [], errors: [] };
-    await foldWorkflowStats(db);
+    await foldRollups(db);
     nextAt = Date.now() + intervalMs;
     return { actions: [], errors: [] };
   };

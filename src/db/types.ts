@@ -532,6 +532,12 @@ export interface WorkflowAnnotatorOpenTable {
   assignments: number;
 }
 
+/** annotation_created events per UTC hour, whole fleet (migrations/0026_workflow_stats.sql); also its deltas' shape. */
+export interface AnnotationFleetHourlyTable {
+  hour: Date;
+  createdCount: number;
+}
+
 /** The installation's identity, one row (migrations/0016_installation.sql, orchestrator/ownership.ts). */
 export interface InstallationTable {
   singleton: Generated<boolean>;
@@ -581,6 +587,8 @@ export interface Database {
   workflowStats: WorkflowStatsTable;
   workflowStatDeltas: WorkflowStatDeltasTable;
   workflowAnnotatorOpen: WorkflowAnnotatorOpenTable;
+  annotationFleetHourly: AnnotationFleetHourlyTable;
+  annotationFleetHourlyDeltas: AnnotationFleetHourlyTable;
 }
 
 export type Role = Selectable<RolesTable>;

@@ -12,7 +12,7 @@ import {
   countAssignments,
   countRejections,
 } from '../../src/db/counts.ts';
-import { foldWorkflowStats, workflowGraphStats } from '../../src/db/graph-stats.ts';
+import { foldRollups, workflowGraphStats } from '../../src/db/graph-stats.ts';
 import type { Db } from '../../src/db/index.ts';
 import type { AnnotatorStatus, AssignmentStatus, RejectionMode } from '../../src/db/types.ts';
 import { seededRandom } from '../../src/domain/gold-mixing.ts';
@@ -60,6 +60,25 @@ async function snapshot(db: Db) {
     graphStats: {
       rollup: table((await graphStats(db)) as unknown as Row[], ['workflowId']),
       scratch: table(await rows(db, scratchGraphStats), ['workflowId']),
+    },
+    fleetHourly: {
+      rollup: table(
+        await rows(
+          db,
+          sql`SELECT hour, sum(created_count) AS annotations
+                FROM (SELECT hour, created_count FROM annotation_fleet_hourly
+                      UNION ALL SELECT hour, created_count FROM annotation_fleet_hourly_deltas) f GROUP BY hour`,
+        ),
+        ['hour'],
+      ),
+      scratch: table(
+        await rows(
+          db,
+          sql`SELECT date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS annotations FROM annotation_events
+               WHERE event_type = 'annotation_created' GROUP BY 1`,
+        ),
+        ['hour'],
+      ),
     },
     openWorkPerAnnotator: {
       rollup: table(await rows(db, sql`SELECT workflow_id, annotator_id, assignments FROM workflow_annotator_open`), ['workflowId', 'annotatorId']),
@@ -187,8 +206,18 @@ describe('rollups (migrations 0014, 0026)', () => {
       () => sql`UPDATE rejections SET workflow_id = ${int(1, 5)}, action_taken = ${pick(ACTIONS)} WHERE id = ${someRejection}`,
       () => sql`UPDATE rejections SET reason = 'r' WHERE id = ${someRejection}`,
       () => sql`DELETE FROM rejections WHERE id = ${someRejection}`,
-      // The graph stats' fold (also inside transactions that roll back).
-      () => sql`SELECT workflow_stats_fold()`,
+      // Annotation events (the fleet's hourly rollup): several per statement, moved between hours
+      // and types, deleted (and deleted with their annotator, above).
+      () => sql`INSERT INTO annotation_events (annotator_id, event_type, ls_annotation_id, created_at)
+                SELECT id, ${pick(['annotation_created', 'annotation_updated'])}, (random() * 1e9)::int,
+                       now() - make_interval(mins => (random() * 3000)::int)
+                  FROM annotators ORDER BY random() LIMIT ${int(1, 6)}`,
+      () => sql`UPDATE annotation_events SET created_at = created_at - interval '1 hour' WHERE id % ${int(2, 5)} = 0`,
+      () => sql`UPDATE annotation_events SET event_type = ${pick(['annotation_created', 'annotation_updated'])}
+                 WHERE id = (SELECT id FROM annotation_events ORDER BY random() LIMIT 1)`,
+      () => sql`DELETE FROM annotation_events WHERE id IN (SELECT id FROM annotation_events ORDER BY random() LIMIT ${int(1, 3)})`,
+      // The folds (also inside transactions that roll back).
+      () => sql`SELECT rollups_fold()`,
     ];
 
     const counts = new Map<number, number>();
@@ -248,7 +277,7 @@ describe('rollups (migrations 0014, 0026)', () => {
           await sql`INSERT INTO rejections (workflow_id, original_annotator_id, image_key, action_taken) VALUES (${1 + (i % 3)}, ${id}, 'img', 'none')`.execute(trx);
         }),
       ),
-      ...Array.from({ length: 10 }, () => foldWorkflowStats(db)),
+      ...Array.from({ length: 10 }, () => foldRollups(db)),
     ]);
     await expectRollupsMatch(db);
   });
@@ -295,7 +324,7 @@ describe('rollups (migrations 0014, 0026)', () => {
     const scratchGraph = (await scratchGraphStats.execute(db)).rows;
     expect(scratchGraph.some((r) => Object.values(r as Row).every((v) => Number(v) > 0))).toBe(true);
     expect(await graphStats(db)).toEqual(scratchGraph);
-    expect(await foldWorkflowStats(db)).toBeGreaterThanOrEqual(0);
+    expect(await foldRollups(db)).toBeGreaterThanOrEqual(0);
     expect(await graphStats(db)).toEqual(scratchGraph);
     expect(Number((await sql<{ n: number }>`SELECT count(*) AS n FROM workflow_stat_deltas`.execute(db)).rows[0]!.n)).toBe(0);
     // Monitoring's per-annotator assignment figures.
