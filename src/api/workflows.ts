@@ -6,7 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { workflowStats } from '../db/counts.ts';
+import { FOLD_WHEN_PENDING, foldRollups, workflowGraphStats } from '../db/graph-stats.ts';
 import type { Executor } from '../db/index.ts';
 import type { SkippedKeyExample, Workflow } from '../db/types.ts';
 import {
@@ -18,6 +18,7 @@ import {
   type RejectionMode,
 } from '../domain/workflow-graph.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
+import type { Logger } from '../logger.ts';
 import {
   errors,
   idField,
@@ -473,15 +474,15 @@ async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): 
 }
 
 /**
- * The whole graph in one round trip. Stats come from the rollups and the open assignments
- * (src/db/counts.ts `workflowStats`), so the cost follows the number of workflows and the work in
- * progress, not the history.
+ * The whole graph in one round trip. Stats come from the rollup of migrations/0026 (src/db/graph-stats.ts),
+ * so the cost follows the number of workflows, not the history or the work in progress. When the
+ * read saw many unfolded deltas it starts a fold (not awaited: the figures are exact either way).
  */
-export async function loadGraph(db: Executor) {
+export async function loadGraph(db: Executor, log?: Pick<Logger, 'warn'>) {
   const rows = await db
     .selectFrom('workflows as w')
     .leftJoin('roles as r', 'r.id', 'w.roleId')
-    .leftJoin(workflowStats(db).as('s'), 's.workflowId', 'w.id')
+    .leftJoin(workflowGraphStats(db).as('s'), 's.workflowId', 'w.id')
     .select((eb) => [
       'w.id',
       'w.name',
@@ -498,9 +499,15 @@ export async function loadGraph(db: Executor) {
       eb.fn.coalesce('s.activeAnnotators', sql<number>`0`).as('activeAnnotators'),
       eb.fn.coalesce('s.completedTasks', sql<number>`0`).as('completedTasks'),
       eb.fn.coalesce('s.rejections', sql<number>`0`).as('rejections'),
+      eb.fn.coalesce('s.pendingDeltas', sql<number>`0`).as('pendingDeltas'),
     ])
     .orderBy('w.id')
     .execute();
+  let pending = 0;
+  for (const r of rows) pending += r.pendingDeltas;
+  if (pending > FOLD_WHEN_PENDING) {
+    foldRollups(db).catch((err: unknown) => log?.warn({ err }, 'folding the workflow stats failed; the reconciler retries'));
+  }
   return buildGraph(rows);
 }
 
@@ -510,7 +517,7 @@ export async function loadGraph(db: Executor) {
 export function workflowRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
-  const graph = new Coalesced(() => loadGraph(db));
+  const graph = new Coalesced(() => loadGraph(db, ctx.logger));
 
   app.openapi(
     createRoute({

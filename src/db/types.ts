@@ -283,6 +283,13 @@ export interface ItemConsensusTable {
   updatedAt: Timestamp;
 }
 
+/** Overlap batches whose JSONL export is to be written again (migrations/0023_overlap_exports.sql). */
+export interface BatchExportRefreshTable {
+  assignmentId: number;
+  version: Generated<number>;
+  requestedAt: Generated<Date>;
+}
+
 export interface AgreementControlsTable {
   workflowId: number;
   fromName: string;
@@ -520,6 +527,33 @@ export interface WorkflowRejectionCountsTable {
   rejections: number;
 }
 
+/** The workflow graph's stats, one row per workflow (migrations/0026_workflow_stats.sql). */
+export interface WorkflowStatsTable {
+  workflowId: number;
+  assignments: number;
+  completed: number;
+  /** bigint: returned as a string by node-pg. */
+  tasks: string | number;
+  annotators: number;
+  rejections: number;
+}
+
+/** Contributions to workflow_stats not folded into it yet (migrations/0026_workflow_stats.sql). */
+export type WorkflowStatDeltasTable = WorkflowStatsTable;
+
+/** Open assignments per (workflow, annotator) (migrations/0026_workflow_stats.sql). */
+export interface WorkflowAnnotatorOpenTable {
+  workflowId: number;
+  annotatorId: number;
+  assignments: number;
+}
+
+/** annotation_created events per UTC hour, whole fleet (migrations/0026_workflow_stats.sql); also its deltas' shape. */
+export interface AnnotationFleetHourlyTable {
+  hour: Date;
+  createdCount: number;
+}
+
 /** The installation's identity, one row (migrations/0016_installation.sql, orchestrator/ownership.ts). */
 export interface InstallationTable {
   singleton: Generated<boolean>;
@@ -556,6 +590,7 @@ export interface Database {
   agreementPairs: AgreementPairsTable;
   agreementPairLabels: AgreementPairLabelsTable;
   agreementAnnotators: AgreementAnnotatorsTable;
+  batchExportRefresh: BatchExportRefreshTable;
   apiKeys: ApiKeysTable;
   idempotencyKeys: IdempotencyKeysTable;
   webhookSubscriptions: WebhookSubscriptionsTable;
@@ -566,6 +601,11 @@ export interface Database {
   workflowAssignmentCounts: WorkflowAssignmentCountsTable;
   annotatorAssignmentCounts: AnnotatorAssignmentCountsTable;
   workflowRejectionCounts: WorkflowRejectionCountsTable;
+  workflowStats: WorkflowStatsTable;
+  workflowStatDeltas: WorkflowStatDeltasTable;
+  workflowAnnotatorOpen: WorkflowAnnotatorOpenTable;
+  annotationFleetHourly: AnnotationFleetHourlyTable;
+  annotationFleetHourlyDeltas: AnnotationFleetHourlyTable;
 }
 
 export type Role = Selectable<RolesTable>;

@@ -111,7 +111,7 @@ export function GraphSvg({ layout }: { layout: GraphLayout }) {
 const graphs = new WeakMap<AppContext, Coalesced<Awaited<ReturnType<typeof loadGraph>>>>();
 function sharedGraph(ctx: AppContext) {
   let g = graphs.get(ctx);
-  if (!g) graphs.set(ctx, (g = new Coalesced(() => loadGraph(ctx.database.db))));
+  if (!g) graphs.set(ctx, (g = new Coalesced(() => loadGraph(ctx.database.db, ctx.logger))));
   return g.get();
 }
 
