@@ -74,7 +74,9 @@ CREATE TRIGGER annotators_wake_batches AFTER UPDATE OF status, start_generation,
 -- a comparison asked for by clearing ls_checked_at — src/workflows/compare.ts markForComparison —,
 -- whoever wrote it: webhook ingestion, review, the API, an operator's SQL): it is due. The step's
 -- bookkeeping (attempts, errors, a comparison recorded, webhook ids, problems) wakes nothing, so
--- its retry backoff holds and an idle pass stays idle. Closed batches are never due.
+-- its retry backoff holds and an idle pass stays idle. Closed batches are never due. A later
+-- bookkeeping column is added to this list by CREATE OR REPLACE in its migration (else each write
+-- to it makes the batch due again: test/integration/reconcile-due.test.ts sees an idle pass write).
 CREATE FUNCTION assignments_wake() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   o assignments;
