@@ -272,7 +272,7 @@ async function addToRollups(trx: Tx, workflowId: number, c: ItemContribution) {
 
 /** A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items). */
 export async function workflowAgreement(db: Executor, workflowId: number): Promise<(AgreementReport & { overlap: number }) | null> {
-  const [wf, controls, coincidences, pairs, pairLabels, annotators] = await Promise.all([
+  const [wf, controls, coincidences, pairs, pairKappa, annotators] = await Promise.all([
     db
       .selectFrom('workflows as w')
       .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
@@ -282,15 +282,25 @@ export async function workflowAgreement(db: Executor, workflowId: number): Promi
     db.selectFrom('agreementControls').select(['fromName', 'type', 'items', 'agreementSum']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementCoincidences').select(['fromName', 'valueA as a', 'valueB as b', 'o']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementPairs').select(['fromName', 'annotatorA as a', 'annotatorB as b', 'items', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
-    db
-      .selectFrom('agreementPairLabels')
-      .select(['fromName', 'annotatorA as a', 'annotatorB as b', 'labelA', 'labelB', 'n'])
-      .where('workflowId', '=', workflowId)
-      .execute(),
+    // Kappa's totals per pair (kappa.ts KappaTotals) summed here from the joint label counts:
+    // one row per pair leaves the database instead of one per pair and label combination.
+    sql<WorkflowSums['pairKappa'][number]>`
+      WITH l AS (SELECT from_name, annotator_a, annotator_b, label_a, label_b, n FROM agreement_pair_labels WHERE workflow_id = ${workflowId}),
+           ma AS (SELECT from_name, annotator_a, annotator_b, label_a AS label, sum(n) AS n FROM l GROUP BY 1, 2, 3, 4),
+           mb AS (SELECT from_name, annotator_a, annotator_b, label_b AS label, sum(n) AS n FROM l GROUP BY 1, 2, 3, 4),
+           cross_sums AS (SELECT from_name, annotator_a, annotator_b, sum(ma.n * mb.n) AS cross_sum
+                            FROM ma JOIN mb USING (from_name, annotator_a, annotator_b, label) GROUP BY 1, 2, 3)
+      SELECT l.from_name, l.annotator_a AS a, l.annotator_b AS b, sum(l.n)::float8 AS items,
+             coalesce(sum(l.n) FILTER (WHERE l.label_a = l.label_b), 0)::float8 AS same,
+             coalesce(max(c.cross_sum), 0)::float8 AS cross
+        FROM l LEFT JOIN cross_sums c USING (from_name, annotator_a, annotator_b)
+       GROUP BY 1, 2, 3`
+      .execute(db)
+      .then((r) => r.rows),
     db.selectFrom('agreementAnnotators').select(['annotatorId as annotator', 'items', 'answers', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
   ]);
   if (!wf) return null;
-  const sums: WorkflowSums = { controls, coincidences, pairs, pairLabels, annotators };
+  const sums: WorkflowSums = { controls, coincidences, pairs, pairKappa, annotators };
   return { overlap: wf.overlap, ...agreementReport(sums, controlsOf(wf.configXml, []), (t) => kindOf(t)) };
 }
 
