@@ -285,16 +285,16 @@ export async function workflowAgreement(db: Executor, workflowId: number): Promi
     // Kappa's totals per pair (kappa.ts KappaTotals) summed here from the joint label counts:
     // one row per pair leaves the database instead of one per pair and label combination.
     sql<WorkflowSums['pairKappa'][number]>`
-      WITH l AS (SELECT from_name, annotator_a, annotator_b, label_a, label_b, n FROM agreement_pair_labels WHERE workflow_id = ${workflowId}),
-           ma AS (SELECT from_name, annotator_a, annotator_b, label_a AS label, sum(n) AS n FROM l GROUP BY 1, 2, 3, 4),
-           mb AS (SELECT from_name, annotator_a, annotator_b, label_b AS label, sum(n) AS n FROM l GROUP BY 1, 2, 3, 4),
-           cross_sums AS (SELECT from_name, annotator_a, annotator_b, sum(ma.n * mb.n) AS cross_sum
-                            FROM ma JOIN mb USING (from_name, annotator_a, annotator_b, label) GROUP BY 1, 2, 3)
-      SELECT l.from_name, l.annotator_a AS a, l.annotator_b AS b, sum(l.n)::float8 AS items,
-             coalesce(sum(l.n) FILTER (WHERE l.label_a = l.label_b), 0)::float8 AS same,
-             coalesce(max(c.cross_sum), 0)::float8 AS cross
-        FROM l LEFT JOIN cross_sums c USING (from_name, annotator_a, annotator_b)
-       GROUP BY 1, 2, 3`
+      WITH m AS (
+        -- Per pair and label: times A gave it, times B gave it, times both did.
+        SELECT from_name, annotator_a, annotator_b, label, sum(na) AS na, sum(nb) AS nb, sum(same) AS same
+          FROM agreement_pair_labels l
+         CROSS JOIN LATERAL (VALUES (l.label_a, l.n, 0, CASE WHEN l.label_a = l.label_b THEN l.n ELSE 0 END),
+                                    (l.label_b, 0, l.n, 0)) AS v (label, na, nb, same)
+         WHERE l.workflow_id = ${workflowId}
+         GROUP BY 1, 2, 3, 4)
+      SELECT from_name, annotator_a AS a, annotator_b AS b, sum(na)::float8 AS items, sum(same)::float8 AS same, sum(na * nb)::float8 AS cross
+        FROM m GROUP BY 1, 2, 3`
       .execute(db)
       .then((r) => r.rows),
     db.selectFrom('agreementAnnotators').select(['annotatorId as annotator', 'items', 'answers', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
