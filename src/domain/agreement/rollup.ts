@@ -13,7 +13,8 @@
  *    across items, so the report gives their mean item agreement and pairwise agreement instead
  *    (alpha null, metric 'distance').
  *  - Cohen's kappa of a pair depends only on their joint label counts, and through them only on
- *    three totals (kappa.ts KappaTotals), which the read sums in SQL: pairs rows, not pairs × labels².
+ *    three totals (kappa.ts KappaTotals), which the read sums in SQL: one row per pair leaves the
+ *    database, not one per pair and label combination.
  *  - Pairwise and per-annotator agreement are means: a count and a sum.
  */
 import { resultsByControl, strings } from '../gold-scoring.ts';
@@ -208,7 +209,7 @@ function matrixOf(rows: { a: string; b: string; o: number }[], numeric: boolean)
  */
 export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[], kindOf: (type: string) => ControlKind): AgreementReport {
   const specByName = new Map(specs.map((s) => [s.fromName, s]));
-  // Linear in the rows: a read costs what the rollups hold (pairs × labels²), nothing squared.
+  // Linear in the rows given (a quadratic copy here once cost more than the whole read).
   const group = <T extends { fromName: string }>(rows: T[]) => {
     const m = new Map<string, T[]>();
     for (const r of rows) {
