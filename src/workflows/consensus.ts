@@ -272,7 +272,7 @@ async function addToRollups(trx: Tx, workflowId: number, c: ItemContribution) {
 
 /** A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items). */
 export async function workflowAgreement(db: Executor, workflowId: number): Promise<(AgreementReport & { overlap: number }) | null> {
-  const [wf, controls, coincidences, pairs, pairLabels, annotators] = await Promise.all([
+  const [wf, controls, coincidences, pairs, pairKappa, annotators] = await Promise.all([
     db
       .selectFrom('workflows as w')
       .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
@@ -282,15 +282,25 @@ export async function workflowAgreement(db: Executor, workflowId: number): Promi
     db.selectFrom('agreementControls').select(['fromName', 'type', 'items', 'agreementSum']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementCoincidences').select(['fromName', 'valueA as a', 'valueB as b', 'o']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementPairs').select(['fromName', 'annotatorA as a', 'annotatorB as b', 'items', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
-    db
-      .selectFrom('agreementPairLabels')
-      .select(['fromName', 'annotatorA as a', 'annotatorB as b', 'labelA', 'labelB', 'n'])
-      .where('workflowId', '=', workflowId)
-      .execute(),
+    // Kappa's totals per pair (kappa.ts KappaTotals) summed here from the joint label counts:
+    // one row per pair leaves the database instead of one per pair and label combination.
+    sql<WorkflowSums['pairKappa'][number]>`
+      WITH m AS (
+        -- Per pair and label: times A gave it, times B gave it, times both did.
+        SELECT from_name, annotator_a, annotator_b, label, sum(na) AS na, sum(nb) AS nb, sum(same) AS same
+          FROM agreement_pair_labels l
+         CROSS JOIN LATERAL (VALUES (l.label_a, l.n, 0, CASE WHEN l.label_a = l.label_b THEN l.n ELSE 0 END),
+                                    (l.label_b, 0, l.n, 0)) AS v (label, na, nb, same)
+         WHERE l.workflow_id = ${workflowId}
+         GROUP BY 1, 2, 3, 4)
+      SELECT from_name, annotator_a AS a, annotator_b AS b, sum(na)::float8 AS items, sum(same)::float8 AS same, sum(na * nb)::float8 AS cross
+        FROM m GROUP BY 1, 2, 3`
+      .execute(db)
+      .then((r) => r.rows),
     db.selectFrom('agreementAnnotators').select(['annotatorId as annotator', 'items', 'answers', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
   ]);
   if (!wf) return null;
-  const sums: WorkflowSums = { controls, coincidences, pairs, pairLabels, annotators };
+  const sums: WorkflowSums = { controls, coincidences, pairs, pairKappa, annotators };
   return { overlap: wf.overlap, ...agreementReport(sums, controlsOf(wf.configXml, []), (t) => kindOf(t)) };
 }
 

@@ -9,6 +9,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotator } from '../../src/db/types.ts';
+import { cohenKappa } from '../../src/domain/agreement/kappa.ts';
 import { configNames } from '../../src/domain/task-data.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { finishOverlap, predictionsFor } from '../../src/workflows/consensus.ts';
@@ -182,6 +183,11 @@ describe('overlap 3: consensus and adjudication', () => {
       [people[0]!.id, people[2]!.id, 4],
       [people[1]!.id, people[2]!.id, 4],
     ]);
+    // Cohen's kappa per pair, summed in SQL from the joint label counts, equals kappa of the answers themselves ('' = skipped).
+    const labelsOf = [['cat', 'cat', 'cat', 'cat'], ['cat', 'cat', 'cat', 'dog'], ['cat', 'cat', 'dog', '']];
+    const kappaOf = (x: number, y: number) => cohenKappa(labelsOf[x]!.map((l, i) => [l, labelsOf[y]![i]!] as const)).kappa;
+    expect(label.pairs.map((p: { kappa: number }) => p.kappa)).toEqual([kappaOf(0, 1), kappaOf(0, 2), kappaOf(1, 2)]);
+    expect(label.pairs[2].kappa).toBeCloseTo((0.5 - 7 / 16) / (1 - 7 / 16), 12);
     expect(report.body.annotators.map((a: { annotatorId: number; items: number }) => [a.annotatorId, a.items])).toEqual(people.map((p) => [p.id, 4]));
     expect((await t.json('GET', '/api/workflows/999999/agreement')).status).toBe(404);
 

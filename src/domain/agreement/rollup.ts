@@ -12,12 +12,14 @@
  *    Regions and free text have no finite value set: their alpha needs every pair of answers
  *    across items, so the report gives their mean item agreement and pairwise agreement instead
  *    (alpha null, metric 'distance').
- *  - Cohen's kappa of a pair depends only on their joint label counts (kappa.ts).
+ *  - Cohen's kappa of a pair depends only on their joint label counts, and through them only on
+ *    three totals (kappa.ts KappaTotals), which the read sums in SQL: one row per pair leaves the
+ *    database, not one per pair and label combination.
  *  - Pairwise and per-annotator agreement are means: a count and a sum.
  */
 import { resultsByControl, strings } from '../gold-scoring.ts';
 import { controlValues, type ControlKind, type ControlSpec } from './controls.ts';
-import { cohenKappaFromCounts } from './kappa.ts';
+import { cohenKappaFromTotals, kappaTotals, type KappaTotals } from './kappa.ts';
 import { alphaFromCoincidences, CoincidenceMatrix, SCALE, type Metric, type Value } from './krippendorff.ts';
 import { similarity } from './merge.ts';
 import { analyzeAgreement, NO_LABEL, similarityMatrix, type ItemAnnotations, type ItemOutcome } from './workflow.ts';
@@ -144,12 +146,31 @@ export function agreementWithMerged(
   return out;
 }
 
+/**
+ * Kappa totals per pair from the joint label counts (agreement_pair_labels rows): the same sums
+ * consensus.ts's SQL reads, for sums kept in memory.
+ */
+export function pairKappaTotals(rows: readonly { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number }[]): WorkflowSums['pairKappa'] {
+  const byPair = new Map<string, { fromName: string; a: number; b: number; counts: [string, string, number][] }>();
+  for (const r of rows) {
+    const key = JSON.stringify([r.fromName, r.a, r.b]);
+    let e = byPair.get(key);
+    if (!e) byPair.set(key, (e = { fromName: r.fromName, a: r.a, b: r.b, counts: [] }));
+    e.counts.push([r.labelA, r.labelB, r.n]);
+  }
+  return [...byPair.values()].map((e) => ({ fromName: e.fromName, a: e.a, b: e.b, ...kappaTotals(e.counts) }));
+}
+
 /** The stored sums of one workflow, as read from the rollup tables. */
 export interface WorkflowSums {
   controls: { fromName: string; type: string; items: number; agreementSum: number }[];
   coincidences: { fromName: string; a: string; b: string; o: number }[];
   pairs: { fromName: string; a: number; b: number; items: number; similaritySum: number }[];
-  pairLabels: { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number }[];
+  /**
+   * Per pair and single-choice control, the totals Cohen's kappa needs (kappa.ts KappaTotals), as
+   * summed from agreement_pair_labels (pairKappaTotals; consensus.ts sums them in SQL).
+   */
+  pairKappa: ({ fromName: string; a: number; b: number } & KappaTotals)[];
   annotators: { annotator: number; items: number; answers: number; similaritySum: number }[];
 }
 
@@ -188,14 +209,19 @@ function matrixOf(rows: { a: string; b: string; o: number }[], numeric: boolean)
  */
 export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[], kindOf: (type: string) => ControlKind): AgreementReport {
   const specByName = new Map(specs.map((s) => [s.fromName, s]));
+  // Linear in the rows given (a quadratic copy here once cost more than the whole read).
   const group = <T extends { fromName: string }>(rows: T[]) => {
     const m = new Map<string, T[]>();
-    for (const r of rows) m.set(r.fromName, [...(m.get(r.fromName) ?? []), r]);
+    for (const r of rows) {
+      const list = m.get(r.fromName);
+      if (list) list.push(r);
+      else m.set(r.fromName, [r]);
+    }
     return m;
   };
   const coincidences = group(sums.coincidences);
   const pairs = group(sums.pairs);
-  const pairLabels = group(sums.pairLabels);
+  const pairKappa = group(sums.pairKappa);
   const whole = sums.controls.find((c) => c.fromName === ITEM_ROW);
   const controls = [...sums.controls].filter((c) => c.fromName !== ITEM_ROW).sort((x, y) => (x.fromName < y.fromName ? -1 : 1)).map((c) => {
     const kind = specByName.get(c.fromName)?.kind ?? kindOf(c.type);
@@ -224,7 +250,7 @@ export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[
       const r = alphaFromCoincidences(matrixOf(pooled, false), 'nominal');
       alpha = { value: r.alpha, metric: 'nominal', observedDisagreement: r.observedDisagreement, expectedDisagreement: r.expectedDisagreement, pairableValues: r.pairableValues };
     }
-    const labelCounts = pairLabels.get(c.fromName) ?? [];
+    const kappaOf = new Map((pairKappa.get(c.fromName) ?? []).map((k) => [`${k.a},${k.b}`, k]));
     return {
       fromName: c.fromName,
       type: c.type,
@@ -240,10 +266,7 @@ export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[
           b: p.b,
           items: p.items,
           agreement: p.items ? p.similaritySum / p.items : 0,
-          kappa:
-            kind === 'single-choice'
-              ? cohenKappaFromCounts(labelCounts.filter((l) => l.a === p.a && l.b === p.b).map((l) => [l.labelA, l.labelB, l.n] as const)).kappa
-              : null,
+          kappa: kind === 'single-choice' ? cohenKappaFromTotals(kappaOf.get(`${p.a},${p.b}`) ?? { items: 0, same: 0, cross: 0 }).kappa : null,
         })),
     };
   });
