@@ -1,13 +1,13 @@
 /**
- * Fault suite (issue 10): Traefik stopped and started while annotators are active. The suite runs
- * a Traefik of its own (test/helpers/traefik.ts; file provider) — never the machine's — and one
- * `fleet serve` that stays up throughout. While Traefik is away the annotators' urls cannot answer;
- * once it is back every annotator must be `active` with its url answering through it again, with
- * nothing restarted or recreated on the fleet's side (the containers are the same). The figure is
- * the time from Traefik's start to the last route answering.
+ * Fault suite (issue 10): Traefik, then the Docker Engine, stopped and started while annotators are
+ * active. The suite runs its own of both — a Traefik (test/helpers/traefik.ts; file provider) and a
+ * dockerd (test/helpers/dockerd.ts; own socket and data root) — never the machine's, and one
+ * `fleet serve` that stays up throughout. After each fault every annotator must be `active` again
+ * with its url answering through Traefik. The figure is the time from the component's start to
+ * the last route answering (and, for dockerd, the restarts the fleet counted).
  *
- * Instances run the stand-in image (test/helpers/stub-image.ts), so a start is seconds. Real
- * Docker and PostgreSQL: run under `flock /tmp/lf-docker.lock` (npm run chaos).
+ * Instances run the stand-in image (test/helpers/stub-image.ts, copied into the suite's dockerd),
+ * so a start is seconds. Run alone (npm run chaos), under `flock /tmp/lf-docker.lock`.
  */
 import { type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,18 +18,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstanceDatabases } from '../../orchestrator/databases.ts';
 import { httpGet } from '../../orchestrator/http-probe.ts';
 import { webhookSecret } from '../../orchestrator/instance-spec.ts';
-import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
+import { TEST_DATABASE_URL } from '../helpers/env.ts';
 import { freePort, freePortBase, sleep, startFleet } from '../helpers/process.ts';
 import { startTestService, TEST_SECRET_KEY, type TestService } from '../helpers/service.ts';
 import { stubImage } from '../helpers/stub-image.ts';
 import { startTraefik, type TestTraefik } from '../helpers/traefik.ts';
+import { startDockerd, type TestDockerd } from '../helpers/dockerd.ts';
 import './meta.ts';
 
 const NS = `ct${randomBytes(3).toString('hex')}`;
 const DOMAIN = `${NS}.fleet.localhost`;
 const COUNT = 3;
-const DOCKER_SOCKET = testEnv('DOCKER_SOCKET', '/var/run/docker.sock');
-const docker = new Docker({ socketPath: DOCKER_SOCKET });
+let dockerd: TestDockerd;
+let docker: Docker;
 let t: TestService;
 let traefik: TestTraefik;
 let service: ReturnType<typeof startFleet> | undefined;
@@ -70,14 +71,17 @@ function setCounts(task: { meta: object }, counts: Record<string, number>) {
 
 beforeAll(async () => {
   traefik = await startTraefik();
+  dockerd = await startDockerd();
+  docker = dockerd.docker;
   const base = await freePortBase(28_400, 20);
   const image = await stubImage('http');
+  await dockerd.loadImage(image);
   const shared = {
     FLEET_NAMESPACE: NS,
     FLEET_DOMAIN: DOMAIN,
     FLEET_IMAGE: image,
     LS_DATABASE_URL: TEST_DATABASE_URL(),
-    DOCKER_SOCKET,
+    DOCKER_SOCKET: dockerd.socket,
     DOCKER_NETWORK_MODE: 'host',
     LS_PORT_BASE: String(base),
     TRAEFIK_PROVIDER: 'file',
@@ -120,9 +124,9 @@ afterAll(async () => {
     await service!.exited;
   }
   await t?.close();
-  const left = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`labelfleet.namespace=${NS}`] }) });
+  const left = !docker ? [] : await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`labelfleet.namespace=${NS}`] }) });
   for (const c of left) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});
-  for (const v of (await docker.listVolumes()).Volumes ?? []) {
+  for (const v of (docker ? (await docker.listVolumes()).Volumes : undefined) ?? []) {
     if (v.Name.startsWith(`fleet-ls-${NS}-`)) await docker.getVolume(v.Name).remove().catch(() => {});
   }
   const dbs = new InstanceDatabases({ LS_DATABASE_URL: TEST_DATABASE_URL(), FLEET_NAMESPACE: NS });
@@ -131,6 +135,7 @@ afterAll(async () => {
   const dir = traefik?.dynamicDir;
   if (dir && existsSync(dir)) for (const f of readdirSync(dir)) rmSync(path.join(dir, f), { force: true });
   await traefik?.close();
+  await dockerd?.close();
   annotators = [];
 });
 
@@ -151,5 +156,28 @@ describe(`Traefik (the suite's own) stopped ~5 s and started while ${COUNT} anno
     expect(await containerIds()).toEqual(before);
     expect(readdirSync(traefik.dynamicDir).filter((f) => f.startsWith(`fleet-ls-${NS}-`))).toHaveLength(COUNT);
     setCounts(task, { annotators: COUNT, active: COUNT, restarts: 0, recreated: 0, convergeMs, fromTraefikStartMs: Date.now() - started });
+  }, 300_000);
+});
+
+describe(`the Docker Engine (the suite's own) stopped ~5 s and started while ${COUNT} annotators are active`, () => {
+  it('all converge to active with their urls answering through Traefik; each container brought back once', async ({ task }) => {
+    expect((await containerIds()).filter((c) => c.endsWith(':running'))).toHaveLength(COUNT);
+    await dockerd.stop();
+    for (const a of annotators) expect((await viaTraefik(a.sub)).status).not.toBe(200);
+    await sleep(5000);
+    // The fleet lives through it: its passes fail (logged, counted) and go on.
+    expect(service!.child.exitCode).toBeNull();
+    const started = Date.now();
+    await dockerd.start();
+    const convergeMs = await until('every annotator active with its route again', allUp, 180_000);
+    const after = await containerIds();
+    expect(after.filter((c) => c.endsWith(':running'))).toHaveLength(COUNT);
+    expect(after).toHaveLength(COUNT);
+    const rows = await t.db.selectFrom('annotators').select(['status', 'restartCount']).execute();
+    expect(rows.map((r) => r.status)).toEqual(Array(COUNT).fill('active'));
+    // Docker's restart policy or the fleet brings each back; the fleet counts at most one restart each.
+    const restarts = rows.reduce((n, r) => n + r.restartCount, 0);
+    expect(rows.every((r) => r.restartCount <= 1)).toBe(true);
+    setCounts(task, { annotators: COUNT, active: COUNT, containers: after.length, restarts, convergeMs, fromDockerdStartMs: Date.now() - started });
   }, 300_000);
 });
