@@ -108,11 +108,27 @@ export function GraphSvg({ layout }: { layout: GraphLayout }) {
   );
 }
 
-/** The graph with its stats, one computation shared by concurrent requests (as GET /api/workflows/graph does). */
-const graphs = new WeakMap<AppContext, Coalesced<Awaited<ReturnType<typeof loadGraph>>>>();
+type Graph = Awaited<ReturnType<typeof loadGraph>>;
+
+/**
+ * The graph with its stats, one computation shared by concurrent requests (as GET /api/workflows/graph
+ * does). A computation equal to the previous one returns the previous object, so the rendering
+ * cached for it (graphRegion) serves until something in the graph changes.
+ */
+const graphs = new WeakMap<AppContext, Coalesced<Graph>>();
 function sharedGraph(ctx: AppContext) {
   let g = graphs.get(ctx);
-  if (!g) graphs.set(ctx, (g = new Coalesced(() => loadGraph(ctx.database.db, ctx.logger))));
+  if (!g) {
+    let last: { graph: Graph; json: string } | undefined;
+    g = new Coalesced(async () => {
+      const graph = await loadGraph(ctx.database.db, ctx.logger);
+      const json = JSON.stringify(graph);
+      if (last?.json === json) return last.graph;
+      last = { graph, json };
+      return graph;
+    });
+    graphs.set(ctx, g);
+  }
   return g.get();
 }
 
@@ -126,7 +142,7 @@ export const FLOWS_PER_PAGE = 20;
  */
 const regions = new WeakMap<object, Map<string, string>>();
 const REGIONS_PER_GRAPH = 16;
-async function graphRegion(graph: Awaited<ReturnType<typeof loadGraph>>, q: string, page: { limit: number; offset: number }): Promise<string> {
+async function graphRegion(graph: Graph, q: string, page: { limit: number; offset: number }): Promise<string> {
   const key = `${page.offset}\u0000${q}`;
   let byWindow = regions.get(graph);
   if (!byWindow) regions.set(graph, (byWindow = new Map()));
