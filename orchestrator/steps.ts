@@ -6,6 +6,7 @@ import { runQualityChecks } from '../src/workflows/quality.ts';
 import { batchesStep } from './batches-step.ts';
 import { scheduledPurge } from '../src/auth/purge.ts';
 import { outboundStep } from './outbound-step.ts';
+import { refreshOverlapExports } from '../src/workflows/overlap-exports.ts';
 import { scheduledFold } from '../src/db/graph-stats.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
@@ -13,11 +14,13 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const fold = scheduledFold();
   return [
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
-    annotatorsStep,
+    annotatorsStep(),
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
     // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.
     batchesStep(),
+    // Overlap batches' JSONL exports, written again once their items' consensus is settled (src/workflows/overlap-exports.ts).
+    { name: 'overlap-exports', run: (ctx) => refreshOverlapExports(ctx) },
     // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
     { name: 'purge', run: (ctx) => purge(ctx.database.db) },
     // The workflow graph's stats: fold the deltas facts appended into one row per workflow (src/db/graph-stats.ts).

@@ -74,7 +74,6 @@ export function itemContribution(item: ItemAnnotations, specs: readonly ControlS
   const grouped = item.annotations.map((a) => resultsByControl(a.skipped ? [] : a.result));
   const ids = item.annotations.map((a) => Number(a.annotator));
   const out: ItemContribution = { outcome, controls: [], coincidences: [], pairs: [], annotators: [] };
-  const perAnnotator = ids.map(() => ({ answers: 0, sum: 0 }));
   const m = item.annotations.length;
 
   for (const spec of specs) {
@@ -110,14 +109,38 @@ export function itemContribution(item: ItemAnnotations, specs: readonly ControlS
         out.pairs.push(pair);
       }
     }
-    const merged = outcome.result.filter((r) => r.from_name === spec.fromName).map((r) => r.value);
-    answers.forEach((answer, i) => {
-      perAnnotator[i]!.answers++;
-      perAnnotator[i]!.sum += similarity(spec, merged, answer);
-    });
   }
   if (m >= 2 && outcome.agreement !== null) out.controls.push({ fromName: ITEM_ROW, type: 'item', agreement: outcome.agreement });
-  if (m >= 2) ids.forEach((annotator, i) => out.annotators.push({ annotator, answers: perAnnotator[i]!.answers, similaritySum: perAnnotator[i]!.sum }));
+  if (m >= 2) {
+    const withMerged = agreementWithMerged(item.annotations, specs, outcome.result);
+    ids.forEach((annotator, i) => out.annotators.push({ annotator, ...withMerged[i]! }));
+  }
+  return out;
+}
+
+/**
+ * Each annotation's agreement with an item's merged result, the figure "agreement with the
+ * consensus" sums: per annotation, the controls it is compared on (those that at least one of the
+ * item's annotations answered; a skip answers each with "no label") and its summed similarity
+ * (0..1 each, the gold scorer's rule) to the merged values of those controls. Its agreement with
+ * the consensus is similaritySum ÷ answers (none when answers is 0). Same order as `annotations`.
+ */
+export function agreementWithMerged(
+  annotations: ItemAnnotations['annotations'],
+  specs: readonly ControlSpec[],
+  merged: readonly { from_name: string; value: unknown }[],
+): { answers: number; similaritySum: number }[] {
+  const grouped = annotations.map((a) => resultsByControl(a.skipped ? [] : a.result));
+  const out = annotations.map(() => ({ answers: 0, similaritySum: 0 }));
+  for (const spec of specs) {
+    const answers = grouped.map((g) => controlValues(g, spec));
+    if (!answers.some((a) => a.length)) continue;
+    const values = merged.filter((r) => r.from_name === spec.fromName).map((r) => r.value as Record<string, unknown>);
+    answers.forEach((answer, i) => {
+      out[i]!.answers++;
+      out[i]!.similaritySum += similarity(spec, values, answer);
+    });
+  }
   return out;
 }
 
