@@ -6,11 +6,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { FOLD_WHEN_PENDING, foldRollups, workflowGraphStats } from '../db/graph-stats.ts';
+import { loadGraph } from '../db/graph-stats.ts';
 import type { Executor } from '../db/index.ts';
 import type { SkippedKeyExample, Workflow } from '../db/types.ts';
 import {
-  buildGraph,
   Coalesced,
   findChainCycle,
   traceChain,
@@ -18,7 +17,6 @@ import {
   type RejectionMode,
 } from '../domain/workflow-graph.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
-import type { Logger } from '../logger.ts';
 import {
   errors,
   idField,
@@ -471,44 +469,6 @@ async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): 
   const issues = [...ruleIssues(body, null, path), ...(await referenceIssues(trx, body, path))];
   if (issues.length) return issues;
   return trx.insertInto('workflows').values(insertValues(body)).returning('id').executeTakeFirstOrThrow();
-}
-
-/**
- * The whole graph in one round trip. Stats come from the rollup of migrations/0026 (src/db/graph-stats.ts),
- * so the cost follows the number of workflows, not the history or the work in progress. When the
- * read saw many unfolded deltas it starts a fold (not awaited: the figures are exact either way).
- */
-export async function loadGraph(db: Executor, log?: Pick<Logger, 'warn'>) {
-  const rows = await db
-    .selectFrom('workflows as w')
-    .leftJoin('roles as r', 'r.id', 'w.roleId')
-    .leftJoin(workflowGraphStats(db).as('s'), 's.workflowId', 'w.id')
-    .select((eb) => [
-      'w.id',
-      'w.name',
-      'w.roleId',
-      'r.name as roleName',
-      'r.color as roleColor',
-      'w.isActive',
-      'w.rejectionMode',
-      'w.previousWorkflowId',
-      'w.rejectionRouteWorkflowId',
-      'w.adjudicationWorkflowId',
-      eb.fn.coalesce('s.totalAssignments', sql<number>`0`).as('totalAssignments'),
-      eb.fn.coalesce('s.completedAssignments', sql<number>`0`).as('completedAssignments'),
-      eb.fn.coalesce('s.activeAnnotators', sql<number>`0`).as('activeAnnotators'),
-      eb.fn.coalesce('s.completedTasks', sql<number>`0`).as('completedTasks'),
-      eb.fn.coalesce('s.rejections', sql<number>`0`).as('rejections'),
-      eb.fn.coalesce('s.pendingDeltas', sql<number>`0`).as('pendingDeltas'),
-    ])
-    .orderBy('w.id')
-    .execute();
-  let pending = 0;
-  for (const r of rows) pending += r.pendingDeltas;
-  if (pending > FOLD_WHEN_PENDING) {
-    foldRollups(db).catch((err: unknown) => log?.warn({ err }, 'folding the workflow stats failed; the reconciler retries'));
-  }
-  return buildGraph(rows);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,9 +3,12 @@
  * from the rollup of migrations/0026_workflow_stats.sql: one workflow_stats row per workflow plus
  * the deltas appended since the last fold, in one snapshot — exact at any moment, at a cost that
  * follows the number of workflows (and the unfolded deltas), not the history or the open work.
- * Every function takes `db | trx` first.
+ * `loadGraph` is the graph as the API and the console both show it. Every function takes
+ * `db | trx` first (loadGraph: the pool, since it may start a fold that outlives the call).
  */
 import { sql } from 'kysely';
+import { buildGraph } from '../domain/workflow-graph.ts';
+import type { Logger } from '../logger.ts';
 import type { Executor } from './index.ts';
 
 /** Unfolded delta rows above which a reader asks for a fold (the reconciler folds every few seconds anyway). */
@@ -68,4 +71,42 @@ export function scheduledFold(intervalMs = FOLD_INTERVAL_MS) {
     nextAt = Date.now() + intervalMs;
     return { actions: [], errors: [] };
   };
+}
+
+/**
+ * The whole graph in one round trip. Stats come from the rollup of migrations/0026 (workflowGraphStats),
+ * so the cost follows the number of workflows, not the history or the work in progress. When the
+ * read saw many unfolded deltas it starts a fold (not awaited: the figures are exact either way).
+ */
+export async function loadGraph(db: Executor, log?: Pick<Logger, 'warn'>) {
+  const rows = await db
+    .selectFrom('workflows as w')
+    .leftJoin('roles as r', 'r.id', 'w.roleId')
+    .leftJoin(workflowGraphStats(db).as('s'), 's.workflowId', 'w.id')
+    .select((eb) => [
+      'w.id',
+      'w.name',
+      'w.roleId',
+      'r.name as roleName',
+      'r.color as roleColor',
+      'w.isActive',
+      'w.rejectionMode',
+      'w.previousWorkflowId',
+      'w.rejectionRouteWorkflowId',
+      'w.adjudicationWorkflowId',
+      eb.fn.coalesce('s.totalAssignments', sql<number>`0`).as('totalAssignments'),
+      eb.fn.coalesce('s.completedAssignments', sql<number>`0`).as('completedAssignments'),
+      eb.fn.coalesce('s.activeAnnotators', sql<number>`0`).as('activeAnnotators'),
+      eb.fn.coalesce('s.completedTasks', sql<number>`0`).as('completedTasks'),
+      eb.fn.coalesce('s.rejections', sql<number>`0`).as('rejections'),
+      eb.fn.coalesce('s.pendingDeltas', sql<number>`0`).as('pendingDeltas'),
+    ])
+    .orderBy('w.id')
+    .execute();
+  let pending = 0;
+  for (const r of rows) pending += r.pendingDeltas;
+  if (pending > FOLD_WHEN_PENDING) {
+    foldRollups(db).catch((err: unknown) => log?.warn({ err }, 'folding the workflow stats failed; the reconciler retries'));
+  }
+  return buildGraph(rows);
 }
