@@ -71,7 +71,7 @@ import {
   type EcsBackendOptions,
 } from '../../orchestrator/backends/ecs.ts';
 import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
-import { ForeignResourceError } from '../../orchestrator/ownership.ts';
+import { ForeignResourceError, readInstallation } from '../../orchestrator/ownership.ts';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
 import { startTestService, testConfig, type TestService } from '../helpers/service.ts';
 import { testEnv, TEST_DATABASE_URL } from '../helpers/env.ts';
@@ -981,8 +981,12 @@ describe('the fleet on ECS, as an auditor sees it through the admin API', () => 
     for (const entry of c1.secrets!) expect(await resolveValueFrom(f, entry.valueFrom!), entry.name).toBe(g1.env[entry.name!]);
     expect(await resolveValueFrom(f, c1.secrets!.find((x) => x.name === 'WEBHOOK_SECRET')!.valueFrom!)).toBe(webhookSecret(t.ctx.secrets, id, 1));
     await expectNoSecretInRevisions(f, id);
-    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': g1.specHash };
+    // Every resource carries this installation's id (the fleet database's, migration 0016).
+    const installation = (await readInstallation(t.db)).installationId;
+    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': g1.specHash, 'labelfleet.installation': installation };
     expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags);
+    expect(tagMap(svc1.tags)).toMatchObject(wantTags);
+    expect(await elbTags(f, (await targetGroupOf(f, id))!.TargetGroupArn!)).toEqual(wantTags);
 
     expect((await t.json('POST', `/api/annotators/${id}/stop`)).status).toBe(200);
     await pass();

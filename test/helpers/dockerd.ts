@@ -8,7 +8,7 @@
  * stop() ends it as an operator would (SIGTERM: it stops its containers), start() runs it again.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -94,6 +94,19 @@ export async function startDockerd(): Promise<TestDockerd> {
     async close() {
       await stop();
       log.end();
+      // dockerd leaves its network namespace file bind-mounted under the exec root: unmount first.
+      const mounts = readFileSync('/proc/mounts', 'utf8')
+        .split('\n')
+        .map((line) => line.split(' ')[1] ?? '')
+        .filter((m) => m.startsWith(`${dir}/`))
+        .reverse();
+      for (const m of mounts) {
+        try {
+          execFileSync('umount', ['-l', m], { stdio: 'pipe' });
+        } catch {
+          /* already gone */
+        }
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };
