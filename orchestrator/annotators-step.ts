@@ -125,6 +125,8 @@ const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
 /** While a start is in progress the step asks for another pass this soon (probes are cheap). */
 export const START_POLL_MS = 500;
+/** How long a start's health probe waits for Label Studio's answer. */
+const START_PROBE_TIMEOUT_MS = 1000;
 
 const pollTimers = new WeakMap<AppContext, NodeJS.Timeout>();
 function pollSoon(ctx: AppContext) {
@@ -338,7 +340,11 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
   let healthOk: boolean | undefined;
   let routeOk: boolean | undefined;
   if (row.status === 'starting' && phase === 'healthy' && observed.state === 'running' && address) {
-    healthOk = await labelStudioHealthy(`http://${address.host}:${address.port}`);
+    // The instance's token report, made in this phase, is its own word that /health/ answered (its
+    // reporter waits for it): no probe then. Else a short probe — a booting Label Studio refuses at
+    // once, and a slow answer is asked again at the next poll rather than holding up the pass.
+    const reportedThisPhase = row.tokenReportedAt !== null && row.phaseStartedAt !== null && row.tokenReportedAt >= row.phaseStartedAt;
+    healthOk = reportedThisPhase || (await labelStudioHealthy(`http://${address.host}:${address.port}`, undefined, START_PROBE_TIMEOUT_MS));
   }
   if (row.status === 'starting' && phase === 'route' && observed.state === 'running') {
     routeOk = await routeAnswers(ctx, row.subdomain);
@@ -509,7 +515,9 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     }
 
     case 'activate': {
-      const lsUserId = await findLsUserId(ctx, row, observed.address);
+      // The annotator's own account exists only once a password was issued: no call to Label Studio
+      // on the way to active otherwise.
+      const lsUserId = row.lsPasswordEnc === null ? null : await findLsUserId(ctx, row, observed.address);
       const url = publicUrl(ctx.config, row.subdomain);
       faultPoint('start:before-active');
       const ok = await transition(
