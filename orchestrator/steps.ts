@@ -7,11 +7,10 @@ import { batchesStep } from './batches-step.ts';
 import { scheduledPurge } from '../src/auth/purge.ts';
 import { outboundStep } from './outbound-step.ts';
 import { refreshOverlapExports } from '../src/workflows/overlap-exports.ts';
-import { scheduledFold } from '../src/db/graph-stats.ts';
+import { rollupsStep } from '../src/db/graph-stats.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
-  const fold = scheduledFold();
   return [
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
     annotatorsStep(),
@@ -24,7 +23,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
     { name: 'purge', run: (ctx) => purge(ctx.database.db) },
     // The workflow graph's stats: fold the deltas facts appended into one row per workflow (src/db/graph-stats.ts).
-    { name: 'rollups', run: (ctx) => fold(ctx.database.db) },
+    { name: 'rollups', run: (ctx) => rollupsStep(ctx.database.db) },
     // Outbound webhooks: deliver due ones, retry with backoff; purge expired idempotency keys and old logs.
     outboundStep(),
   ];
