@@ -27,7 +27,7 @@ import { sql } from 'kysely';
 import type { Executor, Tx } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
 import { controlsFromConfig, controlsFromResults, kindOf, type ControlSpec } from '../domain/agreement/controls.ts';
-import { agreementReport, agreementWithMerged, itemContribution, type AgreementReport, type ItemContribution, type WorkflowSums } from '../domain/agreement/rollup.ts';
+import { agreementReport, agreementWithMerged, ITEM_ROW, itemContribution, type AgreementReport, type ItemContribution, type WorkflowSums } from '../domain/agreement/rollup.ts';
 import { checkLabelingConfig } from '../domain/labeling-config.ts';
 import { predictionFor } from '../domain/task-data.ts';
 import { enqueueOutbound } from '../outbound/events.ts';
@@ -270,15 +270,57 @@ async function addToRollups(trx: Tx, workflowId: number, c: ItemContribution) {
   }
 }
 
-/** A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items). */
+/**
+ * What the agreement report of a workflow depends on besides the rollup rows, and a counter of
+ * those rows: every item that adds to the rollups adds 1 to the whole-item row (from_name '',
+ * ITEM_ROW; an item with fewer than two answers adds nothing anywhere), so equal heads mean equal
+ * rollups. Null for an unknown workflow.
+ */
+async function agreementHead(db: Executor, workflowId: number): Promise<{ overlap: number; configXml: string | null; key: string } | null> {
+  const row = await db
+    .selectFrom('workflows as w')
+    .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
+    .leftJoin('agreementControls as i', (j) => j.onRef('i.workflowId', '=', 'w.id').on('i.fromName', '=', ITEM_ROW))
+    .select(['w.overlap', 'c.configXml', 'i.items', 'i.agreementSum'])
+    .where('w.id', '=', workflowId)
+    .executeTakeFirst();
+  return row ? { overlap: row.overlap, configXml: row.configXml, key: JSON.stringify([row.overlap, row.configXml, row.items, row.agreementSum]) } : null;
+}
+
+type Kept = Map<number, { key: string; report: AgreementReport & { overlap: number } }>;
+/** Reports kept per database handle, by workflow, with the head they were read at (at most 64 per handle, oldest out). */
+const keptReports = new WeakMap<Executor, Kept>();
+const REPORTS_KEPT = 64;
+
+/**
+ * A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items);
+ * null for an unknown workflow. Each call reads the head (one indexed row): while no item has
+ * finished since the last read through this database handle, the report read then is returned;
+ * otherwise the rollups are read again, and the report is kept only when the head did not move
+ * during that read, so a kept report is always the report of its head.
+ */
 export async function workflowAgreement(db: Executor, workflowId: number): Promise<(AgreementReport & { overlap: number }) | null> {
-  const [wf, controls, coincidences, pairs, pairKappa, annotators] = await Promise.all([
-    db
-      .selectFrom('workflows as w')
-      .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
-      .select(['w.overlap', 'c.configXml'])
-      .where('w.id', '=', workflowId)
-      .executeTakeFirst(),
+  let reports = keptReports.get(db);
+  if (!reports) keptReports.set(db, (reports = new Map()));
+  const head = await agreementHead(db, workflowId);
+  if (!head) {
+    reports.delete(workflowId);
+    return null;
+  }
+  const kept = reports.get(workflowId);
+  if (kept?.key === head.key) return kept.report;
+  const report = await readAgreement(db, workflowId, head);
+  const after = await agreementHead(db, workflowId);
+  if (after?.key === head.key) {
+    reports.delete(workflowId);
+    reports.set(workflowId, { key: head.key, report });
+    if (reports.size > REPORTS_KEPT) reports.delete(reports.keys().next().value!);
+  }
+  return report;
+}
+
+async function readAgreement(db: Executor, workflowId: number, wf: { overlap: number; configXml: string | null }): Promise<AgreementReport & { overlap: number }> {
+  const [controls, coincidences, pairs, pairKappa, annotators] = await Promise.all([
     db.selectFrom('agreementControls').select(['fromName', 'type', 'items', 'agreementSum']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementCoincidences').select(['fromName', 'valueA as a', 'valueB as b', 'o']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementPairs').select(['fromName', 'annotatorA as a', 'annotatorB as b', 'items', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
@@ -299,7 +341,6 @@ export async function workflowAgreement(db: Executor, workflowId: number): Promi
       .then((r) => r.rows),
     db.selectFrom('agreementAnnotators').select(['annotatorId as annotator', 'items', 'answers', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
   ]);
-  if (!wf) return null;
   const sums: WorkflowSums = { controls, coincidences, pairs, pairKappa, annotators };
   return { overlap: wf.overlap, ...agreementReport(sums, controlsOf(wf.configXml, []), (t) => kindOf(t)) };
 }

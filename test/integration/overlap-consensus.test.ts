@@ -302,7 +302,20 @@ describe('overlap 2: per-item agreement on the batch and agreement in GET /api/q
 
     await complete(batches[0]!.id);
     expect([...(await detail(batches[0]!.id)).values()].map((c) => [c?.status, c?.answersIn])).toEqual(images.map(() => ['waiting', 1]));
+    // Nothing finished yet: the workflow's report is empty (and read twice, the same).
+    const agreement = async () => (await t.json('GET', `/api/workflows/${overlap.id}/agreement`)).body;
+    expect(await agreement()).toMatchObject({ itemsScored: 0, meanAgreement: null, controls: [], annotators: [] });
+    expect(await agreement()).toMatchObject({ itemsScored: 0 });
     await complete(batches[1]!.id);
+    // The items finished: the next read shows them (a report kept from before is not served).
+    expect(await agreement()).toMatchObject({
+      itemsScored: 4,
+      meanAgreement: 0.5,
+      annotators: [
+        { annotatorId: a.id, items: 4, agreementWithConsensus: 1 },
+        { annotatorId: b.id, items: 4, agreementWithConsensus: 0.5 },
+      ],
+    });
 
     const first = await detail(batches[0]!.id);
     const second = await detail(batches[1]!.id);
