@@ -32,6 +32,7 @@ import { DatabaseUnavailableError } from './databases.ts';
 import { ForeignResourceError } from './ownership.ts';
 import { httpGet, labelStudioHealthy } from './http-probe.ts';
 import { buildInstanceSpec, databasePassword, PortRangeError, publicHost, publicUrl } from './instance-spec.ts';
+import { backoffMs, claimDue, FailureStreaks, FullResync, instanceNextDue, requeue } from './due.ts';
 import type { ReconcileStep, StepReport } from './reconciler.ts';
 
 // ------------------------------------------------------------------------------------ settings
@@ -124,6 +125,8 @@ const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
 /** While a start is in progress the step asks for another pass this soon (probes are cheap). */
 export const START_POLL_MS = 500;
+/** How long a start's health probe waits for Label Studio's answer. */
+const START_PROBE_TIMEOUT_MS = 1000;
 
 const pollTimers = new WeakMap<AppContext, NodeJS.Timeout>();
 function pollSoon(ctx: AppContext) {
@@ -153,55 +156,134 @@ interface Pass {
   listed: Map<number, ObservedInstance>;
   /** Annotators still on their way (starting, restart backoff): poll again soon. */
   pending: boolean;
+  /** Annotators whose action failed this pass (retried with backoff). */
+  failed: Set<number>;
+  schedule: StepSchedule;
 }
 
-export const annotatorsStep: ReconcileStep = {
-  name: 'annotators',
-  async run(ctx) {
-    const report: StepReport = { actions: [], errors: [], counts: {} };
-    const settings = await readFleetSettings(ctx);
-    const { db } = ctx.database;
-    const listedAll = await ctx.backend.list();
-    const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
-    const listedIds = [...listed.keys()];
+const INSTANCE = { table: 'annotators', column: 'due_at' } as const;
+/** How often every managed annotator's instance and route are compared with what they should be. */
+export const DRIFT_SWEEP_MS = 30_000;
 
-    // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
-    if (listedIds.length) {
-      const known = await db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute();
-      for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
-        try {
-          await ctx.backend.remove(id);
-          report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
-        } catch (err) {
-          report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
-        }
+/**
+ * The step's own schedule, one per reconciler (a service started again — new configuration —
+ * begins with a full pass, as a new process does): the full resync, the drift sweep and the
+ * failure streaks behind the retry backoff.
+ */
+interface StepSchedule {
+  resync: FullResync;
+  driftSweep: FullResync;
+  failures: FailureStreaks;
+}
+/** While an issued password's account has not appeared in Label Studio, look again this often. */
+const ACCOUNT_POLL_MS = 10_000;
+
+/**
+ * Requeues the annotators this pass looked at (orchestrator/due.ts): claimed ones replace their
+ * lease, the others their due time as read, each with `instanceNextDue` of its row now.
+ */
+async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<number, Date>): Promise<void> {
+  const seenAt = new Map<number, Date | null>(looked.map((r) => [r.id, r.dueAt]));
+  for (const [id, lease] of leases) seenAt.set(id, lease);
+  if (!seenAt.size) return;
+  const db = pass.ctx.database.db;
+  const now = Date.now();
+  const current = await db.selectFrom('annotators').selectAll().where('id', 'in', [...seenAt.keys()]).execute();
+  const entries = current.map((row) => {
+    const failed = pass.failed.has(row.id);
+    const retryMs = failed ? backoffMs(pass.schedule.failures.fail(row.id)) : 0;
+    if (!failed) pass.schedule.failures.succeed(row.id);
+    const next = instanceNextDue(row, {
+      now,
+      failed,
+      retryMs,
+      pollMs: START_POLL_MS,
+      accountPollMs: ACCOUNT_POLL_MS,
+      restartResetSeconds: pass.settings.policy.restartResetSeconds,
+    });
+    return { id: row.id, seen: seenAt.get(row.id) ?? null, next: next === null ? null : new Date(next) };
+  });
+  await requeue(db, INSTANCE, entries);
+}
+
+/** The annotators step, with its own schedule (one per reconciler). */
+export function annotatorsStep(): ReconcileStep {
+  const schedule: StepSchedule = { resync: new FullResync(), driftSweep: new FullResync(DRIFT_SWEEP_MS), failures: new FailureStreaks() };
+  return { name: 'annotators', run: (ctx) => runAnnotatorsPass(ctx, schedule) };
+}
+
+async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promise<StepReport> {
+  const report: StepReport = { actions: [], errors: [], counts: {} };
+  const settings = await readFleetSettings(ctx);
+  const { db } = ctx.database;
+  const listedAll = await ctx.backend.list();
+  const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
+  const listedIds = [...listed.keys()];
+
+  // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
+  if (listedIds.length) {
+    const known = await db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute();
+    for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
+      try {
+        await ctx.backend.remove(id);
+        report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
+      } catch (err) {
+        report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
       }
     }
+  }
 
-    const rows = await db
-      .selectFrom('annotators')
-      .selectAll()
-      .where((eb) => {
-        // Only annotators the fleet started (generation > 0) have instances to manage: rows imported
-        // or seeded as 'active' without a start are left alone until someone starts them.
-        const cases = [
-          eb.and([eb('status', 'in', ['starting', 'active', 'stopping']), eb('startGeneration', '>', 0)]),
-          eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null), eb('startGeneration', '>', 0)]),
-        ];
-        if (listedIds.length) cases.push(eb('id', 'in', listedIds));
-        return eb.or(cases);
-      })
-      .orderBy('id')
-      .execute();
+  // Selection (orchestrator/due.ts): the annotators due, and those the list shows a problem
+  // with; every managed annotator on the full resync and on the drift sweep (hand-made changes
+  // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
+  const resyncDue = schedule.resync.due();
+  const full = schedule.driftSweep.due() || resyncDue;
+  const claimed = await claimDue(db, INSTANCE);
+  const claimedLease = new Map(claimed.map((c) => [c.id, c.lease]));
+  const running = listedAll.filter((o) => o.state === 'running').map((o) => o.annotatorId);
+  const attention = listedAll.filter((o) => o.state !== 'running' || o.health === 'unhealthy').map((o) => o.annotatorId);
+  const selected = full
+    ? []
+    : await db
+        .selectFrom('annotators')
+        .selectAll()
+        .where((eb) => {
+          // Active annotators whose instance is not running (gone from the list).
+          const cases = [eb.and([eb('status', '=', 'active'), eb('startGeneration', '>', 0), ...(running.length ? [eb('id', 'not in', running)] : [])])];
+          if (claimed.length) cases.push(eb('id', 'in', claimed.map((c) => c.id)));
+          if (attention.length) cases.push(eb('id', 'in', attention));
+          // Listed instances of annotators that should have none (stopped, error, created).
+          if (listedIds.length) cases.push(eb.and([eb('id', 'in', listedIds), eb('status', 'not in', ['active', 'starting'])]));
+          return eb.or(cases);
+        })
+        .orderBy('id')
+        .execute();
+  const managed = (r: Annotator) =>
+    r.startGeneration > 0 && (['starting', 'active', 'stopping'].includes(r.status) || (r.status === 'deleted' && r.cleanedUpAt === null));
+  const rows = !full ? selected.filter((r) => managed(r) || listed.has(r.id)) : await db
+    .selectFrom('annotators')
+    .selectAll()
+    .where((eb) => {
+      // Only annotators the fleet started (generation > 0) have instances to manage: rows imported
+      // or seeded as 'active' without a start are left alone until someone starts them.
+      const cases = [
+        eb.and([eb('status', 'in', ['starting', 'active', 'stopping']), eb('startGeneration', '>', 0)]),
+        eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null), eb('startGeneration', '>', 0)]),
+      ];
+      if (listedIds.length) cases.push(eb('id', 'in', listedIds));
+      return eb.or(cases);
+    })
+    .orderBy('id')
+    .execute();
 
-    const pass: Pass = { ctx, settings, report, listed, pending: false };
-    await mapLimit(rows, CONCURRENCY, (row) => reconcileAnnotator(pass, row));
-    const counts = report.counts!;
-    for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
-    if (pass.pending) pollSoon(ctx);
-    return report;
-  },
-};
+  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), schedule };
+  await mapLimit(rows, CONCURRENCY, (row) => reconcileAnnotator(pass, row));
+  await requeueInstances(pass, [...selected, ...(full ? rows : [])], claimedLease);
+  const counts = report.counts!;
+  for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
+  if (pass.pending) pollSoon(ctx);
+  return report;
+}
 
 async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
   const { ctx, report } = pass;
@@ -258,7 +340,11 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
   let healthOk: boolean | undefined;
   let routeOk: boolean | undefined;
   if (row.status === 'starting' && phase === 'healthy' && observed.state === 'running' && address) {
-    healthOk = await labelStudioHealthy(`http://${address.host}:${address.port}`);
+    // The instance's token report, made in this phase, is its own word that /health/ answered (its
+    // reporter waits for it): no probe then. Else a short probe — a booting Label Studio refuses at
+    // once, and a slow answer is asked again at the next poll rather than holding up the pass.
+    const reportedThisPhase = row.tokenReportedAt !== null && row.phaseStartedAt !== null && row.tokenReportedAt >= row.phaseStartedAt;
+    healthOk = reportedThisPhase || (await labelStudioHealthy(`http://${address.host}:${address.port}`, undefined, START_PROBE_TIMEOUT_MS));
   }
   if (row.status === 'starting' && phase === 'route' && observed.state === 'running') {
     routeOk = await routeAnswers(ctx, row.subdomain);
@@ -429,7 +515,9 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     }
 
     case 'activate': {
-      const lsUserId = await findLsUserId(ctx, row, observed.address);
+      // The annotator's own account exists only once a password was issued: no call to Label Studio
+      // on the way to active otherwise.
+      const lsUserId = row.lsPasswordEnc === null ? null : await findLsUserId(ctx, row, observed.address);
       const url = publicUrl(ctx.config, row.subdomain);
       faultPoint('start:before-active');
       const ok = await transition(
@@ -594,6 +682,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
 async function recordFailure(pass: Pass, row: Annotator, d: Decision | undefined, err: unknown): Promise<void> {
   const { ctx, report } = pass;
   const msg = message(err);
+  pass.failed.add(row.id);
   report.errors.push(`annotator ${row.id}${d ? ` (${d.action})` : ''}: ${msg}`);
   ctx.logger.warn({ err, annotatorId: row.id, action: d?.action }, 'annotator reconcile action failed');
   try {

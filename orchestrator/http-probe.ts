@@ -34,8 +34,11 @@ export function httpGet(url: string, opts: { host?: string; headers?: Record<str
   });
 }
 
-/** Label Studio's /health/ answers 200 {"status": "UP"} once migrations are done and it serves. */
-export async function labelStudioHealthy(baseUrl: string, host?: string): Promise<boolean> {
-  const res = await httpGet(`${baseUrl.replace(/\/+$/, '')}/health/`, { host, timeoutMs: 3000 });
+/**
+ * Label Studio's /health/ answers 200 {"status": "UP"} once migrations are done and it serves.
+ * False when it does not within `timeoutMs` (default 3 s).
+ */
+export async function labelStudioHealthy(baseUrl: string, host?: string, timeoutMs = 3000): Promise<boolean> {
+  const res = await httpGet(`${baseUrl.replace(/\/+$/, '')}/health/`, { host, timeoutMs });
   return res.status === 200 && /"UP"/.test(res.body);
 }

@@ -6,18 +6,24 @@ import { runQualityChecks } from '../src/workflows/quality.ts';
 import { batchesStep } from './batches-step.ts';
 import { scheduledPurge } from '../src/auth/purge.ts';
 import { outboundStep } from './outbound-step.ts';
+import { refreshOverlapExports } from '../src/workflows/overlap-exports.ts';
+import { rollupsStep } from '../src/db/graph-stats.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
   return [
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
-    annotatorsStep,
+    annotatorsStep(),
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).
     { name: 'quality', run: (ctx) => runQualityChecks(ctx.database.db, ctx.logger) },
     // Batches: catalog sync, provisioning, comparison with Label Studio, reviews, export, chaining, auto-assignment.
     batchesStep(),
+    // Overlap batches' JSONL exports, written again once their items' consensus is settled (src/workflows/overlap-exports.ts).
+    { name: 'overlap-exports', run: (ctx) => refreshOverlapExports(ctx) },
     // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
     { name: 'purge', run: (ctx) => purge(ctx.database.db) },
+    // The workflow graph's stats: fold the deltas facts appended into one row per workflow (src/db/graph-stats.ts).
+    { name: 'rollups', run: (ctx) => rollupsStep(ctx.database.db) },
     // Outbound webhooks: deliver due ones, retry with backoff; purge expired idempotency keys and old logs.
     outboundStep(),
   ];

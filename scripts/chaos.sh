@@ -10,8 +10,10 @@ Injects faults into fleets this suite starts itself (its own PostgreSQL cluster 
 its own fleet processes; all traffic to 127.0.0.1) and checks the end state, then prints a table:
 fault x what was checked x result x counts. CHAOS_TABLE_FILE=<path> also writes it to a file.
 
-Run it ALONE on the machine: some cases stop and start dockerd or Traefik and kill processes it
-started; other test runs at the same time would see those faults too. Needs `npm run env:up`.
+Run it ALONE on the machine: some cases stop and start a dockerd and a Traefik of their own, kill
+Label Studio and fleet processes they started and cut their own proxies to S3 and PostgreSQL; the
+load and timing would disturb other test runs (and theirs these figures). Needs `npm run env:up`;
+run it under `flock /tmp/lf-docker.lock` where other work shares the machine.
 Its fast cases (test/chaos/*.fast.test.ts) also run in `npm test` (integration project).
 HELP
   exit 0

@@ -15,6 +15,8 @@ export const TAG = {
   taskDefHash: 'labelfleet.taskdef-hash',
   /** On services: where the task definitions take their secrets from (SECRET_STORE). */
   secretStore: 'labelfleet.secret-store',
+  /** The installation that made the resource (orchestrator/ownership.ts; the Docker label of the same name). */
+  installation: 'labelfleet.installation',
 } as const;
 
 /** TAG.secretStore of a service whose task definitions hold references to Secrets Manager, no secret values. */

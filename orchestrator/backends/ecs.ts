@@ -60,6 +60,7 @@ import {
 } from '@aws-sdk/client-secrets-manager';
 import { ConfigError, ecsNamePrefix, type Config } from '../../src/config.ts';
 import type { Logger } from '../../src/logger.ts';
+import { ForeignResourceError, foreignMessage, isOurs, type Owner } from '../ownership.ts';
 import {
   annotatorIdFromName,
   CONTAINER_NAME,
@@ -251,6 +252,8 @@ export class EcsBackend implements Backend {
   readonly elb: ElasticLoadBalancingV2Client;
   readonly sm: SecretsManagerClient;
   readonly #o: EcsBackendOptions;
+  /** This installation (setOwner): marks what the backend creates; what another installation made is never touched. */
+  #owner: Owner | undefined;
 
   constructor(options: EcsBackendOptions, clients: { ecs?: ECSClient; elb?: ElasticLoadBalancingV2Client; sm?: SecretsManagerClient } = {}) {
     this.#o = options;
@@ -263,6 +266,11 @@ export class EcsBackend implements Backend {
     this.ecs = clients.ecs ?? new ECSClient(common);
     this.elb = clients.elb ?? new ElasticLoadBalancingV2Client(common);
     this.sm = clients.sm ?? new SecretsManagerClient(common);
+  }
+
+  /** From now on every resource created or re-tagged carries the installation id (orchestrator/ownership.ts). */
+  setOwner(owner: Owner): void {
+    this.#owner = owner;
   }
 
   names(annotatorId: number): ResourceNames {
@@ -324,7 +332,7 @@ export class EcsBackend implements Backend {
       const tags = tagged.get(rule.RuleArn!) ?? {};
       const ours =
         (tg && ruleTargets(rule).includes(tg.TargetGroupArn!)) ||
-        (tags[TAG.managed] === 'true' && tags[TAG.annotatorId] === String(annotatorId));
+        (tags[TAG.managed] === 'true' && tags[TAG.annotatorId] === String(annotatorId) && isOurs(this.#owner, tags[TAG.installation]));
       if (!ours || rule.IsDefault) continue;
       await this.#call('elasticloadbalancing:DeleteRule', () => this.elb.send(new DeleteRuleCommand({ RuleArn: rule.RuleArn })), [
         'RuleNotFoundException',
@@ -516,7 +524,7 @@ export class EcsBackend implements Backend {
               HealthyThresholdCount: 2,
               UnhealthyThresholdCount: 5,
               Matcher: { HttpCode: '200' },
-              Tags: elbTags(fleetTags(spec)),
+              Tags: elbTags(this.#tags(spec)),
             }),
           ),
         // Created by a concurrent call between our describe and create: use that one.
@@ -533,9 +541,10 @@ export class EcsBackend implements Backend {
         `target group ${names.targetGroup} exists but is not LabelFleet's (no ${TAG.managed} tag): rename it or set ECS_NAME_PREFIX`,
       );
     }
-    if (tags[TAG.specHash] !== spec.specHash || tags[TAG.annotatorId] !== String(spec.annotatorId)) {
+    this.#refuseForeign(`target group ${names.targetGroup}`, tags);
+    if (Object.entries(this.#tags(spec)).some(([k, v]) => tags[k] !== v)) {
       await this.#call('elasticloadbalancing:AddTags', () =>
-        this.elb.send(new AddTagsCommand({ ResourceArns: [tg.TargetGroupArn!], Tags: elbTags(fleetTags(spec)) })),
+        this.elb.send(new AddTagsCommand({ ResourceArns: [tg.TargetGroupArn!], Tags: elbTags(this.#tags(spec)) })),
       );
     }
     return tg;
@@ -558,7 +567,7 @@ export class EcsBackend implements Backend {
 
   async #ensureRule(spec: InstanceSpec, targetGroupArn: string): Promise<void> {
     const host = this.host(spec.subdomain);
-    const tags = fleetTags(spec);
+    const tags = this.#tags(spec);
     for (let attempt = 0; ; attempt++) {
       const rules = await this.#listRules();
       const ours = rules
@@ -582,7 +591,7 @@ export class EcsBackend implements Backend {
           );
         }
         const current = (await this.#elbTagsOf([keep!.RuleArn!])).get(keep!.RuleArn!) ?? {};
-        if (current[TAG.specHash] !== spec.specHash || current[TAG.managed] !== 'true') {
+        if (Object.entries(tags).some(([k, v]) => current[k] !== v)) {
           await this.#call('elasticloadbalancing:AddTags', () =>
             this.elb.send(new AddTagsCommand({ ResourceArns: [keep!.RuleArn!], Tags: elbTags(tags) })),
           );
@@ -628,9 +637,17 @@ export class EcsBackend implements Backend {
     );
     const td = latest?.taskDefinition;
     const tags = ecsTagMap(latest?.tags);
-    if (td?.status === 'ACTIVE' && td.taskDefinitionArn && tags[TAG.taskDefHash] === hash) return td.taskDefinitionArn;
+    if (td?.status === 'ACTIVE' && td.taskDefinitionArn && tags[TAG.taskDefHash] === hash) {
+      // Made before installation ids (and adopted): marked in place, not registered again (no roll).
+      const want = this.#tags(spec);
+      if (Object.entries(want).some(([k, v]) => tags[k] !== v)) {
+        const arn = td.taskDefinitionArn;
+        await this.#call('ecs:TagResource', () => this.ecs.send(new TagResourceCommand({ resourceArn: arn, tags: ecsTags(want) })));
+      }
+      return td.taskDefinitionArn;
+    }
     const res = await this.#call('ecs:RegisterTaskDefinition', () =>
-      this.ecs.send(new RegisterTaskDefinitionCommand({ ...input, tags: ecsTags({ ...fleetTags(spec), [TAG.taskDefHash]: hash }) })),
+      this.ecs.send(new RegisterTaskDefinitionCommand({ ...input, tags: ecsTags({ ...this.#tags(spec), [TAG.taskDefHash]: hash }) })),
     );
     const arn = res.taskDefinition?.taskDefinitionArn;
     if (!arn) throw new EcsBackendError(`RegisterTaskDefinition returned no ARN for ${names.family}`);
@@ -704,7 +721,7 @@ export class EcsBackend implements Backend {
    */
   async #ensureSecret(spec: InstanceSpec, names: ResourceNames): Promise<SecretVersion> {
     const doc = secretDocument(spec);
-    const tags = fleetTags(spec);
+    const tags = this.#tags(spec);
     for (let attempt = 1; attempt <= SECRET_CREATE_ATTEMPTS; attempt++) {
       const found = await this.#describeSecret(names.secret);
       if (!found) {
@@ -743,6 +760,7 @@ export class EcsBackend implements Backend {
       if (current[TAG.managed] !== 'true') {
         throw new EcsBackendError(`secret ${names.secret} exists but is not LabelFleet's (no ${TAG.managed} tag): rename it or set ECS_NAME_PREFIX`);
       }
+      this.#refuseForeign(`secret ${names.secret}`, current);
       const arn = found.ARN!;
       if (found.DeletedDate) {
         await this.#call('secretsmanager:RestoreSecret', () => this.sm.send(new RestoreSecretCommand({ SecretId: arn })));
@@ -813,6 +831,7 @@ export class EcsBackend implements Backend {
           `service ${names.service} exists but is not LabelFleet's (no ${TAG.managed} tag): rename it or set ECS_NAME_PREFIX`,
         );
       }
+      this.#refuseForeign(`service ${names.service}`, tags);
       const lb = (svc.loadBalancers ?? [])[0];
       const lbChanged = !lb || lb.targetGroupArn !== targetGroupArn || lb.containerPort !== spec.port || lb.containerName !== CONTAINER_NAME;
       const rolled = svc.taskDefinition !== taskDefinition;
@@ -836,7 +855,7 @@ export class EcsBackend implements Backend {
         );
         if (res.service) Object.assign(svc, { taskDefinition: res.service.taskDefinition ?? taskDefinition });
       }
-      const want = serviceTags(spec);
+      const want = { ...serviceTags(spec), ...this.#tags(spec) };
       if (Object.entries(want).some(([k, v]) => tags[k] !== v)) {
         await this.#call('ecs:TagResource', () => this.ecs.send(new TagResourceCommand({ resourceArn: svc.serviceArn, tags: ecsTags(want) })));
       }
@@ -861,7 +880,7 @@ export class EcsBackend implements Backend {
           },
           propagateTags: 'SERVICE',
           enableECSManagedTags: true,
-          tags: ecsTags(serviceTags(spec)),
+          tags: ecsTags({ ...serviceTags(spec), ...this.#tags(spec) }),
           clientToken: createServiceToken(this.#o.cluster, names.service, taskDefinition, svc?.createdAt?.toISOString()),
         }),
       ),
@@ -907,9 +926,27 @@ export class EcsBackend implements Backend {
 
   // ---------------------------------------------------------------------------------- helpers
 
-  /** The annotator id when a resource is the fleet's: tagged managed, named `<prefix>-<id>` with a matching id tag. */
+  /** The fleet's tags for the annotator's resources, with this installation's id when set. */
+  #tags(spec: Pick<InstanceSpec, 'annotatorId' | 'specHash'>): Record<string, string> {
+    return { ...fleetTags(spec), ...(this.#owner ? { [TAG.installation]: this.#owner.installationId } : {}) };
+  }
+
+  /** Refuses (ForeignResourceError) a fleet-tagged resource that another installation made. */
+  #refuseForeign(what: string, tags: Record<string, string | undefined>): void {
+    const installation = tags[TAG.installation];
+    if (isOurs(this.#owner, installation)) return;
+    throw new ForeignResourceError(
+      foreignMessage(what, installation, 'Give this fleet its own ECS_NAME_PREFIX or FLEET_NAMESPACE, or remove the resource if it is no longer used.'),
+    );
+  }
+
+  /**
+   * The annotator id when a resource is the fleet's: tagged managed, named `<prefix>-<id>` with a
+   * matching id tag, and made by this installation (or unmarked, when this installation adopts those).
+   */
   #ownedId(name: string | undefined, tags: Record<string, string | undefined>): number | undefined {
     if (tags[TAG.managed] !== 'true' || !name) return undefined;
+    if (!isOurs(this.#owner, tags[TAG.installation])) return undefined;
     const id = annotatorIdFromName(this.#o.namePrefix, name);
     return id !== undefined && tags[TAG.annotatorId] === String(id) ? id : undefined;
   }

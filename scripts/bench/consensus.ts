@@ -10,8 +10,14 @@
  * the least any analysis of these annotations costs. Also the consensus accuracy against the
  * generated truth (Dawid–Skene vs the majority vote). Phase 2 (perItem): the cost of each item's
  * consensus and rollup contribution as it finishes, and the report read back from the summed
- * rollups (p50/p99 of 200 reads; the route adds one indexed read per rollup table). Figures only:
- * nothing here asserts a time.
+ * rollups (p50/p99 of 200 reads). HTTP: the summed rollups written to a fresh database (the rows
+ * consensus.ts's upserts would hold after these 100,000 items, with the items' work_items and
+ * item_consensus rows beside them) behind a real `fleet serve` process, and the p99 of
+ * GET /api/workflows/:id/agreement over loopback (target < 200 ms) against GET /api/health in the
+ * same run: with the rollups unchanged between reads (the kept report is served), and with an item
+ * finishing before every read (every read goes to the rollups); the report over HTTP is checked
+ * against the in-memory one. Figures only: nothing here
+ * asserts a time.
  */
 import { resultsByControl } from '../../src/domain/gold-scoring.ts';
 import { choiceConsensus } from '../../src/domain/agreement/consensus.ts';
@@ -19,8 +25,11 @@ import type { ControlSpec } from '../../src/domain/agreement/controls.ts';
 import { krippendorffAlpha, mulberry32 } from '../../src/domain/agreement/krippendorff.ts';
 import { analyzeAgreement, type ItemAnnotations } from '../../src/domain/agreement/workflow.ts';
 import { kindOf } from '../../src/domain/agreement/controls.ts';
-import { agreementReport, itemContribution, type ItemContribution, type WorkflowSums } from '../../src/domain/agreement/rollup.ts';
-import { ratio, rssMb } from './lib.ts';
+import { agreementReport, itemContribution, pairKappaTotals, type ItemContribution, type WorkflowSums } from '../../src/domain/agreement/rollup.ts';
+import { sql } from 'kysely';
+import type { Db } from '../../src/db/index.ts';
+import { load, processMemoryMb, ratio, rssMb, stats } from './lib.ts';
+import { startFleetProcess } from './support/fleet-process.ts';
 
 const ITEMS = Number(process.env.BENCH_CONSENSUS_ITEMS ?? 100_000);
 const OVERLAP = 3;
@@ -73,7 +82,8 @@ function generate() {
             value: { x: random() * 80, y: random() * 80, width: 10, height: 10, rotation: 0, rectanglelabels: ['Object'] },
           });
         }
-        return { annotator: `annotator-${w}`, result, skipped: random() < 0.01 };
+        // Numeric ids, as annotators' ids are (the rollups key pairs by them).
+        return { annotator: w + 1, result, skipped: random() < 0.01 };
       }),
     });
   }
@@ -118,6 +128,8 @@ export default async function bench() {
   for (let i = 0; i < 200; i++) reads.push(time(() => agreementReport(sums, SPECS, (t) => kindOf(t))).ms);
   reads.sort((a, b) => a - b);
 
+  const http = await agreementOverHttp(sums, agreementReport(sums, SPECS, (t) => kindOf(t)));
+
   const accuracyOf = (decide: (i: number) => string | undefined) => truth.filter((t, i) => decide(i) === t).length / truth.length;
   const dsDecisions = dawidSkene.value.items;
   const report = {
@@ -151,6 +163,7 @@ export default async function bench() {
       dawidSkeneRatioToMajority: ratio(dawidSkene.ms, majority.ms),
       alphaNominalRatioToBaseline: ratio(alphaNominal.ms, baseline.ms),
     },
+    http,
     consensusAccuracy: {
       dawidSkene: accuracyOf((i) => dsDecisions.get(i)?.label),
       majority: accuracyOf((i) => majority.value.get(i)),
@@ -160,8 +173,116 @@ export default async function bench() {
   return report;
 }
 
+const CONFIG_XML = `<View>
+  <Image name="image" value="$image"/>
+  <Choices name="label" toName="image" choice="single">${CLASSES.map((c) => `<Choice value="${c}"/>`).join('')}</Choices>
+  <RectangleLabels name="box" toName="image"><Label value="Object"/></RectangleLabels>
+</View>`;
+
+/** Inserts `rows` in chunks through unnest (one statement per chunk). */
+async function insertRows(db: Db, table: string, columns: [string, string][], rows: unknown[][]) {
+  for (let at = 0; at < rows.length; at += 5_000) {
+    const chunk = rows.slice(at, at + 5_000);
+    const arrays = columns.map(([, type], c) => sql`${chunk.map((r) => r[c])}::${sql.raw(type)}[]`);
+    await sql`INSERT INTO ${sql.table(table)} (${sql.join(columns.map(([name]) => sql.ref(name)))})
+      SELECT * FROM unnest(${sql.join(arrays)})`.execute(db);
+  }
+}
+
+/**
+ * The workflow's rollups at 100,000 finished items in PostgreSQL, read through the HTTP API of a
+ * real `fleet serve` process: p50/p99 of GET /api/workflows/:id/agreement, sequential and with 4
+ * concurrent clients, against GET /api/health in the same run.
+ */
+async function agreementOverHttp(sums: WorkflowSums & { pairLabels: PairLabelRow[] }, inMemory: ReturnType<typeof agreementReport>) {
+  const seedStarted = performance.now();
+  const fleet = await startFleetProcess({}, async ({ handle: { db } }) => {
+    await sql`INSERT INTO labeling_configs (name, config_xml) VALUES ('bench', ${CONFIG_XML})`.execute(db);
+    await sql`INSERT INTO workflows (name, labeling_config_id, s3_source_path, s3_export_path, overlap)
+      VALUES ('bench', 1, 'in/', 'out/', ${OVERLAP})`.execute(db);
+    await sql`INSERT INTO annotators (name, email, subdomain)
+      SELECT 'Annotator ' || g, 'a' || g || '@bench.local', 'a-' || g FROM generate_series(1, ${POOL}) g`.execute(db);
+    // The finished items beside the rollups (the route reads neither; they make the tables real).
+    await sql`INSERT INTO work_items (workflow_id, image_key, source, priority, status)
+      SELECT 1, 'img/' || g || '.png', 'catalog', 2, 'done' FROM generate_series(1, ${ITEMS}) g`.execute(db);
+    await sql`INSERT INTO item_consensus (work_item_id, workflow_id, image_key, agreement, confidence, method, result, answers, controls, outcome)
+      SELECT id, 1, image_key, 1, 1, 'majority', '[]', '[]', '[]', 'accepted' FROM work_items`.execute(db);
+    await insertRows(db, 'agreement_controls', [['workflow_id', 'int'], ['from_name', 'text'], ['type', 'text'], ['items', 'int'], ['agreement_sum', 'float8']],
+      sums.controls.map((r) => [1, r.fromName, r.type, r.items, r.agreementSum]));
+    await insertRows(db, 'agreement_coincidences', [['workflow_id', 'int'], ['from_name', 'text'], ['value_a', 'text'], ['value_b', 'text'], ['o', 'float8']],
+      sums.coincidences.map((r) => [1, r.fromName, r.a, r.b, r.o]));
+    await insertRows(db, 'agreement_pairs', [['workflow_id', 'int'], ['from_name', 'text'], ['annotator_a', 'int'], ['annotator_b', 'int'], ['items', 'int'], ['similarity_sum', 'float8']],
+      sums.pairs.map((r) => [1, r.fromName, r.a, r.b, r.items, r.similaritySum]));
+    await insertRows(db, 'agreement_pair_labels', [['workflow_id', 'int'], ['from_name', 'text'], ['annotator_a', 'int'], ['annotator_b', 'int'], ['label_a', 'text'], ['label_b', 'text'], ['n', 'int']],
+      sums.pairLabels.map((r) => [1, r.fromName, r.a, r.b, r.labelA, r.labelB, r.n]));
+    await insertRows(db, 'agreement_annotators', [['workflow_id', 'int'], ['annotator_id', 'int'], ['items', 'int'], ['answers', 'int'], ['similarity_sum', 'float8']],
+      sums.annotators.map((r) => [1, r.annotator, r.items, r.answers, r.similaritySum]));
+    await sql`VACUUM ANALYZE`.execute(db);
+  });
+  const seedSeconds = Math.round((performance.now() - seedStarted) / 100) / 10;
+  try {
+    let body = '';
+    const get = (path: string) => async () => {
+      const res = await fetch(`${fleet.base}${path}`, { headers: { cookie: fleet.cookie } });
+      body = await res.text();
+      if (res.status !== 200) throw new Error(`${path} answered ${res.status}: ${body}`);
+    };
+    await get('/api/workflows/1/agreement')();
+    const served = JSON.parse(body) as ReturnType<typeof agreementReport>;
+    const close = (x: number | null | undefined, y: number | null | undefined) => (x == null || y == null ? x === y : Math.abs(x - y) < 1e-9);
+    const matches =
+      served.itemsScored === inMemory.itemsScored &&
+      close(served.meanAgreement, inMemory.meanAgreement) &&
+      served.controls.every((c, i) => close(c.alpha.value, inMemory.controls[i]!.alpha.value) && c.pairs.length === inMemory.controls[i]!.pairs.length) &&
+      served.annotators.every((a, i) => close(a.agreementWithConsensus, inMemory.annotators[i]!.agreementWithConsensus));
+    await get('/api/health')();
+    const run = async (concurrency: number) => {
+      const health = await load(get('/api/health'), { count: 2_000, concurrency, maxMs: 30_000 });
+      const agreement = await load(get('/api/workflows/1/agreement'), { count: 500, concurrency, maxMs: 60_000 });
+      return { health, agreement, p99RatioToHealth: ratio(agreement.p99, health.p99) };
+    };
+    const concurrency1 = await run(1);
+    const concurrency4 = await run(4);
+    // An item finished before every read (the rollups' whole-item counter moved, as a finishing
+    // item moves it): no kept report can be served, every read goes to the rollups. The counter
+    // is moved up and down again outside the timed read.
+    const db = fleet.database.handle.db;
+    const samples: number[] = [];
+    const started = performance.now();
+    for (let i = 0; i < 300 && performance.now() - started < 60_000; i++) {
+      await sql`UPDATE agreement_controls SET items = items + ${i % 2 ? -1 : 1} WHERE workflow_id = 1 AND from_name = ''`.execute(db);
+      const t0 = performance.now();
+      await get('/api/workflows/1/agreement')();
+      samples.push(performance.now() - t0);
+    }
+    const changedEveryRead = stats(samples, performance.now() - started);
+    return {
+      seedSeconds,
+      rollupRows: {
+        controls: sums.controls.length,
+        coincidences: sums.coincidences.length,
+        pairs: sums.pairs.length,
+        pairLabels: sums.pairLabels.length,
+        annotators: sums.annotators.length,
+      },
+      responseBytes: Buffer.byteLength(body),
+      itemsScored: served.itemsScored,
+      alphaLabel: served.controls.find((c) => c.fromName === 'label')?.alpha.value,
+      matchesInMemoryReport: matches,
+      concurrency1,
+      concurrency4,
+      changedEveryRead: { agreement: changedEveryRead, p99RatioToHealth: ratio(changedEveryRead.p99, concurrency1.health.p99) },
+      serviceMemoryMb: processMemoryMb(fleet.pid),
+    };
+  } finally {
+    await fleet.stop();
+  }
+}
+
 /** The rollup tables' rows, summed in memory as consensus.ts's upserts sum them. */
-function sumContributions(contributions: ItemContribution[]): WorkflowSums {
+type PairLabelRow = { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number };
+
+function sumContributions(contributions: ItemContribution[]): WorkflowSums & { pairLabels: PairLabelRow[] } {
   const add = <T>(m: Map<string, T>, key: unknown[], make: () => T, bump: (e: T) => void) => {
     const k = JSON.stringify(key);
     let e = m.get(k);
@@ -171,7 +292,7 @@ function sumContributions(contributions: ItemContribution[]): WorkflowSums {
   const controls = new Map<string, WorkflowSums['controls'][number]>();
   const co = new Map<string, WorkflowSums['coincidences'][number]>();
   const pairs = new Map<string, WorkflowSums['pairs'][number]>();
-  const labels = new Map<string, WorkflowSums['pairLabels'][number]>();
+  const labels = new Map<string, { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number }>();
   const people = new Map<string, WorkflowSums['annotators'][number]>();
   for (const c of contributions) {
     for (const x of c.controls) add(controls, [x.fromName], () => ({ fromName: x.fromName, type: x.type, items: 0, agreementSum: 0 }), (e) => ((e.items += 1), (e.agreementSum += x.agreement)));
@@ -182,7 +303,7 @@ function sumContributions(contributions: ItemContribution[]): WorkflowSums {
     }
     for (const x of c.annotators) add(people, [x.annotator], () => ({ annotator: x.annotator, items: 0, answers: 0, similaritySum: 0 }), (e) => ((e.items += 1), (e.answers += x.answers), (e.similaritySum += x.similaritySum)));
   }
-  return { controls: [...controls.values()], coincidences: [...co.values()], pairs: [...pairs.values()], pairLabels: [...labels.values()], annotators: [...people.values()] };
+  return { controls: [...controls.values()], coincidences: [...co.values()], pairs: [...pairs.values()], pairKappa: pairKappaTotals([...labels.values()]), pairLabels: [...labels.values()], annotators: [...people.values()] };
 }
 
 /** Plain majority vote (ties to the first label in order): the baseline Dawid–Skene is compared with. */

@@ -9,6 +9,7 @@ import type { Assignment } from '../db/types.ts';
 import { PROBLEM_CODES, type ProblemCode } from '../domain/batch-decision.ts';
 import { conflict, notFound } from '../errors.ts';
 import { OPEN_ASSIGNMENT_STATUSES } from '../workflows/annotators.ts';
+import { taskConsensus } from '../workflows/consensus.ts';
 import {
   EntityRef,
   Envelope,
@@ -97,6 +98,29 @@ const AssignmentListItem = AssignmentSchema.extend({ annotator: AssignmentAnnota
   'AssignmentListItem',
 );
 
+const TaskConsensusSchema = z
+  .object({
+    itemId: z.number().int().openapi({ description: "The overlap workflow's item" }),
+    role: z
+      .enum(['annotator', 'adjudicator'])
+      .openapi({ description: "annotator: the task holds one of the item's seats; adjudicator: it adjudicates the item" }),
+    overlap: z.number().int().openapi({ description: 'Annotations the item needs' }),
+    answersIn: z.number().int().openapi({ description: 'Annotations already final (their batch completed)' }),
+    status: z
+      .enum(['waiting', 'accepted', 'adjudication', 'adjudicated'])
+      .openapi({ description: 'waiting: answers still missing; then the item\'s outcome' }),
+    agreement: z.number().nullable().openapi({ description: 'Item agreement 0..1; null while waiting or with fewer than two answers' }),
+    confidence: z.number().nullable().openapi({ description: "The consensus's confidence 0..1; null while waiting" }),
+    method: z.string().nullable(),
+    controls: z.array(z.object({ fromName: z.string(), agreement: z.number().nullable(), confidence: z.number() })),
+    result: z.unknown().nullable().openapi({ description: "The item's result: the adjudicator's once adjudicated, else the consensus; null while waiting" }),
+    agreementWithConsensus: z
+      .number()
+      .nullable()
+      .openapi({ description: "This task's answer compared with the consensus (0..1); annotator role only, once finished" }),
+  })
+  .openapi('TaskConsensus');
+
 const AssignmentTaskSchema = z
   .object({
     id: z.number().int(),
@@ -111,6 +135,9 @@ const AssignmentTaskSchema = z
     annotatedAt: NullableTimestamp,
     createdAt: Timestamp,
     updatedAt: Timestamp,
+    consensus: TaskConsensusSchema.nullable().openapi({
+      description: 'Overlap workflows (README "Overlap and consensus"): the item\'s agreement and consensus; null for other tasks',
+    }),
   })
   .openapi('AssignmentTask');
 
@@ -213,7 +240,7 @@ export function assignmentRoutes(ctx: AppContext) {
     async (c) => {
       const { id } = c.req.valid('param');
       const assignment = await findAssignment(db, id);
-      const [annotator, workflow, tasks, goldResults] = await Promise.all([
+      const [annotator, workflow, tasks, goldResults, consensus] = await Promise.all([
         db
           .selectFrom('annotators')
           .leftJoin('roles', 'roles.id', 'annotators.roleId')
@@ -268,6 +295,7 @@ export function assignmentRoutes(ctx: AppContext) {
           .where('assignmentId', '=', id)
           .orderBy('id')
           .execute(),
+        taskConsensus(db, id),
       ]);
       const { roleName, roleColor, ...annotatorFields } = annotator;
       const { configName, configXml, ...workflowFields } = workflow;
@@ -298,6 +326,7 @@ export function assignmentRoutes(ctx: AppContext) {
             annotatedAt: iso(t.annotatedAt),
             createdAt: isoRequired(t.createdAt),
             updatedAt: isoRequired(t.updatedAt),
+            consensus: consensus.get(t.id) ?? null,
           })),
           goldResults: goldResults.map((g) => ({
             id: g.id,

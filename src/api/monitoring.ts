@@ -26,13 +26,16 @@
  * hours and to annotation_events only for the partial hours at the edges of a day in a zone whose
  * midnight is not a whole UTC hour, so the cost does not grow with the number of events; counts of
  * annotators and assignments come from the counters of migrations/0014_rollups.sql plus the open
- * assignments (src/db/counts.ts), so they do not grow with the number of assignments.
+ * work (src/db/counts.ts), so they do not grow with the number of assignments. The fleet's
+ * annotationsPerHour reads annotation_fleet_hourly and its unfolded deltas (migrations/0026): 24
+ * rows whatever the fleet's size; completion rates read the open work per (workflow, annotator)
+ * of the same migration instead of the open assignments.
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { annotationsPerHour } from '../db/annotators.ts';
-import { annotatorAssignmentStats, countAnnotators, countAssignments } from '../db/counts.ts';
+import { annotatorAssignmentStats, annotatorCompletion, countAnnotators, countAssignments } from '../db/counts.ts';
 import type { Executor } from '../db/index.ts';
 import {
   formatUptime,
@@ -169,17 +172,15 @@ export async function fleetMonitoring(db: Executor, opts: MonitoringOptions = {}
   const windowStart = hours[0]!;
   const windowEnd = new Date(hours[23]!.getTime() + HOUR_MS);
 
-  const [active, inProgress, perHour, today, annotators, completion] = await Promise.all([
+  const [active, inProgress, perHour, today, annotators] = await Promise.all([
     countAnnotators(db, { status: 'active' }),
     countAssignments(db, { status: 'in_progress' }),
     annotationsPerHour(db, windowStart, windowEnd),
     annotationsBetween(db, dayStart, dayEnd),
-    db.selectFrom('annotators').select(['id', 'name']).where('status', '<>', 'deleted').orderBy('id').execute(),
-    annotatorAssignmentStats(db),
+    annotatorCompletion(db),
   ]);
 
   const todayBy = new Map(today.map((r) => [r.annotatorId, r]));
-  const completionBy = new Map(completion.map((r) => [r.annotatorId, r]));
   return {
     activeAnnotators: active,
     todayAnnotations: today.reduce((sum, r) => sum + r.n, 0),
@@ -187,13 +188,12 @@ export async function fleetMonitoring(db: Executor, opts: MonitoringOptions = {}
     annotationsPerHour: perHour.map((h) => ({ hour: h.hour.toISOString(), count: h.count })),
     annotatorSummaries: annotators.map((a) => {
       const t = todayBy.get(a.id);
-      const c = completionBy.get(a.id);
       return {
         id: a.id,
         name: a.name,
         todayCount: t?.n ?? 0,
         avgTimeMs: avgMs(t),
-        completionRate: ratio(c?.completed ?? 0, (c?.total ?? 0) - (c?.cancelled ?? 0)),
+        completionRate: ratio(a.completed, a.total - a.cancelled),
       };
     }),
   };

@@ -11,9 +11,13 @@
  * - reworkRate: rejections ÷ reviewed items over the whole fleet = rejection rows ÷ the sum of
  *   every annotator's reviewedCount (a review, accept or reject, counts once), 4 decimals; 0 when
  *   nothing was reviewed. The denominator is never below the numerator, so the rate stays ≤ 1.
- * - annotatorScores: annotators, not deleted, with a gold result or a review, by id:
- *   accuracy, evaluationCount, rejectionCount and reviewedCount (the annotator's counters), and
- *   rejectionRate = rejectionCount ÷ reviewedCount (4 decimals, 0 when none reviewed, at most 1).
+ * - annotatorScores: annotators, not deleted, with a gold result, a review or an overlap item
+ *   compared with its consensus, by id: accuracy, evaluationCount, rejectionCount and
+ *   reviewedCount (the annotator's counters), rejectionRate = rejectionCount ÷ reviewedCount
+ *   (4 decimals, 0 when none reviewed, at most 1); agreementWithConsensus and agreementItemCount
+ *   over every overlap workflow, from the agreement rollups (agreement_annotators: Σ similarity ÷
+ *   Σ compared controls, 4 decimals, null when none; Σ items), as GET /api/workflows/:id/agreement
+ *   reports them per workflow.
  * - recentEvaluations: the newest 20 gold results (goldTaskName null when the task has no name or
  *   is gone). recentRejections: the newest 20 rejections, with both annotators' names.
  */
@@ -37,6 +41,11 @@ const AnnotatorScore = z
     rejectionCount: z.number().int(),
     reviewedCount: z.number().int(),
     rejectionRate: z.number(),
+    agreementWithConsensus: z.number().nullable().openapi({
+      description:
+        'Overlap workflows: mean similarity (0..1, 4 decimals) of their answers to the consensus over every compared control; null when none',
+    }),
+    agreementItemCount: z.number().int().openapi({ description: 'Overlap items with two or more answers that they annotated (compared with the consensus)' }),
   })
   .openapi('AnnotatorScore');
 const Evaluation = z
@@ -85,15 +94,22 @@ export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'wa
       evaluationCount: number;
       rejectionCount: number;
       reviewedCount: number;
+      agreementWithConsensus: number | null;
+      agreementItemCount: number;
     }>`
       SELECT a.id AS annotator_id, a.name AS annotator_name,
              ${meanAccuracy('q')} AS accuracy,
              coalesce(q.evaluation_count, 0) AS evaluation_count,
-             a.rejection_count, a.reviewed_count
+             a.rejection_count, a.reviewed_count,
+             round((g.similarity_sum / nullif(g.answers, 0))::numeric, 4)::float8 AS agreement_with_consensus,
+             coalesce(g.items, 0)::int AS agreement_item_count
         FROM annotators a
         LEFT JOIN annotator_quality q ON q.annotator_id = a.id
+        LEFT JOIN LATERAL (
+          SELECT sum(x.items) AS items, sum(x.answers) AS answers, sum(x.similarity_sum) AS similarity_sum
+            FROM agreement_annotators x WHERE x.annotator_id = a.id) g ON true
        WHERE a.status <> 'deleted'
-         AND (coalesce(q.evaluation_count, 0) > 0 OR a.reviewed_count > 0 OR a.rejection_count > 0)
+         AND (coalesce(q.evaluation_count, 0) > 0 OR a.reviewed_count > 0 OR a.rejection_count > 0 OR g.items > 0)
        ORDER BY a.id`.execute(db),
     sql<{ overallAccuracy: number | null; rejections: number; reviewed: number }>`
       SELECT (SELECT ${overallAccuracy('q')} FROM annotator_quality q) AS overall_accuracy,
@@ -138,6 +154,8 @@ export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'wa
       rejectionCount: s.rejectionCount,
       reviewedCount: s.reviewedCount,
       rejectionRate: rejectionShare(s.rejectionCount, s.reviewedCount),
+      agreementWithConsensus: s.agreementWithConsensus,
+      agreementItemCount: s.agreementItemCount,
     })),
     recentEvaluations: evaluations.rows.map((e) => ({
       annotatorId: e.annotatorId,

@@ -9,7 +9,7 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { AppError, notFound } from '../errors.ts';
 import { redeliver } from '../outbound/deliveries.ts';
-import { checkReferences, findDelivery, findSubscription, newSecret, selectDeliveries, selectSubscriptions } from '../outbound/subscriptions.ts';
+import { checkReferences, findDelivery, findSubscription, listDeliveries, newSecret, selectSubscriptions } from '../outbound/subscriptions.ts';
 import { Envelope, envelope, errors, IdParam, isoRequired, jsonBody, jsonContent, PaginationQuery, setTotal, SuccessSchema } from './common.ts';
 import { createRouter } from './router.ts';
 import {
@@ -161,17 +161,8 @@ export function webhookSubscriptionRoutes(ctx: AppContext) {
       const { id } = c.req.valid('param');
       const q = c.req.valid('query');
       await findSubscription(db, id);
-      let list = selectDeliveries(db).where('d.subscriptionId', '=', id);
-      let count = db.selectFrom('webhookDeliveries').select(sql<number>`count(*)::int`.as('n')).where('subscriptionId', '=', id);
-      if (q.status) {
-        list = list.where('d.status', '=', q.status);
-        count = count.where('status', '=', q.status);
-      }
-      const [rows, total] = await Promise.all([
-        list.orderBy('d.createdAt', 'desc').orderBy('d.id', 'desc').limit(q.limit).offset(q.offset).execute(),
-        count.executeTakeFirstOrThrow(),
-      ]);
-      return c.json(envelope(rows.map(toDelivery), total.n, q), 200);
+      const { rows, total } = await listDeliveries(db, id, q.status, q);
+      return c.json(envelope(rows.map(toDelivery), total, q), 200);
     },
   );
 

@@ -6,11 +6,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { workflowStats } from '../db/counts.ts';
+import { loadGraph } from '../db/graph-stats.ts';
 import type { Executor } from '../db/index.ts';
 import type { SkippedKeyExample, Workflow } from '../db/types.ts';
 import {
-  buildGraph,
   Coalesced,
   findChainCycle,
   traceChain,
@@ -472,45 +471,13 @@ async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): 
   return trx.insertInto('workflows').values(insertValues(body)).returning('id').executeTakeFirstOrThrow();
 }
 
-/**
- * The whole graph in one round trip. Stats come from the rollups and the open assignments
- * (src/db/counts.ts `workflowStats`), so the cost follows the number of workflows and the work in
- * progress, not the history.
- */
-export async function loadGraph(db: Executor) {
-  const rows = await db
-    .selectFrom('workflows as w')
-    .leftJoin('roles as r', 'r.id', 'w.roleId')
-    .leftJoin(workflowStats(db).as('s'), 's.workflowId', 'w.id')
-    .select((eb) => [
-      'w.id',
-      'w.name',
-      'w.roleId',
-      'r.name as roleName',
-      'r.color as roleColor',
-      'w.isActive',
-      'w.rejectionMode',
-      'w.previousWorkflowId',
-      'w.rejectionRouteWorkflowId',
-      'w.adjudicationWorkflowId',
-      eb.fn.coalesce('s.totalAssignments', sql<number>`0`).as('totalAssignments'),
-      eb.fn.coalesce('s.completedAssignments', sql<number>`0`).as('completedAssignments'),
-      eb.fn.coalesce('s.activeAnnotators', sql<number>`0`).as('activeAnnotators'),
-      eb.fn.coalesce('s.completedTasks', sql<number>`0`).as('completedTasks'),
-      eb.fn.coalesce('s.rejections', sql<number>`0`).as('rejections'),
-    ])
-    .orderBy('w.id')
-    .execute();
-  return buildGraph(rows);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Routes
 
 export function workflowRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
-  const graph = new Coalesced(() => loadGraph(db));
+  const graph = new Coalesced(() => loadGraph(db, ctx.logger));
 
   app.openapi(
     createRoute({

@@ -172,13 +172,28 @@ export async function readStartProgress(db: Executor, annotatorId: number) {
  * fleet: every hour in the window, zeros included, oldest first.
  */
 export async function annotationsPerHour(db: Executor, from: Date, to: Date, annotatorId?: number) {
-  let q = db
-    .selectFrom('annotationHourly')
-    .select(['hour', sql<number>`sum(created_count)::int`.as('n')])
-    .where('hour', '>=', from)
-    .where('hour', '<', to)
-    .groupBy('hour');
-  if (annotatorId !== undefined) q = q.where('annotatorId', '=', annotatorId);
+  // The fleet's from its own rollup and unfolded deltas (migrations/0026): 24 rows, not 24 × annotators.
+  const q =
+    annotatorId === undefined
+      ? db
+          .selectFrom(
+            db
+              .selectFrom('annotationFleetHourly')
+              .select(['hour', 'createdCount'])
+              .unionAll(db.selectFrom('annotationFleetHourlyDeltas').select(['hour', 'createdCount']))
+              .as('f'),
+          )
+          .select(['f.hour', sql<number>`sum(f.created_count)::int`.as('n')])
+          .where('f.hour', '>=', from)
+          .where('f.hour', '<', to)
+          .groupBy('f.hour')
+      : db
+          .selectFrom('annotationHourly')
+          .select(['hour', sql<number>`sum(created_count)::int`.as('n')])
+          .where('hour', '>=', from)
+          .where('hour', '<', to)
+          .where('annotatorId', '=', annotatorId)
+          .groupBy('hour');
   const rows = await q.execute();
   const byHour = new Map(rows.map((r) => [new Date(r.hour).getTime(), r.n]));
   const out: { hour: Date; count: number }[] = [];

@@ -130,51 +130,6 @@ export function rejectionTotal(db: Executor, f: RejectionCountFilter): Expressio
 
 export const countRejections = (db: Executor, f: RejectionCountFilter) => valueOf(db, rejectionTotal(db, f));
 
-/**
- * Per workflow: assignments in total and completed, distinct annotators holding an open one
- * (activeAnnotators), tasks annotated in its assignments, and rejections its reviewers recorded.
- * A query to join on `workflowId` (workflows without any have no row).
- */
-export function workflowStats(db: Executor) {
-  const closed = db
-    .selectFrom('workflowAssignmentCounts')
-    .select([
-      'workflowId',
-      sql<number>`sum(assignments)`.as('assignments'),
-      sql<number>`sum(assignments) FILTER (WHERE status = 'completed')`.as('completed'),
-      sql<number>`sum(completed_tasks)`.as('tasks'),
-    ])
-    .groupBy('workflowId');
-  const open = db
-    .selectFrom('assignments')
-    .select([
-      'workflowId',
-      sql<number>`count(*)`.as('assignments'),
-      sql<number>`count(DISTINCT annotator_id)`.as('annotators'),
-      sql<number>`sum(completed_count)`.as('tasks'),
-    ])
-    .where(OPEN)
-    .groupBy('workflowId');
-  const rejected = db
-    .selectFrom('workflowRejectionCounts')
-    .select(['workflowId', sql<number>`sum(rejections)`.as('rejections')])
-    .groupBy('workflowId');
-  const n = (e: string) => sql<number>`coalesce(${sql.ref(e)}, 0)`;
-  return db
-    .selectFrom('workflows as w')
-    .leftJoin(closed.as('c'), 'c.workflowId', 'w.id')
-    .leftJoin(open.as('o'), 'o.workflowId', 'w.id')
-    .leftJoin(rejected.as('r'), 'r.workflowId', 'w.id')
-    .select([
-      'w.id as workflowId',
-      sql<number>`(${n('c.assignments')} + ${n('o.assignments')})::int`.as('totalAssignments'),
-      sql<number>`${n('c.completed')}::int`.as('completedAssignments'),
-      sql<number>`${n('o.annotators')}::int`.as('activeAnnotators'),
-      sql<number>`(${n('c.tasks')} + ${n('o.tasks')})::float8`.as('completedTasks'),
-      sql<number>`${n('r.rejections')}::int`.as('rejections'),
-    ]);
-}
-
 export interface AnnotatorAssignmentStats {
   annotatorId: number;
   /** Every assignment, whatever its status. */
@@ -204,5 +159,36 @@ export async function annotatorAssignmentStats(db: Executor, annotatorId?: numbe
      GROUP BY annotator_id
     HAVING sum(total) > 0
      ORDER BY annotator_id`.execute(db);
+  return rows;
+}
+
+export interface AnnotatorCompletionRow {
+  id: number;
+  name: string;
+  /** Every assignment, whatever its status. */
+  total: number;
+  completed: number;
+  cancelled: number;
+}
+
+/**
+ * Every annotator that is not deleted, by id, with its assignment counts (GET /api/monitoring's
+ * summaries): closed ones from the per-annotator rollup (migration 0014), open ones from the open
+ * work per workflow and annotator (workflow_annotator_open, migration 0026) — one row per
+ * annotator and per workflow they hold open work in, not one per assignment.
+ */
+export async function annotatorCompletion(db: Executor): Promise<AnnotatorCompletionRow[]> {
+  const { rows } = await sql<AnnotatorCompletionRow>`
+    SELECT a.id, a.name, (coalesce(c.total, 0) + coalesce(o.open, 0))::int AS total,
+           coalesce(c.completed, 0)::int AS completed, coalesce(c.cancelled, 0)::int AS cancelled
+      FROM annotators a
+      LEFT JOIN (SELECT annotator_id, sum(assignments) AS total,
+                        sum(assignments) FILTER (WHERE status = 'completed') AS completed,
+                        sum(assignments) FILTER (WHERE status = 'cancelled') AS cancelled
+                   FROM annotator_assignment_counts GROUP BY annotator_id) c ON c.annotator_id = a.id
+      LEFT JOIN (SELECT annotator_id, sum(assignments) AS open
+                   FROM workflow_annotator_open GROUP BY annotator_id) o ON o.annotator_id = a.id
+     WHERE a.status <> 'deleted'
+     ORDER BY a.id`.execute(db);
   return rows;
 }

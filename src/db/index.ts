@@ -36,9 +36,10 @@ export const LOCK_BUSY = Symbol('lock-busy');
  * Advisory lock keys: one place, so two subsystems never share one by accident. `migrate` and
  * `reconcile` are single bigint keys; `subdomain` is the first int4 of a two-key lock (the second
  * is a hash of the base label: workflows/annotators.ts) — PostgreSQL keeps the one-key and
- * two-key forms apart.
+ * two-key forms apart. `rollupsFold` is taken (try, transaction-level) inside the SQL function
+ * rollups_fold() of migrations/0026_workflow_stats.sql, which spells the number itself.
  */
-export const LOCKS = { migrate: 7_404_001, reconcile: 7_404_002, subdomain: 7_404_003 } as const;
+export const LOCKS = { migrate: 7_404_001, reconcile: 7_404_002, subdomain: 7_404_003, rollupsFold: 7_404_004 } as const;
 
 /**
  * Kysely's CamelCasePlugin with its name conversions memoised: every result row maps the same

@@ -4,6 +4,8 @@ import type { KeyProblem } from '../domain/object-keys.ts';
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type CreatedAt = ColumnType<Date, Date | string | undefined, never>;
+/** When the reconciler next looks at a row (migrations/0021_due.sql); null: not until a wake-up. */
+type DueAt = ColumnType<Date | null, Date | null | undefined, Date | null>;
 type Json = ColumnType<unknown, string, string>;
 
 export interface AdminUsersTable {
@@ -82,6 +84,8 @@ export interface WorkflowsTable {
   expiryHours: number | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
+  // Reconcile when due (migrations/0021_due.sql): the S3 catalog of a root workflow
+  catalogDueAt: DueAt;
 }
 
 export interface GoldTasksTable {
@@ -135,6 +139,9 @@ export interface AnnotatorsTable {
   lsPasswordVersion: Generated<number>;
   containerPasswordVersion: number | null;
   cleanedUpAt: Date | null;
+  // Reconcile when due (migrations/0021_due.sql): the instance, and auto-assignment
+  dueAt: DueAt;
+  assignDueAt: DueAt;
 }
 
 /** Where a start is (migrations/0002_fleet.sql); null when not starting. */
@@ -168,6 +175,8 @@ export interface AssignmentsTable {
   problemSince: Date | null;
   removedTaskCount: Generated<number>;
   unknownLsTaskCount: Generated<number>;
+  // Reconcile when due (migrations/0021_due.sql)
+  dueAt: DueAt;
 }
 
 export interface AssignmentTasksTable {
@@ -272,6 +281,13 @@ export interface ItemConsensusTable {
   adjudicatorId: number | null;
   createdAt: CreatedAt;
   updatedAt: Timestamp;
+}
+
+/** Overlap batches whose JSONL export is to be written again (migrations/0023_overlap_exports.sql). */
+export interface BatchExportRefreshTable {
+  assignmentId: number;
+  version: Generated<number>;
+  requestedAt: Generated<Date>;
 }
 
 export interface AgreementControlsTable {
@@ -511,6 +527,33 @@ export interface WorkflowRejectionCountsTable {
   rejections: number;
 }
 
+/** The workflow graph's stats, one row per workflow (migrations/0026_workflow_stats.sql). */
+export interface WorkflowStatsTable {
+  workflowId: number;
+  assignments: number;
+  completed: number;
+  /** bigint: returned as a string by node-pg. */
+  tasks: string | number;
+  annotators: number;
+  rejections: number;
+}
+
+/** Contributions to workflow_stats not folded into it yet (migrations/0026_workflow_stats.sql). */
+export type WorkflowStatDeltasTable = WorkflowStatsTable;
+
+/** Open assignments per (workflow, annotator) (migrations/0026_workflow_stats.sql). */
+export interface WorkflowAnnotatorOpenTable {
+  workflowId: number;
+  annotatorId: number;
+  assignments: number;
+}
+
+/** annotation_created events per UTC hour, whole fleet (migrations/0026_workflow_stats.sql); also its deltas' shape. */
+export interface AnnotationFleetHourlyTable {
+  hour: Date;
+  createdCount: number;
+}
+
 /** The installation's identity, one row (migrations/0016_installation.sql, orchestrator/ownership.ts). */
 export interface InstallationTable {
   singleton: Generated<boolean>;
@@ -547,6 +590,7 @@ export interface Database {
   agreementPairs: AgreementPairsTable;
   agreementPairLabels: AgreementPairLabelsTable;
   agreementAnnotators: AgreementAnnotatorsTable;
+  batchExportRefresh: BatchExportRefreshTable;
   apiKeys: ApiKeysTable;
   idempotencyKeys: IdempotencyKeysTable;
   webhookSubscriptions: WebhookSubscriptionsTable;
@@ -557,6 +601,11 @@ export interface Database {
   workflowAssignmentCounts: WorkflowAssignmentCountsTable;
   annotatorAssignmentCounts: AnnotatorAssignmentCountsTable;
   workflowRejectionCounts: WorkflowRejectionCountsTable;
+  workflowStats: WorkflowStatsTable;
+  workflowStatDeltas: WorkflowStatDeltasTable;
+  workflowAnnotatorOpen: WorkflowAnnotatorOpenTable;
+  annotationFleetHourly: AnnotationFleetHourlyTable;
+  annotationFleetHourlyDeltas: AnnotationFleetHourlyTable;
 }
 
 export type Role = Selectable<RolesTable>;

@@ -82,6 +82,15 @@ export function batchDone(b: Pick<BatchInput, 'taskCount' | 'completedCount' | '
   return b.completedCount >= b.taskCount && (b.taskCount > 0 || b.removedTaskCount > 0);
 }
 
+/**
+ * When an in-progress batch expires (epoch ms): `expiryHours` (the workflow's) after the annotator
+ * last touched it (`lastTouchedAt`, epoch ms); null when the workflow sets no expiry or the batch
+ * was never started.
+ */
+export function batchExpiresAt(lastTouchedAt: number | null, expiryHours: number | null): number | null {
+  return expiryHours !== null && lastTouchedAt !== null ? lastTouchedAt + expiryHours * HOUR_MS : null;
+}
+
 /** The batch's next action and when it is next due (see the module comment for the rows). */
 export function decideBatch(b: BatchInput): BatchDecision {
   const secondsUntil = (at: number) => Math.max(0, Math.ceil((at - b.now) / 1000));
@@ -100,8 +109,7 @@ export function decideBatch(b: BatchInput): BatchDecision {
 
   // In progress. Answered work completes even past the expiry: paid work is never thrown away.
   if (b.hasProject && batchDone(b)) return { decision: { action: 'complete' }, nextInSeconds: b.policy.retrySeconds };
-  const expiresAt =
-    b.policy.expiryHours !== null && b.lastTouchedAt !== null ? b.lastTouchedAt + b.policy.expiryHours * HOUR_MS : null;
+  const expiresAt = batchExpiresAt(b.lastTouchedAt, b.policy.expiryHours);
   if (expiresAt !== null && b.now >= expiresAt) {
     return {
       decision: { action: 'reclaim', reason: `untouched by its annotator for ${b.policy.expiryHours} h (the workflow's expiryHours)` },

@@ -14,11 +14,18 @@
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
 
+const validZones = new Set<string>();
+
 /** Whether `tz` is an IANA time zone name this runtime knows ("UTC", "Europe/Paris", ...). */
 export function isValidTimeZone(tz: unknown): tz is string {
   if (typeof tz !== 'string' || tz.length === 0 || tz.length > 64) return false;
+  // Every console page and monitoring read asks; building a formatter costs far more than a lookup.
+  // Only valid names are kept, at most 1,000 (spellings a caller sends cannot grow it without bound).
+  if (validZones.has(tz)) return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    if (validZones.size >= 1_000) validZones.clear();
+    validZones.add(tz);
     return true;
   } catch {
     return false;

@@ -4,11 +4,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import { sql, type Selectable } from 'kysely';
+import { sql, type Selectable, type SelectQueryBuilder } from 'kysely';
 import type { Executor } from '../db/index.ts';
 import { refusal } from '../domain/address-policy.ts';
 import { badRequest, notFound } from '../errors.ts';
-import type { WebhookSubscriptionsTable } from '../db/types.ts';
+import type { Database, DeliveryStatus, WebhookDeliveriesTable, WebhookSubscriptionsTable } from '../db/types.ts';
+import { listPage, type Page } from '../db/list-page.ts';
 import { readWebhookSettings } from './deliveries.ts';
 
 /** A subscription row with its deliveries counted by status. */
@@ -48,8 +49,21 @@ export async function checkReferences(db: Executor, body: { url?: string; workfl
 
 /** Deliveries with their event's type. */
 export function selectDeliveries(db: Executor) {
-  return db
-    .selectFrom('webhookDeliveries as d')
+  return deliveryColumns(db.selectFrom('webhookDeliveries as d'));
+}
+
+/**
+ * One page of a subscription's deliveries, newest first, optionally of one status, with the number
+ * matching (one statement, src/db/list-page.ts).
+ */
+export function listDeliveries(db: Executor, subscriptionId: number, status: DeliveryStatus | undefined, page: Page) {
+  let filtered = db.selectFrom('webhookDeliveries as d').where('d.subscriptionId', '=', subscriptionId);
+  if (status) filtered = filtered.where('d.status', '=', status);
+  return listPage(db, filtered, (q) => deliveryColumns(q).orderBy('d.createdAt', 'desc').orderBy('d.id', 'desc'), page);
+}
+
+function deliveryColumns(q: SelectQueryBuilder<Database & { d: WebhookDeliveriesTable }, 'd', {}>) {
+  return q
     .innerJoin('webhookEvents as e', 'e.id', 'd.eventId')
     .select([
       'd.id',

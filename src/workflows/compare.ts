@@ -235,14 +235,15 @@ export async function reconcileAssignment(ctx: AppContext, a: Assignment): Promi
  * Label Studio actions whose payload LabelFleet does not ingest but that change a batch's tasks or
  * annotations (ANNOTATIONS_CREATED — "create annotations from predictions" —, TASKS_CREATED,
  * TASKS_DELETED): the batches of that project (of every project of the annotator when the payload
- * names none) become due for comparison at once. Returns how many.
+ * names none) become due for comparison at once (ls_checked_at cleared, due_at now). Returns how many.
  */
 export const COMPARE_ACTIONS = new Set(['ANNOTATIONS_CREATED', 'TASKS_CREATED', 'TASKS_DELETED']);
 
 export async function markForComparison(db: AppContext['database']['db'], annotatorId: number, lsProjectId: number | null): Promise<number> {
   let q = db
     .updateTable('assignments')
-    .set({ lsCheckedAt: null })
+    // Due now for the batches step (orchestrator/due.ts), even when already waiting to be compared.
+    .set({ lsCheckedAt: null, dueAt: sql<Date>`clock_timestamp()` })
     .where('annotatorId', '=', annotatorId)
     .where('status', '=', 'in_progress');
   if (lsProjectId !== null) q = q.where('lsProjectId', '=', lsProjectId);

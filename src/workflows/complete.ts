@@ -30,6 +30,7 @@ import { applyPendingReviews } from './review.ts';
 import { writeBatchJsonl } from './export.ts';
 import { emitBatchCompleted } from '../outbound/events.ts';
 import { finishOverlap } from './consensus.ts';
+import { faultPoint } from '../fault-point.ts';
 
 export const exportKeyFor = (s3ExportPath: string, assignmentId: number) => joinKey(s3ExportPath, `assignment-${assignmentId}.json`);
 
@@ -90,7 +91,11 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
       metadata: { sha256, 'assignment-id': String(a.id), 'workflow-id': String(a.workflowId) },
     });
   }
+  // Chaos suite: the JSON export is in S3, the JSONL beside it not yet.
+  faultPoint('complete:json-exported');
   await writeBatchJsonl(db, storage, bucket, workflow.s3ExportPath, a);
+  // Chaos suite: both exports are in S3, the batch is not completed yet.
+  faultPoint('complete:exported');
 
   return db.transaction().execute(async (trx) => {
     const locked = await trx.selectFrom('assignments').select(['status']).where('id', '=', a.id).forUpdate().executeTakeFirstOrThrow();
@@ -116,6 +121,8 @@ export async function completeAssignment(ctx: AppContext, assignmentId: number):
       .where('status', '=', 'reserved')
       .execute();
     await chainDownstream(trx, a);
+    // Chaos suite: inside the completing transaction, items chained, nothing committed.
+    faultPoint('complete:chained');
     // Overlap workflows (issue 13): seats done, consensus of finished items, adjudication results.
     await finishOverlap(trx, a);
     await emitBatchCompleted(trx, a.id, { bucket, jsonKey: key });

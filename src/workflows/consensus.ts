@@ -19,13 +19,15 @@
  * every annotator's result as a Label Studio prediction named by annotator (model_version
  * "annotator <id>: <name>"), plus the consensus; when the adjudicator's batch completes, their
  * annotation becomes the item's result and flows downstream of the overlap workflow.
- * Everything is keyed (item, upstream task): a retried completion adds nothing.
+ * Everything is keyed (item, upstream task): a retried completion adds nothing. The batches holding
+ * seats of an item whose consensus or adjudicated result was just settled are listed for their JSONL
+ * export to be written again (overlap-exports.ts).
  */
 import { sql } from 'kysely';
 import type { Executor, Tx } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
 import { controlsFromConfig, controlsFromResults, kindOf, type ControlSpec } from '../domain/agreement/controls.ts';
-import { agreementReport, itemContribution, type AgreementReport, type ItemContribution, type WorkflowSums } from '../domain/agreement/rollup.ts';
+import { agreementReport, agreementWithMerged, ITEM_ROW, itemContribution, type AgreementReport, type ItemContribution, type WorkflowSums } from '../domain/agreement/rollup.ts';
 import { checkLabelingConfig } from '../domain/labeling-config.ts';
 import { predictionFor } from '../domain/task-data.ts';
 import { enqueueOutbound } from '../outbound/events.ts';
@@ -87,12 +89,15 @@ export async function finishOverlap(trx: Tx, a: Assignment): Promise<void> {
       .select(['w.id', 'w.overlap', 'w.consensusThreshold', 'w.adjudicationWorkflowId', 'c.configXml'])
       .where('w.id', '=', a.workflowId)
       .executeTakeFirstOrThrow();
+    const finished: number[] = [];
     for (const item of items) {
       if (item.status === 'done') continue;
       const answers = await seatAnswers(trx, Number(item.id));
       if (answers.length < workflow.overlap) continue;
       await finishItem(trx, { ...item, id: Number(item.id) }, answers, workflow);
+      finished.push(Number(item.id));
     }
+    if (finished.length) await requestExportRefresh(trx, finished);
   }
   await finishAdjudications(trx, a);
 }
@@ -180,6 +185,19 @@ async function finishItem(
   await addToRollups(trx, workflow.id, c);
 }
 
+/**
+ * The completed batches holding seats of `itemIds` get their JSONL export written again (their
+ * records now carry the items' consensus or adjudicated result): overlap-exports.ts.
+ */
+async function requestExportRefresh(trx: Tx, itemIds: number[]) {
+  await sql`
+    INSERT INTO batch_export_refresh (assignment_id)
+    SELECT DISTINCT s.assignment_id FROM work_item_seats s JOIN assignments a ON a.id = s.assignment_id
+     WHERE s.work_item_id = ANY(${itemIds}::bigint[]) AND a.status = 'completed'
+     ORDER BY 1
+    ON CONFLICT (assignment_id) DO UPDATE SET version = batch_export_refresh.version + 1, requested_at = now()`.execute(trx);
+}
+
 /** Queues `result` in every workflow downstream of `workflowId`, keyed by `keyTask`. */
 async function chainResult(trx: Tx, workflowId: number, item: { imageKey: string; reworkIteration: number }, keyTask: number, result: unknown) {
   await sql`
@@ -209,6 +227,7 @@ async function finishAdjudications(trx: Tx, a: Assignment) {
       .execute();
     await chainResult(trx, r.workflowId, r, r.taskId, result);
   }
+  if (rows.length) await requestExportRefresh(trx, rows.map((r) => Number(r.workItemId)));
 }
 
 /** Adds one item's contribution to the workflow's sums (upserts in key order). */
@@ -251,26 +270,187 @@ async function addToRollups(trx: Tx, workflowId: number, c: ItemContribution) {
   }
 }
 
-/** A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items). */
+/**
+ * What the agreement report of a workflow depends on besides the rollup rows, and a counter of
+ * those rows: every item that adds to the rollups adds 1 to the whole-item row (from_name '',
+ * ITEM_ROW; an item with fewer than two answers adds nothing anywhere), so equal heads mean equal
+ * rollups. Null for an unknown workflow.
+ */
+async function agreementHead(db: Executor, workflowId: number): Promise<{ overlap: number; configXml: string | null; key: string } | null> {
+  const row = await db
+    .selectFrom('workflows as w')
+    .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
+    .leftJoin('agreementControls as i', (j) => j.onRef('i.workflowId', '=', 'w.id').on('i.fromName', '=', ITEM_ROW))
+    .select(['w.overlap', 'c.configXml', 'i.items', 'i.agreementSum'])
+    .where('w.id', '=', workflowId)
+    .executeTakeFirst();
+  return row ? { overlap: row.overlap, configXml: row.configXml, key: JSON.stringify([row.overlap, row.configXml, row.items, row.agreementSum]) } : null;
+}
+
+type Kept = Map<number, { key: string; report: AgreementReport & { overlap: number } }>;
+/** Reports kept per database handle, by workflow, with the head they were read at (at most 64 per handle, oldest out). */
+const keptReports = new WeakMap<Executor, Kept>();
+const REPORTS_KEPT = 64;
+
+/**
+ * A workflow's agreement report from its rollups (cost: controls, labels and pairs, not items);
+ * null for an unknown workflow. Each call reads the head (one indexed row): while no item has
+ * finished since the last read through this database handle, the report read then is returned;
+ * otherwise the rollups are read again, and the report is kept only when the head did not move
+ * during that read, so a kept report is always the report of its head.
+ */
 export async function workflowAgreement(db: Executor, workflowId: number): Promise<(AgreementReport & { overlap: number }) | null> {
-  const [wf, controls, coincidences, pairs, pairLabels, annotators] = await Promise.all([
-    db
-      .selectFrom('workflows as w')
-      .leftJoin('labelingConfigs as c', 'c.id', 'w.labelingConfigId')
-      .select(['w.overlap', 'c.configXml'])
-      .where('w.id', '=', workflowId)
-      .executeTakeFirst(),
+  let reports = keptReports.get(db);
+  if (!reports) keptReports.set(db, (reports = new Map()));
+  const head = await agreementHead(db, workflowId);
+  if (!head) {
+    reports.delete(workflowId);
+    return null;
+  }
+  const kept = reports.get(workflowId);
+  if (kept?.key === head.key) return kept.report;
+  const report = await readAgreement(db, workflowId, head);
+  const after = await agreementHead(db, workflowId);
+  if (after?.key === head.key) {
+    reports.delete(workflowId);
+    reports.set(workflowId, { key: head.key, report });
+    if (reports.size > REPORTS_KEPT) reports.delete(reports.keys().next().value!);
+  }
+  return report;
+}
+
+async function readAgreement(db: Executor, workflowId: number, wf: { overlap: number; configXml: string | null }): Promise<AgreementReport & { overlap: number }> {
+  const [controls, coincidences, pairs, pairKappa, annotators] = await Promise.all([
     db.selectFrom('agreementControls').select(['fromName', 'type', 'items', 'agreementSum']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementCoincidences').select(['fromName', 'valueA as a', 'valueB as b', 'o']).where('workflowId', '=', workflowId).execute(),
     db.selectFrom('agreementPairs').select(['fromName', 'annotatorA as a', 'annotatorB as b', 'items', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
-    db
-      .selectFrom('agreementPairLabels')
-      .select(['fromName', 'annotatorA as a', 'annotatorB as b', 'labelA', 'labelB', 'n'])
-      .where('workflowId', '=', workflowId)
-      .execute(),
+    // Kappa's totals per pair (kappa.ts KappaTotals) summed here from the joint label counts:
+    // one row per pair leaves the database instead of one per pair and label combination.
+    sql<WorkflowSums['pairKappa'][number]>`
+      WITH m AS (
+        -- Per pair and label: times A gave it, times B gave it, times both did.
+        SELECT from_name, annotator_a, annotator_b, label, sum(na) AS na, sum(nb) AS nb, sum(same) AS same
+          FROM agreement_pair_labels l
+         CROSS JOIN LATERAL (VALUES (l.label_a, l.n, 0, CASE WHEN l.label_a = l.label_b THEN l.n ELSE 0 END),
+                                    (l.label_b, 0, l.n, 0)) AS v (label, na, nb, same)
+         WHERE l.workflow_id = ${workflowId}
+         GROUP BY 1, 2, 3, 4)
+      SELECT from_name, annotator_a AS a, annotator_b AS b, sum(na)::float8 AS items, sum(same)::float8 AS same, sum(na * nb)::float8 AS cross
+        FROM m GROUP BY 1, 2, 3`
+      .execute(db)
+      .then((r) => r.rows),
     db.selectFrom('agreementAnnotators').select(['annotatorId as annotator', 'items', 'answers', 'similaritySum']).where('workflowId', '=', workflowId).execute(),
   ]);
-  if (!wf) return null;
-  const sums: WorkflowSums = { controls, coincidences, pairs, pairLabels, annotators };
+  const sums: WorkflowSums = { controls, coincidences, pairs, pairKappa, annotators };
   return { overlap: wf.overlap, ...agreementReport(sums, controlsOf(wf.configXml, []), (t) => kindOf(t)) };
+}
+
+/** Where an item of a batch stands in its overlap workflow (GET /api/assignments/:id, each task). */
+export interface TaskConsensus {
+  /** The overlap workflow's item. */
+  itemId: number;
+  /** annotator: this task holds one of the item's seats; adjudicator: it adjudicates the item. */
+  role: 'annotator' | 'adjudicator';
+  /** Annotations the item needs (the workflow's overlap) and those already final (their batch completed). */
+  overlap: number;
+  answersIn: number;
+  /** waiting: answers still missing; then the item's outcome (item_consensus.outcome). */
+  status: 'waiting' | 'accepted' | 'adjudication' | 'adjudicated';
+  /** Item agreement (0..1; null while waiting or with fewer than two answers) and the consensus's confidence. */
+  agreement: number | null;
+  confidence: number | null;
+  method: string | null;
+  /** Per control the item's agreement and confidence. */
+  controls: { fromName: string; agreement: number | null; confidence: number }[];
+  /** The item's result: the adjudicator's once adjudicated, else the consensus; null while waiting. */
+  result: unknown;
+  /** This task's answer vs the consensus (rollup.ts agreementWithMerged); annotator role only, once finished. */
+  agreementWithConsensus: number | null;
+}
+
+/**
+ * Each task of batch `assignmentId` that belongs to an overlap item, by task id: as one of its
+ * annotators (the task holds a seat) or as its adjudicator (the task's item is the item's
+ * adjudication item). Tasks of overlap-1 workflows, gold tasks and tasks whose seat was freed
+ * (a failed or cancelled batch) are absent. Cost: one indexed read per batch, and per finished
+ * item of the batch one comparison of this annotator's answer with the consensus.
+ */
+export async function taskConsensus(db: Executor, assignmentId: number): Promise<Map<number, TaskConsensus>> {
+  const { rows } = await sql<{
+    taskId: number;
+    itemId: number;
+    role: 'annotator' | 'adjudicator';
+    overlap: number;
+    answersIn: number;
+    annotatorId: number;
+    outcome: TaskConsensus['status'] | null;
+    agreement: number | null;
+    confidence: number | null;
+    method: string | null;
+    controls: TaskConsensus['controls'] | null;
+    consensus: unknown;
+    adjudicatedResult: unknown;
+    answers: { annotatorId: number; skipped: boolean; result: unknown }[] | null;
+    configXml: string | null;
+  }>`
+    WITH tasks AS (
+      SELECT t.id AS task_id, s.work_item_id AS item_id, 'annotator' AS role, a.annotator_id
+        FROM assignment_tasks t
+        JOIN assignments a ON a.id = t.assignment_id
+        JOIN work_item_seats s ON s.work_item_id = t.work_item_id AND s.assignment_id = t.assignment_id
+       WHERE t.assignment_id = ${assignmentId} AND NOT t.is_gold
+      UNION ALL
+      SELECT t.id, c.work_item_id, 'adjudicator', a.annotator_id
+        FROM assignment_tasks t
+        JOIN assignments a ON a.id = t.assignment_id
+        JOIN item_consensus c ON c.adjudication_item_id = t.work_item_id
+       WHERE t.assignment_id = ${assignmentId} AND NOT t.is_gold)
+    SELECT x.task_id, x.item_id, x.role, x.annotator_id, w.overlap,
+           (SELECT count(*)::int FROM work_item_seats d WHERE d.work_item_id = x.item_id AND d.status = 'done') AS answers_in,
+           c.outcome, c.agreement, c.confidence, c.method, c.controls, c.result AS consensus, c.adjudicated_result, c.answers,
+           l.config_xml
+      FROM tasks x
+      JOIN work_items i ON i.id = x.item_id
+      JOIN workflows w ON w.id = i.workflow_id
+      LEFT JOIN labeling_configs l ON l.id = w.labeling_config_id
+      LEFT JOIN item_consensus c ON c.work_item_id = x.item_id
+     ORDER BY x.task_id`.execute(db);
+  const specsByConfig = new Map<string | null, ControlSpec[]>();
+  const out = new Map<number, TaskConsensus>();
+  for (const r of rows) {
+    let agreementWithConsensus: number | null = null;
+    if (r.role === 'annotator' && r.answers && r.answers.length >= 2) {
+      const results = r.answers.map((x) => x.result);
+      // The config's controls (cached per config); from the answers when it does not parse.
+      let specs = specsByConfig.get(r.configXml);
+      if (!specs) {
+        specs = controlsOf(r.configXml, results);
+        if (r.configXml !== null) specsByConfig.set(r.configXml, specs);
+      }
+      const at = r.answers.findIndex((x) => x.annotatorId === r.annotatorId);
+      if (at >= 0) {
+        const merged = Array.isArray(r.consensus) ? (r.consensus as { from_name: string; value: unknown }[]) : [];
+        const mine = agreementWithMerged(
+          r.answers.map((x) => ({ annotator: x.annotatorId, result: x.result ?? [], skipped: x.skipped })),
+          specs,
+          merged,
+        )[at]!;
+        agreementWithConsensus = mine.answers ? mine.similaritySum / mine.answers : null;
+      }
+    }
+    out.set(Number(r.taskId), {
+      itemId: Number(r.itemId),
+      role: r.role,
+      overlap: r.overlap,
+      answersIn: r.answersIn,
+      status: r.outcome ?? 'waiting',
+      agreement: r.agreement,
+      confidence: r.outcome ? r.confidence : null,
+      method: r.method,
+      controls: r.controls ?? [],
+      result: r.outcome === 'adjudicated' ? r.adjudicatedResult : r.outcome ? r.consensus : null,
+      agreementWithConsensus,
+    });
+  }
+  return out;
 }

@@ -28,6 +28,7 @@ import { getSetting } from '../settings.ts';
 import { predictionsFor } from './consensus.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
 import { emitBatchFailed } from '../outbound/events.ts';
+import { faultPoint } from '../fault-point.ts';
 
 /**
  * Every Label Studio action that can change a batch's annotations or tasks (label-studio 1.23.2,
@@ -110,6 +111,8 @@ async function ensureProject(ctx: AppContext, client: LabelStudioClient, a: Assi
     (
       await client.createProject(projectPayload({ assignmentId: a.id, workflowName, taskCount, configXml }))
     ).id;
+  // Chaos suite: the project exists in Label Studio, its id is not recorded yet.
+  faultPoint('provision:project-created');
   await ctx.database.db.updateTable('assignments').set({ lsProjectId: id, updatedAt: new Date() }).where('id', '=', a.id).execute();
   return id;
 }
@@ -169,6 +172,8 @@ export async function provisionAssignment(ctx: AppContext, assignmentId: number)
       .where('id', '=', a.id)
       .execute();
     await importTasks(ctx, client, a.id, projectId, config.configXml);
+    // Chaos suite: every task is in Label Studio, the batch is still pending.
+    faultPoint('provision:tasks-imported');
     const done = await db
       .updateTable('assignments')
       .set({ status: 'in_progress', startedAt: new Date(), error: null, updatedAt: new Date() })
@@ -263,7 +268,8 @@ async function recordLsTaskIds(ctx: AppContext, rows: { id: number; lsTaskId: nu
  * A restarted annotator presents a new webhook secret: the webhooks of its batches in progress
  * are updated to it (webhooks refused meanwhile are found by the comparison with Label Studio).
  */
-export async function rotateWebhooks(ctx: AppContext): Promise<{ updated: number; errors: string[] }> {
+/** Updates stale webhooks (all, or of the batches `ids`). */
+export async function rotateWebhooks(ctx: AppContext, ids?: number[]): Promise<{ updated: number; errors: string[] }> {
   const { db } = ctx.database;
   const stale = await db
     .selectFrom('assignments as a')
@@ -274,6 +280,7 @@ export async function rotateWebhooks(ctx: AppContext): Promise<{ updated: number
     .where('n.status', '=', 'active')
     .where('a.lsProjectId', 'is not', null)
     .where((eb) => eb.or([eb('a.webhookGeneration', 'is', null), eb('a.webhookGeneration', '<>', eb.ref('n.startGeneration'))]))
+    .$if(ids !== undefined, (q) => q.where('a.id', 'in', ids!.length ? ids! : [0]))
     .execute();
   let updated = 0;
   const errors: string[] = [];

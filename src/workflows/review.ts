@@ -27,6 +27,7 @@ import type { AppContext } from '../context.ts';
 import { archiveKeys, parseArchiveLocation, planRejection, type RejectionPlan } from '../domain/rejection-routing.ts';
 import { fleetBucket, storageFor } from '../storage/s3.ts';
 import { emitItemRejected } from '../outbound/events.ts';
+import { faultPoint } from '../fault-point.ts';
 
 interface PendingReview {
   taskId: number;
@@ -178,6 +179,8 @@ async function applyReview(ctx: AppContext, r: PendingReview): Promise<boolean> 
         .returning('id')
         .executeTakeFirst();
       routedWorkItemId = inserted?.id ?? null;
+      // Chaos suite: inside the applying transaction, the rework item queued, nothing committed.
+      faultPoint('review:routed');
     }
     await trx
       .insertInto('rejections')

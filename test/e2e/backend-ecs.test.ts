@@ -71,6 +71,7 @@ import {
   type EcsBackendOptions,
 } from '../../orchestrator/backends/ecs.ts';
 import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
+import { ForeignResourceError, readInstallation } from '../../orchestrator/ownership.ts';
 import { describeBackendContract, pollingWaitFor, type BackendContractHarness } from '../helpers/backend-contract.ts';
 import { startTestService, testConfig, type TestService } from '../helpers/service.ts';
 import { testEnv, TEST_DATABASE_URL } from '../helpers/env.ts';
@@ -980,8 +981,12 @@ describe('the fleet on ECS, as an auditor sees it through the admin API', () => 
     for (const entry of c1.secrets!) expect(await resolveValueFrom(f, entry.valueFrom!), entry.name).toBe(g1.env[entry.name!]);
     expect(await resolveValueFrom(f, c1.secrets!.find((x) => x.name === 'WEBHOOK_SECRET')!.valueFrom!)).toBe(webhookSecret(t.ctx.secrets, id, 1));
     await expectNoSecretInRevisions(f, id);
-    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': g1.specHash };
+    // Every resource carries this installation's id (the fleet database's, migration 0016).
+    const installation = (await readInstallation(t.db)).installationId;
+    const wantTags = { 'labelfleet.managed': 'true', 'labelfleet.annotator-id': String(id), 'labelfleet.spec-hash': g1.specHash, 'labelfleet.installation': installation };
     expect(secretTags((await secretOf(f, id))!.Tags)).toEqual(wantTags);
+    expect(tagMap(svc1.tags)).toMatchObject(wantTags);
+    expect(await elbTags(f, (await targetGroupOf(f, id))!.TargetGroupArn!)).toEqual(wantTags);
 
     expect((await t.json('POST', `/api/annotators/${id}/stop`)).status).toBe(200);
     await pass();
@@ -1010,6 +1015,101 @@ describe('the fleet on ECS, as an auditor sees it through the admin API', () => 
     expect(await serviceOf(f, id)).toBeUndefined();
     expect(await readableRevisions(f, id)).toEqual([]);
     expect((await f.backend.list()).some((o) => o.annotatorId === id)).toBe(false);
+  });
+});
+
+describe('ECS ownership: two installations in one account, cluster and name prefix', () => {
+  let f: MotoFleet;
+  const ours = { installationId: randomBytes(16).toString('hex'), adoptsUnmarked: false };
+  const theirs = { installationId: randomBytes(16).toString('hex'), adoptsUnmarked: false };
+  /** The other installation's backend: same options and names, another installation id. */
+  let other: EcsBackend;
+  const made: number[] = [];
+
+  beforeAll(async () => {
+    f = await createMotoFleet('o');
+    f.backend.setOwner(ours);
+    other = new EcsBackend(f.options);
+    other.setOwner(theirs);
+  });
+  afterAll(async () => {
+    if (!f) return;
+    for (const id of made) {
+      await f.backend.remove(id).catch(() => undefined);
+      await other.remove(id).catch(() => undefined);
+    }
+    await f.close();
+  });
+
+  /** Every resource of the annotator and its tags: service, target group, rule, latest revision, secret. */
+  async function tagsOfAll(id: number) {
+    const svc = (await serviceOf(f, id))!;
+    const tg = (await targetGroupOf(f, id))!;
+    const rule = (await rulesOf(f)).find((r) => forwardOf(r) === tg.TargetGroupArn)!;
+    const td = await f.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: svc.taskDefinition, include: ['TAGS'] }));
+    return {
+      service: tagMap(svc.tags)['labelfleet.installation'],
+      targetGroup: (await elbTags(f, tg.TargetGroupArn!))['labelfleet.installation'],
+      rule: (await elbTags(f, rule.RuleArn!))['labelfleet.installation'],
+      taskDefinition: tagMap(td.tags)['labelfleet.installation'],
+      secret: secretTags((await secretOf(f, id))!.Tags)['labelfleet.installation'],
+    };
+  }
+
+  it('every service, target group, rule, task definition and secret carries the installation id', async () => {
+    made.push(1);
+    await f.backend.ensure(specFor(1));
+    const id = ours.installationId;
+    expect(await tagsOfAll(1)).toEqual({ service: id, targetGroup: id, rule: id, taskDefinition: id, secret: id });
+  });
+
+  it("the other installation's sweep does not see them, its remove leaves them, its start is refused naming the owner", async () => {
+    expect((await other.list()).map((o) => o.annotatorId)).not.toContain(1);
+    expect(await other.observe(1)).toMatchObject({ state: 'missing' });
+    await other.stop(1);
+    await other.remove(1);
+    const err = await other.ensure(specFor(1)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ForeignResourceError);
+    expect((err as Error).message).toContain(`belongs to another LabelFleet installation (${ours.installationId})`);
+    // Untouched: still running as ours, tags unchanged.
+    expect(await serviceOf(f, 1)).toMatchObject({ status: 'ACTIVE', desiredCount: 1 });
+    expect((await tagsOfAll(1)).service).toBe(ours.installationId);
+    expect((await f.backend.list()).map((o) => o.annotatorId)).toContain(1);
+  });
+
+  it('each installation lists and removes only what it made', async () => {
+    made.push(2, 3);
+    await f.backend.ensure(specFor(2));
+    await other.ensure(specFor(3));
+    expect((await f.backend.list()).map((o) => o.annotatorId)).toEqual([1, 2]);
+    expect((await other.list()).map((o) => o.annotatorId)).toEqual([3]);
+    await other.remove(2);
+    expect(await serviceOf(f, 2)).toMatchObject({ status: 'ACTIVE' });
+    await f.backend.remove(3);
+    expect(await serviceOf(f, 3)).toMatchObject({ status: 'ACTIVE' });
+    expect((await tagsOfAll(3)).targetGroup).toBe(theirs.installationId);
+    await other.remove(3);
+    expect(await targetGroupOf(f, 3)).toBeUndefined();
+    expect(await secretOf(f, 3)).toBeUndefined();
+  });
+
+  it('unmarked resources (made before installation ids) are adopted and marked only by an installation that adopts them', async () => {
+    made.push(4);
+    const legacy = new EcsBackend(f.options); // no owner: marks nothing, as before installation ids
+    await legacy.ensure(specFor(4));
+    expect(await tagsOfAll(4)).toEqual({ service: undefined, targetGroup: undefined, rule: undefined, taskDefinition: undefined, secret: undefined });
+    // An installation that did not make unmarked resources leaves them alone.
+    expect((await f.backend.list()).map((o) => o.annotatorId)).not.toContain(4);
+    await expect(f.backend.ensure(specFor(4))).rejects.toThrow(/no LabelFleet installation/);
+    // The installation that started them before marks existed adopts and marks them.
+    const upgraded = new EcsBackend(f.options);
+    upgraded.setOwner({ installationId: theirs.installationId, adoptsUnmarked: true });
+    expect((await upgraded.list()).map((o) => o.annotatorId)).toContain(4);
+    await upgraded.ensure(specFor(4));
+    const id = theirs.installationId;
+    expect(await tagsOfAll(4)).toEqual({ service: id, targetGroup: id, rule: id, taskDefinition: id, secret: id });
+    await upgraded.remove(4);
+    expect(await targetGroupOf(f, 4)).toBeUndefined();
   });
 });
 

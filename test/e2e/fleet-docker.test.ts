@@ -413,10 +413,10 @@ describe('the fleet on Docker with a real Label Studio', () => {
     expect(back.Config.Labels[LABELS.specHash]).toBe(before.Config.Labels[LABELS.specHash]);
     await waitUntil('Label Studio back after removal', async () => (await viaTraefik(aliceSub, '/health/')).status === 200, 240_000, 2000);
     const evs = await eventsOf(alice);
-    // The pass may see the container while Docker removes it (exited, removing) or once it is gone
+    // The pass may see the container while Docker removes it (failed (removing), exited) or once it is gone
     // (missing): each is a restart, counted, with what was found in its reason.
     const afterRemoval = evs.filter((e) => e.id > lastEventBeforeRemoval && e.eventType === 'container_restarted');
-    expect(afterRemoval.map((e) => e.message)).toContainEqual(expect.stringMatching(/^container (is missing|removing|exited|dead)\b.*; restart \d of 5$/));
+    expect(afterRemoval.map((e) => e.message)).toContainEqual(expect.stringMatching(/^container (is missing|(failed|exited|dead|removing)( \(.*\))?); restart \d of 5$/));
     const restarted = evs.filter((e) => e.eventType === 'container_restarted').length - restartEventsBefore;
     expect(restarted).toBeGreaterThanOrEqual(1);
     expect(await containerEventCount('restart')).toBe(restartsBefore + restarted);

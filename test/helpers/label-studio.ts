@@ -20,6 +20,10 @@ export interface TestLabelStudio {
   token: string;
   logFile: string;
   stop(): Promise<void>;
+  /** SIGKILL of its process group (a crash): its database and data stay, for restart(). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port, database and data (after kill()); resolves once healthy. */
+  restart(opts?: { timeoutMs?: number }): Promise<void>;
 }
 
 async function admin(query: string) {
@@ -81,14 +85,34 @@ export async function startLabelStudio(opts: { timeoutMs?: number } = {}): Promi
     USER_ADDITIONAL_BANNED_SUBNETS: '169.254.0.0/16',
   });
   const log = createWriteStream(logFile);
-  const child = spawn(
-    bin,
-    ['start', '--no-browser', '-p', String(port), '--internal-host', '127.0.0.1', '--username', 'e2e@fleet.local', '--data-dir', dataDir],
-    { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  const spawnIt = () => {
+    const c = spawn(
+      bin,
+      ['start', '--no-browser', '-p', String(port), '--internal-host', '127.0.0.1', '--username', 'e2e@fleet.local', '--data-dir', dataDir],
+      { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    c.stdout!.pipe(log, { end: false });
+    c.stderr!.pipe(log, { end: false });
+    return c;
+  };
+  let child = spawnIt();
   const url = `http://127.0.0.1:${port}`;
+
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    await exited;
+  };
+  const restart = async (o: { timeoutMs?: number } = {}) => {
+    await kill();
+    child = spawnIt();
+    await waitHealthy(url, token, child, o.timeoutMs ?? 300_000);
+  };
 
   const stop = async () => {
     if (child.exitCode === null && child.pid) {
@@ -119,5 +143,5 @@ export async function startLabelStudio(opts: { timeoutMs?: number } = {}): Promi
     await stop();
     throw err;
   }
-  return { url, port, token, logFile, stop };
+  return { url, port, token, logFile, stop, kill, restart };
 }

@@ -250,8 +250,7 @@ describe('assign: auto-assignment and releases', () => {
     if (!a1.ok || !a2.ok) throw new Error('assign failed');
     await t.db.updateTable('assignments').set({ status: 'cancelled' }).where('id', '=', a1.assignment.id).execute();
     await t.db.updateTable('assignments').set({ status: 'failed' }).where('id', '=', a2.assignment.id).execute();
-    const report = await runBatchesPass(t.ctx);
-    expect(report.counts.released).toBeGreaterThanOrEqual(6);
+    await runBatchesPass(t.ctx);
     const statuses = await t.db.selectFrom('workItems').select(['status', 'assignmentId']).where('workflowId', '=', wf.id).execute();
     expect(statuses.filter((s) => s.status !== 'queued' || s.assignmentId !== null)).toEqual([]);
     const counts = await t.db.selectFrom('workflows').select(['totalImagesAvailable', 'totalImagesAssigned']).where('id', '=', wf.id).executeTakeFirstOrThrow();

@@ -204,6 +204,7 @@ describe('assignments: detail', () => {
         annotatedAt: null,
         createdAt: t1.createdAt.toISOString(),
         updatedAt: t1.updatedAt.toISOString(),
+        consensus: null,
       },
       {
         id: t2.id,
@@ -218,6 +219,7 @@ describe('assignments: detail', () => {
         annotatedAt: '2026-03-01T10:00:00.000Z',
         createdAt: t2.createdAt.toISOString(),
         updatedAt: t2.updatedAt.toISOString(),
+        consensus: null,
       },
     ]);
     expect(res.body.goldResults).toEqual([

@@ -293,6 +293,19 @@ describe('the console in Chromium', () => {
     expect(await stillSamePage(page)).toBe(true);
   });
 
+  it("shows instants in the viewer's time zone and names the fleet's zone where today is meant", LONG, async () => {
+    // The browser runs in Europe/Berlin (test/helpers/browser.ts); the fleet's day is UTC (the default).
+    await page.goto(`${base}/`);
+    expect(await page.locator('.stat', { hasText: 'annotations today' }).textContent()).toContain('(UTC day)');
+    const first = page.locator('time[datetime]').first();
+    await first.waitFor();
+    const instant = new Date((await first.getAttribute('datetime'))!);
+    const berlin = (o: Intl.DateTimeFormatOptions) => new Intl.DateTimeFormat('en-GB', { ...o, timeZone: 'Europe/Berlin' }).format(instant);
+    const expected = berlin({ dateStyle: 'full', timeStyle: 'long' });
+    await waitUntil('the instant shown in Berlin time', async () => (await first.getAttribute('title')) === expected, 10_000, 100);
+    expect(expected).toMatch(/CES?T$/);
+  });
+
   it('creates many annotators from pasted lines, reporting bad lines by number', LONG, async () => {
     await page.goto(`${base}/annotators`);
     await openPanel(page, 'Add many (paste lines or CSV)');

@@ -150,11 +150,11 @@ describe('quality: exact figures', () => {
       belowThresholdCount: 1, // Bob
       reworkRate: 0.0571, // 4 rejections / (50 + 3 + 7 + 10) reviewed = 4 / 70
       annotatorScores: [
-        { annotatorId: alice, annotatorName: 'Alice', accuracy: 0.9, evaluationCount: 6, rejectionCount: 2, reviewedCount: 50, rejectionRate: 0.04 },
-        { annotatorId: bob, annotatorName: 'Bob', accuracy: 0.6, evaluationCount: 5, rejectionCount: 3, reviewedCount: 3, rejectionRate: 1 },
-        { annotatorId: carol, annotatorName: 'Carol', accuracy: 0.025, evaluationCount: 4, rejectionCount: 0, reviewedCount: 0, rejectionRate: 0 },
-        { annotatorId: frank, annotatorName: 'Frank', accuracy: null, evaluationCount: 0, rejectionCount: 0, reviewedCount: 10, rejectionRate: 0 },
-        { annotatorId: gina, annotatorName: 'Gina', accuracy: null, evaluationCount: 0, rejectionCount: 1, reviewedCount: 0, rejectionRate: 1 },
+        { annotatorId: alice, annotatorName: 'Alice', accuracy: 0.9, evaluationCount: 6, rejectionCount: 2, reviewedCount: 50, rejectionRate: 0.04, agreementWithConsensus: null, agreementItemCount: 0 },
+        { annotatorId: bob, annotatorName: 'Bob', accuracy: 0.6, evaluationCount: 5, rejectionCount: 3, reviewedCount: 3, rejectionRate: 1, agreementWithConsensus: null, agreementItemCount: 0 },
+        { annotatorId: carol, annotatorName: 'Carol', accuracy: 0.025, evaluationCount: 4, rejectionCount: 0, reviewedCount: 0, rejectionRate: 0, agreementWithConsensus: null, agreementItemCount: 0 },
+        { annotatorId: frank, annotatorName: 'Frank', accuracy: null, evaluationCount: 0, rejectionCount: 0, reviewedCount: 10, rejectionRate: 0, agreementWithConsensus: null, agreementItemCount: 0 },
+        { annotatorId: gina, annotatorName: 'Gina', accuracy: null, evaluationCount: 0, rejectionCount: 1, reviewedCount: 0, rejectionRate: 1, agreementWithConsensus: null, agreementItemCount: 0 },
       ],
       recentRejections: [
         { originalAnnotatorId: null, originalAnnotatorName: null, reviewerAnnotatorName: 'Frank', imageKey: 'images/004.jpg', reason: 'Orphan', actionTaken: 'none', createdAt: '2026-04-06T11:32:00.000Z' },

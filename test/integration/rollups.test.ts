@@ -1,5 +1,6 @@
 /**
- * The counters and rollups of migrations/0014_rollups.sql stay equal to a from-scratch aggregate
+ * The counters and rollups of migrations/0014_rollups.sql and the workflow graph's stats of
+ * migrations/0026_workflow_stats.sql (rollup rows plus unfolded deltas) stay equal to a from-scratch aggregate
  * of the rows they summarise, whatever mix of inserts, updates and deletes (one row or many per
  * statement, concurrent transactions, rollbacks, TRUNCATE) produced those rows.
  */
@@ -10,8 +11,8 @@ import {
   countAnnotators,
   countAssignments,
   countRejections,
-  workflowStats,
 } from '../../src/db/counts.ts';
+import { foldRollups, workflowGraphStats } from '../../src/db/graph-stats.ts';
 import type { Db } from '../../src/db/index.ts';
 import type { AnnotatorStatus, AssignmentStatus, RejectionMode } from '../../src/db/types.ts';
 import { seededRandom } from '../../src/domain/gold-mixing.ts';
@@ -35,9 +36,61 @@ async function rows(db: Db, query: ReturnType<typeof sql>): Promise<Row[]> {
   return (await query.execute(db)).rows as Row[];
 }
 
+/** The graph's stats from their definitions over the base tables (GET /api/workflows/graph's description). */
+const scratchGraphStats = sql`
+  SELECT w.id AS workflow_id,
+         (SELECT count(*) FROM assignments a WHERE a.workflow_id = w.id)::int AS total_assignments,
+         (SELECT count(*) FROM assignments a WHERE a.workflow_id = w.id AND a.status = 'completed')::int AS completed_assignments,
+         (SELECT count(DISTINCT annotator_id) FROM assignments a
+           WHERE a.workflow_id = w.id AND a.status IN ('pending', 'in_progress'))::int AS active_annotators,
+         (SELECT coalesce(sum(completed_count), 0) FROM assignments a WHERE a.workflow_id = w.id)::float8 AS completed_tasks,
+         (SELECT count(*) FROM rejections r WHERE r.workflow_id = w.id)::int AS rejections
+    FROM workflows w ORDER BY w.id`;
+
+/** What the graph reads (migration 0026's rollup plus its unfolded deltas), in scratchGraphStats' shape. */
+const graphStats = (db: Db) =>
+  workflowGraphStats(db)
+    .orderBy('s.workflowId')
+    .execute()
+    .then((rs) => rs.map(({ pendingDeltas: _, ...r }) => r));
+
 /** Each rollup beside the same figures computed from the base tables. */
 async function snapshot(db: Db) {
   return {
+    graphStats: {
+      rollup: table((await graphStats(db)) as unknown as Row[], ['workflowId']),
+      scratch: table(await rows(db, scratchGraphStats), ['workflowId']),
+    },
+    fleetHourly: {
+      rollup: table(
+        await rows(
+          db,
+          sql`SELECT hour, sum(created_count) AS annotations
+                FROM (SELECT hour, created_count FROM annotation_fleet_hourly
+                      UNION ALL SELECT hour, created_count FROM annotation_fleet_hourly_deltas) f GROUP BY hour`,
+        ),
+        ['hour'],
+      ),
+      scratch: table(
+        await rows(
+          db,
+          sql`SELECT date_trunc('hour', created_at, 'UTC') AS hour, count(*) AS annotations FROM annotation_events
+               WHERE event_type = 'annotation_created' GROUP BY 1`,
+        ),
+        ['hour'],
+      ),
+    },
+    openWorkPerAnnotator: {
+      rollup: table(await rows(db, sql`SELECT workflow_id, annotator_id, assignments FROM workflow_annotator_open`), ['workflowId', 'annotatorId']),
+      scratch: table(
+        await rows(
+          db,
+          sql`SELECT workflow_id, annotator_id, count(*) AS assignments FROM assignments
+               WHERE status IN ('pending', 'in_progress') GROUP BY 1, 2`,
+        ),
+        ['workflowId', 'annotatorId'],
+      ),
+    },
     annotatorCounts: {
       rollup: table(await rows(db, sql`SELECT status, role_id, annotators FROM annotator_counts`), ['status', 'roleId']),
       scratch: table(
@@ -102,7 +155,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-describe('rollups (migration 0014)', () => {
+describe('rollups (migrations 0014, 0026)', () => {
   it('start equal to the aggregate and stay equal through a random mix of writes', async () => {
     const seed = Number(process.env.ROLLUP_SEED ?? Date.now() % 1_000_000);
     const random = seededRandom(seed);
@@ -153,6 +206,18 @@ describe('rollups (migration 0014)', () => {
       () => sql`UPDATE rejections SET workflow_id = ${int(1, 5)}, action_taken = ${pick(ACTIONS)} WHERE id = ${someRejection}`,
       () => sql`UPDATE rejections SET reason = 'r' WHERE id = ${someRejection}`,
       () => sql`DELETE FROM rejections WHERE id = ${someRejection}`,
+      // Annotation events (the fleet's hourly rollup): several per statement, moved between hours
+      // and types, deleted (and deleted with their annotator, above).
+      () => sql`INSERT INTO annotation_events (annotator_id, event_type, ls_annotation_id, created_at)
+                SELECT id, ${pick(['annotation_created', 'annotation_updated'])}, (random() * 1e9)::int,
+                       now() - make_interval(mins => (random() * 3000)::int)
+                  FROM annotators ORDER BY random() LIMIT ${int(1, 6)}`,
+      () => sql`UPDATE annotation_events SET created_at = created_at - interval '1 hour' WHERE id % ${int(2, 5)} = 0`,
+      () => sql`UPDATE annotation_events SET event_type = ${pick(['annotation_created', 'annotation_updated'])}
+                 WHERE id = (SELECT id FROM annotation_events ORDER BY random() LIMIT 1)`,
+      () => sql`DELETE FROM annotation_events WHERE id IN (SELECT id FROM annotation_events ORDER BY random() LIMIT ${int(1, 3)})`,
+      // The folds (also inside transactions that roll back).
+      () => sql`SELECT rollups_fold()`,
     ];
 
     const counts = new Map<number, number>();
@@ -197,6 +262,24 @@ describe('rollups (migration 0014)', () => {
       ),
     );
     await expectRollupsMatch(db);
+
+    // The graph's facts at once: reservations (open a batch), webhooks (a task annotated in an
+    // open batch), closes, rejections, beside folds.
+    await Promise.all([
+      ...ids.map((id, i) =>
+        db.transaction().execute(async (trx) => {
+          await sql`INSERT INTO assignments (workflow_id, annotator_id, status) VALUES (${1 + (i % 3)}, ${id}, 'in_progress')`.execute(trx);
+          for (let k = 0; k < 3; k++) {
+            await sql`UPDATE assignments SET completed_count = completed_count + 1
+                       WHERE annotator_id = ${id} AND status = 'in_progress'`.execute(trx);
+          }
+          if (i % 4 === 0) await sql`UPDATE assignments SET status = 'completed' WHERE annotator_id = ${id} AND status = 'in_progress'`.execute(trx);
+          await sql`INSERT INTO rejections (workflow_id, original_annotator_id, image_key, action_taken) VALUES (${1 + (i % 3)}, ${id}, 'img', 'none')`.execute(trx);
+        }),
+      ),
+      ...Array.from({ length: 10 }, () => foldRollups(db)),
+    ]);
+    await expectRollupsMatch(db);
   });
 
   it('the counts the API reads equal count(*) for every filter, and the stats their definitions', async () => {
@@ -237,17 +320,13 @@ describe('rollups (migration 0014)', () => {
       }
     }
 
-    // The graph's stats, from their definitions over the base tables.
-    const scratchGraph = await sql`
-      SELECT w.id AS workflow_id,
-             (SELECT count(*) FROM assignments a WHERE a.workflow_id = w.id)::int AS total_assignments,
-             (SELECT count(*) FROM assignments a WHERE a.workflow_id = w.id AND a.status = 'completed')::int AS completed_assignments,
-             (SELECT count(DISTINCT annotator_id) FROM assignments a
-               WHERE a.workflow_id = w.id AND a.status IN ('pending', 'in_progress'))::int AS active_annotators,
-             (SELECT coalesce(sum(completed_count), 0) FROM assignments a WHERE a.workflow_id = w.id)::float8 AS completed_tasks,
-             (SELECT count(*) FROM rejections r WHERE r.workflow_id = w.id)::int AS rejections
-        FROM workflows w ORDER BY w.id`.execute(db);
-    expect(await workflowStats(db).orderBy('w.id').execute()).toEqual(scratchGraph.rows);
+    // The graph's stats, from their definitions over the base tables, before and after a fold.
+    const scratchGraph = (await scratchGraphStats.execute(db)).rows;
+    expect(scratchGraph.some((r) => Object.values(r as Row).every((v) => Number(v) > 0))).toBe(true);
+    expect(await graphStats(db)).toEqual(scratchGraph);
+    expect(await foldRollups(db)).toBeGreaterThanOrEqual(0);
+    expect(await graphStats(db)).toEqual(scratchGraph);
+    expect(Number((await sql<{ n: number }>`SELECT count(*) AS n FROM workflow_stat_deltas`.execute(db)).rows[0]!.n)).toBe(0);
     // Monitoring's per-annotator assignment figures.
     const scratchAnnotators = await sql`
       SELECT annotator_id, count(*)::int AS total, (count(*) FILTER (WHERE status = 'completed'))::int AS completed,

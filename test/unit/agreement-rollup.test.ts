@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { controlsFromConfig, kindOf } from '../../src/domain/agreement/controls.ts';
 import { cohenKappa, cohenKappaFromCounts } from '../../src/domain/agreement/kappa.ts';
 import { mulberry32 } from '../../src/domain/agreement/krippendorff.ts';
-import { agreementReport, itemContribution, ITEM_ROW, type WorkflowSums } from '../../src/domain/agreement/rollup.ts';
+import { agreementReport, itemContribution, ITEM_ROW, pairKappaTotals, type WorkflowSums } from '../../src/domain/agreement/rollup.ts';
 import { analyzeAgreement, type ItemAnnotations } from '../../src/domain/agreement/workflow.ts';
 import { checkLabelingConfig } from '../../src/domain/labeling-config.ts';
 
@@ -51,7 +51,7 @@ function sumsOf(items: ItemAnnotations[]): WorkflowSums {
   const controls = new Map<string, WorkflowSums['controls'][number]>();
   const co = new Map<string, WorkflowSums['coincidences'][number]>();
   const pairs = new Map<string, WorkflowSums['pairs'][number]>();
-  const labels = new Map<string, WorkflowSums['pairLabels'][number]>();
+  const labels = new Map<string, { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number }>();
   const annotators = new Map<number, WorkflowSums['annotators'][number]>();
   for (const item of items) {
     const c = itemContribution(item, s);
@@ -88,7 +88,7 @@ function sumsOf(items: ItemAnnotations[]): WorkflowSums {
       annotators.set(x.annotator, e);
     }
   }
-  return { controls: [...controls.values()], coincidences: [...co.values()], pairs: [...pairs.values()], pairLabels: [...labels.values()], annotators: [...annotators.values()] };
+  return { controls: [...controls.values()], coincidences: [...co.values()], pairs: [...pairs.values()], pairKappa: pairKappaTotals([...labels.values()]), annotators: [...annotators.values()] };
 }
 
 describe('agreement rollups', () => {

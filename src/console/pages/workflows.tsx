@@ -4,7 +4,8 @@
  * (errors at their fields, from the API's details), pause / resume, manual assignment, delete.
  */
 import { sql } from 'kysely';
-import { findWorkflow, loadGraph, type WorkflowRow } from '../../api/workflows.ts';
+import { findWorkflow, type WorkflowRow } from '../../api/workflows.ts';
+import { loadGraph } from '../../db/graph-stats.ts';
 import { assignableAnnotators } from '../../db/annotators.ts';
 import { listAssignments } from '../../db/assignments.ts';
 import { labelingConfigOptions, roleOptions } from '../../db/catalog.ts';
@@ -107,21 +108,46 @@ export function GraphSvg({ layout }: { layout: GraphLayout }) {
   );
 }
 
-/** The graph with its stats, one computation shared by concurrent requests (as GET /api/workflows/graph does). */
-const graphs = new WeakMap<AppContext, Coalesced<Awaited<ReturnType<typeof loadGraph>>>>();
+type Graph = Awaited<ReturnType<typeof loadGraph>>;
+
+/**
+ * The graph with its stats, one computation shared by concurrent requests (as GET /api/workflows/graph
+ * does). A computation equal to the previous one returns the previous object, so the rendering
+ * cached for it (graphRegion) serves until something in the graph changes.
+ */
+const graphs = new WeakMap<AppContext, Coalesced<Graph>>();
 function sharedGraph(ctx: AppContext) {
   let g = graphs.get(ctx);
-  if (!g) graphs.set(ctx, (g = new Coalesced(() => loadGraph(ctx.database.db))));
+  if (!g) {
+    let last: { graph: Graph; json: string } | undefined;
+    g = new Coalesced(async () => {
+      const graph = await loadGraph(ctx.database.db, ctx.logger);
+      const json = JSON.stringify(graph);
+      if (last?.json === json) return last.graph;
+      last = { graph, json };
+      return graph;
+    });
+    graphs.set(ctx, g);
+  }
   return g.get();
 }
 
 /** Flows (connected parts of the graph) drawn per page; a search narrows to the flows that match. */
 export const FLOWS_PER_PAGE = 20;
 
-export async function workflowsPage(p: PageContext) {
-  const q = (p.query.q ?? '').trim().slice(0, 200);
-  const page = pageParams(p.query, FLOWS_PER_PAGE);
-  const graph = await sharedGraph(p.ctx);
+/**
+ * The graph region (diagram, pager, table) of one graph computation and one window, as HTML.
+ * Requests served by the same computation (sharedGraph coalesces concurrent ones) share its
+ * rendering too; a few windows (searches, pages) are kept per computation.
+ */
+const regions = new WeakMap<object, Map<string, string>>();
+const REGIONS_PER_GRAPH = 16;
+async function graphRegion(graph: Graph, q: string, page: { limit: number; offset: number }): Promise<string> {
+  const key = `${page.offset}\u0000${q}`;
+  let byWindow = regions.get(graph);
+  if (!byWindow) regions.set(graph, (byWindow = new Map()));
+  const hit = byWindow.get(key);
+  if (hit !== undefined) return hit;
   let nodes = graph.nodes;
   let edges = graph.edges;
   if (q) {
@@ -138,6 +164,45 @@ export async function workflowsPage(p: PageContext) {
   const layout = layoutGraph(nodes, edges, page);
   const workflows = layout.nodes.map((n) => n.node).filter((n): n is WorkflowNode => n.type === 'workflow');
   const total = graph.nodes.filter((n) => n.type === 'workflow').length;
+  const html = String(
+    await (
+      <div id="workflow-graph" data-live-region>
+        <GraphSvg layout={layout} />
+        <Pager
+          total={layout.totalComponents}
+          limit={page.limit}
+          offset={page.offset}
+          link={(offset) => href('/workflows', { q: q || undefined, offset: offset || undefined })}
+          noun="flows"
+        />
+        <h2>
+          Workflows in these flows ({workflows.length} of {total})
+        </h2>
+        <DataTable
+          label="Workflows"
+          rows={workflows}
+          empty={q ? 'No workflow matches.' : 'No workflows yet.'}
+          columns={[
+            { key: 'workflow', label: 'Workflow', cell: (w) => <a href={`/workflows/${w.id}`}>{w.name}</a> },
+            { key: 'role', label: 'Role', cell: (w) => <RoleLabel role={w.roleName ? { name: w.roleName, color: w.roleColor } : null} /> },
+            { key: 'state', label: 'State', cell: (w) => <StatusBadge status={w.isActive ? 'active' : 'paused'} /> },
+            { key: 'batches', label: 'Batches', class: 'num', cell: (w) => `${w.stats.completedAssignments}/${w.stats.totalAssignments}` },
+            { key: 'working', label: 'Working', class: 'num', cell: (w) => w.stats.activeAnnotators },
+            { key: 'rejectionRate', label: 'Rejection rate', class: 'num', cell: (w) => percent(w.stats.rejectionRate) },
+          ]}
+        />
+      </div>
+    ).toString(),
+  );
+  if (byWindow.size >= REGIONS_PER_GRAPH) byWindow.delete(byWindow.keys().next().value!);
+  byWindow.set(key, html);
+  return html;
+}
+
+export async function workflowsPage(p: PageContext) {
+  const q = (p.query.q ?? '').trim().slice(0, 200);
+  const page = pageParams(p.query, FLOWS_PER_PAGE);
+  const region = await graphRegion(await sharedGraph(p.ctx), q, page);
   return p.render({
     title: 'Workflows',
     nav: 'workflows',
@@ -169,32 +234,7 @@ export async function workflowsPage(p: PageContext) {
           <span class="legend-chain">accept → next workflow (chain)</span> <span class="legend-reject">reject → rework or archive</span>{' '}
           <span class="muted">Each box: batches completed / all, annotators working now, rejection rate. Select a box to open it.</span>
         </p>
-        <div id="workflow-graph" data-live-region>
-          <GraphSvg layout={layout} />
-          <Pager
-            total={layout.totalComponents}
-            limit={page.limit}
-            offset={page.offset}
-            link={(offset) => href('/workflows', { q: q || undefined, offset: offset || undefined })}
-            noun="flows"
-          />
-          <h2>
-            Workflows in these flows ({workflows.length} of {total})
-          </h2>
-          <DataTable
-            label="Workflows"
-            rows={workflows}
-            empty={q ? 'No workflow matches.' : 'No workflows yet.'}
-            columns={[
-              { key: 'workflow', label: 'Workflow', cell: (w) => <a href={`/workflows/${w.id}`}>{w.name}</a> },
-              { key: 'role', label: 'Role', cell: (w) => <RoleLabel role={w.roleName ? { name: w.roleName, color: w.roleColor } : null} /> },
-              { key: 'state', label: 'State', cell: (w) => <StatusBadge status={w.isActive ? 'active' : 'paused'} /> },
-              { key: 'batches', label: 'Batches', class: 'num', cell: (w) => `${w.stats.completedAssignments}/${w.stats.totalAssignments}` },
-              { key: 'working', label: 'Working', class: 'num', cell: (w) => w.stats.activeAnnotators },
-              { key: 'rejectionRate', label: 'Rejection rate', class: 'num', cell: (w) => percent(w.stats.rejectionRate) },
-            ]}
-          />
-        </div>
+        {raw(region)}
       </>
     ),
   });

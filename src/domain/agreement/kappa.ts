@@ -33,19 +33,42 @@ export function cohenKappa<V>(pairs: readonly (readonly [V, V])[]): KappaResult 
  * same figure as cohenKappa, read from rollups that keep only the counts.
  */
 export function cohenKappaFromCounts<V>(counts: Iterable<readonly [V, V, number]>): KappaResult {
-  let N = 0;
+  return cohenKappaFromTotals(kappaTotals(counts));
+}
+
+/**
+ * What κ needs of a pair's joint counts, three numbers: `items` N, `same` (items with equal
+ * categories) and `cross` = Σ_c n_A(c) · n_B(c) (each annotator's count of category c), so that
+ * p_o = same / N and p_e = cross / N². Sums of counts: a rollup can add them up (or compute them in
+ * SQL from the joint counts) and read κ without the joint table.
+ */
+export interface KappaTotals {
+  items: number;
+  same: number;
+  cross: number;
+}
+
+/** The totals of joint counts [A's category, B's category, items]. */
+export function kappaTotals<V>(counts: Iterable<readonly [V, V, number]>): KappaTotals {
+  let items = 0;
+  let same = 0;
   const a = new Map<V, number>();
   const b = new Map<V, number>();
-  let same = 0;
   for (const [x, y, n] of counts) {
-    N += n;
+    items += n;
     if (x === y) same += n;
     a.set(x, (a.get(x) ?? 0) + n);
     b.set(y, (b.get(y) ?? 0) + n);
   }
+  let cross = 0;
+  for (const [c, na] of a) cross += na * (b.get(c) ?? 0);
+  return { items, same, cross };
+}
+
+/** κ from a pair's totals (the formula above; null when p_e = 1 or no items). */
+export function cohenKappaFromTotals({ items: N, same, cross }: KappaTotals): KappaResult {
   if (!N) return { kappa: null, observedAgreement: 0, expectedAgreement: 0, items: 0 };
-  let pe = 0;
-  for (const [c, na] of a) pe += (na / N) * ((b.get(c) ?? 0) / N);
+  const pe = cross / (N * N);
   const po = same / N;
   const kappa = 1 - pe <= 1e-12 ? null : (po - pe) / (1 - pe);
   return { kappa, observedAgreement: po, expectedAgreement: pe, items: N };

@@ -12,12 +12,14 @@
  *    Regions and free text have no finite value set: their alpha needs every pair of answers
  *    across items, so the report gives their mean item agreement and pairwise agreement instead
  *    (alpha null, metric 'distance').
- *  - Cohen's kappa of a pair depends only on their joint label counts (kappa.ts).
+ *  - Cohen's kappa of a pair depends only on their joint label counts, and through them only on
+ *    three totals (kappa.ts KappaTotals), which the read sums in SQL: one row per pair leaves the
+ *    database, not one per pair and label combination.
  *  - Pairwise and per-annotator agreement are means: a count and a sum.
  */
 import { resultsByControl, strings } from '../gold-scoring.ts';
 import { controlValues, type ControlKind, type ControlSpec } from './controls.ts';
-import { cohenKappaFromCounts } from './kappa.ts';
+import { cohenKappaFromTotals, kappaTotals, type KappaTotals } from './kappa.ts';
 import { alphaFromCoincidences, CoincidenceMatrix, SCALE, type Metric, type Value } from './krippendorff.ts';
 import { similarity } from './merge.ts';
 import { analyzeAgreement, NO_LABEL, similarityMatrix, type ItemAnnotations, type ItemOutcome } from './workflow.ts';
@@ -74,7 +76,6 @@ export function itemContribution(item: ItemAnnotations, specs: readonly ControlS
   const grouped = item.annotations.map((a) => resultsByControl(a.skipped ? [] : a.result));
   const ids = item.annotations.map((a) => Number(a.annotator));
   const out: ItemContribution = { outcome, controls: [], coincidences: [], pairs: [], annotators: [] };
-  const perAnnotator = ids.map(() => ({ answers: 0, sum: 0 }));
   const m = item.annotations.length;
 
   for (const spec of specs) {
@@ -110,15 +111,54 @@ export function itemContribution(item: ItemAnnotations, specs: readonly ControlS
         out.pairs.push(pair);
       }
     }
-    const merged = outcome.result.filter((r) => r.from_name === spec.fromName).map((r) => r.value);
-    answers.forEach((answer, i) => {
-      perAnnotator[i]!.answers++;
-      perAnnotator[i]!.sum += similarity(spec, merged, answer);
-    });
   }
   if (m >= 2 && outcome.agreement !== null) out.controls.push({ fromName: ITEM_ROW, type: 'item', agreement: outcome.agreement });
-  if (m >= 2) ids.forEach((annotator, i) => out.annotators.push({ annotator, answers: perAnnotator[i]!.answers, similaritySum: perAnnotator[i]!.sum }));
+  if (m >= 2) {
+    const withMerged = agreementWithMerged(item.annotations, specs, outcome.result);
+    ids.forEach((annotator, i) => out.annotators.push({ annotator, ...withMerged[i]! }));
+  }
   return out;
+}
+
+/**
+ * Each annotation's agreement with an item's merged result, the figure "agreement with the
+ * consensus" sums: per annotation, the controls it is compared on (those that at least one of the
+ * item's annotations answered; a skip answers each with "no label") and its summed similarity
+ * (0..1 each, the gold scorer's rule) to the merged values of those controls. Its agreement with
+ * the consensus is similaritySum ÷ answers (none when answers is 0). Same order as `annotations`.
+ */
+export function agreementWithMerged(
+  annotations: ItemAnnotations['annotations'],
+  specs: readonly ControlSpec[],
+  merged: readonly { from_name: string; value: unknown }[],
+): { answers: number; similaritySum: number }[] {
+  const grouped = annotations.map((a) => resultsByControl(a.skipped ? [] : a.result));
+  const out = annotations.map(() => ({ answers: 0, similaritySum: 0 }));
+  for (const spec of specs) {
+    const answers = grouped.map((g) => controlValues(g, spec));
+    if (!answers.some((a) => a.length)) continue;
+    const values = merged.filter((r) => r.from_name === spec.fromName).map((r) => r.value as Record<string, unknown>);
+    answers.forEach((answer, i) => {
+      out[i]!.answers++;
+      out[i]!.similaritySum += similarity(spec, values, answer);
+    });
+  }
+  return out;
+}
+
+/**
+ * Kappa totals per pair from the joint label counts (agreement_pair_labels rows): the same sums
+ * consensus.ts's SQL reads, for sums kept in memory.
+ */
+export function pairKappaTotals(rows: readonly { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number }[]): WorkflowSums['pairKappa'] {
+  const byPair = new Map<string, { fromName: string; a: number; b: number; counts: [string, string, number][] }>();
+  for (const r of rows) {
+    const key = JSON.stringify([r.fromName, r.a, r.b]);
+    let e = byPair.get(key);
+    if (!e) byPair.set(key, (e = { fromName: r.fromName, a: r.a, b: r.b, counts: [] }));
+    e.counts.push([r.labelA, r.labelB, r.n]);
+  }
+  return [...byPair.values()].map((e) => ({ fromName: e.fromName, a: e.a, b: e.b, ...kappaTotals(e.counts) }));
 }
 
 /** The stored sums of one workflow, as read from the rollup tables. */
@@ -126,7 +166,11 @@ export interface WorkflowSums {
   controls: { fromName: string; type: string; items: number; agreementSum: number }[];
   coincidences: { fromName: string; a: string; b: string; o: number }[];
   pairs: { fromName: string; a: number; b: number; items: number; similaritySum: number }[];
-  pairLabels: { fromName: string; a: number; b: number; labelA: string; labelB: string; n: number }[];
+  /**
+   * Per pair and single-choice control, the totals Cohen's kappa needs (kappa.ts KappaTotals), as
+   * summed from agreement_pair_labels (pairKappaTotals; consensus.ts sums them in SQL).
+   */
+  pairKappa: ({ fromName: string; a: number; b: number } & KappaTotals)[];
   annotators: { annotator: number; items: number; answers: number; similaritySum: number }[];
 }
 
@@ -165,14 +209,19 @@ function matrixOf(rows: { a: string; b: string; o: number }[], numeric: boolean)
  */
 export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[], kindOf: (type: string) => ControlKind): AgreementReport {
   const specByName = new Map(specs.map((s) => [s.fromName, s]));
+  // Linear in the rows given (a quadratic copy here once cost more than the whole read).
   const group = <T extends { fromName: string }>(rows: T[]) => {
     const m = new Map<string, T[]>();
-    for (const r of rows) m.set(r.fromName, [...(m.get(r.fromName) ?? []), r]);
+    for (const r of rows) {
+      const list = m.get(r.fromName);
+      if (list) list.push(r);
+      else m.set(r.fromName, [r]);
+    }
     return m;
   };
   const coincidences = group(sums.coincidences);
   const pairs = group(sums.pairs);
-  const pairLabels = group(sums.pairLabels);
+  const pairKappa = group(sums.pairKappa);
   const whole = sums.controls.find((c) => c.fromName === ITEM_ROW);
   const controls = [...sums.controls].filter((c) => c.fromName !== ITEM_ROW).sort((x, y) => (x.fromName < y.fromName ? -1 : 1)).map((c) => {
     const kind = specByName.get(c.fromName)?.kind ?? kindOf(c.type);
@@ -201,7 +250,7 @@ export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[
       const r = alphaFromCoincidences(matrixOf(pooled, false), 'nominal');
       alpha = { value: r.alpha, metric: 'nominal', observedDisagreement: r.observedDisagreement, expectedDisagreement: r.expectedDisagreement, pairableValues: r.pairableValues };
     }
-    const labelCounts = pairLabels.get(c.fromName) ?? [];
+    const kappaOf = new Map((pairKappa.get(c.fromName) ?? []).map((k) => [`${k.a},${k.b}`, k]));
     return {
       fromName: c.fromName,
       type: c.type,
@@ -217,10 +266,7 @@ export function agreementReport(sums: WorkflowSums, specs: readonly ControlSpec[
           b: p.b,
           items: p.items,
           agreement: p.items ? p.similaritySum / p.items : 0,
-          kappa:
-            kind === 'single-choice'
-              ? cohenKappaFromCounts(labelCounts.filter((l) => l.a === p.a && l.b === p.b).map((l) => [l.labelA, l.labelB, l.n] as const)).kappa
-              : null,
+          kappa: kind === 'single-choice' ? cohenKappaFromTotals(kappaOf.get(`${p.a},${p.b}`) ?? { items: 0, same: 0, cross: 0 }).kappa : null,
         })),
     };
   });
