@@ -129,9 +129,9 @@ export class MemoryBackend implements Backend {
     this.calls[method] = (this.calls[method] ?? 0) + 1;
   }
 
-  private ours(inst: { labels?: MemoryInstance['labels']; installation?: string }): boolean {
-    const installation = inst.labels ? inst.labels.installation : inst.installation;
-    return isOurs(this.owner, installation);
+  /** The ownership rule of orchestrator/ownership.ts, applied to an instance's label or a route's mark. */
+  private ours(resource: MemoryInstance | MemoryRoute): boolean {
+    return isOurs(this.owner, 'labels' in resource ? resource.labels.installation : resource.installation);
   }
 
   private fleetInstance(annotatorId: number): MemoryInstance | undefined {
