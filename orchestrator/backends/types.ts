@@ -48,7 +48,8 @@ export interface ObservedInstance {
 }
 
 export interface Backend {
-  readonly kind: 'docker' | 'ecs';
+  /** 'memory': the in-memory test backend (test/helpers/memory-backend.ts), never built by createBackend. */
+  readonly kind: 'docker' | 'ecs' | 'memory';
   /** Creates whatever is missing (instance, route) and makes it run the spec. */
   ensure(spec: InstanceSpec): Promise<ObservedInstance>;
   /** Stops the instance, keeping what a quick restart needs (data, route/rule). */
