@@ -137,4 +137,29 @@ describe('overlap 3: Dawid–Skene once there is enough data', () => {
     // Still below 10 % growth (31 < 33): no refit.
     expect(await fitConsensus(t.ctx)).toMatchObject({ actions: [], errors: [] });
   });
+
+  it('below the threshold stores no fit, keeps the majority vote and waits for 10 % more items', async () => {
+    const role = await seedRole(t);
+    const config = await seedConfig(t, IMAGE_CONFIG);
+    const workflow = await seedWorkflow(t, { labelingConfigId: config.id, roleId: role.id, imagesPerProject: 30, shuffleImages: false, overlap: 3 });
+    const people: Annotator[] = [];
+    for (const i of [0, 1, 2]) people.push(await seedAnnotator(t, { roleId: role.id, name: `Few ${i}` }));
+    // 20 items over three labels: 20 ≥ 10 × 2 makes the step look, but K = 3 needs 30.
+    await seedItems(t, workflow.id, 20, 'few/');
+    const labels = ['cat', 'dog', 'bird'];
+    await round(workflow.id, people, (who, image) => labels[(Number(/img-(\d+)/.exec(image)![1]) + (who === 2 ? 1 : 0)) % 3]!);
+    const mine = (r: { actions: string[] }) => r.actions.filter((a) => a.startsWith(`workflow ${workflow.id},`));
+    expect(mine(await fitConsensus(t.ctx))).toEqual([`workflow ${workflow.id}, control label: 20 scored items, too little overlap for Dawid–Skene: majority vote stays`]);
+    expect(await t.db.selectFrom('consensusFits').select(['itemsFitted', 'fit']).where('workflowId', '=', workflow.id).execute()).toEqual([{ itemsFitted: 20, fit: null }]);
+    expect(mine(await fitConsensus(t.ctx))).toEqual([]);
+    // The next item is merged by majority: 2 vs 1.
+    await seedItems(t, workflow.id, 1, 'few2/');
+    const [id] = await round(workflow.id, people, (who) => (who === 0 ? 'cat' : 'dog'));
+    const [c] = await consensusOf(id!);
+    expect(c).toMatchObject({ method: 'majority', result: choice('dog'), confidence: 2 / 3 });
+    // 22 ≥ 1.1 × 20: checked again (still too few).
+    await seedItems(t, workflow.id, 1, 'few3/');
+    await round(workflow.id, people, () => 'cat');
+    expect(mine(await fitConsensus(t.ctx))).toEqual([`workflow ${workflow.id}, control label: 22 scored items, too little overlap for Dawid–Skene: majority vote stays`]);
+  });
 });
