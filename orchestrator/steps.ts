@@ -7,6 +7,7 @@ import { batchesStep } from './batches-step.ts';
 import { scheduledPurge } from '../src/auth/purge.ts';
 import { outboundStep } from './outbound-step.ts';
 import { refreshOverlapExports } from '../src/workflows/overlap-exports.ts';
+import { fitConsensus } from '../src/workflows/consensus-fit.ts';
 import { rollupsStep } from '../src/db/graph-stats.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
@@ -20,6 +21,8 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
     batchesStep(),
     // Overlap batches' JSONL exports, written again once their items' consensus is settled (src/workflows/overlap-exports.ts).
     { name: 'overlap-exports', run: (ctx) => refreshOverlapExports(ctx) },
+    // Dawid–Skene fits for overlap workflows' choices, refitted at 10 % more finished items (src/workflows/consensus-fit.ts).
+    { name: 'consensus-fit', run: (ctx) => fitConsensus(ctx) },
     // Expired or revoked sessions and forgotten sign-in throttle rows (src/auth/purge.ts).
     { name: 'purge', run: (ctx) => purge(ctx.database.db) },
     // The workflow graph's stats: fold the deltas facts appended into one row per workflow (src/db/graph-stats.ts).

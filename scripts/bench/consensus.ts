@@ -9,7 +9,8 @@
  * baseline measured in the same run: one pass that groups every annotation's results by control,
  * the least any analysis of these annotations costs. Also the consensus accuracy against the
  * generated truth (Dawid–Skene vs the majority vote). Phase 2 (perItem): the cost of each item's
- * consensus and rollup contribution as it finishes, and the report read back from the summed
+ * consensus and rollup contribution as it finishes (by majority, and by one E-step on the stored
+ * Dawid–Skene fit the reconciler's consensus-fit step makes, with that fit's time), and the report read back from the summed
  * rollups (p50/p99 of 200 reads). HTTP: the summed rollups written to a fresh database (the rows
  * consensus.ts's upserts would hold after these 100,000 items, with the items' work_items and
  * item_consensus rows beside them) behind a real `fleet serve` process, and the p99 of
@@ -19,8 +20,8 @@
  * against the in-memory one. Figures only: nothing here
  * asserts a time.
  */
-import { resultsByControl } from '../../src/domain/gold-scoring.ts';
-import { choiceConsensus } from '../../src/domain/agreement/consensus.ts';
+import { resultsByControl, strings } from '../../src/domain/gold-scoring.ts';
+import { choiceConsensus, fitChoices } from '../../src/domain/agreement/consensus.ts';
 import type { ControlSpec } from '../../src/domain/agreement/controls.ts';
 import { krippendorffAlpha, mulberry32 } from '../../src/domain/agreement/krippendorff.ts';
 import { analyzeAgreement, type ItemAnnotations } from '../../src/domain/agreement/workflow.ts';
@@ -124,6 +125,11 @@ export default async function bench() {
   // read back from the sums (the pure part of GET /api/workflows/:id/agreement).
   const perItem = time(() => items.map((it) => itemContribution(it, SPECS)));
   const sums = sumContributions(perItem.value);
+  // The service's Dawid–Skene: the reconciler's fit (consensus-fit.ts, pure part), then each item
+  // as it finishes with one E-step on the stored fit (baseline: the same per item by majority).
+  const storedFitRun = time(() => fitChoices(labels, { noLabel: '' }));
+  const choiceFits = new Map(storedFitRun.value ? [['label', storedFitRun.value.fit]] : []);
+  const perItemOnFit = time(() => items.map((it) => itemContribution(it, SPECS, { choiceFits })));
   const reads: number[] = [];
   for (let i = 0; i < 200; i++) reads.push(time(() => agreementReport(sums, SPECS, (t) => kindOf(t))).ms);
   reads.sort((a, b) => a - b);
@@ -153,6 +159,12 @@ export default async function bench() {
       perItemMs: Math.round((perItem.ms * 1000) / items.length) / 1000,
       ratioToWholeAnalysis: ratio(perItem.ms, full.ms),
       rollupRows: sums.coincidences.length + sums.pairs.length + sums.pairLabels.length + sums.annotators.length + sums.controls.length,
+      onStoredFitTotalMs: perItemOnFit.ms,
+      onStoredFitRatioToMajority: ratio(perItemOnFit.ms, perItem.ms),
+      onStoredFitMethod: perItemOnFit.value[0]?.method,
+      storedFitMs: storedFitRun.ms,
+      storedFitIterations: storedFitRun.value?.iterations,
+      storedFitJsonBytes: JSON.stringify(storedFitRun.value?.fit ?? null).length,
       reportFromSumsP50Ms: reads[99],
       reportFromSumsP99Ms: reads[197],
     },
@@ -167,6 +179,7 @@ export default async function bench() {
     consensusAccuracy: {
       dawidSkene: accuracyOf((i) => dsDecisions.get(i)?.label),
       majority: accuracyOf((i) => majority.value.get(i)),
+      perItemOnStoredFit: accuracyOf((i) => strings((perItemOnFit.value[i]!.outcome.result[0]?.value as { choices?: unknown } | undefined)?.choices)[0]),
     },
     rssMb: rssMb(),
   };

@@ -290,6 +290,16 @@ export interface BatchExportRefreshTable {
   requestedAt: Generated<Date>;
 }
 
+/** A stored Dawid–Skene fit per workflow and choice control (migrations/0027_consensus_fits.sql). */
+export interface ConsensusFitsTable {
+  workflowId: number;
+  fromName: string;
+  itemsFitted: number;
+  fit: Json | null;
+  iterations: number | null;
+  fittedAt: Generated<Date>;
+}
+
 export interface AgreementControlsTable {
   workflowId: number;
   fromName: string;
@@ -586,6 +596,7 @@ export interface Database {
   workItemSeats: WorkItemSeatsTable;
   itemConsensus: ItemConsensusTable;
   agreementControls: AgreementControlsTable;
+  consensusFits: ConsensusFitsTable;
   agreementCoincidences: AgreementCoincidencesTable;
   agreementPairs: AgreementPairsTable;
   agreementPairLabels: AgreementPairLabelsTable;

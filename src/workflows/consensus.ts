@@ -8,10 +8,12 @@
  * seats' batches complete at once, exactly one of them sees all seats done and finishes the item.
  *
  * Consensus: the phase-1 merge of this one item (src/domain/agreement/rollup.ts, itemContribution):
- * choices by majority vote (ties to the first label in code-unit order), ratings and numbers by
- * median, regions by majority clusters, text by medoid; agreement and confidence as
- * workflow.ts defines them. Dawid–Skene needs every item's answers together (EM over the whole
- * workflow), so it is not run per item: see README "Overlap and consensus".
+ * choices by one E-step on the control's stored Dawid–Skene fit when the reconciler has stored one
+ * (consensus-fit.ts; method 'dawid-skene', confidence the posterior), else by majority vote (ties
+ * to the first label in code-unit order); ratings and numbers by median, regions by majority
+ * clusters, text by medoid; agreement and confidence as workflow.ts defines them. The fit itself
+ * needs every item's answers together, so it is made by the reconciler, not here: README
+ * "Overlap and consensus".
  *
  * Next. Agreement at or above the workflow's consensusThreshold (or no threshold, or fewer than
  * two answers, or no adjudication workflow): the item flows to the workflows downstream with the
@@ -28,6 +30,7 @@ import type { Executor, Tx } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
 import { controlsFromConfig, controlsFromResults, kindOf, type ControlSpec } from '../domain/agreement/controls.ts';
 import { agreementReport, agreementWithMerged, ITEM_ROW, itemContribution, type AgreementReport, type ItemContribution, type WorkflowSums } from '../domain/agreement/rollup.ts';
+import type { StoredFit } from '../domain/agreement/dawid-skene.ts';
 import { checkLabelingConfig } from '../domain/labeling-config.ts';
 import { predictionFor } from '../domain/task-data.ts';
 import { enqueueOutbound } from '../outbound/events.ts';
@@ -90,16 +93,24 @@ export async function finishOverlap(trx: Tx, a: Assignment): Promise<void> {
       .where('w.id', '=', a.workflowId)
       .executeTakeFirstOrThrow();
     const finished: number[] = [];
+    let fits: Map<string, StoredFit> | undefined;
     for (const item of items) {
       if (item.status === 'done') continue;
       const answers = await seatAnswers(trx, Number(item.id));
       if (answers.length < workflow.overlap) continue;
-      await finishItem(trx, { ...item, id: Number(item.id) }, answers, workflow);
+      fits ??= await storedFits(trx, workflow.id);
+      await finishItem(trx, { ...item, id: Number(item.id) }, answers, workflow, fits);
       finished.push(Number(item.id));
     }
     if (finished.length) await requestExportRefresh(trx, finished);
   }
   await finishAdjudications(trx, a);
+}
+
+/** The workflow's stored Dawid–Skene fits by control (consensus-fit.ts); one indexed read. */
+async function storedFits(trx: Tx, workflowId: number): Promise<Map<string, StoredFit>> {
+  const rows = await trx.selectFrom('consensusFits').select(['fromName', 'fit']).where('workflowId', '=', workflowId).where('fit', 'is not', null).execute();
+  return new Map(rows.map((r) => [r.fromName, r.fit as StoredFit]));
 }
 
 async function seatAnswers(trx: Tx, workItemId: number): Promise<SeatAnswer[]> {
@@ -120,11 +131,13 @@ async function finishItem(
   item: { id: number; workflowId: number; imageKey: string; reworkIteration: number },
   answers: SeatAnswer[],
   workflow: FinishWorkflow,
+  choiceFits: ReadonlyMap<string, StoredFit>,
 ) {
   const specs = controlsOf(workflow.configXml, answers.map((x) => x.result));
   const c = itemContribution(
     { item: item.id, annotations: answers.map((x) => ({ annotator: x.annotatorId, result: x.result ?? [], skipped: x.skipped })) },
     specs,
+    { choiceFits },
   );
   const { outcome } = c;
   const adjudicate =
@@ -172,7 +185,7 @@ async function finishItem(
       imageKey: item.imageKey,
       agreement: outcome.agreement,
       confidence: outcome.confidence,
-      method: 'majority',
+      method: c.method,
       result: JSON.stringify(outcome.result),
       answers: JSON.stringify(answers.map((x) => ({ annotatorId: x.annotatorId, taskId: x.taskId, skipped: x.skipped, result: x.result ?? [] }))),
       controls: JSON.stringify(outcome.controls),

@@ -14,7 +14,7 @@
  *    would break Dawid–Skene: random skips form a rare "class" no annotator is reliable on, and EM
  *    then drifts between it and the real classes without converging (seen on the benchmark data).
  */
-import { dawidSkene, dawidSkenePlan, POOLED, type Answer, type Id } from './dawid-skene.ts';
+import { dawidSkene, dawidSkenePlan, posteriorOnFit, POOLED, storedFit, type Answer, type DawidSkenePlan, type DawidSkeneResult, type Id, type StoredFit } from './dawid-skene.ts';
 
 export type ConsensusMethod = 'dawid-skene' | 'majority';
 
@@ -57,13 +57,48 @@ export function choiceConsensus(all: readonly Answer<string>[], opts: ChoiceCons
   return decided;
 }
 
-function decide(answers: readonly Answer<string>[], opts: ChoiceConsensusOptions, total: Map<Id, number>): ChoiceConsensus {
+/** Dawid–Skene on the labels given (abstentions left out), or null below the threshold (dawidSkenePlan). */
+function fitLabels(answers: readonly Answer<string>[], opts: ChoiceConsensusOptions): { fit: DawidSkeneResult<string>; plan: DawidSkenePlan } | null {
   const seen = new Set(answers.map((a) => a.label));
   const classes = [...new Set([...(opts.classes ?? []).filter((c) => seen.has(c)), ...[...seen].sort()])];
   const plan = dawidSkenePlan(answers, classes.length);
-  if (!plan.useDawidSkene || classes.length < 2) return majority(answers, total, opts.goldAccuracy);
+  if (!plan.useDawidSkene || classes.length < 2) return null;
+  return { fit: dawidSkene(answers, { classes, pooled: plan.pooled, initialAccuracy: opts.goldAccuracy }), plan };
+}
 
-  const fit = dawidSkene(answers, { classes, pooled: plan.pooled, initialAccuracy: opts.goldAccuracy });
+/**
+ * The Dawid–Skene fit of a control's answers across a workflow, to store and apply to items that
+ * finish later ({@link choiceOnFit}); null below the threshold (the majority vote stays).
+ * Abstentions (`opts.noLabel`) are left out, as in {@link choiceConsensus}.
+ */
+export function fitChoices(all: readonly Answer<string>[], opts: ChoiceConsensusOptions = {}): { fit: StoredFit; iterations: number } | null {
+  const answers = opts.noLabel === undefined ? all : all.filter((a) => a.label !== opts.noLabel);
+  const r = fitLabels(answers, opts);
+  return r ? { fit: storedFit(r.fit), iterations: r.fit.iterations } : null;
+}
+
+/**
+ * One item's choice on a stored fit: as {@link choiceConsensus} would decide it under Dawid–Skene
+ * (abstentions first: "no label" with a strict majority of them; otherwise the most probable
+ * class of the labels given, ties to the first class of the fit, confidence its posterior), but
+ * with one E-step on `fit` instead of refitting. Null when the fit cannot decide (no label given,
+ * or a label the fit does not know): the caller uses the majority vote.
+ */
+export function choiceOnFit(fit: StoredFit, answers: readonly { annotator: Id; label: string }[], noLabel?: string): LabelDecision | null {
+  const given = noLabel === undefined ? answers : answers.filter((a) => a.label !== noLabel);
+  const abstained = answers.length - given.length;
+  if (abstained * 2 > answers.length) return { label: noLabel!, confidence: abstained / answers.length };
+  const p = posteriorOnFit(fit, given);
+  if (!p) return null;
+  let best = 0;
+  for (let c = 1; c < p.length; c++) if (p[c]! > p[best]!) best = c;
+  return { label: fit.classes[best]!, confidence: p[best]! };
+}
+
+function decide(answers: readonly Answer<string>[], opts: ChoiceConsensusOptions, total: Map<Id, number>): ChoiceConsensus {
+  const fitted = fitLabels(answers, opts);
+  if (!fitted) return majority(answers, total, opts.goldAccuracy);
+  const { fit, plan } = fitted;
   const items = new Map<Id, LabelDecision>();
   fit.items.forEach((item, i) => {
     const p = fit.posteriors[i]!;

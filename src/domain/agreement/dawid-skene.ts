@@ -305,3 +305,59 @@ export function dawidSkenePlan(answers: readonly Answer<unknown>[], classCount: 
   }
   return { useDawidSkene: shared >= MIN_SHARED_ITEMS_PER_CLASS * K, pooled };
 }
+
+/**
+ * A Dawid–Skene fit as the service stores it (migrations/0027_consensus_fits.sql): the classes,
+ * their priors π_c, and the confusion matrices θ[c][k] (rows: true class, columns: answer, in
+ * `classes` order) by annotator id as a string, pooled annotators under {@link POOLED}.
+ */
+export interface StoredFit {
+  classes: string[];
+  priors: number[];
+  confusion: Record<string, number[][]>;
+}
+
+/** The stored form of a fit: plain arrays, annotator ids as strings. */
+export function storedFit(fit: DawidSkeneResult<string>): StoredFit {
+  const confusion: Record<string, number[][]> = {};
+  for (const [key, rows] of fit.confusion) confusion[String(key)] = rows.map((r) => [...r]);
+  return { classes: [...fit.classes], priors: [...fit.priors], confusion };
+}
+
+/**
+ * One E-step on a stored fit for one item: P(true class c | the item's answers) ∝
+ * π_c · Π_{answers (j, k)} θ_j[c][k], normalised over c (computed in logs). O(answers × classes).
+ *
+ * The annotator's matrix is their own, else the pooled one, else the element-wise mean of the
+ * stored matrices (an annotator the fit never saw). Rates and priors are floored at 1e-10, as in
+ * the fit, so an answer an annotator never gave makes a class unlikely, not impossible.
+ * Returns null when there are no answers or an answer is not one of the fit's classes (the fit
+ * says nothing about it: the caller falls back to the majority vote).
+ */
+export function posteriorOnFit(fit: StoredFit, answers: readonly { annotator: Id; label: string }[]): Float64Array | null {
+  const K = fit.classes.length;
+  if (!answers.length || K === 0) return null;
+  const index = new Map(fit.classes.map((c, i) => [c, i]));
+  const logp = new Float64Array(K);
+  for (let c = 0; c < K; c++) logp[c] = Math.log(Math.max(fit.priors[c] ?? 0, EPS));
+  let fallback: number[][] | undefined;
+  for (const a of answers) {
+    const k = index.get(a.label);
+    if (k === undefined) return null;
+    let theta = fit.confusion[String(a.annotator)] ?? fit.confusion[POOLED];
+    if (!theta) theta = fallback ??= meanMatrix(Object.values(fit.confusion), K);
+    for (let c = 0; c < K; c++) logp[c]! += Math.log(Math.max(theta[c]?.[k] ?? 0, EPS));
+  }
+  let max = -Infinity;
+  for (let c = 0; c < K; c++) max = Math.max(max, logp[c]!);
+  let s = 0;
+  for (let c = 0; c < K; c++) s += logp[c] = Math.exp(logp[c]! - max);
+  for (let c = 0; c < K; c++) logp[c] = logp[c]! / s;
+  return logp;
+}
+
+function meanMatrix(matrices: number[][][], K: number): number[][] {
+  const out = Array.from({ length: K }, () => new Array<number>(K).fill(0));
+  for (const m of matrices) for (let c = 0; c < K; c++) for (let k = 0; k < K; k++) out[c]![k]! += (m[c]?.[k] ?? 0) / matrices.length;
+  return out;
+}

@@ -22,7 +22,8 @@ import { controlValues, type ControlKind, type ControlSpec } from './controls.ts
 import { cohenKappaFromTotals, kappaTotals, type KappaTotals } from './kappa.ts';
 import { alphaFromCoincidences, CoincidenceMatrix, SCALE, type Metric, type Value } from './krippendorff.ts';
 import { similarity } from './merge.ts';
-import { analyzeAgreement, NO_LABEL, similarityMatrix, type ItemAnnotations, type ItemOutcome } from './workflow.ts';
+import type { ConsensusMethod } from './consensus.ts';
+import { analyzeAgreement, NO_LABEL, similarityMatrix, type AnalysisOptions, type ItemAnnotations, type ItemOutcome } from './workflow.ts';
 
 /**
  * The agreement_controls row (from_name '') that sums whole items: items scored (two or more
@@ -33,6 +34,8 @@ export const ITEM_ROW = '';
 /** What one finished item adds to its workflow's sums. */
 export interface ItemContribution {
   outcome: ItemOutcome;
+  /** How its choices were merged: 'dawid-skene' when a control was decided on a stored fit. */
+  method: ConsensusMethod;
   controls: { fromName: string; type: string; agreement: number }[];
   /** o_ck increments (unscaled), per control; multi-choice labels as `<fromName>\u0000<label>`. */
   coincidences: { fromName: string; a: string; b: string; o: number }[];
@@ -67,15 +70,17 @@ function unitCoincidences(values: (string | null)[]): [string, string, number][]
 
 /**
  * The consensus of one item whose answers are complete (workflow.ts's analysis of this item alone:
- * choices by majority, numbers by median, regions by majority clusters, text by medoid) and what
+ * choices by majority, or by one E-step on the control's stored Dawid–Skene fit in
+ * `opts.choiceFits`; numbers by median, regions by majority clusters, text by medoid) and what
  * it adds to the workflow's sums. Annotator ids must be numbers.
  */
-export function itemContribution(item: ItemAnnotations, specs: readonly ControlSpec[]): ItemContribution {
-  const analysis = analyzeAgreement([item], specs);
+export function itemContribution(item: ItemAnnotations, specs: readonly ControlSpec[], opts: Pick<AnalysisOptions, 'choiceFits'> = {}): ItemContribution {
+  const analysis = analyzeAgreement([item], specs, opts);
   const outcome = analysis.items[0]!;
+  const method: ConsensusMethod = analysis.controls.some((c) => c.method === 'dawid-skene') ? 'dawid-skene' : 'majority';
   const grouped = item.annotations.map((a) => resultsByControl(a.skipped ? [] : a.result));
   const ids = item.annotations.map((a) => Number(a.annotator));
-  const out: ItemContribution = { outcome, controls: [], coincidences: [], pairs: [], annotators: [] };
+  const out: ItemContribution = { outcome, method, controls: [], coincidences: [], pairs: [], annotators: [] };
   const m = item.annotations.length;
 
   for (const spec of specs) {

@@ -19,9 +19,9 @@
  *    confidence is the mean of its controls' confidences over the same controls.
  */
 import { resultsByControl, strings, type Obj } from '../gold-scoring.ts';
-import { choiceConsensus, type ConsensusMethod } from './consensus.ts';
+import { choiceConsensus, choiceOnFit, type ConsensusMethod, type LabelDecision } from './consensus.ts';
 import { controlValues, type ControlKind, type ControlSpec } from './controls.ts';
-import type { Answer, Id } from './dawid-skene.ts';
+import type { Answer, Id, StoredFit } from './dawid-skene.ts';
 import { compareIds, pairwiseKappa, type PairKappa } from './kappa.ts';
 import {
   alphaFromCoincidences,
@@ -46,6 +46,12 @@ export interface AnalysisOptions {
   regionThreshold?: number;
   /** Pairs sampled for alpha's expected disagreement on regions and texts (default 200 000). */
   alphaSamplePairs?: number;
+  /**
+   * Stored Dawid–Skene fits by single-choice control (from_name): each item's choice is one E-step
+   * on the fit (consensus.ts choiceOnFit) instead of a consensus over these items alone; an item
+   * the fit cannot decide gets the latter. The service's per-item path (src/workflows/consensus.ts).
+   */
+  choiceFits?: ReadonlyMap<string, StoredFit>;
 }
 
 /** The category "no label" of a single-choice control (an empty answer or a skip). */
@@ -257,8 +263,16 @@ function controlWork(
         it.annotations.forEach((a, j) => labels.push({ item: i, annotator: a.annotator, label: singleLabel(answers[i]![j]!) })),
       );
       const consensus = choiceConsensus(labels, { goldAccuracy: opts.goldAccuracy, noLabel: NO_LABEL });
+      const fit = opts.choiceFits?.get(spec.fromName);
+      const onFit = new Map<number, LabelDecision>();
+      if (fit) {
+        items.forEach((it, i) => {
+          const d = choiceOnFit(fit, it.annotations.map((a, j) => ({ annotator: a.annotator, label: singleLabel(answers[i]![j]!) })), NO_LABEL);
+          if (d) onFit.set(i, d);
+        });
+      }
       const merged = items.map((_, i) => {
-        const d = consensus.items.get(i);
+        const d = onFit.get(i) ?? consensus.items.get(i);
         return { values: d && d.label !== NO_LABEL ? [{ choices: [d.label] }] : [], confidence: d?.confidence ?? 0 };
       });
       const cm = new CoincidenceMatrix();
@@ -275,7 +289,7 @@ function controlWork(
           ...base,
           alpha: alphaReport(alphaFromCoincidences(cm, 'nominal')),
           coincidences: [...rows].sort(([a], [b]) => (a < b ? -1 : 1)).map(([label, w]) => ({ label, with: w })),
-          method: consensus.method,
+          method: onFit.size ? 'dawid-skene' : consensus.method,
         },
       };
     }
