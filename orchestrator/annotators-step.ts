@@ -105,6 +105,17 @@ async function routeAnswers(ctx: AppContext, subdomain: string): Promise<boolean
   return labelStudioHealthy(base, ctx.config.TRAEFIK_URL ? publicHost(ctx.config, subdomain) : undefined);
 }
 
+/**
+ * A start's route phase (Label Studio already answered /health/ directly): the route is ready once
+ * the router has loaded it — asked of the router's API (backend.routeLoaded: Traefik's API when
+ * TRAEFIK_API_URL is set), one request to the router instead of one through it to a Label Studio
+ * that may still be starved of CPU. When the backend cannot tell, a request through the router.
+ */
+async function routeReady(ctx: AppContext, spec: InstanceSpec): Promise<boolean> {
+  const loaded = await ctx.backend.routeLoaded?.(spec);
+  return loaded ?? routeAnswers(ctx, spec.subdomain);
+}
+
 /** The annotator's own account id in their Label Studio (null when none yet: no password issued). */
 async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInstance['address']): Promise<number | null> {
   if (!address || !a.apiTokenEnc) return null;
@@ -123,8 +134,13 @@ async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInst
 /** Annotators the per-annotator loop may act on at most this many times in one pass. */
 const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
-/** While a start is in progress the step asks for another pass this soon (probes are cheap). */
-export const START_POLL_MS = 500;
+/**
+ * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
+ * booting Label Studio refuses at once; the route is asked of the router's API), and a start's
+ * overhead beyond Label Studio's boot is mostly this wait between a condition coming true and the
+ * pass that sees it (the token report wakes the reconciler at once).
+ */
+export const START_POLL_MS = 250;
 /** How long a start's health probe waits for Label Studio's answer. */
 const START_PROBE_TIMEOUT_MS = 1000;
 
@@ -333,8 +349,8 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
   const now = Date.now();
   const phase = row.startPhase as StartPhase | null;
   const inFlight = row.status === 'starting' && phase !== null && phase !== 'database' && phase !== 'container';
-  let desiredSpecHash: string | undefined;
-  if (inFlight || row.status === 'active') desiredSpecHash = specFor(ctx, row, settings).specHash;
+  const spec = inFlight || row.status === 'active' ? specFor(ctx, row, settings) : undefined;
+  const desiredSpecHash = spec?.specHash;
 
   const address = observed.address;
   let healthOk: boolean | undefined;
@@ -346,14 +362,14 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
     const reportedThisPhase = row.tokenReportedAt !== null && row.phaseStartedAt !== null && row.tokenReportedAt >= row.phaseStartedAt;
     healthOk = reportedThisPhase || (await labelStudioHealthy(`http://${address.host}:${address.port}`, undefined, START_PROBE_TIMEOUT_MS));
   }
-  if (row.status === 'starting' && phase === 'route' && observed.state === 'running') {
-    routeOk = await routeAnswers(ctx, row.subdomain);
+  if (row.status === 'starting' && phase === 'route' && observed.state === 'running' && spec) {
+    routeOk = await routeReady(ctx, spec);
   }
   // Active: the configured route is compared with the desired one (drift), and after a restart,
   // recreate or route repair the route is probed until it answers again.
   let route: DecisionInput['instance']['route'];
   if (row.status === 'active' && observed.state === 'running') {
-    if (ctx.backend.routeState) route = await ctx.backend.routeState(specFor(ctx, row, settings));
+    if (ctx.backend.routeState && spec) route = await ctx.backend.routeState(spec);
     if (row.routedAt === null) routeOk = await routeAnswers(ctx, row.subdomain);
   }
   let assignmentInProgress = false;
