@@ -155,12 +155,69 @@ function pollSoon(ctx: AppContext) {
   pollTimers.set(ctx, t);
 }
 
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+/**
+ * While an annotator's action is under way (a database created, a container started), annotators
+ * that become due meanwhile — a start posted during the pass — are claimed this often (ms) and
+ * handled in this pass instead of waiting for it to end and the next to begin.
+ */
+const CLAIM_DURING_PASS_MS = 100;
+
+/**
+ * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on, idle
+ * workers claim annotators that became due since the pass began (orchestrator/due.ts) and take
+ * them too. Returns the rows so claimed (their leases added to `leases`), for the requeue.
+ */
+async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, Date>): Promise<Annotator[]> {
+  const db = pass.ctx.database.db;
+  const queue = [...rows];
+  const taken = new Set(rows.map((r) => r.id));
+  const claimedLater: Annotator[] = [];
+  let busy = 0;
+  let claiming: Promise<void> | undefined;
+  let lastClaim = Date.now();
+  let claimFailed = false;
+  const claimMore = async () => {
+    lastClaim = Date.now();
+    try {
+      const claimed = await claimDue(db, INSTANCE);
+      // Claimed again (due once more since it was read): its new lease is what the requeue replaces.
+      for (const c of claimed) leases.set(c.id, c.lease);
+      const fresh = claimed.map((c) => c.id).filter((id) => !taken.has(id));
+      if (!fresh.length) return;
+      const found = await db.selectFrom('annotators').selectAll().where('id', 'in', fresh).orderBy('id').execute();
+      for (const row of found) {
+        taken.add(row.id);
+        claimedLater.push(row);
+        if (row.startGeneration > 0 && ['starting', 'active', 'stopping', 'deleted'].includes(row.status)) queue.push(row);
+      }
+    } catch (err) {
+      // Left for the next pass (claimed rows come due again when their lease ends); this pass finishes what it has.
+      claimFailed = true;
+      pass.ctx.logger.warn({ err }, 'claiming annotators due during the pass failed');
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const row = queue.shift();
+      if (row) {
+        busy++;
+        try {
+          await reconcileAnnotator(pass, row);
+        } finally {
+          busy--;
+        }
+        continue;
+      }
+      if (busy === 0 || claimFailed) return;
+      await new Promise((r) => setTimeout(r, Math.max(0, lastClaim + CLAIM_DURING_PASS_MS - Date.now())));
+      if (!queue.length && busy > 0) {
+        claiming ??= claimMore().finally(() => (claiming = undefined));
+        await claiming;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return claimedLater;
 }
 
 // ------------------------------------------------------------------------------------ the step
@@ -293,8 +350,8 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .execute();
 
   const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), schedule };
-  await mapLimit(rows, CONCURRENCY, (row) => reconcileAnnotator(pass, row));
-  await requeueInstances(pass, [...selected, ...(full ? rows : [])], claimedLease);
+  const claimedLater = await reconcileAll(pass, rows, claimedLease);
+  await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
   for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
   if (pass.pending) pollSoon(ctx);
