@@ -105,6 +105,17 @@ async function routeAnswers(ctx: AppContext, subdomain: string): Promise<boolean
   return labelStudioHealthy(base, ctx.config.TRAEFIK_URL ? publicHost(ctx.config, subdomain) : undefined);
 }
 
+/**
+ * A start's route phase (Label Studio already answered /health/ directly): the route is ready once
+ * the router has loaded it — asked of the router's API (backend.routeLoaded: Traefik's API when
+ * TRAEFIK_API_URL is set), one request to the router instead of one through it to a Label Studio
+ * that may still be starved of CPU. When the backend cannot tell, a request through the router.
+ */
+async function routeReady(ctx: AppContext, spec: InstanceSpec): Promise<boolean> {
+  const loaded = await ctx.backend.routeLoaded?.(spec);
+  return loaded ?? routeAnswers(ctx, spec.subdomain);
+}
+
 /** The annotator's own account id in their Label Studio (null when none yet: no password issued). */
 async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInstance['address']): Promise<number | null> {
   if (!address || !a.apiTokenEnc) return null;
@@ -123,8 +134,13 @@ async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInst
 /** Annotators the per-annotator loop may act on at most this many times in one pass. */
 const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
-/** While a start is in progress the step asks for another pass this soon (probes are cheap). */
-export const START_POLL_MS = 500;
+/**
+ * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
+ * booting Label Studio refuses at once; the route is asked of the router's API), and a start's
+ * overhead beyond Label Studio's boot is mostly this wait between a condition coming true and the
+ * pass that sees it (the token report wakes the reconciler at once).
+ */
+export const START_POLL_MS = 250;
 /** How long a start's health probe waits for Label Studio's answer. */
 const START_PROBE_TIMEOUT_MS = 1000;
 
@@ -139,12 +155,69 @@ function pollSoon(ctx: AppContext) {
   pollTimers.set(ctx, t);
 }
 
-async function mapLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+/**
+ * While an annotator's action is under way (a database created, a container started), annotators
+ * that become due meanwhile — a start posted during the pass — are claimed this often (ms) and
+ * handled in this pass instead of waiting for it to end and the next to begin.
+ */
+const CLAIM_DURING_PASS_MS = 100;
+
+/**
+ * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on, idle
+ * workers claim annotators that became due since the pass began (orchestrator/due.ts) and take
+ * them too. Returns the rows so claimed (their leases added to `leases`), for the requeue.
+ */
+async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, Date>): Promise<Annotator[]> {
+  const db = pass.ctx.database.db;
+  const queue = [...rows];
+  const taken = new Set(rows.map((r) => r.id));
+  const claimedLater: Annotator[] = [];
+  let busy = 0;
+  let claiming: Promise<void> | undefined;
+  let lastClaim = Date.now();
+  let claimFailed = false;
+  const claimMore = async () => {
+    lastClaim = Date.now();
+    try {
+      const claimed = await claimDue(db, INSTANCE);
+      // Claimed again (due once more since it was read): its new lease is what the requeue replaces.
+      for (const c of claimed) leases.set(c.id, c.lease);
+      const fresh = claimed.map((c) => c.id).filter((id) => !taken.has(id));
+      if (!fresh.length) return;
+      const found = await db.selectFrom('annotators').selectAll().where('id', 'in', fresh).orderBy('id').execute();
+      for (const row of found) {
+        taken.add(row.id);
+        claimedLater.push(row);
+        if (row.startGeneration > 0 && ['starting', 'active', 'stopping', 'deleted'].includes(row.status)) queue.push(row);
+      }
+    } catch (err) {
+      // Left for the next pass (claimed rows come due again when their lease ends); this pass finishes what it has.
+      claimFailed = true;
+      pass.ctx.logger.warn({ err }, 'claiming annotators due during the pass failed');
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const row = queue.shift();
+      if (row) {
+        busy++;
+        try {
+          await reconcileAnnotator(pass, row);
+        } finally {
+          busy--;
+        }
+        continue;
+      }
+      if (busy === 0 || claimFailed) return;
+      await new Promise((r) => setTimeout(r, Math.max(0, lastClaim + CLAIM_DURING_PASS_MS - Date.now())));
+      if (!queue.length && busy > 0) {
+        claiming ??= claimMore().finally(() => (claiming = undefined));
+        await claiming;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return claimedLater;
 }
 
 // ------------------------------------------------------------------------------------ the step
@@ -277,8 +350,8 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .execute();
 
   const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), schedule };
-  await mapLimit(rows, CONCURRENCY, (row) => reconcileAnnotator(pass, row));
-  await requeueInstances(pass, [...selected, ...(full ? rows : [])], claimedLease);
+  const claimedLater = await reconcileAll(pass, rows, claimedLease);
+  await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
   for (const r of rows) counts[r.status] = (counts[r.status] ?? 0) + 1;
   if (pass.pending) pollSoon(ctx);
@@ -333,8 +406,8 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
   const now = Date.now();
   const phase = row.startPhase as StartPhase | null;
   const inFlight = row.status === 'starting' && phase !== null && phase !== 'database' && phase !== 'container';
-  let desiredSpecHash: string | undefined;
-  if (inFlight || row.status === 'active') desiredSpecHash = specFor(ctx, row, settings).specHash;
+  const spec = inFlight || row.status === 'active' ? specFor(ctx, row, settings) : undefined;
+  const desiredSpecHash = spec?.specHash;
 
   const address = observed.address;
   let healthOk: boolean | undefined;
@@ -346,14 +419,14 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
     const reportedThisPhase = row.tokenReportedAt !== null && row.phaseStartedAt !== null && row.tokenReportedAt >= row.phaseStartedAt;
     healthOk = reportedThisPhase || (await labelStudioHealthy(`http://${address.host}:${address.port}`, undefined, START_PROBE_TIMEOUT_MS));
   }
-  if (row.status === 'starting' && phase === 'route' && observed.state === 'running') {
-    routeOk = await routeAnswers(ctx, row.subdomain);
+  if (row.status === 'starting' && phase === 'route' && observed.state === 'running' && spec) {
+    routeOk = await routeReady(ctx, spec);
   }
   // Active: the configured route is compared with the desired one (drift), and after a restart,
   // recreate or route repair the route is probed until it answers again.
   let route: DecisionInput['instance']['route'];
   if (row.status === 'active' && observed.state === 'running') {
-    if (ctx.backend.routeState) route = await ctx.backend.routeState(specFor(ctx, row, settings));
+    if (ctx.backend.routeState && spec) route = await ctx.backend.routeState(spec);
     if (row.routedAt === null) routeOk = await routeAnswers(ctx, row.subdomain);
   }
   let assignmentInProgress = false;

@@ -113,6 +113,12 @@ const EnvSchema = z.object({
   TRAEFIK_ENTRYPOINT: z.string().min(1).default('web'),
   /** Where the fleet reaches Traefik's entrypoint to check a route (Host header); unset → the public URL. */
   TRAEFIK_URL: url.optional(),
+  /**
+   * Traefik's API (its `traefik` entrypoint, e.g. http://127.0.0.1:8081): a start's route phase
+   * asks it whether the route is loaded instead of requesting Label Studio through the router;
+   * unset or not answering → the request through the router (TRAEFIK_URL or the public URL).
+   */
+  TRAEFIK_API_URL: url.optional(),
   /** Admin connection to the PostgreSQL hosting the per-annotator databases; defaults to DATABASE_URL. */
   LS_DATABASE_URL: postgresUrl.optional(),
   /** That server as seen from a Label Studio container; default: LS_DATABASE_URL's host and port. */

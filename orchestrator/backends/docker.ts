@@ -16,13 +16,14 @@ import Docker from 'dockerode';
 import type { Config } from '../../src/config.ts';
 import { DATA_DIR_IN_IMAGE, fleetNames, LABELS, publicHost, type FleetNames } from '../instance-spec.ts';
 import { ForeignResourceError, foreignMessage, INSTALLATION_LABEL, isOurs, type Owner } from '../ownership.ts';
+import { traefikRouteLoad } from '../routing/traefik-api.ts';
 import type { RouteProvider, RouteTarget } from '../routing/types.ts';
 import type { Backend, InstanceSpec, InstanceState, ObservedInstance } from './types.ts';
 
 type DockerConfig = Pick<
   Config,
   'DOCKER_SOCKET' | 'DOCKER_NETWORK_MODE' | 'DOCKER_NETWORK' | 'FLEET_NAMESPACE' | 'FLEET_DOMAIN'
->;
+> & Partial<Pick<Config, 'TRAEFIK_API_URL'>>;
 
 const statusOf = (err: unknown) => (err as { statusCode?: number } | null)?.statusCode;
 const isMissing = (err: unknown) => statusOf(err) === 404;
@@ -289,6 +290,17 @@ export class DockerBackend implements Backend {
 
   async routeState(spec: InstanceSpec): Promise<'ok' | 'missing' | 'changed'> {
     return this.routes.state(this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
+  }
+
+  /**
+   * Whether Traefik has loaded the instance's route, from Traefik's API (TRAEFIK_API_URL,
+   * orchestrator/routing/traefik-api.ts): true/false; undefined when no API is configured or it
+   * gave no usable answer (the caller then requests through the router).
+   */
+  async routeLoaded(spec: InstanceSpec): Promise<boolean | undefined> {
+    if (!this.config.TRAEFIK_API_URL) return undefined;
+    const load = await traefikRouteLoad(this.config.TRAEFIK_API_URL, this.routes.kind, this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
+    return load === 'unavailable' ? undefined : load === 'loaded';
   }
 
   async repairRoute(spec: InstanceSpec): Promise<void> {

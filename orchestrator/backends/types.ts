@@ -70,6 +70,12 @@ export interface Backend {
    * and leaves resources marked by another installation alone. Optional: ECS does not mark yet.
    */
   setOwner?(owner: Owner): void;
+  /**
+   * Whether the router has loaded the instance's route (asked of the router's own API, not through
+   * it): true/false, undefined when it cannot tell — the caller then requests through the router.
+   * Optional: ECS's load balancer rules are in place once ensure returned.
+   */
+  routeLoaded?(spec: InstanceSpec): Promise<boolean | undefined>;
   /** Writes the instance's route again as `spec` wants it, touching nothing else (present with routeState). */
   repairRoute?(spec: InstanceSpec): Promise<void>;
 }

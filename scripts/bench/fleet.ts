@@ -11,7 +11,10 @@
  *       activation (token report → active: route check through Traefik, status change).
  * Plus the service's memory (RSS and peak). Targets (issue 3): all 5 active, overhead < 1 s per
  * annotator, RSS < 250 MB. Figures only; nothing here asserts.
- * BENCH_TRAEFIK_PROVIDER=file uses the file route provider instead of container labels.
+ * BENCH_TRAEFIK_PROVIDER=file uses the file route provider instead of container labels;
+ * BENCH_TRAEFIK_API=off leaves TRAEFIK_API_URL unset (route checked through Traefik);
+ * BENCH_FLEET_COUNT sets how many annotators start (default 5); BENCH_FLEET_BUNDLE runs a bundle built
+ * earlier (a baseline from another commit) instead of building this one.
  */
 import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
@@ -21,10 +24,11 @@ import { httpGet } from '../../orchestrator/http-probe.ts';
 import { fleetNames, LABELS } from '../../orchestrator/instance-spec.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
-import { buildBundle, freePort, sleep, startFleet, waitUntil } from '../../test/helpers/process.ts';
+import { buildBundle, freePort, sleep, START_NODE_ARGS, startFleet, waitUntil } from '../../test/helpers/process.ts';
 import { processMemoryMb } from './lib.ts';
 
-const COUNT = 5;
+/** BENCH_FLEET_COUNT: how many annotators start at once (default 5; fewer boots finish sooner on a shared machine). */
+const COUNT = Math.max(1, Math.min(20, Number(process.env.BENCH_FLEET_COUNT) || 5));
 const ACTIVE_TIMEOUT_MS = 15 * 60_000;
 
 const round = (ms: number) => Math.round(ms) / 1000;
@@ -81,10 +85,14 @@ export default async function bench() {
     TRAEFIK_PROVIDER: provider,
     TRAEFIK_DYNAMIC_DIR: testEnv('TRAEFIK_DYNAMIC_DIR'),
     TRAEFIK_URL: testEnv('TRAEFIK_URL'),
+    // The route phase asks Traefik's API whether the route is loaded; BENCH_TRAEFIK_API=off measures the request through Traefik instead.
+    ...(process.env.BENCH_TRAEFIK_API === 'off' ? {} : { TRAEFIK_API_URL: testEnv('TRAEFIK_API_URL') }),
     LS_DATABASE_URL: TEST_DATABASE_URL(),
     RECONCILE_INTERVAL_MS: '5000',
   };
-  const proc = startFleet(['serve'], env, undefined, buildBundle());
+  // BENCH_FLEET_BUNDLE: a bundle built earlier (e.g. from the commit before a change, for a baseline in the same session).
+  const bundle = process.env.BENCH_FLEET_BUNDLE;
+  const proc = bundle ? startFleet(['serve'], env, undefined, bundle, START_NODE_ARGS) : startFleet(['serve'], env, undefined, buildBundle());
   const base = `http://127.0.0.1:${port}`;
   const dbs = new InstanceDatabases({ LS_DATABASE_URL: TEST_DATABASE_URL(), FLEET_NAMESPACE: namespace });
   const ids: number[] = [];
@@ -193,6 +201,7 @@ export default async function bench() {
     return {
       annotators: COUNT,
       traefikProvider: provider,
+      routeCheck: process.env.BENCH_TRAEFIK_API === 'off' ? 'through Traefik' : "Traefik's API",
       allActive: ok.length === COUNT,
       wallClockS: round(Math.max(...[...activeAt.values()]) - t0),
       perAnnotator: per,

@@ -46,6 +46,7 @@ const RUN = randomBytes(3).toString('hex');
 const DOCKER_SOCKET = testEnv('DOCKER_SOCKET', '/var/run/docker.sock');
 const FLEET_IMAGE = testEnv('FLEET_IMAGE');
 const TRAEFIK_URL = testEnv('TRAEFIK_URL');
+const TRAEFIK_API_URL = testEnv('TRAEFIK_API_URL');
 const TRAEFIK_DYNAMIC_DIR = testEnv('TRAEFIK_DYNAMIC_DIR');
 const docker = new Docker({ socketPath: DOCKER_SOCKET });
 
@@ -96,6 +97,7 @@ function contractSetup(provider: 'docker' | 'file') {
       LS_PORT_BASE: String(base),
       TRAEFIK_PROVIDER: provider,
       TRAEFIK_DYNAMIC_DIR,
+      TRAEFIK_API_URL,
     });
     const names = fleetNames(config);
     const routes =
@@ -193,6 +195,8 @@ function fleetEnv(extra: Record<string, string> = {}): Record<string, string> {
     LS_PORT_BASE: String(base),
     TRAEFIK_PROVIDER: 'docker',
     TRAEFIK_URL,
+    // Starts ask Traefik's API whether the route is loaded (test/e2e/drift.test.ts runs without it: through the router).
+    TRAEFIK_API_URL,
     TRAEFIK_DYNAMIC_DIR,
     LS_DATABASE_URL: TEST_DATABASE_URL(),
     RECONCILE_INTERVAL_MS: '2000',

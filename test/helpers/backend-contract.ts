@@ -163,6 +163,18 @@ export function describeBackendContract(name: string, setup: () => Promise<Backe
       expect((await h.inspect(a)).version).toBe(v2.version);
     });
 
+    it("routeLoaded (where the backend can tell) follows the router: loaded after ensure, not for another port, not after remove", async () => {
+      if (!h.backend.routeLoaded) return;
+      const a = id();
+      const spec = h.spec(a);
+      expect(await h.backend.routeLoaded(spec)).toBe(false);
+      await h.backend.ensure(spec);
+      await h.waitFor(`annotator ${a}'s route loaded`, async () => (await h.backend.routeLoaded!(spec)) === true);
+      expect(await h.backend.routeLoaded({ ...spec, port: spec.port + 1 })).toBe(false);
+      await h.backend.remove(a);
+      await h.waitFor(`annotator ${a}'s route unloaded`, async () => (await h.backend.routeLoaded!(spec)) === false);
+    });
+
     it('remove deletes the instance and its route, and is idempotent', async () => {
       const a = id();
       await h.backend.ensure(h.spec(a));
