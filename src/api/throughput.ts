@@ -15,11 +15,11 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Executor } from '../db/index.ts';
+import { monitoringTimeZone } from '../db/monitoring.ts';
 import { defaultFrom, formatLocalDate, localDateOf, parseLocalDate, PERIODS, periodBuckets, type Period, type PeriodBucket } from '../domain/periods.ts';
 import { splitByHour } from '../domain/time-buckets.ts';
 import { badRequest } from '../errors.ts';
 import { errors, jsonContent, Timestamp } from './common.ts';
-import { monitoringTimeZone } from './monitoring.ts';
 import { createRouter } from './router.ts';
 
 const LocalDateParam = z
