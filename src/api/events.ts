@@ -4,7 +4,8 @@
  * The merge happens in SQL so it stays fast with millions of annotation events: each table is
  * read through its (created_at DESC, id DESC) or (annotator_id, created_at DESC) index, only the
  * first `offset + limit` rows of each, then the two short lists are merged, paged, and only the
- * page is joined to annotators.
+ * page is joined to annotators. The unfiltered total is read from event_counts (kept by triggers
+ * in the writing transaction: exact), one annotator's is counted through its index.
  */
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql, type RawBuilder } from 'kysely';
@@ -124,10 +125,15 @@ export async function listEvents(db: Executor, filter: { type?: EventType; annot
     FROM (SELECT * FROM (${union}) u ORDER BY created_at DESC, id DESC, type LIMIT ${page.limit} OFFSET ${page.offset}) e
     JOIN annotators a ON a.id = e.annotator_id
     ORDER BY e.created_at DESC, e.id DESC, e.type`;
-  const counts = types.map(
-    (t) => sql`(SELECT count(*) FROM ${sql.raw(t === 'container' ? 'container_events' : 'annotation_events')} ${filterBy(filter.annotatorId)})`,
-  );
-  const totalQuery = sql<{ total: number }>`SELECT (${sql.join(counts, sql` + `)})::bigint AS total`;
+  // Unfiltered: the trigger-kept counter (migration 0025), exact and a few rows whatever the
+  // history; one annotator's: counted through its (annotator_id, created_at) index.
+  const totalQuery =
+    filter.annotatorId === undefined
+      ? sql<{ total: number }>`SELECT coalesce(sum(events), 0)::bigint AS total FROM event_counts WHERE kind IN (${sql.join(types)})`
+      : sql<{ total: number }>`SELECT (${sql.join(
+          types.map((t) => sql`(SELECT count(*) FROM ${sql.raw(t === 'container' ? 'container_events' : 'annotation_events')} ${filterBy(filter.annotatorId)})`),
+          sql` + `,
+        )})::bigint AS total`;
   const [rows, total] = await Promise.all([rowsQuery.execute(db), totalQuery.execute(db)]);
   return { data: rows.rows.map(toEvent), total: Number(total.rows[0]!.total) };
 }

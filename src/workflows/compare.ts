@@ -22,12 +22,10 @@ import type { AppContext } from '../context.ts';
 import type { Tx } from '../db/index.ts';
 import type { Assignment } from '../db/types.ts';
 import { countingAnnotation } from '../domain/batch-decision.ts';
-import { scoreGold } from '../domain/gold-scoring.ts';
-import { parseReviewDecision } from '../domain/rejection-routing.ts';
 import { isoMicros, projectKey } from '../domain/task-data.ts';
 import type { LsAnnotation, LsTask } from '../labelstudio/client.ts';
 import { labelStudioFor } from '../labelstudio/instances.ts';
-import { ingestEvent, type IngestEvent } from './ingest.ts';
+import { ingestEvent, settleTaskState, type IngestEvent } from './ingest.ts';
 import { evaluateQuality } from './quality.ts';
 
 export interface CompareOutcome {
@@ -48,7 +46,11 @@ interface OurTask {
   updatedMicros: number | string | null;
 }
 
-/** Whether our task holds Label Studio's state for it (`ann`: its counting annotation). */
+/**
+ * Whether our task holds Label Studio's state for it (`ann`: its counting annotation): a pre-check
+ * on the rows read without locks, so tasks in sync cost no transaction. Settling checks the same
+ * under the task's lock, in SQL (labelfleet_ingest_annotations), and that check decides.
+ */
 const inSync = (t: OurTask, ann: LsAnnotation | undefined) =>
   ann
     ? t.status === 'annotated' && t.lsAnnotationId === ann.id && t.updatedMicros !== null && Number(t.updatedMicros) >= isoMicros(ann.updated_at)
@@ -127,79 +129,22 @@ async function eventFor(ctx: AppContext, a: Assignment, t: OurTask, ann: LsAnnot
 /**
  * Sets one task to Label Studio's state (`ann`: its counting annotation, or none), with the
  * batch's completed count, the task's review decision (until applied) and its gold result. true
- * when something changed. Only in-progress batches change.
+ * when something changed. Only in-progress batches change. The rule is the ingestion's own
+ * (ingest.ts settleTaskState → labelfleet_ingest_annotations, settling), so what a task holds once
+ * an annotation lands on it has one implementation.
  */
 export async function settleTask(db: AppContext['database']['db'], a: Assignment, taskId: number, ann: LsAnnotation | undefined): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
-    const t = (await ourTasks(trx, { id: taskId }).forUpdate().executeTakeFirst()) as OurTask | undefined;
-    if (!t || t.status === 'removed' || inSync(t, ann)) return false;
-    const row = await trx
-      .selectFrom('assignmentTasks as t')
-      .innerJoin('assignments as a', 'a.id', 't.assignmentId')
-      .leftJoin('goldTasks as g', 'g.id', 't.goldTaskId')
-      .select(['t.isGold', 't.goldTaskId', 't.reviewAppliedAt', 'a.status as batchStatus', 'g.expectedLabels'])
-      .where('t.id', '=', taskId)
-      .executeTakeFirstOrThrow();
-    if (row.batchStatus !== 'in_progress') return false;
-    const now = new Date();
-    const reviewOpen = row.reviewAppliedAt === null;
-    if (ann) {
-      const review = row.isGold ? null : parseReviewDecision(ann.result ?? []);
-      await trx
-        .updateTable('assignmentTasks')
-        .set({
-          status: 'annotated',
-          result: JSON.stringify(ann.result ?? []),
-          lsAnnotationId: ann.id,
-          lsAnnotationUpdatedAt: ann.updated_at,
-          leadTimeSeconds: ann.lead_time ?? null,
-          skipped: !!ann.was_cancelled,
-          annotatedAt: sql`coalesce(annotated_at, now())`,
-          updatedAt: now,
-          ...(reviewOpen ? { reviewDecision: review?.decision ?? null, reviewReason: review?.reason ?? null } : {}),
-        })
-        .where('id', '=', taskId)
-        .execute();
-    } else {
-      await trx
-        .updateTable('assignmentTasks')
-        .set({
-          status: 'open',
-          result: null,
-          lsAnnotationId: null,
-          lsAnnotationUpdatedAt: null,
-          leadTimeSeconds: null,
-          skipped: false,
-          annotatedAt: null,
-          updatedAt: now,
-          ...(reviewOpen ? { reviewDecision: null, reviewReason: null } : {}),
-        })
-        .where('id', '=', taskId)
-        .execute();
-    }
-    const delta = (ann ? 1 : 0) - (t.status === 'annotated' ? 1 : 0);
-    if (delta !== 0) {
-      await trx
-        .updateTable('assignments')
-        .set({ completedCount: sql`greatest(completed_count + ${delta}, 0)`, updatedAt: now })
-        .where('id', '=', a.id)
-        .execute();
-    }
-    if (row.isGold && row.expectedLabels) {
-      if (ann) {
-        const scored = ann.was_cancelled ? { score: 0, controls: [], skipped: true } : scoreGold(row.expectedLabels, ann.result ?? []);
-        const details = JSON.stringify({ ...scored, lsAnnotationId: ann.id });
-        await trx
-          .insertInto('goldResults')
-          .values({ assignmentTaskId: taskId, assignmentId: a.id, annotatorId: a.annotatorId, goldTaskId: row.goldTaskId, score: scored.score, details })
-          .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: now }))
-          .execute();
-      } else {
-        await trx.deleteFrom('goldResults').where('assignmentTaskId', '=', taskId).execute();
-      }
-      await evaluateQuality(trx, a.annotatorId);
-    }
-    return true;
+    const t = await trx.selectFrom('assignmentTasks').select(['lsTaskId', 'assignmentId']).where('id', '=', taskId).executeTakeFirst();
+    if (!t || t.lsTaskId === null || t.assignmentId !== a.id) return false;
+    const r = await settleTaskState(
+      trx,
+      { annotatorId: a.annotatorId, lsProjectId: a.lsProjectId, lsTaskId: t.lsTaskId },
+      ann
+        ? { id: ann.id, result: ann.result ?? [], updatedAt: ann.updated_at ?? null, leadTime: ann.lead_time ?? null, wasCancelled: !!ann.was_cancelled }
+        : null,
+    );
+    return r.outcome === 'applied' && r.taskId === taskId;
   });
 }
 

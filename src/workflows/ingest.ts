@@ -1,20 +1,22 @@
 /**
  * Ingestion of annotation events, from a webhook or found by reconciliation. The rules — what an
  * event changes, idempotency, order, tombstones, lock order — have one implementation: the SQL
- * functions of migrations/0018_ingestion.sql (labelfleet_ingest_annotation[s],
- * labelfleet_delete_annotations), whose header states them. This module only feeds them:
+ * functions labelfleet_ingest_annotations (migrations/0025_ingestion_set_based.sql, set-based:
+ * a fixed number of statements per call whatever the number of events) and
+ * labelfleet_delete_annotations (migrations/0018_ingestion.sql), whose headers state them. This
+ * module only feeds them:
  *
  * - CREATED/UPDATED: one round trip; under load the events that arrive while a call runs go
- *   together in the next one (labelfleet_ingest_annotations, one transaction). Gold tasks come
- *   back untouched from that call and are then applied by labelfleet_ingest_annotation and scored
- *   (domain/gold-scoring.ts, quality.ts) in one transaction.
+ *   together in the next one (one transaction). Gold tasks come back untouched from that call and
+ *   are then applied alone (p_gold) and scored (domain/gold-scoring.ts, quality.ts) in one
+ *   transaction.
  * - ANNOTATIONS_DELETED: one call for all ids (set-based), plus the quality re-evaluation when a
  *   gold result was dropped, in one transaction.
  *
  * No I/O besides the database: exporting, chaining and review effects happen in the reconciler.
  */
 import { CompiledQuery, sql } from 'kysely';
-import type { Db, Executor } from '../db/index.ts';
+import type { Db, Executor, Tx } from '../db/index.ts';
 import { scoreGold } from '../domain/gold-scoring.ts';
 import { parseReviewDecision } from '../domain/rejection-routing.ts';
 import { PG, pgCode } from '../errors.ts';
@@ -60,12 +62,13 @@ const eventType = (action: IngestAction) =>
 const timeSpentMs = (leadTime: number | null) =>
   leadTime !== null && Number.isFinite(leadTime) && leadTime >= 0 ? Math.min(2_147_483_647, Math.round(leadTime * 1000)) : null;
 
-interface FastRow {
+/** One event's row from labelfleet_ingest_annotations. */
+export interface FastRow {
   outcome: 'gold' | 'duplicate' | 'recorded' | 'applied';
   batchId: number | null;
   ready: boolean;
   reviewRecorded: boolean;
-  taskId?: number | null;
+  taskId: number | null;
 }
 
 interface FastArgs {
@@ -74,8 +77,9 @@ interface FastArgs {
   source: string;
   project: number | null;
   ls_task: number;
-  annotation: number;
-  result: unknown[];
+  /** null only when settling a task open again. */
+  annotation: number | null;
+  result: unknown[] | null;
   updated_at: string | null;
   time_spent_ms: number | null;
   lead_time: number | null;
@@ -114,35 +118,47 @@ async function retryOnConcurrentRecord<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /*
- * The hot path's statements, compiled once: building them with Kysely's sql template on every
- * event cost more CPU than the rest of a webhook (issue 15). Plain SQL text with $n parameters,
- * executed through Kysely (so result names are camelCased and PGlite works too).
+ * The hot path's one statement, its text fixed: building it with Kysely's sql template on every
+ * event cost more CPU than the rest of a webhook (issue 15). Executed through Kysely (so result
+ * names are camelCased and PGlite works too); a single event is a group of one.
  */
-const INGEST_ONE = `SELECT * FROM labelfleet_ingest_annotation($1, $2, $3, $4, $5, $6, $7::jsonb, $8::timestamptz, $9, $10, $11, $12, $13, $14)`;
-const INGEST_GROUP = `SELECT * FROM labelfleet_ingest_annotations($1::jsonb)`;
+const INGEST = `SELECT * FROM labelfleet_ingest_annotations($1::jsonb, $2, $3)`;
 
-/** labelfleet_ingest_annotation for one event; `gold`: apply a gold task too (the caller scores it). */
-async function ingestOnce(db: Executor, a: FastArgs, gold: boolean): Promise<FastRow> {
-  const { rows } = await db.executeQuery<FastRow>(
-    CompiledQuery.raw(INGEST_ONE, [
-      a.annotator, a.event_type, a.source, a.project, a.ls_task, a.annotation, JSON.stringify(a.result), a.updated_at,
-      a.time_spent_ms, a.lead_time, a.was_cancelled, a.review_decision, a.review_reason, gold,
-    ]),
-  );
+/**
+ * labelfleet_ingest_annotations for `group`, one row per event (by index). `gold`: apply gold
+ * tasks too (the caller scores them); `settle`: set the tasks to the given state (compare.ts).
+ */
+async function ingestGroup(db: Executor, group: FastArgs[], gold: boolean, settle = false): Promise<(FastRow & { idx: number })[]> {
+  const payload = JSON.stringify(group.map((args, i) => ({ i, ...args })));
+  const { rows } = await db.executeQuery<FastRow & { idx: number }>(CompiledQuery.raw(INGEST, [payload, gold, settle]));
+  return rows;
+}
+
+/** One event alone. */
+async function ingestOnce(db: Executor, a: FastArgs, gold: boolean, settle = false): Promise<FastRow> {
+  const rows = await ingestGroup(db, [a], gold, settle);
+  if (rows.length !== 1) throw new Error('event missing from the ingestion result');
   return rows[0]!;
+}
+
+interface Pending {
+  args: FastArgs;
+  resolve: (r: FastRow) => void;
+  reject: (e: unknown) => void;
 }
 
 /**
  * Group ingestion: an event is sent at once when nothing is in flight; events that arrive
- * meanwhile go together in the next call (labelfleet_ingest_annotations, one transaction), at most
- * MAX_GROUP per call and MAX_IN_FLIGHT calls at a time. No added latency at low load, far fewer
- * round trips and commits at high load. If a group fails as a whole (a deadlock, a bad value),
- * its events are retried one by one, so one event's failure stays its own.
+ * meanwhile go together in the next call (labelfleet_ingest_annotations: a fixed number of
+ * statements and one commit whatever the group's size), at most MAX_GROUP per call and
+ * MAX_IN_FLIGHT calls at a time. No added latency at low load, far fewer round trips and commits
+ * at high load. If a group fails as a whole (a deadlock, a bad value, a concurrent duplicate), its
+ * events are retried one by one, so one event's failure stays its own.
  */
 class FastIngest {
   static readonly MAX_GROUP = 256;
   static readonly MAX_IN_FLIGHT = 2;
-  #queue: { args: FastArgs; resolve: (r: FastRow) => void; reject: (e: unknown) => void }[] = [];
+  #queue: Pending[] = [];
   #inFlight = 0;
 
   constructor(private readonly db: Db) {}
@@ -169,15 +185,14 @@ class FastIngest {
     return retryOnConcurrentRecord(() => ingestOnce(this.db, args, false));
   }
 
-  async #flush(group: { args: FastArgs; resolve: (r: FastRow) => void; reject: (e: unknown) => void }[]) {
+  async #flush(group: Pending[]) {
     if (group.length === 1) {
       const [one] = group;
       await this.#one(one!.args).then(one!.resolve, one!.reject);
       return;
     }
     try {
-      const payload = JSON.stringify(group.map((g, i) => ({ i, ...g.args })));
-      const { rows } = await this.db.executeQuery<FastRow & { idx: number }>(CompiledQuery.raw(INGEST_GROUP, [payload]));
+      const rows = await ingestGroup(this.db, group.map((g) => g.args), false);
       const byIdx = new Map(rows.map((r) => [r.idx, r]));
       group.forEach((g, i) => {
         const r = byIdx.get(i);
@@ -192,38 +207,81 @@ class FastIngest {
 
 const fastIngest = new WeakMap<Db, FastIngest>();
 
+/**
+ * Scores gold task `taskId` (of annotator `annotatorId`) against `ann` — or drops its score when
+ * `ann` is null (the task is open again) — and re-evaluates the annotator's quality, in `trx`.
+ * false when the task is not a gold task with expected labels (nothing done).
+ */
+export async function scoreGoldTask(trx: Tx, taskId: number, annotatorId: number, ann: IngestAnnotation | null): Promise<boolean> {
+  const task = await trx
+    .selectFrom('assignmentTasks as t')
+    .innerJoin('goldTasks as g', 'g.id', 't.goldTaskId')
+    .select(['t.id', 't.assignmentId', 't.goldTaskId', 'g.expectedLabels'])
+    .where('t.id', '=', taskId)
+    .executeTakeFirst();
+  if (!task?.expectedLabels) return false;
+  if (ann) {
+    const scored = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels, ann.result);
+    const details = JSON.stringify({ ...scored, lsAnnotationId: ann.id });
+    await trx
+      .insertInto('goldResults')
+      .values({ assignmentTaskId: task.id, assignmentId: task.assignmentId, annotatorId, goldTaskId: task.goldTaskId, score: scored.score, details })
+      .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: new Date() }))
+      .execute();
+  } else {
+    await trx.deleteFrom('goldResults').where('assignmentTaskId', '=', task.id).execute();
+  }
+  await evaluateQuality(trx, annotatorId);
+  return true;
+}
+
 /** A gold task's event: applied like any other, then scored, in one transaction. */
 async function ingestGold(db: Db, args: FastArgs, ann: IngestAnnotation, out: IngestOutcome): Promise<FastRow> {
   return retryOnConcurrentRecord(() =>
     db.transaction().execute(async (trx) => {
       const r = await ingestOnce(trx, args, true);
-      if (r.outcome !== 'applied' || r.taskId == null) return r;
-      const task = await trx
-        .selectFrom('assignmentTasks as t')
-        .innerJoin('goldTasks as g', 'g.id', 't.goldTaskId')
-        .select(['t.id', 't.assignmentId', 't.goldTaskId', 'g.expectedLabels'])
-        .where('t.id', '=', r.taskId)
-        .executeTakeFirst();
-      if (!task?.expectedLabels) return r;
-      const scored = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels, ann.result);
-      const details = JSON.stringify({ ...scored, lsAnnotationId: ann.id });
-      await trx
-        .insertInto('goldResults')
-        .values({
-          assignmentTaskId: task.id,
-          assignmentId: task.assignmentId,
-          annotatorId: args.annotator,
-          goldTaskId: task.goldTaskId,
-          score: scored.score,
-          details,
-        })
-        .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: new Date() }))
-        .execute();
-      out.goldScored = true;
-      await evaluateQuality(trx, args.annotator);
+      if (r.outcome === 'applied' && r.taskId != null && (await scoreGoldTask(trx, r.taskId, args.annotator, ann))) out.goldScored = true;
       return r;
     }),
   );
+}
+
+/**
+ * Sets the task that `target` names (the annotator's Label Studio task, as an event would name
+ * it) to Label Studio's state — annotated with `ann`, or open again when `ann` is null — by the
+ * same SQL rule that applies an event (labelfleet_ingest_annotations, settling: no ordering rule,
+ * no tombstone, no event row), then scores it when it is a gold task, all in `trx`. Only tasks of
+ * in-progress batches change; a task already in that state is left alone. Returns the row (outcome
+ * 'applied' when the task changed).
+ */
+export async function settleTaskState(
+  trx: Tx,
+  target: { annotatorId: number; lsProjectId: number | null; lsTaskId: number },
+  ann: IngestAnnotation | null,
+): Promise<FastRow> {
+  const review = ann ? parseReviewDecision(ann.result) : null;
+  const r = await ingestOnce(
+    trx,
+    {
+      annotator: target.annotatorId,
+      event_type: 'annotation_updated',
+      source: 'reconcile',
+      project: target.lsProjectId,
+      ls_task: target.lsTaskId,
+      annotation: ann?.id ?? null,
+      result: ann ? ann.result : null,
+      updated_at: ann?.updatedAt ?? null,
+      time_spent_ms: null,
+      lead_time: ann?.leadTime ?? null,
+      was_cancelled: ann?.wasCancelled ?? false,
+      review_decision: review?.decision ?? null,
+      review_reason: review?.reason ?? null,
+    },
+    true,
+    true,
+  );
+  if (r.outcome === 'applied' && r.taskId != null) await scoreGoldTask(trx, r.taskId, target.annotatorId, ann);
+  return r;
 }
 
 /** ANNOTATIONS_DELETED: every id in one set-based call (labelfleet_delete_annotations). */
