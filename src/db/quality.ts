@@ -12,6 +12,39 @@ import { meanAccuracy, overallAccuracy } from './accuracy.ts';
 import type { Executor } from './index.ts';
 import type { RejectionMode } from './types.ts';
 
+/** One annotator's score as read (GET /api/quality's annotatorScores entry without rejectionRate). */
+interface ScoreRow {
+  annotatorId: number;
+  annotatorName: string;
+  /** Mean gold score (0..1, 4 decimals); null without results. */
+  accuracy: number | null;
+  evaluationCount: number;
+  rejectionCount: number;
+  reviewedCount: number;
+  agreementWithConsensus: number | null;
+  agreementItemCount: number;
+}
+
+/** A gold result; `At` is Date as read, string (ISO 8601) as reported. */
+interface Evaluation<At> {
+  annotatorId: number;
+  annotatorName: string;
+  goldTaskName: string | null;
+  score: number;
+  evaluatedAt: At;
+}
+
+/** A rejection with both annotators' names; `At` is Date as read, string (ISO 8601) as reported. */
+interface RecentRejection<At> {
+  originalAnnotatorId: number | null;
+  originalAnnotatorName: string | null;
+  reviewerAnnotatorName: string | null;
+  imageKey: string;
+  reason: string | null;
+  actionTaken: RejectionMode;
+  createdAt: At;
+}
+
 /** GET /api/quality's body (the route's QualitySchema; src/api/quality.ts defines each figure). */
 export interface Quality {
   /** Mean gold score (0..1, 4 decimals) over every gold result; null without results. */
@@ -21,29 +54,12 @@ export interface Quality {
   belowThresholdCount: number;
   /** Fleet rejections ÷ reviewed items (0..1, 4 decimals). */
   reworkRate: number;
-  annotatorScores: {
-    annotatorId: number;
-    annotatorName: string;
-    accuracy: number | null;
-    evaluationCount: number;
-    rejectionCount: number;
-    reviewedCount: number;
-    rejectionRate: number;
-    agreementWithConsensus: number | null;
-    agreementItemCount: number;
-  }[];
-  /** The newest 20 gold results; evaluatedAt ISO 8601. */
-  recentEvaluations: { annotatorId: number; annotatorName: string; goldTaskName: string | null; score: number; evaluatedAt: string }[];
-  /** The newest 20 rejections; createdAt ISO 8601. */
-  recentRejections: {
-    originalAnnotatorId: number | null;
-    originalAnnotatorName: string | null;
-    reviewerAnnotatorName: string | null;
-    imageKey: string;
-    reason: string | null;
-    actionTaken: RejectionMode;
-    createdAt: string;
-  }[];
+  /** rejectionRate: rejectionCount ÷ reviewedCount (0..1, 4 decimals). */
+  annotatorScores: (ScoreRow & { rejectionRate: number })[];
+  /** The newest 20 gold results. */
+  recentEvaluations: Evaluation<string>[];
+  /** The newest 20 rejections. */
+  recentRejections: RecentRejection<string>[];
 }
 
 /** rejections ÷ reviewed, where a reviewed count below the rejections is taken as the rejections. */
@@ -57,16 +73,7 @@ const rejectionShare = (rejected: number, reviewed: number) => ratio(rejected, M
 export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'warn'> } = {}): Promise<Quality> {
   const [settings, scores, fleet, evaluations, rejections] = await Promise.all([
     readQualitySettings(db, opts.log),
-    sql<{
-      annotatorId: number;
-      annotatorName: string;
-      accuracy: number | null;
-      evaluationCount: number;
-      rejectionCount: number;
-      reviewedCount: number;
-      agreementWithConsensus: number | null;
-      agreementItemCount: number;
-    }>`
+    sql<ScoreRow>`
       SELECT a.id AS annotator_id, a.name AS annotator_name,
              ${meanAccuracy('q')} AS accuracy,
              coalesce(q.evaluation_count, 0) AS evaluation_count,
@@ -85,22 +92,14 @@ export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'wa
       SELECT (SELECT ${overallAccuracy('q')} FROM annotator_quality q) AS overall_accuracy,
              (SELECT coalesce(sum(rejections), 0)::int FROM workflow_rejection_counts) AS rejections,
              (SELECT coalesce(sum(reviewed_count), 0)::float8 FROM annotators) AS reviewed`.execute(db),
-    sql<{ annotatorId: number; annotatorName: string; goldTaskName: string | null; score: number; evaluatedAt: Date }>`
+    sql<Evaluation<Date>>`
       SELECT g.annotator_id, a.name AS annotator_name, t.name AS gold_task_name, g.score, g.evaluated_at
         FROM gold_results g
         JOIN annotators a ON a.id = g.annotator_id
         LEFT JOIN gold_tasks t ON t.id = g.gold_task_id
        ORDER BY g.evaluated_at DESC, g.id DESC
        LIMIT 20`.execute(db),
-    sql<{
-      originalAnnotatorId: number | null;
-      originalAnnotatorName: string | null;
-      reviewerAnnotatorName: string | null;
-      imageKey: string;
-      reason: string | null;
-      actionTaken: RejectionMode;
-      createdAt: Date;
-    }>`
+    sql<RecentRejection<Date>>`
       SELECT r.original_annotator_id, o.name AS original_annotator_name, v.name AS reviewer_annotator_name,
              r.image_key, r.reason, r.action_taken, r.created_at
         FROM rejections r

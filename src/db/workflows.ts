@@ -6,6 +6,7 @@
 import { sql, type ExpressionBuilder } from 'kysely';
 import { notFound } from '../errors.ts';
 import type { Executor } from './index.ts';
+import type { Page } from './list-page.ts';
 import type { Database, SkippedKeyExample, Workflow } from './types.ts';
 
 /** A workflow with its role and labeling config joined in (GET /api/workflows maps it with `toWorkflow`). */
@@ -49,7 +50,7 @@ export interface WorkflowFilter {
  * One page of workflows matching `filter`, by id, with their joins, and how many match.
  * Reads only; throws only database errors.
  */
-export async function listWorkflows(db: Executor, filter: WorkflowFilter, page: { limit: number; offset: number }) {
+export async function listWorkflows(db: Executor, filter: WorkflowFilter, page: Page) {
   const [rows, total] = await Promise.all([
     selectWorkflows(db)
       .where((eb) => matching(eb, filter))

@@ -9,7 +9,7 @@
 import { annotatorStatusCounts, stuckAnnotators } from '../../db/annotators.ts';
 import { batchCounts, listAssignments } from '../../db/assignments.ts';
 import { ANNOTATOR_STATUSES } from '../../domain/annotator-status.ts';
-import { listEvents } from '../../api/events.ts';
+import { listEvents } from '../../db/events.ts';
 import { fleetMonitoring } from '../../db/monitoring.ts';
 import { qualityReport } from '../../db/quality.ts';
 import { readFleetSettings } from '../../../orchestrator/annotators-step.ts';
