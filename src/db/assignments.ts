@@ -104,3 +104,15 @@ export async function batchCounts(db: Executor) {
   ]);
   return { pending: open.pending, inProgress: open.inProgress, problems: problems.n };
 }
+
+/** The assignments `ids` (any order; unknown ids are skipped) with their workflow's name. Reads only. */
+export async function assignmentsWithWorkflow(db: Executor, ids: number[]) {
+  if (!ids.length) return [];
+  return db
+    .selectFrom('assignments')
+    .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
+    .selectAll('assignments')
+    .select('workflows.name as workflowName')
+    .where('assignments.id', 'in', ids)
+    .execute();
+}
