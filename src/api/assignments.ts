@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { assignmentTotal } from '../db/counts.ts';
 import { listPage } from '../db/list-page.ts';
-import type { Executor } from '../db/index.ts';
+import { assignmentRelations, findAssignment } from '../db/assignments.ts';
 import type { Assignment } from '../db/types.ts';
 import { PROBLEM_CODES, type ProblemCode } from '../domain/batch-decision.ts';
 import { conflict, notFound } from '../errors.ts';
@@ -173,13 +173,6 @@ const ListQuery = PaginationQuery.extend({
   status: z.enum(ASSIGNMENT_STATUSES).optional(),
 });
 
-/** One assignment (no lock) or a 404. */
-export async function findAssignment(db: Executor, id: number): Promise<Assignment> {
-  const row = await db.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirst();
-  if (!row) throw notFound('Assignment');
-  return row;
-}
-
 export function assignmentRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
@@ -240,63 +233,7 @@ export function assignmentRoutes(ctx: AppContext) {
     async (c) => {
       const { id } = c.req.valid('param');
       const assignment = await findAssignment(db, id);
-      const [annotator, workflow, tasks, goldResults, consensus] = await Promise.all([
-        db
-          .selectFrom('annotators')
-          .leftJoin('roles', 'roles.id', 'annotators.roleId')
-          .select([
-            'annotators.id',
-            'annotators.name',
-            'annotators.email',
-            'annotators.status',
-            'annotators.roleId',
-            'roles.name as roleName',
-            'roles.color as roleColor',
-          ])
-          .where('annotators.id', '=', assignment.annotatorId)
-          .executeTakeFirstOrThrow(),
-        db
-          .selectFrom('workflows')
-          .leftJoin('labelingConfigs', 'labelingConfigs.id', 'workflows.labelingConfigId')
-          .select([
-            'workflows.id',
-            'workflows.name',
-            'workflows.roleId',
-            'workflows.labelingConfigId',
-            'workflows.s3SourcePath',
-            'workflows.s3ExportPath',
-            'labelingConfigs.name as configName',
-            'labelingConfigs.configXml',
-          ])
-          .where('workflows.id', '=', assignment.workflowId)
-          .executeTakeFirstOrThrow(),
-        db
-          .selectFrom('assignmentTasks')
-          .select([
-            'id',
-            's3ImageKey',
-            'isGold',
-            'goldTaskId',
-            'lsTaskId',
-            'lsAnnotationId',
-            'status',
-            'result',
-            'leadTimeSeconds',
-            'annotatedAt',
-            'createdAt',
-            'updatedAt',
-          ])
-          .where('assignmentId', '=', id)
-          .orderBy('id')
-          .execute(),
-        db
-          .selectFrom('goldResults')
-          .select(['id', 'assignmentTaskId', 'goldTaskId', 'score', 'details', 'evaluatedAt'])
-          .where('assignmentId', '=', id)
-          .orderBy('id')
-          .execute(),
-        taskConsensus(db, id),
-      ]);
+      const [{ annotator, workflow, tasks, goldResults }, consensus] = await Promise.all([assignmentRelations(db, assignment), taskConsensus(db, id)]);
       const { roleName, roleColor, ...annotatorFields } = annotator;
       const { configName, configXml, ...workflowFields } = workflow;
       return c.json(

@@ -20,16 +20,14 @@
  *   reports them per workflow.
  * - recentEvaluations: the newest 20 gold results (goldTaskName null when the task has no name or
  *   is gone). recentRejections: the newest 20 rejections, with both annotators' names.
+ *
+ * The report is computed by src/db/quality.ts (shared with the console); this file documents and
+ * serves it (the typed response keeps the repository's result type to QualitySchema).
  */
 import { createRoute, z } from '@hono/zod-openapi';
-import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { meanAccuracy, overallAccuracy } from '../db/accuracy.ts';
-import type { Executor } from '../db/index.ts';
-import { ratio } from '../domain/time-buckets.ts';
-import type { Logger } from '../logger.ts';
-import { isBelowThreshold, readQualitySettings } from '../workflows/quality.ts';
-import { errors, isoRequired, jsonContent, Timestamp } from './common.ts';
+import { qualityReport } from '../db/quality.ts';
+import { errors, jsonContent, Timestamp } from './common.ts';
 import { createRouter } from './router.ts';
 
 const AnnotatorScore = z
@@ -79,102 +77,6 @@ export const QualitySchema = z
     recentRejections: z.array(RecentRejection),
   })
   .openapi('Quality');
-export type Quality = z.infer<typeof QualitySchema>;
-
-/** rejections ÷ reviewed, where a reviewed count below the rejections is taken as the rejections. */
-const rejectionShare = (rejected: number, reviewed: number) => ratio(rejected, Math.max(reviewed, rejected));
-
-export async function qualityReport(db: Executor, opts: { log?: Pick<Logger, 'warn'> } = {}): Promise<Quality> {
-  const [settings, scores, fleet, evaluations, rejections] = await Promise.all([
-    readQualitySettings(db, opts.log),
-    sql<{
-      annotatorId: number;
-      annotatorName: string;
-      accuracy: number | null;
-      evaluationCount: number;
-      rejectionCount: number;
-      reviewedCount: number;
-      agreementWithConsensus: number | null;
-      agreementItemCount: number;
-    }>`
-      SELECT a.id AS annotator_id, a.name AS annotator_name,
-             ${meanAccuracy('q')} AS accuracy,
-             coalesce(q.evaluation_count, 0) AS evaluation_count,
-             a.rejection_count, a.reviewed_count,
-             round((g.similarity_sum / nullif(g.answers, 0))::numeric, 4)::float8 AS agreement_with_consensus,
-             coalesce(g.items, 0)::int AS agreement_item_count
-        FROM annotators a
-        LEFT JOIN annotator_quality q ON q.annotator_id = a.id
-        LEFT JOIN LATERAL (
-          SELECT sum(x.items) AS items, sum(x.answers) AS answers, sum(x.similarity_sum) AS similarity_sum
-            FROM agreement_annotators x WHERE x.annotator_id = a.id) g ON true
-       WHERE a.status <> 'deleted'
-         AND (coalesce(q.evaluation_count, 0) > 0 OR a.reviewed_count > 0 OR a.rejection_count > 0 OR g.items > 0)
-       ORDER BY a.id`.execute(db),
-    sql<{ overallAccuracy: number | null; rejections: number; reviewed: number }>`
-      SELECT (SELECT ${overallAccuracy('q')} FROM annotator_quality q) AS overall_accuracy,
-             (SELECT coalesce(sum(rejections), 0)::int FROM workflow_rejection_counts) AS rejections,
-             (SELECT coalesce(sum(reviewed_count), 0)::float8 FROM annotators) AS reviewed`.execute(db),
-    sql<{ annotatorId: number; annotatorName: string; goldTaskName: string | null; score: number; evaluatedAt: Date }>`
-      SELECT g.annotator_id, a.name AS annotator_name, t.name AS gold_task_name, g.score, g.evaluated_at
-        FROM gold_results g
-        JOIN annotators a ON a.id = g.annotator_id
-        LEFT JOIN gold_tasks t ON t.id = g.gold_task_id
-       ORDER BY g.evaluated_at DESC, g.id DESC
-       LIMIT 20`.execute(db),
-    sql<{
-      originalAnnotatorId: number | null;
-      originalAnnotatorName: string | null;
-      reviewerAnnotatorName: string | null;
-      imageKey: string;
-      reason: string | null;
-      actionTaken: 'none' | 'archive' | 'route_to_workflow';
-      createdAt: Date;
-    }>`
-      SELECT r.original_annotator_id, o.name AS original_annotator_name, v.name AS reviewer_annotator_name,
-             r.image_key, r.reason, r.action_taken, r.created_at
-        FROM rejections r
-        LEFT JOIN annotators o ON o.id = r.original_annotator_id
-        LEFT JOIN annotators v ON v.id = r.reviewer_annotator_id
-       ORDER BY r.created_at DESC, r.id DESC
-       LIMIT 20`.execute(db),
-  ]);
-
-  const f = fleet.rows[0]!;
-  return {
-    overallAccuracy: f.overallAccuracy,
-    accuracyThreshold: settings.threshold,
-    belowThresholdCount: scores.rows.filter((s) => isBelowThreshold(s.accuracy, s.evaluationCount, settings)).length,
-    reworkRate: rejectionShare(f.rejections, f.reviewed),
-    annotatorScores: scores.rows.map((s) => ({
-      annotatorId: s.annotatorId,
-      annotatorName: s.annotatorName,
-      accuracy: s.accuracy,
-      evaluationCount: s.evaluationCount,
-      rejectionCount: s.rejectionCount,
-      reviewedCount: s.reviewedCount,
-      rejectionRate: rejectionShare(s.rejectionCount, s.reviewedCount),
-      agreementWithConsensus: s.agreementWithConsensus,
-      agreementItemCount: s.agreementItemCount,
-    })),
-    recentEvaluations: evaluations.rows.map((e) => ({
-      annotatorId: e.annotatorId,
-      annotatorName: e.annotatorName,
-      goldTaskName: e.goldTaskName,
-      score: e.score,
-      evaluatedAt: isoRequired(e.evaluatedAt),
-    })),
-    recentRejections: rejections.rows.map((r) => ({
-      originalAnnotatorId: r.originalAnnotatorId,
-      originalAnnotatorName: r.originalAnnotatorName,
-      reviewerAnnotatorName: r.reviewerAnnotatorName,
-      imageKey: r.imageKey,
-      reason: r.reason,
-      actionTaken: r.actionTaken,
-      createdAt: isoRequired(r.createdAt),
-    })),
-  };
-}
 
 export function qualityRoutes(ctx: AppContext) {
   const app = createRouter();

@@ -1,10 +1,8 @@
 /** Rejections: the audit trail of reviewed items a reviewer rejected, and what was done about them. */
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
-import { rejectionTotal } from '../db/counts.ts';
-import { listPage } from '../db/list-page.ts';
-import type { Rejection } from '../db/types.ts';
-import { notFound } from '../errors.ts';
+import { assignmentsWithWorkflow } from '../db/assignments.ts';
+import { findRejection, listRejections, type RejectionRow } from '../db/rejections.ts';
 import { AnnotatorRefSchema, AssignmentSchema, toAssignment } from './assignments.ts';
 import {
   EntityRef,
@@ -47,13 +45,6 @@ const RejectionDetail = RejectionBase.extend({
   routedToAssignment: NestedAssignment,
 }).openapi('RejectionDetail');
 
-type RejectionRow = Rejection & {
-  originalName: string | null;
-  originalEmail: string | null;
-  reviewerName: string | null;
-  reviewerEmail: string | null;
-};
-
 const ref = (id: number | null, name: string | null, email: string | null) =>
   id !== null && name !== null && email !== null ? { id, name, email } : null;
 
@@ -84,13 +75,6 @@ export function rejectionRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
 
-  const withAnnotators = <Q extends ReturnType<typeof db.selectFrom<'rejections'>>>(q: Q) =>
-    q
-      .leftJoin('annotators as oa', 'oa.id', 'rejections.originalAnnotatorId')
-      .leftJoin('annotators as ra', 'ra.id', 'rejections.reviewerAnnotatorId')
-      .selectAll('rejections')
-      .select(['oa.name as originalName', 'oa.email as originalEmail', 'ra.name as reviewerName', 'ra.email as reviewerEmail']);
-
   app.openapi(
     createRoute({
       method: 'get',
@@ -102,17 +86,7 @@ export function rejectionRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      let base = db.selectFrom('rejections');
-      if (q.workflowId !== undefined) base = base.where('rejections.workflowId', '=', q.workflowId);
-      if (q.annotatorId !== undefined) base = base.where('rejections.originalAnnotatorId', '=', q.annotatorId);
-      if (q.actionTaken !== undefined) base = base.where('rejections.actionTaken', '=', q.actionTaken);
-      const { rows, total } = await listPage(
-        db,
-        base,
-        (b) => withAnnotators(b).orderBy('rejections.createdAt', 'desc').orderBy('rejections.id', 'desc'),
-        q,
-        rejectionTotal(db, { workflowId: q.workflowId, annotatorId: q.annotatorId, actionTaken: q.actionTaken }),
-      );
+      const { rows, total } = await listRejections(db, { workflowId: q.workflowId, annotatorId: q.annotatorId, actionTaken: q.actionTaken }, q);
       return c.json(envelope(rows.map(toRejection), total, q), 200);
     },
   );
@@ -128,18 +102,9 @@ export function rejectionRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const { id } = c.req.valid('param');
-      const row = await withAnnotators(db.selectFrom('rejections')).where('rejections.id', '=', id).executeTakeFirst();
-      if (!row) throw notFound('Rejection');
+      const row = await findRejection(db, id);
       const ids = [row.reviewerAssignmentId, row.originalAssignmentId, row.routedToAssignmentId].filter((x): x is number => x !== null);
-      const assignments = ids.length
-        ? await db
-            .selectFrom('assignments')
-            .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
-            .selectAll('assignments')
-            .select('workflows.name as workflowName')
-            .where('assignments.id', 'in', ids)
-            .execute()
-        : [];
+      const assignments = await assignmentsWithWorkflow(db, ids);
       const byId = new Map(assignments.map((a) => [a.id, { ...toAssignment(a), workflow: { id: a.workflowId, name: a.workflowName } }]));
       const nested = (assignmentId: number | null) => (assignmentId === null ? null : (byId.get(assignmentId) ?? null));
       return c.json(

@@ -8,7 +8,15 @@ import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
 import { loadGraph } from '../db/graph-stats.ts';
 import type { Executor } from '../db/index.ts';
-import type { SkippedKeyExample, Workflow } from '../db/types.ts';
+import {
+  findWorkflow,
+  listWorkflows,
+  selectWorkflows,
+  workflowAncestors,
+  workflowLineage,
+  workflowUsage,
+  type WorkflowRow,
+} from '../db/workflows.ts';
 import {
   Coalesced,
   findChainCycle,
@@ -318,33 +326,9 @@ const ListQuery = PaginationQuery.extend({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Repository
+// Mapping
 
-export type WorkflowRow = Workflow & {
-  roleName: string | null;
-  roleColor: string | null;
-  labelingConfigName: string | null;
-  skippedCount: number | null;
-  skippedExamples: SkippedKeyExample[] | null;
-};
-
-/** Workflows with their role and labeling config joined in (for `toWorkflow`). */
-export function selectWorkflows(db: Executor) {
-  return db
-    .selectFrom('workflows as w')
-    .leftJoin('roles as r', 'r.id', 'w.roleId')
-    .leftJoin('labelingConfigs as lc', 'lc.id', 'w.labelingConfigId')
-    .leftJoin('catalogSyncs as cs', 'cs.workflowId', 'w.id')
-    .selectAll('w')
-    .select(['r.name as roleName', 'r.color as roleColor', 'lc.name as labelingConfigName', 'cs.skippedCount', 'cs.skippedExamples']);
-}
-
-export async function findWorkflow(db: Executor, id: number): Promise<WorkflowRow> {
-  const row = await selectWorkflows(db).where('w.id', '=', id).executeTakeFirst();
-  if (!row) throw notFound('Workflow');
-  return row;
-}
-
+/** A workflow row as the API returns it. */
 export const toWorkflow = (r: WorkflowRow) => ({
   id: r.id,
   name: r.name,
@@ -438,13 +422,7 @@ const ruleIssues = (
 
 /** Would `workflow.previousWorkflowId = previous` close a loop? Reads previous's ancestors. */
 async function cycleIssue(db: Executor, id: number, previous: number): Promise<Issue | null> {
-  const { rows } = await sql<{ id: number; prev: number | null }>`
-    WITH RECURSIVE up(id, prev) AS (
-      SELECT id, previous_workflow_id FROM workflows WHERE id = ${previous}
-      UNION
-      SELECT w.id, w.previous_workflow_id FROM workflows w JOIN up ON w.id = up.prev
-    )
-    SELECT id, prev FROM up`.execute(db);
+  const rows = await workflowAncestors(db, previous);
   const cycle = findChainCycle(new Map(rows.map((r) => [r.id, r.prev])), id, previous);
   if (!cycle) return null;
   return {
@@ -490,26 +468,12 @@ export function workflowRoutes(ctx: AppContext) {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const [rows, total] = await Promise.all([
-        selectWorkflows(db)
-          .$if(q.roleId !== undefined, (qb) => qb.where('w.roleId', '=', q.roleId!))
-          .$if(q.labelingConfigId !== undefined, (qb) => qb.where('w.labelingConfigId', '=', q.labelingConfigId!))
-          .$if(q.previousWorkflowId !== undefined, (qb) => qb.where('w.previousWorkflowId', '=', q.previousWorkflowId!))
-          .$if(q.isActive !== undefined, (qb) => qb.where('w.isActive', '=', q.isActive!))
-          .orderBy('w.id')
-          .limit(q.limit)
-          .offset(q.offset)
-          .execute(),
-        db
-          .selectFrom('workflows as w')
-          .select(sql<number>`count(*)::int`.as('n'))
-          .$if(q.roleId !== undefined, (qb) => qb.where('w.roleId', '=', q.roleId!))
-          .$if(q.labelingConfigId !== undefined, (qb) => qb.where('w.labelingConfigId', '=', q.labelingConfigId!))
-          .$if(q.previousWorkflowId !== undefined, (qb) => qb.where('w.previousWorkflowId', '=', q.previousWorkflowId!))
-          .$if(q.isActive !== undefined, (qb) => qb.where('w.isActive', '=', q.isActive!))
-          .executeTakeFirstOrThrow(),
-      ]);
-      setTotal(c, total.n);
+      const { rows, total } = await listWorkflows(
+        db,
+        { roleId: q.roleId, labelingConfigId: q.labelingConfigId, previousWorkflowId: q.previousWorkflowId, isActive: q.isActive },
+        q,
+      );
+      setTotal(c, total);
       return c.json(rows.map(toWorkflow), 200);
     },
   );
@@ -607,17 +571,7 @@ export function workflowRoutes(ctx: AppContext) {
       const { id } = c.req.valid('param');
       const row = await findWorkflow(db, id);
       // The workflow's lineage only: its ancestors and everything downstream of it.
-      const { rows: lineage } = await sql<{ id: number; name: string; previousWorkflowId: number | null; isActive: boolean }>`
-        WITH RECURSIVE up AS (
-          SELECT id, name, previous_workflow_id, is_active FROM workflows WHERE id = ${id}
-          UNION
-          SELECT w.id, w.name, w.previous_workflow_id, w.is_active FROM workflows w JOIN up ON w.id = up.previous_workflow_id
-        ), down AS (
-          SELECT id, name, previous_workflow_id, is_active FROM workflows WHERE id = ${id}
-          UNION
-          SELECT w.id, w.name, w.previous_workflow_id, w.is_active FROM workflows w JOIN down ON w.previous_workflow_id = down.id
-        )
-        SELECT * FROM up UNION SELECT * FROM down`.execute(db);
+      const lineage = await workflowLineage(db, id);
       const chain = (traceChain(lineage, id) ?? []).map((e) => ({
         id: e.node.id,
         name: e.node.name,
@@ -728,18 +682,7 @@ export function workflowRoutes(ctx: AppContext) {
       await db.transaction().execute(async (trx) => {
         const found = await trx.selectFrom('workflows').select('id').where('id', '=', id).forUpdate().executeTakeFirst();
         if (!found) throw notFound('Workflow');
-        const usage = await trx
-          .selectNoFrom([
-            sql<number[]>`(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM workflows WHERE previous_workflow_id = ${id})`.as(
-              'downstreamWorkflowIds',
-            ),
-            sql<number[]>`(SELECT coalesce(array_agg(id ORDER BY id), '{}') FROM workflows WHERE rejection_route_workflow_id = ${id} AND id <> ${id})`.as(
-              'routingWorkflowIds',
-            ),
-            sql<number>`(SELECT count(*)::int FROM assignments WHERE workflow_id = ${id})`.as('assignments'),
-            sql<number>`(SELECT count(*)::int FROM rejections WHERE workflow_id = ${id})`.as('rejections'),
-          ])
-          .executeTakeFirstOrThrow();
+        const usage = await workflowUsage(trx, id);
         const reasons: string[] = [];
         if (usage.downstreamWorkflowIds.length) {
           reasons.push(`it is the previous workflow of workflow(s) ${usage.downstreamWorkflowIds.join(', ')}`);

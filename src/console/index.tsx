@@ -21,7 +21,7 @@ import { currentSession, hasSessionCookie } from '../auth/sessions.ts';
 import { sameOriginPath } from '../auth/redirect.ts';
 import { issueCsrfToken } from '../auth/csrf.ts';
 import { AppError } from '../errors.ts';
-import { monitoringTimeZone } from '../api/monitoring.ts';
+import { monitoringTimeZone } from '../db/monitoring.ts';
 import type { AppEnv } from '../api/router.ts';
 import { ASSET_PREFIX, consoleAssets, type AssetBundle } from './assets.ts';
 import { BarePage, Page, type PageProps, type SessionView } from './layout.tsx';

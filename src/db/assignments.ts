@@ -1,7 +1,9 @@
 /**
  * Batch (assignment) reads for the console and, in phase 2 of issue 12, GET /api/assignments: one
  * filtered page newest first with annotator and workflow names and the batch's problem, and the
- * counts the overview shows. Functions take `db | trx` first.
+ * counts the overview shows; one batch and what GET /api/assignments/:id shows with it
+ * (findAssignment, assignmentRelations) and the batches a rejection names (assignmentsWithWorkflow).
+ * Functions take `db | trx` first.
  *
  * A batch has a problem when it is open (pending or in progress) and either shows a `problem`
  * (src/domain/batch-decision.ts batchProblem), carries an error (a
@@ -9,7 +11,8 @@
  * (status other than active or starting), or when it failed within the last 24 hours.
  */
 import { sql, type ExpressionBuilder } from 'kysely';
-import type { AssignmentStatus, Database } from './types.ts';
+import { notFound } from '../errors.ts';
+import type { Assignment, AssignmentStatus, Database } from './types.ts';
 import type { Executor } from './index.ts';
 import type { Page } from './annotators.ts';
 
@@ -103,4 +106,89 @@ export async function batchCounts(db: Executor) {
     filtered(db, { problems: true }).select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow(),
   ]);
   return { pending: open.pending, inProgress: open.inProgress, problems: problems.n };
+}
+
+/** The assignments `ids` (any order; unknown ids are skipped) with their workflow's name. Reads only. */
+export async function assignmentsWithWorkflow(db: Executor, ids: number[]) {
+  if (!ids.length) return [];
+  return db
+    .selectFrom('assignments')
+    .innerJoin('workflows', 'workflows.id', 'assignments.workflowId')
+    .selectAll('assignments')
+    .select('workflows.name as workflowName')
+    .where('assignments.id', 'in', ids)
+    .execute();
+}
+
+/** Assignment `id` (no lock). Errors: notFound('Assignment') (404) when there is none. */
+export async function findAssignment(db: Executor, id: number): Promise<Assignment> {
+  const row = await db.selectFrom('assignments').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) throw notFound('Assignment');
+  return row;
+}
+
+/**
+ * What GET /api/assignments/:id shows beside `assignment` itself: its annotator (with role name and
+ * colour), its workflow (with labeling config name and XML), its tasks and its gold results, both
+ * by id. Throws (NoResultError) only if the annotator or workflow row is gone, which the foreign
+ * keys prevent. Reads only.
+ */
+export async function assignmentRelations(db: Executor, assignment: Pick<Assignment, 'id' | 'annotatorId' | 'workflowId'>) {
+  const [annotator, workflow, tasks, goldResults] = await Promise.all([
+    db
+      .selectFrom('annotators')
+      .leftJoin('roles', 'roles.id', 'annotators.roleId')
+      .select([
+        'annotators.id',
+        'annotators.name',
+        'annotators.email',
+        'annotators.status',
+        'annotators.roleId',
+        'roles.name as roleName',
+        'roles.color as roleColor',
+      ])
+      .where('annotators.id', '=', assignment.annotatorId)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('workflows')
+      .leftJoin('labelingConfigs', 'labelingConfigs.id', 'workflows.labelingConfigId')
+      .select([
+        'workflows.id',
+        'workflows.name',
+        'workflows.roleId',
+        'workflows.labelingConfigId',
+        'workflows.s3SourcePath',
+        'workflows.s3ExportPath',
+        'labelingConfigs.name as configName',
+        'labelingConfigs.configXml',
+      ])
+      .where('workflows.id', '=', assignment.workflowId)
+      .executeTakeFirstOrThrow(),
+    db
+      .selectFrom('assignmentTasks')
+      .select([
+        'id',
+        's3ImageKey',
+        'isGold',
+        'goldTaskId',
+        'lsTaskId',
+        'lsAnnotationId',
+        'status',
+        'result',
+        'leadTimeSeconds',
+        'annotatedAt',
+        'createdAt',
+        'updatedAt',
+      ])
+      .where('assignmentId', '=', assignment.id)
+      .orderBy('id')
+      .execute(),
+    db
+      .selectFrom('goldResults')
+      .select(['id', 'assignmentTaskId', 'goldTaskId', 'score', 'details', 'evaluatedAt'])
+      .where('assignmentId', '=', assignment.id)
+      .orderBy('id')
+      .execute(),
+  ]);
+  return { annotator, workflow, tasks, goldResults };
 }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { annotatorMonitoring, fleetMonitoring, monitoringRoutes, monitoringTimeZone } from '../../src/api/monitoring.ts';
+import { monitoringRoutes } from '../../src/api/monitoring.ts';
+import { annotatorMonitoring, fleetMonitoring, monitoringTimeZone } from '../../src/db/monitoring.ts';
 import { qualityRoutes } from '../../src/api/quality.ts';
 import { floorHour, lastHours, startOfDay, startOfNextDay } from '../../src/domain/time-buckets.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';

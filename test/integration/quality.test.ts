@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { qualityReport } from '../../src/api/quality.ts';
+import { qualityReport } from '../../src/db/quality.ts';
 import { evaluateQuality, readQualitySettings, runQualityChecks } from '../../src/workflows/quality.ts';
 import { reconcileSteps } from '../../orchestrator/steps.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';

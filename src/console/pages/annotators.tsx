@@ -19,7 +19,7 @@ import {
 import { listAssignments } from '../../db/assignments.ts';
 import { roleOptions } from '../../db/catalog.ts';
 import { findAnnotator, type AnnotatorRow } from '../../workflows/annotators.ts';
-import { annotatorMonitoring } from '../../api/monitoring.ts';
+import { annotatorMonitoring } from '../../db/monitoring.ts';
 import { publicUrl } from '../../../orchestrator/instance-spec.ts';
 import { IMPORT_MAX } from '../../domain/annotator-import.ts';
 import {

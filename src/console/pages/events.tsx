@@ -1,5 +1,5 @@
 /** Events: the audit log (container and annotation events), newest first, filterable. */
-import { EVENT_TYPES, listEvents } from '../../api/events.ts';
+import { EVENT_TYPES, listEvents } from '../../db/events.ts';
 import { DataTable, href, Time, type Pagination } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
 import { intParam, pageParams } from './params.ts';

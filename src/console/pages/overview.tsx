@@ -9,9 +9,9 @@
 import { annotatorStatusCounts, stuckAnnotators } from '../../db/annotators.ts';
 import { batchCounts, listAssignments } from '../../db/assignments.ts';
 import { ANNOTATOR_STATUSES } from '../../domain/annotator-status.ts';
-import { listEvents } from '../../api/events.ts';
-import { fleetMonitoring } from '../../api/monitoring.ts';
-import { qualityReport } from '../../api/quality.ts';
+import { listEvents } from '../../db/events.ts';
+import { fleetMonitoring } from '../../db/monitoring.ts';
+import { qualityReport } from '../../db/quality.ts';
 import { readFleetSettings } from '../../../orchestrator/annotators-step.ts';
 import { Chart, DataTable, Empty, href, plural, Progress, Stat, StatusBadge, TableWrap, Time } from '../components.tsx';
 import type { PageContext } from '../index.tsx';

@@ -1,9 +1,9 @@
 /**
  * Quality: gold accuracy per annotator against the threshold (a chart of the lowest), who is
  * flagged or paused (with resume), recent gold evaluations and rejections. Figures are
- * GET /api/quality's (src/api/quality.ts qualityReport), so the console and the API agree.
+ * GET /api/quality's (src/db/quality.ts qualityReport), so the console and the API agree.
  */
-import { qualityReport } from '../../api/quality.ts';
+import { qualityReport } from '../../db/quality.ts';
 import { flaggedOrPausedAnnotators } from '../../db/annotators.ts';
 import { readQualitySettings, isBelowThreshold } from '../../workflows/quality.ts';
 import { ActionButton, Chart, DataTable, Empty, percent, plural, Stat, StatusBadge, Time } from '../components.tsx';

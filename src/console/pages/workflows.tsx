@@ -3,8 +3,7 @@
  * their stats, chain, rejection and adjudication edges, archive terminals), the list, the create / edit form
  * (errors at their fields, from the API's details), pause / resume, manual assignment, delete.
  */
-import { sql } from 'kysely';
-import { findWorkflow, type WorkflowRow } from '../../api/workflows.ts';
+import { findWorkflow, workflowOptions, type WorkflowRow } from '../../db/workflows.ts';
 import { loadGraph } from '../../db/graph-stats.ts';
 import { assignableAnnotators } from '../../db/annotators.ts';
 import { listAssignments } from '../../db/assignments.ts';
@@ -245,13 +244,7 @@ async function formChoices(p: PageContext, exceptId?: number) {
   const [roles, configs, workflows] = await Promise.all([
     roleOptions(db),
     labelingConfigOptions(db),
-    db
-      .selectFrom('workflows')
-      .select(['id', 'name'])
-      .$if(exceptId !== undefined, (qb) => qb.where('id', '<>', exceptId!))
-      .orderBy(sql`lower(name)`)
-      .orderBy('id')
-      .execute(),
+    workflowOptions(db, exceptId),
   ]);
   return {
     roles: roles.map((r) => ({ value: r.id, label: r.name })),
