@@ -62,6 +62,34 @@ export function startFleet(args: string[], env: Record<string, string | undefine
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * Starts `fleet serve ...args` on a free port of 127.0.0.1 and waits (up to `timeoutMs`) until
+ * `/api/health` answers 200. A port is only free until someone takes it: when the service exits
+ * because its port was taken meanwhile (busy suites start many servers), it is started again on
+ * another, up to three times. Any other exit, or no answer in time, throws with the process output.
+ * Returns the running process and its base URL.
+ */
+export async function startServing(
+  args: string[],
+  env: Record<string, string | undefined>,
+  opts: { entry?: string; timeoutMs?: number } = {},
+): Promise<ReturnType<typeof startFleet> & { base: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const proc = startFleet(['serve', ...args], { ...env, PORT: String(port), HOST: '127.0.0.1' }, undefined, opts.entry);
+    const exited = proc.exited.then(() => 'exited' as const);
+    const healthy = waitUntil(`${base} to answer`, async () => proc.child.exitCode === null && (await fetch(`${base}/api/health`)).ok, opts.timeoutMs ?? 120_000, 250).then(() => 'up' as const);
+    const outcome = await Promise.race([healthy, exited]).catch((err: Error) => err);
+    if (outcome === 'up') return { ...proc, base };
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+    if (outcome === 'exited' && /already in use/.test(proc.output.text) && attempt < 3) continue;
+    const why = outcome === 'exited' ? `fleet serve exited (code ${proc.child.exitCode})` : outcome.message;
+    throw new Error(`${why}\n${proc.output.text.slice(-2000)}`);
+  }
+}
+
 /** Polls `fn` until it returns something truthy; times out naming `what` and the last error. */
 export async function waitUntil<T>(
   what: string,

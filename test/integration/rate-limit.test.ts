@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/auth/api-keys.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { freePort, startFleet, waitUntil } from '../helpers/process.ts';
+import { startFleet, startServing } from '../helpers/process.ts';
 import { startTestService, TEST_SECRET_KEY, type TestService } from '../helpers/service.ts';
 
 const field = (value: string | null, policy: string) => {
@@ -32,18 +32,10 @@ describe('rate limits shared by two service processes on one database', () => {
       ])
       .execute();
     for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      const proc = startFleet(['serve', '--no-reconcile'], {
-        DATABASE_URL: database.url,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-        FLEET_SECRET_KEY: TEST_SECRET_KEY,
-      });
+      const proc = await startServing(['--no-reconcile'], { DATABASE_URL: database.url, LOG_LEVEL: 'warn', FLEET_SECRET_KEY: TEST_SECRET_KEY });
       procs.push(proc);
-      bases.push(`http://127.0.0.1:${port}`);
+      bases.push(proc.base);
     }
-    for (const base of bases) await waitUntil(`${base} to answer`, async () => (await fetch(`${base}/api/health`)).ok, 120_000, 250);
     const admin = await db.selectFrom('adminUsers').select('id').executeTakeFirstOrThrow();
     for (const name of ['limited', 'other']) {
       const k = generateApiKey();
