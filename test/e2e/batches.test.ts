@@ -30,6 +30,7 @@ import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.
 import { freePort } from '../helpers/process.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { signIn, TEST_SECRET_KEY, testConfig, type TestService } from '../helpers/service.ts';
+import { sessionApi } from '../helpers/session-api.ts';
 
 let ls: TestLabelStudio;
 let lsApi: LabelStudioClient;
@@ -56,22 +57,7 @@ async function startFleet() {
   cookie = await signIn(service.app);
 }
 
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function reconcile() {
-  const res = await api<{ reconciled: number; completed: number; errors: string[] }>('POST', '/api/reconcile');
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-  return res.body;
-}
+const { api, reconcile } = sessionApi(() => ({ base, cookie }));
 
 async function assignmentsOf(annotatorId: number) {
   return db().selectFrom('assignments').selectAll().where('annotatorId', '=', annotatorId).orderBy('id').execute();

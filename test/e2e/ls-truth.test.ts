@@ -23,6 +23,7 @@ import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.
 import { freePort } from '../helpers/process.ts';
 import { createTestBucket, PNG_1PX } from '../helpers/s3.ts';
 import { signIn, TEST_SECRET_KEY, testConfig, type TestService } from '../helpers/service.ts';
+import { sessionApi } from '../helpers/session-api.ts';
 
 let ls: TestLabelStudio;
 let lsApi: LabelStudioClient;
@@ -38,22 +39,7 @@ let workflow: Workflow;
 const db = () => service.ctx.database.db;
 const choice = (value: string) => ({ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: [value] } });
 
-async function api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { cookie, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
-
-async function reconcile() {
-  const res = await api<{ reconciled: number; completed: number; errors: string[] }>('POST', '/api/reconcile');
-  expect(res.status).toBe(200);
-  expect(res.body.errors).toEqual([]);
-  return res.body;
-}
+const { api, reconcile } = sessionApi(() => ({ base, cookie }));
 
 /** The annotator's open batch (after a pass set it up in Label Studio). */
 async function openBatch() {
