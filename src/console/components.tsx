@@ -373,7 +373,9 @@ export function ApiForm(props: PropsWithChildren<{ method: 'POST' | 'PUT'; actio
 /**
  * A button that sends one API request (`data-action`): method and URL, an optional JSON body and a
  * confirmation question; then reloads the live parts of the page, goes to `then`, or (password)
- * shows the answer once.
+ * shows the answer once. `of` names what the button acts on where the label alone is ambiguous (a
+ * row's button): the accessible name is then "<label> <of>", so it always begins with the visible
+ * text (WCAG 2.5.3, axe's label-content-name-mismatch).
  */
 export function ActionButton(props: {
   method: 'POST' | 'PUT' | 'DELETE';
@@ -385,7 +387,7 @@ export function ActionButton(props: {
   show?: 'password';
   variant?: 'primary' | 'danger' | 'small';
   disabled?: boolean;
-  accessibleLabel?: string;
+  of?: string;
 }) {
   return (
     <button
@@ -399,7 +401,7 @@ export function ActionButton(props: {
       data-then={props.then}
       data-show={props.show}
       disabled={props.disabled}
-      aria-label={props.accessibleLabel}
+      aria-label={props.of === undefined ? undefined : `${props.label} ${props.of}`}
     >
       {props.label}
     </button>

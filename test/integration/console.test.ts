@@ -253,8 +253,12 @@ describe('the console in Chromium', () => {
       ['token', 'route', 'token reported'],
     ];
     for (const [from, to, message] of phases) {
-      await t.db.updateTable('annotators').set({ startPhase: to as never, phaseStartedAt: new Date(), statusReason: `starting: ${to}` }).where('id', '=', ids.annotator).execute();
-      await writeContainerEvent(t.db, { annotatorId: ids.annotator, eventType: 'start_progress', fromStatus: 'starting', toStatus: 'starting', message, details: { phase: to, previousPhase: from, generation: gen } });
+      // One transaction, as the annotators step writes a phase and its event (a poll between two
+      // separate writes would show the new phase before the message of the one it ended).
+      await t.db.transaction().execute(async (trx) => {
+        await trx.updateTable('annotators').set({ startPhase: to as never, phaseStartedAt: new Date(), statusReason: `starting: ${to}` }).where('id', '=', ids.annotator).execute();
+        await writeContainerEvent(trx, { annotatorId: ids.annotator, eventType: 'start_progress', fromStatus: 'starting', toStatus: 'starting', message, details: { phase: to, previousPhase: from, generation: gen } });
+      });
       await page.waitForFunction((ph) => document.querySelector(`[data-phase="${ph}"] [data-phase-state]`)?.textContent === 'current', to);
       await expect(page.locator(`[data-phase="${from}"] [data-phase-message]`).textContent()).resolves.toBe(message);
     }

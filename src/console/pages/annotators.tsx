@@ -101,7 +101,7 @@ function LifecycleButtons({ a, small }: { a: AnnotatorRow; small?: boolean }) {
   return (
     <>
       {canStart(a.status) ? (
-        <ActionButton method="POST" url={`/api/annotators/${a.id}/start`} label="Start" variant={small ? 'small' : 'primary'} accessibleLabel={small ? `Start ${a.name}` : undefined} />
+        <ActionButton method="POST" url={`/api/annotators/${a.id}/start`} label="Start" variant={small ? 'small' : 'primary'} of={small ? a.name : undefined} />
       ) : null}
       {canStop(a.status) ? (
         <ActionButton
@@ -110,7 +110,7 @@ function LifecycleButtons({ a, small }: { a: AnnotatorRow; small?: boolean }) {
           label={a.status === 'starting' ? 'Cancel start' : 'Stop'}
           variant={variant}
           confirm={`Stop ${a.name}'s Label Studio? Their data is kept.`}
-          accessibleLabel={small ? `Stop ${a.name}` : undefined}
+          of={small ? a.name : undefined}
         />
       ) : null}
     </>

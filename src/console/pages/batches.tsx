@@ -47,7 +47,7 @@ export function BatchesTable({ rows, showAnnotator = true, showWorkflow = true, 
                 label="Cancel"
                 variant="small"
                 confirm={`Cancel batch #${b.id} of ${b.annotatorName}? Its unannotated images go back to the queue.`}
-                accessibleLabel={`Cancel batch ${b.id}`}
+                of={`batch ${b.id}`}
               />
             ) : b.exportKey ? (
               <code class="muted" title="Export in S3">

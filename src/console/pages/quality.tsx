@@ -60,7 +60,7 @@ export async function qualityPage(p: PageContext) {
                 label: 'Auto-assignment',
                 cell: (a) =>
                   a.autoAssignPaused ? (
-                    <ActionButton method="PUT" url={`/api/annotators/${a.id}`} body={{ autoAssignPaused: false }} label="Resume" variant="small" accessibleLabel={`Resume auto-assignment for ${a.name}`} />
+                    <ActionButton method="PUT" url={`/api/annotators/${a.id}`} body={{ autoAssignPaused: false }} label="Resume" variant="small" of={`auto-assignment for ${a.name}`} />
                   ) : (
                     'running'
                   ),

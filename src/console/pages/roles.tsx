@@ -21,7 +21,7 @@ function DeleteRole({ r, small }: { r: RoleRow; small?: boolean }) {
       then={small ? undefined : '/roles'}
       confirm={`Delete the role ${r.name}?`}
       disabled={inUse(r)}
-      accessibleLabel={`Delete role ${r.name}`}
+      of={`role ${r.name}`}
     />
   );
 }
