@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { NewWorkflow } from '../../src/db/types.ts';
 import { currentWebhookSecret } from '../../src/labelstudio/instances.ts';
+import { assignBatch } from '../../src/workflows/assign.ts';
 import type { TestService } from './service.ts';
 
 export const IMAGE_CONFIG = `<View>
@@ -88,4 +89,39 @@ export async function seedGold(t: TestService, labelingConfigId: number, n: numb
 
 export function webhookHeaders(t: TestService, annotator: { id: number; startGeneration: number }) {
   return { 'x-annotator-id': String(annotator.id), 'x-webhook-secret': currentWebhookSecret(t.ctx, annotator) };
+}
+
+/**
+ * An in-progress batch for `annotatorId` of `real` queued images and `gold` gold tasks, in a new
+ * workflow and config, as if set up in Label Studio project `lsProjectId` (task i gets Label Studio
+ * id lsProjectId × 100 + i). Returns the ids a webhook test sends: every task's Label Studio id,
+ * the gold and real ones apart, and the fleet's task ids.
+ */
+export async function seedInProgressBatch(t: TestService, o: { annotatorId: number; lsProjectId: number; real: number; gold?: number; prefix: string }) {
+  const gold = o.gold ?? 0;
+  const config = await seedConfig(t);
+  const wf = await seedWorkflow(t, {
+    labelingConfigId: config.id,
+    imagesPerProject: o.real + gold,
+    goldStandardRate: gold ? gold / (o.real + gold) : 0,
+    shuffleImages: false,
+  });
+  await seedItems(t, wf.id, o.real, `${o.prefix}-${wf.id}/`);
+  if (gold) await seedGold(t, config.id, gold);
+  const r = await assignBatch(t.db, { workflowId: wf.id, annotatorId: o.annotatorId, seed: 1 });
+  if (!r.ok) throw new Error(r.message);
+  const { lsProjectId } = o;
+  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', r.assignment.id).execute();
+  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', r.assignment.id).orderBy('position').execute();
+  for (const [i, task] of tasks.entries()) {
+    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
+  }
+  return {
+    assignmentId: r.assignment.id,
+    lsProjectId,
+    lsTaskIds: tasks.map((_, i) => lsProjectId * 100 + i),
+    taskIds: tasks.map((task) => task.id),
+    gold: tasks.flatMap((task, i) => (task.isGold ? [lsProjectId * 100 + i] : [])),
+    real: tasks.flatMap((task, i) => (task.isGold ? [] : [lsProjectId * 100 + i])),
+  };
 }

@@ -4,8 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotator } from '../../src/db/types.ts';
-import { assignBatch } from '../../src/workflows/assign.ts';
-import { seedAnnotator, seedConfig, seedGold, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
+import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -23,32 +22,7 @@ afterAll(async () => t?.close());
 const choice = (c: string) => [{ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: [c] } }];
 
 /** An in-progress batch of `real` images and `gold` gold tasks, with Label Studio ids assigned. */
-async function batch(real: number, gold = 0) {
-  const config = await seedConfig(t);
-  const wf = await seedWorkflow(t, {
-    labelingConfigId: config.id,
-    imagesPerProject: real + gold,
-    goldStandardRate: gold ? gold / (real + gold) : 0,
-    shuffleImages: false,
-  });
-  await seedItems(t, wf.id, real, `wh-${wf.id}/`);
-  if (gold) await seedGold(t, config.id, gold);
-  const r = await assignBatch(t.db, { workflowId: wf.id, annotatorId: annotator.id, seed: 1 });
-  if (!r.ok) throw new Error(r.message);
-  const lsProjectId = ++project;
-  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', r.assignment.id).execute();
-  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', r.assignment.id).orderBy('position').execute();
-  for (const [i, task] of tasks.entries()) {
-    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
-  }
-  return {
-    assignmentId: r.assignment.id,
-    lsProjectId,
-    lsTaskIds: tasks.map((_, i) => lsProjectId * 100 + i),
-    gold: tasks.flatMap((task, i) => (task.isGold ? [lsProjectId * 100 + i] : [])),
-    real: tasks.flatMap((task, i) => (task.isGold ? [] : [lsProjectId * 100 + i])),
-  };
-}
+const batch = (real: number, gold = 0) => seedInProgressBatch(t, { annotatorId: annotator.id, lsProjectId: ++project, real, gold, prefix: 'wh' });
 
 let annotationId = 9000;
 function payload(
