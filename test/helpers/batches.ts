@@ -92,6 +92,19 @@ export function webhookHeaders(t: TestService, annotator: { id: number; startGen
 }
 
 /**
+ * Marks a batch as provisioning would: in progress in Label Studio project `lsProjectId`, task i
+ * (by position) with Label Studio id lsProjectId × 100 + i. Returns its tasks in position order.
+ */
+export async function markProvisioned(t: TestService, assignmentId: number, lsProjectId: number) {
+  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', assignmentId).execute();
+  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', assignmentId).orderBy('position').execute();
+  for (const [i, task] of tasks.entries()) {
+    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
+  }
+  return tasks;
+}
+
+/**
  * An in-progress batch for `annotatorId` of `real` queued images and `gold` gold tasks, in a new
  * workflow and config, as if set up in Label Studio project `lsProjectId` (task i gets Label Studio
  * id lsProjectId × 100 + i). Returns the ids a webhook test sends: every task's Label Studio id,
@@ -111,11 +124,7 @@ export async function seedInProgressBatch(t: TestService, o: { annotatorId: numb
   const r = await assignBatch(t.db, { workflowId: wf.id, annotatorId: o.annotatorId, seed: 1 });
   if (!r.ok) throw new Error(r.message);
   const { lsProjectId } = o;
-  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', r.assignment.id).execute();
-  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', r.assignment.id).orderBy('position').execute();
-  for (const [i, task] of tasks.entries()) {
-    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
-  }
+  const tasks = await markProvisioned(t, r.assignment.id, lsProjectId);
   return {
     assignmentId: r.assignment.id,
     lsProjectId,

@@ -14,7 +14,7 @@ import { configNames } from '../../src/domain/task-data.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { finishOverlap, predictionsFor } from '../../src/workflows/consensus.ts';
 import { exportLines } from '../../src/workflows/export.ts';
-import { IMAGE_CONFIG, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
+import { IMAGE_CONFIG, markProvisioned, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -30,14 +30,8 @@ let annotationId = 70_000;
 /** Starts a batch as provisioning would: in progress, with Label Studio ids; returns its tasks by image. */
 async function start(assignmentId: number) {
   const lsProjectId = ++project;
-  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', assignmentId).execute();
-  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', assignmentId).orderBy('position').execute();
-  const byImage = new Map<string, number>();
-  for (const [i, task] of tasks.entries()) {
-    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
-    byImage.set(task.s3ImageKey, lsProjectId * 100 + i);
-  }
-  return { lsProjectId, byImage };
+  const tasks = await markProvisioned(t, assignmentId, lsProjectId);
+  return { lsProjectId, byImage: new Map(tasks.map((task, i) => [task.s3ImageKey, lsProjectId * 100 + i])) };
 }
 
 /** ANNOTATION_CREATED as Label Studio posts it. */

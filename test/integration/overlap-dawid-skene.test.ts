@@ -10,7 +10,7 @@ import type { Annotator } from '../../src/db/types.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { finishOverlap } from '../../src/workflows/consensus.ts';
 import { fitConsensus } from '../../src/workflows/consensus-fit.ts';
-import { IMAGE_CONFIG, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
+import { IMAGE_CONFIG, markProvisioned, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -25,14 +25,8 @@ let annotationId = 90_000;
 
 async function start(assignmentId: number) {
   const lsProjectId = ++project;
-  await t.db.updateTable('assignments').set({ status: 'in_progress', lsProjectId }).where('id', '=', assignmentId).execute();
-  const tasks = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', assignmentId).orderBy('position').execute();
-  const byImage = new Map<string, number>();
-  for (const [i, task] of tasks.entries()) {
-    await t.db.updateTable('assignmentTasks').set({ lsTaskId: lsProjectId * 100 + i }).where('id', '=', task.id).execute();
-    byImage.set(task.s3ImageKey, lsProjectId * 100 + i);
-  }
-  return { lsProjectId, byImage };
+  const tasks = await markProvisioned(t, assignmentId, lsProjectId);
+  return { lsProjectId, byImage: new Map(tasks.map((task, i) => [task.s3ImageKey, lsProjectId * 100 + i])) };
 }
 
 async function annotate(annotator: Annotator, lsProjectId: number, lsTaskId: number, result: unknown[]) {
