@@ -1,7 +1,8 @@
 /**
- * The reconciler step for annotators' instances (`annotators`): every pass it lists what the
- * backend runs for this fleet, removes orphans, and moves each annotator that needs attention one
- * idempotent action at a time toward its status (decisions in src/domain/instance-decision.ts):
+ * The reconciler step for annotators' instances (`annotators`): when annotators are due and on
+ * every drift sweep it lists what the backend runs for this fleet, removes orphans, and moves each
+ * annotator that needs attention one idempotent action at a time toward its status (decisions in
+ * src/domain/instance-decision.ts):
  *
  *   starting: database → container → healthy → token → route → active (per-phase time limits)
  *   active:   restart what died or vanished (backoff), recreate on a changed spec between batches
@@ -287,8 +288,20 @@ export function annotatorsStep(): ReconcileStep {
 
 async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promise<StepReport> {
   const report: StepReport = { actions: [], errors: [], counts: {} };
-  const settings = await readFleetSettings(ctx);
   const { db } = ctx.database;
+  // Selection (orchestrator/due.ts): the annotators due, and those the list shows a problem
+  // with; every managed annotator on the full resync and on the drift sweep (hand-made changes
+  // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
+  const resyncDue = schedule.resync.due();
+  const full = schedule.driftSweep.due() || resyncDue;
+  const claimed = await claimDue(db, INSTANCE);
+  // The backend's list (one Docker call; on ECS a call per page and per 10 services) shows what no
+  // wake-up reports: instances that died, went unhealthy, or have no annotator (orphans). It is
+  // taken on the drift sweep and the full resync, and when annotators are due (their observed
+  // state); a pass with nothing due asks the backend nothing, and such changes are found by the
+  // next sweep, within DRIFT_SWEEP_MS.
+  if (!full && !claimed.length) return report;
+  const settings = await readFleetSettings(ctx);
   const listedAll = await ctx.backend.list();
   const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
   const listedIds = [...listed.keys()];
@@ -306,12 +319,6 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     }
   }
 
-  // Selection (orchestrator/due.ts): the annotators due, and those the list shows a problem
-  // with; every managed annotator on the full resync and on the drift sweep (hand-made changes
-  // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
-  const resyncDue = schedule.resync.due();
-  const full = schedule.driftSweep.due() || resyncDue;
-  const claimed = await claimDue(db, INSTANCE);
   const claimedLease = new Map(claimed.map((c) => [c.id, c.lease]));
   const running = listedAll.filter((o) => o.state === 'running').map((o) => o.annotatorId);
   const attention = listedAll.filter((o) => o.state !== 'running' || o.health === 'unhealthy').map((o) => o.annotatorId);

@@ -70,6 +70,12 @@ export interface BatchesReport extends StepReport {
 const PARALLEL = 4;
 /** How soon a batch whose Label Studio did not answer is looked at again, at least (decideBatch's retrySeconds). */
 const RETRY_SECONDS = 15;
+/**
+ * When a batch whose attempt failed (Label Studio did not answer, provisioning or completion
+ * failed) is due again: RETRY_SECONDS doubling to 5 min with its failures in a row, so the pass
+ * after a failure does not take the same batches up again.
+ */
+const batchRetryMs = (id: number) => backoffMs(streaks.batches.fail(id), undefined, RETRY_SECONDS * 1000);
 
 async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>) {
   let next = 0;
@@ -268,7 +274,7 @@ export async function runBatchesPass(ctx: AppContext, opts: BatchesPassOptions =
       }
     } catch (err) {
       error(`assignment ${id}: completion failed: ${(err as Error).message}`);
-      batchNext.set(id, later(backoffMs(streaks.batches.fail(id))));
+      batchNext.set(id, later(batchRetryMs(id)));
     }
   });
 
@@ -375,7 +381,7 @@ async function reconcileBatches(
   const { db } = ctx.database;
   const rows = (await loadBatches(db, claimed.map((c) => c.id))).filter((r) => r.status === kind);
   const retry = (id: number, cap?: number) => {
-    const at = Date.now() + backoffMs(streaks.batches.fail(id));
+    const at = Date.now() + batchRetryMs(id);
     next.set(id, new Date(cap === undefined ? at : Math.min(at, cap)));
   };
 

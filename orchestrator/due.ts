@@ -95,11 +95,12 @@ export class FullResync {
 }
 
 /**
- * Retry delay after `failures` failures in a row: 1 s doubling to `maxMs` (the work queue's
- * per-item exponential backoff, as in Kubernetes client-go's ItemExponentialFailureRateLimiter).
+ * Retry delay after `failures` failures in a row: `baseMs` (default 1 s) doubling to `maxMs` (the
+ * work queue's per-item exponential backoff, as in Kubernetes client-go's
+ * ItemExponentialFailureRateLimiter), in ms.
  */
-export function backoffMs(failures: number, maxMs = 5 * 60_000): number {
-  return Math.min(maxMs, 1000 * 2 ** Math.max(0, Math.min(failures - 1, 20)));
+export function backoffMs(failures: number, maxMs = 5 * 60_000, baseMs = 1000): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(failures - 1, 20)));
 }
 
 /** Failures in a row per key, in this process (reset on success): the input of `backoffMs`. */

@@ -30,16 +30,24 @@ interface PassFigures {
   statements: number;
   rowsWritten: number;
   ms: number;
+  /** What the pass wrote: rows per statement (its first 60 characters), when it wrote anything. */
+  wrote?: Record<string, number>;
 }
 
 async function measure(run: () => Promise<unknown>): Promise<PassFigures> {
   const t0 = performance.now();
   const { count } = await countStatements(run);
-  return { statements: count.statements, rowsWritten: count.rowsWritten, ms: Math.round(performance.now() - t0) };
+  const figures: PassFigures = { statements: count.statements, rowsWritten: count.rowsWritten, ms: Math.round(performance.now() - t0) };
+  for (const w of count.writes) {
+    const [, n, text] = /^(\d+) row\(s\): (.*)$/.exec(w)!;
+    const key = text!.slice(0, 60);
+    figures.wrote = { ...figures.wrote, [key]: (figures.wrote?.[key] ?? 0) + Number(n) };
+  }
+  return figures;
 }
 
 const median = (xs: PassFigures[]): PassFigures => {
-  const by = <K extends keyof PassFigures>(k: K) => [...xs].map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const by = (k: 'statements' | 'rowsWritten' | 'ms') => [...xs].map((x) => x[k]).sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   return { statements: by('statements'), rowsWritten: by('rowsWritten'), ms: by('ms') };
 };
 

@@ -4,9 +4,11 @@
  * then sets it up in Label Studio (provision.ts).
  *
  * Two paths (assignBatch). Without a per-annotator rule to hold (no maxProjects, not auto), one
- * read and then the whole reservation in one statement (reserveFull). Otherwise one short
- * transaction under the annotator's lock: one read for every check, the reservation
- * (`claimItems`; repeated only to replace an image it had to leave out), one write of the batch.
+ * read and then the whole reservation in one statement (reserveFull), both on one pool
+ * connection. Otherwise one short transaction under the annotator's lock: one read for every
+ * check, then the same one-statement reservation — or, when the queue cannot fill the batch (or an
+ * image had to be left out), the reservation (`claimItems`; repeated only to replace an image it
+ * had to leave out) and one write of the batch.
  *
  * Concurrency. Items are taken with `FOR UPDATE SKIP LOCKED`, so concurrent assignments of one
  * workflow take disjoint items without waiting for each other; the partial unique index
@@ -376,7 +378,10 @@ async function reserveFast(db: Db, workflowId: number, annotatorId: number, seed
   return assignment && { ok: true, assignment };
 }
 
-/** The general path: under the annotator's lock, every check, then the reservation and the write. */
+/**
+ * The general path: under the annotator's lock, every check, then the whole reservation in one
+ * statement (reserveFull), or when that cannot fill the batch, the reservation and the write.
+ */
 async function reserveLocked(trx: Tx, workflowId: number, annotatorId: number, opts: { auto: boolean; seed: number }): Promise<AssignResult> {
   await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, ${annotatorId})`.execute(trx);
   const ctx = await readContext(trx, workflowId, annotatorId);
@@ -389,9 +394,19 @@ async function reserveLocked(trx: Tx, workflowId: number, annotatorId: number, o
   // Auto-assignment gives an annotator one open batch at a time, whatever the workflow.
   if (opts.auto && ctx.hasOpen) return fail('max_projects', `Annotator ${annotatorId} already has an open batch`);
 
-  const random = seededRandom(opts.seed);
+  // A full batch in one statement, as on the fast path: its items are locked only for that
+  // statement and the commit, not across round trips.
+  const full = fullBatch(workflow, ctx.gold.length);
+  let random = seededRandom(opts.seed);
   const start = workflow.shuffleImages ? random() : 0;
-  const taken = await claimItems(trx, { workflow, annotatorId, want: fullBatch(workflow, ctx.gold.length).real, start });
+  const assignment = await reserveFull(trx, planBatch(workflow, annotatorId, full, ctx.gold, random), { workflow, annotatorId, want: full.real, start });
+  if (assignment) return { ok: true, assignment };
+
+  // The queue cannot fill it (or an image had to be left out): take what there is, and plan the
+  // batch afresh from the same seed.
+  random = seededRandom(opts.seed);
+  if (workflow.shuffleImages) random();
+  const taken = await claimItems(trx, { workflow, annotatorId, want: full.real, start });
   if (!taken.length) return fail('no_items', 'No images available for assignment');
   // A short queue shrinks the batch, and its gold is recounted for the smaller batch.
   const mix = mixGold({ batchSize: workflow.imagesPerProject, rate: workflow.goldStandardRate, realAvailable: taken.length, goldAvailable: ctx.gold.length });
@@ -413,7 +428,9 @@ export async function assignBatch(
   for (let attempt = 1; ; attempt++) {
     const seed = input.seed ?? randomInt(2 ** 31);
     try {
-      const fast = input.auto ? null : await reserveFast(db, input.workflowId, input.annotatorId, seed);
+      // One pool connection for both statements: with a busy pool, the reservation does not queue
+      // for a connection a second time.
+      const fast = input.auto ? null : await db.connection().execute((conn) => reserveFast(conn, input.workflowId, input.annotatorId, seed));
       if (fast) return fast;
       return await db.transaction().execute((trx) => reserveLocked(trx, input.workflowId, input.annotatorId, { auto: !!input.auto, seed }));
     } catch (err) {

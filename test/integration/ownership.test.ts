@@ -12,11 +12,12 @@ import Docker from 'dockerode';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
+import { DRIFT_SWEEP_MS } from '../../orchestrator/annotators-step.ts';
 import { InstanceDatabases } from '../../orchestrator/databases.ts';
 import { fleetNames } from '../../orchestrator/instance-spec.ts';
 import { ForeignResourceError, readInstallation, type Owner } from '../../orchestrator/ownership.ts';
 import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
-import { freePortBase } from '../helpers/process.ts';
+import { freePortBase, waitUntil } from '../helpers/process.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 import { stubImage } from '../helpers/stub-image.ts';
 
@@ -181,6 +182,18 @@ describe('a recreated fleet database meets the annotator databases of the old on
 });
 
 describe('two installations with one namespace on one Docker host', () => {
+  /** Passes of `t` until its orphan sweep (on its drift sweep, every DRIFT_SWEEP_MS) removed annotator `id`'s container. */
+  const sweepOrphan = (t: TestService, id: number) =>
+    waitUntil(
+      `orphan ${id} swept`,
+      async () => {
+        await t.service.reconciler.runOnce({ wait: true });
+        return (await inspectOrNull(names.instance(id))) === null;
+      },
+      DRIFT_SWEEP_MS + 60_000,
+      1000,
+    );
+
   it("each orphan sweep removes its own orphans and leaves the other's containers and route files alone; neither takes the other's container", async () => {
     // Containers for annotators that neither database has: orphans, each of its own installation.
     await a.ctx.backend.ensure(spec(5));
@@ -191,7 +204,7 @@ describe('two installations with one namespace on one Docker host', () => {
       `# labelfleet installation=${ownerB.installationId} annotator=6`,
     );
 
-    await a.service.reconciler.runOnce({ wait: true });
+    await sweepOrphan(a, 5);
     expect(await inspectOrNull(names.instance(5))).toBeNull(); // A's own orphan: swept
     expect(existsSync(path.join(routeDir, `${names.instance(5)}.yml`))).toBe(false);
     expect((await inspectOrNull(names.instance(6)))?.Id).toBe(b6.Id); // B's: left alone
@@ -199,7 +212,7 @@ describe('two installations with one namespace on one Docker host', () => {
 
     await a.ctx.backend.ensure(spec(7));
     const a7 = (await inspectOrNull(names.instance(7)))!;
-    await b.service.reconciler.runOnce({ wait: true });
+    await sweepOrphan(b, 6);
     expect(await inspectOrNull(names.instance(6))).toBeNull(); // B's own orphan: swept
     expect((await inspectOrNull(names.instance(7)))?.Id).toBe(a7.Id); // A's: left alone
     expect(existsSync(path.join(routeDir, `${names.instance(7)}.yml`))).toBe(true);

@@ -58,8 +58,38 @@ describe('an idle reconcile pass', () => {
     expect(large.rowsWritten).toBe(0);
     expect(large.statements).toBe(small.statements);
 
-    // Several idle passes in a row stay idle.
-    for (let i = 0; i < 3; i++) expect((await countStatements(pass)).count).toMatchObject({ rowsWritten: 0, statements: small.statements });
+    // Several idle passes in a row stay idle, and ask the backend (Docker) for nothing: its list
+    // is taken on the drift sweep (at most one of these quick passes) and when annotators are due.
+    const backend = t.ctx.backend;
+    const list = backend.list.bind(backend);
+    let lists = 0;
+    backend.list = () => (lists++, list());
+    try {
+      for (let i = 0; i < 3; i++) expect((await countStatements(pass)).count).toMatchObject({ rowsWritten: 0, statements: small.statements });
+    } finally {
+      backend.list = list;
+    }
+    expect(lists).toBeLessThanOrEqual(1);
+  });
+
+  it('after a pass whose due batches found their Label Studio down, the next passes leave them alone until their retry', async () => {
+    await settle();
+    const due = await t.db
+      .updateTable('assignments')
+      .set({ lsCheckedAt: new Date(Date.now() - 86_400_000), dueAt: new Date() })
+      .where('id', 'in', (eb) => eb.selectFrom('assignments').select('id').where('status', '=', 'in_progress').orderBy('id').limit(5))
+      .returning(['id'])
+      .execute();
+    expect(due).toHaveLength(5);
+    const before = Date.now();
+    const first = (await countStatements(pass)).count;
+    expect(first.rowsWritten).toBeGreaterThan(0);
+    const problems = await t.db.selectFrom('assignments').select(['problemCode', 'dueAt']).where('id', 'in', due.map((d) => d.id)).execute();
+    expect(problems.map((p) => p.problemCode)).toEqual(Array(5).fill('ls_unreachable'));
+    // Retried 15 s on (decideBatch's retrySeconds), not at once: passes a few seconds later are idle.
+    for (const p of problems) expect(p.dueAt!.getTime()).toBeGreaterThanOrEqual(before + 15_000);
+    await new Promise((r) => setTimeout(r, 2_500));
+    for (let i = 0; i < 2; i++) expect((await countStatements(pass)).count).toMatchObject({ rowsWritten: 0, writes: [] });
   });
 
   it('leaves a pending batch of a stopped annotator alone, and takes it up right after the annotator becomes active', async () => {

@@ -23,6 +23,10 @@ describe('backoffMs', () => {
     expect(backoffMs(50, 60_000)).toBe(60_000);
     expect(backoffMs(0)).toBe(1000);
   });
+  it('doubles from a given base (a batch retries from 15 s) up to the cap', () => {
+    expect([1, 2, 3, 5, 6].map((n) => backoffMs(n, undefined, 15_000))).toEqual([15_000, 30_000, 60_000, 240_000, 300_000]);
+    expect(backoffMs(3, 50_000, 15_000)).toBe(50_000);
+  });
 });
 
 describe('instanceNextDue', () => {
