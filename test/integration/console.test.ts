@@ -458,6 +458,28 @@ describe('the console in Chromium', () => {
     const scored = (lowest.body.annotatorScores as { accuracy: number | null }[]).filter((s) => s.accuracy !== null);
     expect(scored.length).toBeGreaterThan(0);
     await expect(page.locator('#chart-accuracy').getAttribute('aria-label')).resolves.toContain(`Lowest accuracy ${(Math.min(...scored.map((s) => s.accuracy!)) * 100).toFixed(1)}%`);
+    // Every bar is named below it (drawn on the chart's canvas: dark text pixels under each bar).
+    const named = await page.locator('#chart-accuracy').evaluate((el) => {
+      const bars = (JSON.parse(el.dataset.series!) as { names: string[] }).names.length;
+      const canvas = el.querySelector('canvas')!;
+      const plot = el.querySelector('.u-over')!.getBoundingClientRect();
+      const box = canvas.getBoundingClientRect();
+      const k = canvas.width / box.width;
+      const top = Math.round((plot.bottom - box.top + 8) * k);
+      const pixels = canvas.getContext('2d')!.getImageData(0, top, canvas.width, canvas.height - top);
+      const darkInColumn = (x: number) => {
+        let n = 0;
+        for (let cx = Math.round(x - 4 * k); cx <= Math.round(x + 4 * k); cx++)
+          for (let y = 0; y < pixels.height; y++) {
+            const i = (y * pixels.width + cx) * 4;
+            if (pixels.data[i + 3]! > 128 && pixels.data[i]! < 140 && pixels.data[i + 1]! < 140 && pixels.data[i + 2]! < 140) n++;
+          }
+        return n;
+      };
+      return { bars, named: Array.from({ length: bars }, (_, i) => darkInColumn((plot.left - box.left + ((i + 0.5) * plot.width) / bars) * k) > 20) };
+    });
+    expect(named.bars).toBeGreaterThan(12);
+    expect(named.named).toEqual(Array(named.bars).fill(true));
     await expect(page.getByText('Nobody is flagged or paused.').isVisible()).resolves.toBe(true);
     await expect(page.locator('.stat', { hasText: 'accuracy threshold' }).locator('.stat-value').textContent()).resolves.toBe('80.0%');
   });
