@@ -113,8 +113,9 @@ export function createApp(ctx: AppContext) {
   });
 
   // Browser hardening for every answer (nosniff, no framing, no referrer). HSTS is the TLS
-  // terminator's call (README "Security"); the docs page sets its own CSP (docs.ts).
-  app.use(secureHeaders({ strictTransportSecurity: false, crossOriginResourcePolicy: 'same-origin' }));
+  // terminator's call (README "Security"); the docs page sets its own CSP (docs.ts). These are
+  // defaults: a header a route set itself (the console's framing and referrer rules) is kept.
+  app.use(secureHeaders({ strictTransportSecurity: false, crossOriginResourcePolicy: 'same-origin', overwrite: false }));
 
   // Before anything reads a body (body-limits.ts).
   app.use(lingerOnUnreadBody());

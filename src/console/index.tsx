@@ -87,6 +87,8 @@ export function consoleRoutes(ctx: AppContext) {
         xFrameOptions: 'DENY',
         referrerPolicy: 'same-origin',
         crossOriginEmbedderPolicy: false,
+        // The TLS terminator's call, as for the API (README "Security").
+        strictTransportSecurity: false,
       }),
     ),
   );
@@ -182,6 +184,12 @@ export function consoleRoutes(ctx: AppContext) {
   app.get('/roles/:id', page(rolePage));
   app.get('/events', page(eventsPage));
   app.get('/settings', page(settingsPage));
+  // Any other console address is a page saying so, in the console's frame, not the API's JSON
+  // (the paths the API serves, and its unknown ones, go on to the API's 404).
+  app.get('*', (c, next) => {
+    if (!CONSOLE_PATHS.test(c.req.path)) return next();
+    throw new AppError(404, `There is no page at ${c.req.path}`);
+  });
 
   // A missing resource or a malformed id is a page saying so, not the API's JSON; anything else is
   // logged and shown as a failure with the request id (never a stack trace).

@@ -111,8 +111,9 @@ export function Page(props: PropsWithChildren<PageProps>) {
               </h2>
               <div data-dialog-body></div>
               <div class="form-actions">
+                {/* Not "Cancel": that is also what some actions are called (cancel a batch, a start). */}
                 <button value="cancel" class="button" data-dialog-cancel>
-                  Cancel
+                  Go back
                 </button>
                 <button value="ok" class="button primary" data-dialog-ok>
                   OK

@@ -7,14 +7,18 @@
  * - the page to return to after sign-in is always on this origin, whatever `next` says, for a
  *   browser that signs in and for one that is already signed in;
  * - a session that ends while a page is open (expired, or signed out in another tab) is said so,
- *   on the sign-in page, and signing in again returns to the page.
+ *   on the sign-in page, and signing in again returns to the page;
+ * - no console answer can be framed (X-Frame-Options DENY and frame-ancestors 'none'): a page of
+ *   another origin that frames the console gets Chromium's error page in its frames.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeContainerEvent } from '../../src/workflows/annotators.ts';
 import { launchBrowser, signIn, watchProblems, type TestBrowser } from '../helpers/browser.ts';
-import { freePort } from '../helpers/process.ts';
+import { freePort, waitUntil } from '../helpers/process.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 const LONG = { timeout: 180_000 };
@@ -199,6 +203,47 @@ describe('the page after sign-in', () => {
       expect(elsewhere).toEqual([]);
     } finally {
       await b.close();
+    }
+  });
+});
+
+describe('framing and browser headers', () => {
+  it('are DENY, same-origin referrers and no HSTS on every kind of console answer', async () => {
+    const cookie = await sessionCookie();
+    const assetPath = (await (await fetch(`${base}/login`)).text()).match(/\/console\/assets\/[\w.-]+\.js/)![0];
+    for (const [path, withSession] of [['/login', false], ['/', true], ['/annotators', true], ['/no-such-page', true], ['/workflows', false], [assetPath, false]] as const) {
+      const res = await fetch(`${base}${path}`, { headers: withSession ? { cookie } : {}, redirect: 'manual' });
+      await res.arrayBuffer();
+      const h = (name: string) => res.headers.get(name);
+      expect([path, h('x-frame-options'), h('referrer-policy'), h('strict-transport-security'), /frame-ancestors 'none'/.test(h('content-security-policy') ?? '')]).toEqual([
+        path,
+        'DENY',
+        'same-origin',
+        null,
+        true,
+      ]);
+    }
+  });
+
+  it('cannot be framed by another site: Chromium shows nothing of the console in the frame', LONG, async () => {
+    // A page of another origin (another port) that frames the sign-in page and the overview.
+    const framer = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end(`<!doctype html><title>framer</title><iframe id="a" src="${base}/login"></iframe><iframe id="b" src="${base}/"></iframe>`);
+    });
+    await new Promise<void>((resolve) => framer.listen(0, '127.0.0.1', resolve));
+    const b = await launchBrowser();
+    const page = await b.context.newPage();
+    try {
+      await signIn(page, base);
+      await page.goto(`http://127.0.0.1:${(framer.address() as AddressInfo).port}/`);
+      const children = () => page.frames().filter((f) => f !== page.mainFrame());
+      // Refused by frame-ancestors / X-Frame-Options, a frame holds Chromium's error page.
+      await waitUntil('both frames to settle', async () => children().length === 2 && children().every((f) => f.url().startsWith('chrome-error://')), 20_000, 100);
+      for (const f of children()) expect(await f.locator('form, nav, main, input').count()).toBe(0);
+    } finally {
+      await b.close();
+      framer.close();
     }
   });
 });

@@ -29,7 +29,7 @@ let browser: TestBrowser;
 let page: Page;
 let problems: string[];
 let base = '';
-const ids = { role: 0, config: 0, workflow: 0, annotator: 0 };
+const ids = { role: 0, config: 0, workflow: 0, annotator: 0, gold: 0 };
 
 const CONFIG_XML = `<View>
   <Image name="image" value="$image"/>
@@ -363,6 +363,84 @@ describe('the console in Chromium', () => {
     expect(stored.v).toBe('0.8');
   });
 
+  it("says 'Required' once at each required field left empty, on every form", LONG, async () => {
+    // Zod's wording for an empty value ("Too small: expected string to have >=1 characters"),
+    // and the field's other checks that an empty value fails too, are one word at the field.
+    await page.goto(`${base}/roles`);
+    await openPanel(page, 'New role');
+    await page.getByRole('form', { name: 'New role' }).getByRole('button', { name: 'Create role' }).click();
+    await page.waitForFunction(() => !document.querySelector('[data-error-for="name"]')?.hasAttribute('hidden'));
+    await expect(fieldError(page, 'form[aria-label="New role"]', 'name').textContent()).resolves.toBe('Required');
+
+    await page.goto(`${base}/annotators`);
+    await openPanel(page, 'New annotator');
+    const annotatorForm = page.getByRole('form', { name: 'New annotator' });
+    await annotatorForm.getByLabel('Email').fill('someone@console.test');
+    await annotatorForm.getByRole('button', { name: 'Create annotator' }).click();
+    await page.waitForFunction(() => !document.querySelector('form[aria-label="New annotator"] [data-error-for="name"]')?.hasAttribute('hidden'));
+    await expect(fieldError(page, 'form[aria-label="New annotator"]', 'name').textContent()).resolves.toBe('Required');
+    await expect(fieldError(page, 'form[aria-label="New annotator"]', 'email').isHidden()).resolves.toBe(true);
+
+    await page.goto(`${base}/gold-tasks/new`);
+    await page.getByLabel('Expected labels (Label Studio result JSON)').fill('');
+    await page.getByRole('button', { name: 'Create gold task' }).click();
+    await page.waitForFunction(() => !document.querySelector('[data-error-for="s3ImageKey"]')?.hasAttribute('hidden'));
+    // The image key fails both "at least 1 character" and "not blank": one word, not both.
+    await expect(fieldError(page, 'form', 's3ImageKey').textContent()).resolves.toBe('Required');
+    await expect(fieldError(page, 'form', 'expectedLabels').textContent()).resolves.toBe('Required');
+    // A whitespace-only key is not empty: the API's own message for it stays.
+    await page.getByLabel('Image key in S3').fill('   ');
+    await page.getByLabel('Expected labels (Label Studio result JSON)').fill(
+      JSON.stringify([{ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: ['cat'] } }]),
+    );
+    await page.getByRole('button', { name: 'Create gold task' }).click();
+    await page.waitForFunction(() => document.querySelector('[data-error-for="s3ImageKey"]')?.textContent === 'must not be blank');
+    await expect(fieldError(page, 'form', 'expectedLabels').isHidden()).resolves.toBe(true);
+    await page.getByLabel('Image key in S3').fill('gold/cat-1.jpg');
+    await page.getByLabel('Labeling config').selectOption({ label: 'Cats and dogs' });
+    await page.getByRole('button', { name: 'Create gold task' }).click();
+    await page.waitForURL(/\/gold-tasks\/\d+$/);
+    ids.gold = Number(page.url().split('/').pop());
+    expect((await t.db.selectFrom('goldTasks').select('s3ImageKey').where('id', '=', ids.gold).executeTakeFirstOrThrow()).s3ImageKey).toBe('gold/cat-1.jpg');
+  });
+
+  it('asks before cancelling a batch with two different buttons: going back keeps it', LONG, async () => {
+    const open = await t.db.selectFrom('assignments').select('id').where('status', '=', 'in_progress').orderBy('id').executeTakeFirstOrThrow();
+    await page.goto(`${base}/batches`);
+    await page.getByRole('button', { name: `Cancel batch ${open.id}`, exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    // Not "Cancel" and "Cancel": the one that cancels the batch says so.
+    await expect(dialog.getByRole('button').allTextContents()).resolves.toEqual(['Go back', `Cancel batch ${open.id}`]);
+    await dialog.getByRole('button', { name: 'Go back' }).click();
+    await dialog.waitFor({ state: 'hidden' });
+    expect((await t.db.selectFrom('assignments').select('status').where('id', '=', open.id).executeTakeFirstOrThrow()).status).toBe('in_progress');
+    await page.getByRole('button', { name: `Cancel batch ${open.id}`, exact: true }).click();
+    await dialog.getByRole('button', { name: `Cancel batch ${open.id}`, exact: true }).click();
+    await page.locator('[data-toast]', { hasText: `Cancel batch ${open.id}: done.` }).waitFor();
+    await page.locator(`tr[data-batch="${open.id}"] .badge`, { hasText: 'cancelled' }).waitFor();
+    expect((await t.db.selectFrom('assignments').select('status').where('id', '=', open.id).executeTakeFirstOrThrow()).status).toBe('cancelled');
+  });
+
+  it('shows an unknown address as a console page saying so; the API keeps its JSON 404', LONG, async () => {
+    // A page of its own: the shared page's watcher counts every 404 document as a problem.
+    const p = await browser.context.newPage();
+    try {
+      for (const path of ['/no-such-page', '/annotators/12/extra', '/workflows/new/x']) {
+        const res = await p.goto(`${base}${path}`);
+        expect([path, res?.status(), res?.headers()['content-type']]).toEqual([path, 404, 'text/html; charset=UTF-8']);
+        await expect(p.getByRole('heading', { level: 1 }).textContent()).resolves.toBe('Not found');
+        await expect(p.locator('main').textContent()).resolves.toContain(`There is no page at ${path}.`);
+        await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Annotators' }).waitFor();
+      }
+      await expectAccessible(p, 'the not-found page');
+      const api = await p.request.get(`${base}/api/no-such-thing`);
+      expect([api.status(), await api.json()]).toEqual([404, { error: 'No route for GET /api/no-such-thing' }]);
+    } finally {
+      await p.close();
+    }
+  });
+
   it('draws the workflow graph and the quality page', LONG, async () => {
     await page.goto(`${base}/workflows`);
     const nodes = page.locator('svg.graph a.node');
@@ -380,6 +458,28 @@ describe('the console in Chromium', () => {
     const scored = (lowest.body.annotatorScores as { accuracy: number | null }[]).filter((s) => s.accuracy !== null);
     expect(scored.length).toBeGreaterThan(0);
     await expect(page.locator('#chart-accuracy').getAttribute('aria-label')).resolves.toContain(`Lowest accuracy ${(Math.min(...scored.map((s) => s.accuracy!)) * 100).toFixed(1)}%`);
+    // Every bar is named below it (drawn on the chart's canvas: dark text pixels under each bar).
+    const named = await page.locator('#chart-accuracy').evaluate((el) => {
+      const bars = (JSON.parse(el.dataset.series!) as { names: string[] }).names.length;
+      const canvas = el.querySelector('canvas')!;
+      const plot = el.querySelector('.u-over')!.getBoundingClientRect();
+      const box = canvas.getBoundingClientRect();
+      const k = canvas.width / box.width;
+      const top = Math.round((plot.bottom - box.top + 8) * k);
+      const pixels = canvas.getContext('2d')!.getImageData(0, top, canvas.width, canvas.height - top);
+      const darkInColumn = (x: number) => {
+        let n = 0;
+        for (let cx = Math.round(x - 4 * k); cx <= Math.round(x + 4 * k); cx++)
+          for (let y = 0; y < pixels.height; y++) {
+            const i = (y * pixels.width + cx) * 4;
+            if (pixels.data[i + 3]! > 128 && pixels.data[i]! < 140 && pixels.data[i + 1]! < 140 && pixels.data[i + 2]! < 140) n++;
+          }
+        return n;
+      };
+      return { bars, named: Array.from({ length: bars }, (_, i) => darkInColumn((plot.left - box.left + ((i + 0.5) * plot.width) / bars) * k) > 20) };
+    });
+    expect(named.bars).toBeGreaterThan(12);
+    expect(named.named).toEqual(Array(named.bars).fill(true));
     await expect(page.getByText('Nobody is flagged or paused.').isVisible()).resolves.toBe(true);
     await expect(page.locator('.stat', { hasText: 'accuracy threshold' }).locator('.stat-value').textContent()).resolves.toBe('80.0%');
   });
@@ -433,6 +533,7 @@ describe('every page', () => {
     `/labeling-configs/${ids.config}`,
     '/gold-tasks',
     '/gold-tasks/new',
+    `/gold-tasks/${ids.gold}`,
     '/roles',
     `/roles/${ids.role}`,
     '/events',

@@ -29,7 +29,10 @@ async function showPassword(username: string, password: string) {
 async function run(button: HTMLButtonElement) {
   const { method = 'POST', url, body, confirm, then, show } = button.dataset;
   if (!url) return;
-  if (confirm && !(await confirmDialog(confirm, button.textContent?.trim() || 'OK'))) return;
+  // What the button does, by its accessible name ("Cancel batch 12", "Stop Ada"), so the
+  // dialog's confirm button and the toast say exactly what was done.
+  const action = button.getAttribute('aria-label') || button.textContent?.trim() || 'OK';
+  if (confirm && !(await confirmDialog(confirm, action))) return;
   button.disabled = true;
   try {
     const r = await api(method, url, body ? JSON.parse(body) : undefined);
@@ -39,7 +42,7 @@ async function run(button: HTMLButtonElement) {
     }
     if (show === 'password') await showPassword(r.body.username, r.body.password);
     if (then) return location.assign(then);
-    toast(`${button.textContent?.trim() || 'Done'}: done.`);
+    toast(`${action}: done.`);
     await refreshLive();
     followProgress();
   } catch (err) {

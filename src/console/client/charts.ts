@@ -22,11 +22,23 @@ function bars() {
   return uPlot.paths.bars!({ size: [0.7, 48], gap: 2 });
 }
 
+/** Above this many bars, category labels are turned to read upwards (each bar keeps its name). */
+const UPRIGHT_LABELS_ABOVE = 12;
+/** The room turned labels need: the longest one, about 6.5 px per character at 12 px. */
+const uprightSize = (labels: string[]) => 14 + 6.5 * Math.max(0, ...labels.map((l) => l.length));
+
 function categorical(labels: string[]): Partial<uPlot.Options> {
+  const upright = labels.length > UPRIGHT_LABELS_ABOVE;
   return {
     scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
     axes: [
-      { ...AXIS, splits: () => labels.map((_, i) => i), values: (_u, splits) => splits.map((i) => labels[i] ?? ''), gap: 4 },
+      {
+        ...AXIS,
+        splits: () => labels.map((_, i) => i),
+        values: (_u, splits) => splits.map((i) => labels[i] ?? ''),
+        gap: 4,
+        ...(upright ? { rotate: 90, size: uprightSize(labels) } : {}),
+      },
       COUNT_AXIS,
     ],
   };
@@ -61,12 +73,14 @@ function options(kind: string, raw: unknown, width: number): { opts: uPlot.Optio
   }
   if (kind === 'accuracy') {
     const { threshold, names, values } = raw as { threshold: number; names: string[]; values: number[] };
-    const short = names.map((n) => (n.length > 10 ? `${n.slice(0, 9)}…` : n));
+    // Names as long as fit a bar's axis label; the full name is in the legend on hover.
+    const short = names.map((n) => (n.length > 24 ? `${n.slice(0, 23)}…` : n));
     return {
       opts: {
         ...base,
-        height: 260,
-        ...categorical(names.length > 16 ? names.map(() => '') : short),
+        // The plot keeps its height when the names below it are turned.
+        height: 260 + (short.length > UPRIGHT_LABELS_ABOVE ? uprightSize(short) : 0),
+        ...categorical(short),
         scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, 100] } },
         series: [
           { label: 'Annotator', value: (_u, v) => names[v] ?? '' },

@@ -58,16 +58,42 @@ export function collect(form: HTMLFormElement): { body: Record<string, unknown>;
   return { body, problems };
 }
 
-/** Turns an error response's `details` into messages per field (zod issues and our own). */
+export const REQUIRED = 'Required';
+
+/**
+ * Zod's own wording for a value left out or empty ("Too small: expected string to have >=1
+ * characters", "Invalid input: expected number, received undefined") said as a form says it. Our
+ * own messages (a custom "must not be empty", a range) are kept as the API wrote them.
+ */
+function plainMessage(issue: { code?: unknown; message?: unknown; minimum?: unknown }): string {
+  const message = String(issue.message ?? 'is not valid');
+  if (issue.code === 'too_small' && issue.minimum === 1 && /^Too small: expected (string|array) to have >=1 /.test(message)) return REQUIRED;
+  if (issue.code === 'invalid_type' && /received undefined$/.test(message)) return REQUIRED;
+  return message;
+}
+
+/**
+ * Turns an error response's `details` into messages per field (zod issues and our own). A field
+ * that is required says only that (an empty value also fails the field's other checks), and a
+ * message is said once.
+ */
 export function problemsOf(details: unknown): FieldProblem[] {
   if (!Array.isArray(details)) return [];
-  return details.map((d) => {
-    const issue = (d ?? {}) as { path?: unknown[]; message?: unknown; line?: unknown; column?: unknown };
+  const problems = details.map((d) => {
+    const issue = (d ?? {}) as { path?: unknown[]; message?: unknown; line?: unknown; column?: unknown; code?: unknown; minimum?: unknown };
     const path = Array.isArray(issue.path) ? issue.path : [];
     const where = typeof issue.line === 'number' ? `Line ${issue.line}, column ${issue.column}: ` : '';
     const rest = path.slice(1).map(String).join('.');
-    const message = `${where}${rest ? `${rest}: ` : ''}${String(issue.message ?? 'is not valid')}`;
+    const message = `${where}${rest ? `${rest}: ` : ''}${plainMessage(issue)}`;
     return { field: typeof path[0] === 'string' ? path[0] : null, message };
+  });
+  const required = new Set(problems.filter((p) => p.message === REQUIRED).map((p) => p.field));
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${p.field}\u0000${p.message}`;
+    if (seen.has(key) || (required.has(p.field) && p.message !== REQUIRED)) return false;
+    seen.add(key);
+    return true;
   });
 }
 
