@@ -11,7 +11,7 @@
  */
 import { sql } from 'kysely';
 import pg from 'pg';
-import { annotatorRows, filterAnnotators } from '../../src/db/annotator-list.ts';
+import { annotatorJsonRows, filterAnnotators } from '../../src/db/annotator-list.ts';
 import { annotatorTotal, countAnnotators } from '../../src/db/counts.ts';
 import type { Db } from '../../src/db/index.ts';
 import { listPageQuery } from '../../src/db/list-page.ts';
@@ -74,7 +74,7 @@ export default async function bench() {
     const opts = { count: 2_000, concurrency: 4, maxMs: 30_000 };
     // The statement the route runs (the same builders compile it: the page with its total from
     // the counter), and the exact count(*) the route used to run beside it.
-    const page = listPageQuery(filterAnnotators(db, {}), annotatorRows, { limit: 100, offset: 0 }, annotatorTotal(db, {})).compile();
+    const page = listPageQuery(filterAnnotators(db, {}), annotatorJsonRows, { limit: 100, offset: 0 }, annotatorTotal(db, {})).compile();
     const countStar = filterAnnotators(db, {}).select(sql<number>`count(*)::int`.as('n')).compile();
     const counter = db
       .selectFrom('annotatorCounts')

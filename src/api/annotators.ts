@@ -6,10 +6,11 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { secretPrefix, type SecretBox } from '../crypto.ts';
-import { annotatorRows, filterAnnotators, type AnnotatorApiRow } from '../db/annotator-list.ts';
+import { annotatorJsonRows, filterAnnotators, type AnnotatorApiRow } from '../db/annotator-list.ts';
 import { annotatorTotal } from '../db/counts.ts';
 import { listPage } from '../db/list-page.ts';
 import type { Executor } from '../db/index.ts';
+import type { JsonText } from '../db/json-text.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
   createAnnotators,
@@ -30,6 +31,7 @@ import {
   isoRequired,
   jsonBody,
   jsonContent,
+  jsonText,
   nonEmpty,
   PaginationQuery,
   setTotal,
@@ -106,6 +108,19 @@ export const toAnnotator = (a: AnnotatorApiRow, secrets: SecretBox) => ({
   role: a.roleId !== null && a.roleName !== null ? { id: a.roleId, name: a.roleName, color: a.roleColor } : null,
 });
 
+type AnnotatorJson = ReturnType<typeof toAnnotator>;
+
+/**
+ * An annotator's JSON from a row of annotatorJsonRows: PostgreSQL's text as it is, or, when the
+ * annotator holds a sealed token, with `apiToken` set to its prefix (as toAnnotator shows it).
+ */
+function annotatorJson(row: { json: string; apiTokenEnc: string | null }, secrets: SecretBox): JsonText<AnnotatorJson> {
+  if (row.apiTokenEnc === null) return row.json;
+  const a = JSON.parse(row.json) as AnnotatorJson;
+  a.apiToken = tokenPrefix(secrets, row.apiTokenEnc);
+  return JSON.stringify(a);
+}
+
 const Fields = {
   name: z.string().trim().min(1).max(255),
   email: z.email().max(255),
@@ -158,12 +173,9 @@ export function annotatorRoutes(ctx: AppContext) {
     async (c) => {
       const q = c.req.valid('query');
       const filter = { status: q.status, roleId: q.roleId };
-      const { rows, total } = await listPage(db, filterAnnotators(db, filter), annotatorRows, q, annotatorTotal(db, filter));
+      const { rows, total } = await listPage(db, filterAnnotators(db, filter), annotatorJsonRows, q, annotatorTotal(db, filter));
       setTotal(c, total);
-      return c.json(
-        rows.map((r) => toAnnotator(r, secrets)),
-        200,
-      );
+      return jsonText<AnnotatorJson[]>(c, `[${rows.map((r) => annotatorJson(r, secrets)).join(',')}]`);
     },
   );
 

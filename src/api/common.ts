@@ -1,6 +1,8 @@
 /** Building blocks every route file shares: ids, pagination, errors, list responses. */
 import { z } from '@hono/zod-openapi';
-import type { Context } from 'hono';
+import type { Context, TypedResponse } from 'hono';
+import type { JSONParsed } from 'hono/utils/types';
+import type { JsonText } from '../db/json-text.ts';
 
 export const MAX_INT = 2_147_483_647;
 
@@ -56,6 +58,14 @@ export const errors = {
   404: errorResponse('Not found'),
   409: errorResponse('Conflict'),
 } as const;
+
+/**
+ * A 200 whose body is JSON already serialized (kept or built whole elsewhere, e.g. by PostgreSQL),
+ * sent as c.json sends it (same Content-Type) and typed as c.json(value of type T) would be, so
+ * the route's response schema still checks it.
+ */
+export const jsonText = <T>(c: Context, text: JsonText<T>) =>
+  c.body(text, 200, { 'Content-Type': 'application/json' }) as unknown as Response & TypedResponse<JSONParsed<T>, 200, 'json'>;
 
 export const jsonBody = <T extends z.ZodType>(schema: T, description = 'Request body') => ({
   body: { content: { 'application/json': { schema } }, required: true, description },

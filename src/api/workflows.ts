@@ -6,7 +6,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { sql } from 'kysely';
 import type { AppContext } from '../context.ts';
-import { loadGraph } from '../db/graph-stats.ts';
+import { currentGraph } from '../db/graph-stats.ts';
 import type { Executor } from '../db/index.ts';
 import {
   findWorkflow,
@@ -18,7 +18,6 @@ import {
   type WorkflowRow,
 } from '../db/workflows.ts';
 import {
-  Coalesced,
   findChainCycle,
   traceChain,
   workflowRuleIssues,
@@ -33,6 +32,7 @@ import {
   isoRequired,
   jsonBody,
   jsonContent,
+  jsonText,
   MAX_INT,
   nonEmpty,
   PaginationQuery,
@@ -455,7 +455,6 @@ async function createOne(trx: Executor, body: CreateWorkflowInput, path: Path): 
 export function workflowRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
-  const graph = new Coalesced(() => loadGraph(db, ctx.logger));
 
   app.openapi(
     createRoute({
@@ -491,7 +490,7 @@ export function workflowRoutes(ctx: AppContext) {
         '(0 when none, at most 1, 4 decimals).',
       responses: { 200: jsonContent(GraphSchema, 'Graph'), 401: errors[401] },
     }),
-    async (c) => c.json(await graph.get(), 200),
+    async (c) => jsonText(c, (await currentGraph(db, ctx.logger)).json),
   );
 
   app.openapi(

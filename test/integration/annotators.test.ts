@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
 import { transitionAnnotator } from '../../src/workflows/annotators.ts';
@@ -324,6 +325,55 @@ describe('annotators: list', () => {
     const all = await t.json('GET', '/api/annotators?limit=500');
     expect(all.body.every((a: { status: string }) => a.status !== 'deleted')).toBe(true);
     expect(Number(all.headers.get('x-total-count'))).toBe(all.body.length);
+  });
+
+  it('lists each annotator exactly as its own page shows it, whatever its fields hold', async () => {
+    // The list's JSON is built by PostgreSQL, the single annotator's by the service: every kind of
+    // value must come out the same — null and set fields, a role or none, a sealed token (its
+    // prefix) or one sealed under another key (null), text that JSON escapes, sub-millisecond times.
+    const role = await createRole();
+    const plain = await createAnnotator();
+    const full = await createAnnotator({ roleId: role.id, notes: 'quote " backslash \\ tab \t newline \n nul-ish \u0001 emoji 🎯 <b>é</b>' });
+    const odd = await createAnnotator({ name: 'Zoë "Z" O\'Neil', roleId: role.id });
+    await t.db
+      .updateTable('annotators')
+      .set({
+        status: 'active',
+        containerId: 'c0ffee',
+        containerIp: '10.0.0.7',
+        containerPort: 8080,
+        databaseName: 'ls_full',
+        lsUserId: 42,
+        rejectionCount: 3,
+        reviewedCount: 9,
+        autoAssignPaused: true,
+        apiTokenEnc: t.ctx.secrets.encrypt('lstoken-abcdef0123456789'),
+        lastActiveAt: sql<Date>`'2026-03-04 05:06:07.891999+00'::timestamptz`,
+      })
+      .where('id', '=', full.id)
+      .execute();
+    await t.db
+      .updateTable('annotators')
+      .set({ apiTokenEnc: 'v1.bm9wZQ==.bm9wZQ==.bm9wZQ==', updatedAt: sql<Date>`'1999-12-31 23:59:59.999999+00'::timestamptz` })
+      .where('id', '=', odd.id)
+      .execute();
+
+    const list = await t.request('GET', '/api/annotators?limit=500');
+    expect(list.status).toBe(200);
+    expect(list.headers.get('content-type')).toMatch(/^application\/json/);
+    const listed = (await list.json()) as { id: number }[];
+    const ids = [plain.id, full.id, odd.id];
+    for (const id of ids) {
+      const { assignments, ...detail } = (await t.json('GET', `/api/annotators/${id}`)).body;
+      expect(assignments).toEqual([]);
+      const entry = listed.find((a) => a.id === id);
+      expect(entry).toEqual(detail);
+      expect(Object.keys(entry!)).toEqual(Object.keys(detail));
+    }
+    const byId = new Map(listed.map((a) => [a.id, a as Record<string, unknown>]));
+    expect(byId.get(full.id)).toMatchObject({ apiToken: 'lstoke…', lastActiveAt: '2026-03-04T05:06:07.891Z', role: { id: role.id, name: role.name, color: '#3B82F6' } });
+    expect(byId.get(odd.id)).toMatchObject({ apiToken: null, updatedAt: '1999-12-31T23:59:59.999Z', name: 'Zoë "Z" O\'Neil' });
+    expect(byId.get(plain.id)).toMatchObject({ apiToken: null, role: null, lastActiveAt: null, notes: null });
   });
 
   it('validates filters, limit and offset', async () => {

@@ -4,12 +4,11 @@
  * (errors at their fields, from the API's details), pause / resume, manual assignment, delete.
  */
 import { findWorkflow, workflowOptions, type WorkflowRow } from '../../db/workflows.ts';
-import { loadGraph } from '../../db/graph-stats.ts';
+import { currentGraph, type Graph } from '../../db/graph-stats.ts';
 import { assignableAnnotators } from '../../db/annotators.ts';
 import { listAssignments } from '../../db/assignments.ts';
 import { labelingConfigOptions, roleOptions } from '../../db/catalog.ts';
-import { Coalesced, type WorkflowNode } from '../../domain/workflow-graph.ts';
-import type { AppContext } from '../../context.ts';
+import type { WorkflowNode } from '../../domain/workflow-graph.ts';
 import { raw } from 'hono/html';
 import {
   ActionButton,
@@ -107,36 +106,12 @@ export function GraphSvg({ layout }: { layout: GraphLayout }) {
   );
 }
 
-type Graph = Awaited<ReturnType<typeof loadGraph>>;
-
-/**
- * The graph with its stats, one computation shared by concurrent requests (as GET /api/workflows/graph
- * does). A computation equal to the previous one returns the previous object, so the rendering
- * cached for it (graphRegion) serves until something in the graph changes.
- */
-const graphs = new WeakMap<AppContext, Coalesced<Graph>>();
-function sharedGraph(ctx: AppContext) {
-  let g = graphs.get(ctx);
-  if (!g) {
-    let last: { graph: Graph; json: string } | undefined;
-    g = new Coalesced(async () => {
-      const graph = await loadGraph(ctx.database.db, ctx.logger);
-      const json = JSON.stringify(graph);
-      if (last?.json === json) return last.graph;
-      last = { graph, json };
-      return graph;
-    });
-    graphs.set(ctx, g);
-  }
-  return g.get();
-}
-
 /** Flows (connected parts of the graph) drawn per page; a search narrows to the flows that match. */
 export const FLOWS_PER_PAGE = 20;
 
 /**
  * The graph region (diagram, pager, table) of one graph computation and one window, as HTML.
- * Requests served by the same computation (sharedGraph coalesces concurrent ones) share its
+ * Requests served by the same graph state (currentGraph returns one object per state) share its
  * rendering too; a few windows (searches, pages) are kept per computation.
  */
 const regions = new WeakMap<object, Map<string, string>>();
@@ -201,7 +176,7 @@ async function graphRegion(graph: Graph, q: string, page: { limit: number; offse
 export async function workflowsPage(p: PageContext) {
   const q = (p.query.q ?? '').trim().slice(0, 200);
   const page = pageParams(p.query, FLOWS_PER_PAGE);
-  const region = await graphRegion(await sharedGraph(p.ctx), q, page);
+  const region = await graphRegion((await currentGraph(p.ctx.database.db, p.ctx.logger)).graph, q, page);
   return p.render({
     title: 'Workflows',
     nav: 'workflows',
