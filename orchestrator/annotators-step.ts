@@ -564,7 +564,12 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { again: false };
 
     case 'ensure-database': {
-      const result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
+      // The instance needs its database only once it runs: it is created (not started) meanwhile.
+      // Best effort — the container phase creates whatever this did not and reports its errors.
+      const creating = ctx.backend.create?.(specFor(ctx, row, settings)).catch((err: unknown) => {
+        ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
+      });
+      const [result] = await Promise.all([ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration)), creating]);
       const name = ctx.instanceDatabases.name(row.id);
       faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;

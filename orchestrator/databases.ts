@@ -69,7 +69,7 @@ export class InstanceDatabases {
 
   get #db(): pg.Pool {
     if (!this.#pool) {
-      this.#pool = new pg.Pool({ connectionString: this.#requireUrl(), max: 2, connectionTimeoutMillis: 5_000 });
+      this.#pool = new pg.Pool({ connectionString: this.#requireUrl(), max: 4, connectionTimeoutMillis: 5_000 });
       this.#pool.on('error', () => {});
     }
     return this.#pool;
@@ -80,12 +80,26 @@ export class InstanceDatabases {
     this.#owner = owner;
   }
 
-  /** The role's and database's marks (installation ids; undefined when unmarked) and the database's owner; null when absent. */
-  async marks(name: string) {
-    const { rows } = await this.#db.query<{ role: boolean; role_mark: string | null; database: boolean; database_mark: string | null; database_owner: string | null }>(
+  /**
+   * One read of everything ensure() decides on: whether role and database exist, their marks
+   * (COMMENT), the database's owner, and whether the connected user is a superuser or a member of
+   * the role (needed to make the role an owner).
+   */
+  async #state(name: string) {
+    const { rows } = await this.#db.query<{
+      role: boolean;
+      role_mark: string | null;
+      database: boolean;
+      database_mark: string | null;
+      database_owner: string | null;
+      super: boolean;
+      member: boolean;
+    }>(
       `SELECT r.oid IS NOT NULL AS role, shobj_description(r.oid, 'pg_authid') AS role_mark,
               d.oid IS NOT NULL AS database, shobj_description(d.oid, 'pg_database') AS database_mark,
-              pg_get_userbyid(d.datdba) AS database_owner
+              pg_get_userbyid(d.datdba) AS database_owner,
+              (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS super,
+              COALESCE(pg_has_role(current_user, r.oid, 'MEMBER'), false) AS member
          FROM (SELECT 1) one
          LEFT JOIN pg_roles r ON r.rolname = $1
          LEFT JOIN pg_database d ON d.datname = $1`,
@@ -95,7 +109,15 @@ export class InstanceDatabases {
     return {
       role: r.role ? { installation: markedInstallation(r.role_mark) } : null,
       database: r.database ? { installation: markedInstallation(r.database_mark), owner: r.database_owner } : null,
+      superuser: r.super,
+      member: r.member,
     };
+  }
+
+  /** The role's and database's marks (installation ids; undefined when unmarked) and the database's owner; null when absent. */
+  async marks(name: string) {
+    const { role, database } = await this.#state(name);
+    return { role, database };
   }
 
   /** The database is ours: marked so, or unmarked but owned by our own marked role (a crash before its COMMENT). */
@@ -107,16 +129,17 @@ export class InstanceDatabases {
 
   /**
    * Throws ForeignResourceError when the role or database of that name is not this installation's;
-   * returns whether each must be marked (exists, ours, no mark yet).
+   * returns the state read (#state) and whether each must be marked (exists, ours, no mark yet).
    */
-  async #checkOwnership(annotatorId: number, name: string): Promise<{ markRole: boolean; markDatabase: boolean }> {
-    const m = await this.marks(name);
+  async #checkOwnership(annotatorId: number, name: string) {
+    const m = await this.#state(name);
     const remedy =
       'If it belongs to an installation that is gone (a recreated fleet database), drop it or restore that fleet database; otherwise give this fleet its own FLEET_NAMESPACE. See README "Moving or restoring an installation".';
     const roleOurs = !m.role || isOurs(this.#owner, m.role.installation);
     if (!roleOurs) throw new ForeignResourceError(foreignMessage(`PostgreSQL role ${name}`, m.role!.installation, remedy));
     if (!this.#databaseOurs(m, name)) throw new ForeignResourceError(foreignMessage(`Label Studio database ${name} (annotator ${annotatorId})`, m.database!.installation, remedy));
     return {
+      state: m,
       markRole: !!this.#owner && m.role !== null && m.role.installation === undefined,
       markDatabase: !!this.#owner && m.database !== null && m.database.installation === undefined,
     };
@@ -137,23 +160,30 @@ export class InstanceDatabases {
     return { host, port, name, user: name };
   }
 
-  /** Creates what is missing and sets the role's password for this start. */
-  async ensure(annotatorId: number, password: string): Promise<EnsureResult> {
+  /**
+   * Creates what is missing and, given `password`, sets it as the role's (at each start: the
+   * password derived for that start). Without one — preparing ahead of a start — a role created
+   * here has no password and cannot log in until a start sets it. When role and database both
+   * exist (prepared ahead, or started before) this is two round trips: one read, then one
+   * multi-statement write (one implicit transaction) of the password, marks, owner and privileges.
+   */
+  async ensure(annotatorId: number, password?: string): Promise<EnsureResult> {
     const name = this.name(annotatorId);
     const ident = quoteIdent(name);
     const db = this.#db;
-    const verifier = quoteLiteral(scramVerifier(password));
+    const verifier = password === undefined ? null : quoteLiteral(scramVerifier(password));
     const result: EnsureResult = { createdRole: false, createdDatabase: false };
     // Nothing is changed before both are known to be ours.
-    const marks = await this.#checkOwnership(annotatorId, name);
+    const { state, markRole, markDatabase } = await this.#checkOwnership(annotatorId, name);
     const mark = this.#owner ? quoteLiteral(markText(this.#owner, annotatorId)) : null;
 
-    const role = await db.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
-    if (role.rowCount === 0) {
+    if (!state.role) {
       const client = await db.connect();
       try {
         await client.query('BEGIN');
-        await client.query(`CREATE ROLE ${ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD ${verifier}`);
+        await client.query(
+          `CREATE ROLE ${ident} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 50 PASSWORD ${verifier ?? 'NULL'}`,
+        );
         if (mark) await client.query(`COMMENT ON ROLE ${ident} IS ${mark}`);
         await client.query('COMMIT');
         result.createdRole = true;
@@ -164,20 +194,11 @@ export class InstanceDatabases {
       } finally {
         client.release();
       }
-    } else if (marks.markRole && mark) {
-      await db.query(`COMMENT ON ROLE ${ident} IS ${mark}`);
     }
-    // Only LOGIN and PASSWORD: changing other attributes needs a superuser (not so on RDS).
-    if (!result.createdRole) await db.query(`ALTER ROLE ${ident} LOGIN PASSWORD ${verifier}`);
-
-    const database = await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     // A non-superuser admin (CREATEROLE + CREATEDB, e.g. RDS) must be a member of a role to make it an owner.
-    const me = await db.query<{ super: boolean; member: boolean }>(
-      'SELECT rolsuper AS super, pg_has_role(current_user, $1, \'MEMBER\') AS member FROM pg_roles WHERE rolname = current_user',
-      [name],
-    );
-    if (me.rows[0] && !me.rows[0].super && !me.rows[0].member) await db.query(`GRANT ${ident} TO CURRENT_USER`);
-    if (database.rowCount === 0) {
+    const grantMember = state.superuser || state.member ? [] : [`GRANT ${ident} TO CURRENT_USER`];
+    if (!state.database) {
+      if (grantMember.length) await db.query(grantMember.pop()!);
       try {
         await db.query(`CREATE DATABASE ${ident} OWNER ${ident} ENCODING 'UTF8' TEMPLATE template0`);
         result.createdDatabase = true;
@@ -186,10 +207,18 @@ export class InstanceDatabases {
         if (code !== '42P04' && code !== '23505') throw err; // created concurrently
       }
     }
-    if (!result.createdDatabase) await db.query(`ALTER DATABASE ${ident} OWNER TO ${ident}`);
-    if (mark && (result.createdDatabase || marks.markDatabase)) await db.query(`COMMENT ON DATABASE ${ident} IS ${mark}`);
-    await db.query(`REVOKE ALL ON DATABASE ${ident} FROM PUBLIC`);
-    await db.query(`GRANT CONNECT, TEMPORARY ON DATABASE ${ident} TO ${ident}`);
+    const statements = [
+      // Only LOGIN and PASSWORD: changing other attributes needs a superuser (not so on RDS).
+      ...(verifier && !result.createdRole ? [`ALTER ROLE ${ident} LOGIN PASSWORD ${verifier}`] : []),
+      ...(mark && markRole ? [`COMMENT ON ROLE ${ident} IS ${mark}`] : []),
+      ...grantMember,
+      ...(!result.createdDatabase && state.database?.owner !== name ? [`ALTER DATABASE ${ident} OWNER TO ${ident}`] : []),
+      ...(mark && (result.createdDatabase || markDatabase) ? [`COMMENT ON DATABASE ${ident} IS ${mark}`] : []),
+      `REVOKE ALL ON DATABASE ${ident} FROM PUBLIC`,
+      `GRANT CONNECT, TEMPORARY ON DATABASE ${ident} TO ${ident}`,
+    ];
+    // No parameters: the simple protocol runs them in one round trip, as one transaction.
+    await db.query(statements.join(';\n'));
     return result;
   }
 

@@ -41,23 +41,41 @@ const REMOVE_WAIT_MS = 15_000;
 const STOP_GRACE_SECONDS = 10;
 
 const SECOND_NS = 1e9;
+/** How long one health probe waits, during a boot, for Label Studio to answer (seconds). */
+const BOOT_WAIT_SECONDS = 60;
 /**
- * The container health check. Traefik's docker provider routes only to containers Docker reports
- * healthy, so the check's interval is how long a booted Label Studio waits for its route: the
- * image's 10 s would be most of the fleet's start overhead. Every 2 s instead, with a check that
- * costs a bash and one loopback request (not a Python start-up), and 10 retries so a Label Studio
- * busy for a few seconds is not declared unhealthy (and restarted) too eagerly. StartInterval is
- * used by Docker ≥ 25 during the start period and ignored by older engines.
+ * The container health check's script (bash; no Python start-up). Traefik's docker provider routes
+ * only to containers Docker reports healthy, so the moment Docker flips to healthy is when a booted
+ * Label Studio gets its route. Docker 20.10 probes every Interval and ignores StartInterval (Docker
+ * >= 25), which left a booted instance waiting up to one Interval for its route. So until the
+ * first success of this boot, one probe waits for Label Studio itself: it tries /health/ every
+ * 0.1 s (a refused connect costs no fork) for up to BOOT_WAIT_SECONDS and succeeds as soon as
+ * Label Studio answers. Then it writes the boot's identity (PID 1's start time, /proc/1/stat
+ * field 22) to a marker, and later probes are one request bounded by `timeout 5`, as before. A
+ * container restarted by Docker has a new PID 1, so it waits afresh. Should /tmp not be
+ * writable, every probe waits (a failing check then takes up to BOOT_WAIT_SECONDS).
+ */
+export const HEALTH_SCRIPT = [
+  'up() { exec 3<>"/dev/tcp/127.0.0.1/${LS_PORT:-8080}" && printf \'GET /health/ HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n\' >&3 && timeout 4 grep -q \'"UP"\' <&3; } 2>/dev/null',
+  'export -f up',
+  's=$(</proc/1/stat); s=${s##*) }; set -- $s; boot=${20}',
+  'm=/tmp/.labelfleet-healthy',
+  'if [[ -r $m && "$(<$m)" == "$boot" ]]; then exec timeout 5 bash -c up; fi',
+  `end=$((SECONDS + ${BOOT_WAIT_SECONDS}))`,
+  'until up; do (( SECONDS < end )) || exit 1; sleep 0.1; done',
+  'echo "$boot" >$m 2>/dev/null; exit 0',
+].join('\n');
+
+/**
+ * The container health check (HEALTH_SCRIPT). Every 2 s once healthy, 10 retries so a Label Studio
+ * busy for a few seconds is not declared unhealthy (and restarted) too eagerly; Timeout above the
+ * boot wait. StartInterval is used by Docker >= 25 during the start period and ignored by older
+ * engines.
  */
 export const HEALTHCHECK: Docker.HealthConfig = {
-  Test: [
-    'CMD',
-    'bash',
-    '-c',
-    'exec 3<>"/dev/tcp/127.0.0.1/${LS_PORT:-8080}" && printf \'GET /health/ HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n\' >&3 && timeout 4 grep -q \'"UP"\' <&3',
-  ],
+  Test: ['CMD', 'bash', '-c', HEALTH_SCRIPT],
   Interval: 2 * SECOND_NS,
-  Timeout: 5 * SECOND_NS,
+  Timeout: (BOOT_WAIT_SECONDS + 5) * SECOND_NS,
   StartPeriod: 600 * SECOND_NS,
   StartInterval: 1 * SECOND_NS,
   Retries: 10,
@@ -209,7 +227,8 @@ export class DockerBackend implements Backend {
     }
   }
 
-  async #create(spec: InstanceSpec, target: RouteTarget): Promise<void> {
+  /** Creates the container (and its volume); with `pull` false a missing image is left to a later call, which pulls it. */
+  async #create(spec: InstanceSpec, target: RouteTarget, { pull = true } = {}): Promise<void> {
     const name = target.name;
     const volume = await this.#ensureVolume(spec.annotatorId);
     const labels = {
@@ -244,12 +263,27 @@ export class DockerBackend implements Backend {
     } catch (err) {
       if (statusOf(err) === 409) return; // created meanwhile under the same name: ensure() re-inspects it
       if (isMissing(err) && /image/i.test(dockerMessage(err))) {
+        if (!pull) return;
         await this.#pull(spec.image);
         await this.docker.createContainer(options);
         return;
       }
       throw new Error(`creating container ${name} failed: ${dockerMessage(err)}`);
     }
+  }
+
+  /**
+   * Creates the instance's container without starting it, when there is none and the image is on
+   * this host (no pull): the first half of ensure(), so a start can create the container while its
+   * database is being prepared and then only start it. A container already there, whatever its
+   * state or spec, is left to ensure(). Idempotent; concurrent with ensure() too (Docker's 409 on
+   * the name).
+   */
+  async create(spec: InstanceSpec): Promise<void> {
+    await this.#ensureNetwork();
+    const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
+    if (await this.#inspect(target.name)) return;
+    await this.#create(spec, target, { pull: false });
   }
 
   async ensure(spec: InstanceSpec): Promise<ObservedInstance> {

@@ -52,6 +52,12 @@ export interface Backend {
   readonly kind: 'docker' | 'ecs' | 'memory';
   /** Creates whatever is missing (instance, route) and makes it run the spec. */
   ensure(spec: InstanceSpec): Promise<ObservedInstance>;
+  /**
+   * Creates the instance without starting it when nothing of it exists yet (no image pull): what
+   * `ensure` would do first, done ahead while the start prepares the database. Best effort —
+   * `ensure` creates whatever this did not. Optional: a backend without a cheap create leaves it out.
+   */
+  create?(spec: InstanceSpec): Promise<void>;
   /** Stops the instance, keeping what a quick restart needs (data, route/rule). */
   stop(annotatorId: number): Promise<void>;
   /** Removes the instance and its route; gone already is success. */
