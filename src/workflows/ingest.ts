@@ -148,18 +148,29 @@ interface Pending {
 }
 
 /**
- * Group ingestion: an event is sent at once when nothing is in flight; events that arrive
- * meanwhile go together in the next call (labelfleet_ingest_annotations: a fixed number of
- * statements and one commit whatever the group's size), at most MAX_GROUP per call and
- * MAX_IN_FLIGHT calls at a time. No added latency at low load, far fewer round trips and commits
- * at high load. If a group fails as a whole (a deadlock, a bad value, a concurrent duplicate), its
- * events are retried one by one, so one event's failure stays its own.
+ * Group ingestion: an event is sent at once when nothing of its annotator is in flight and a call
+ * slot is free; events that arrive meanwhile go together in the next call
+ * (labelfleet_ingest_annotations: a fixed number of statements and one commit whatever the group's
+ * size), at most MAX_GROUP per call and MAX_IN_FLIGHT calls at a time. No added latency at low
+ * load, far fewer round trips and commits at high load.
+ *
+ * Calls in flight never share an annotator: an event whose annotator is in a call waits for it and
+ * goes in the next call with that annotator's other waiting events, in arrival order. An event
+ * locks rows of its annotator until its commit (the batch's completed count, the annotator's
+ * hourly rollup, its lastActiveAt), so two calls with the same annotator would wait for each
+ * other's commit; kept apart they commit side by side, and PostgreSQL flushes their commits
+ * together. (The database's own locks still keep every other writer correct.)
+ *
+ * If a group fails as a whole (a deadlock, a bad value, a concurrent duplicate), its events are
+ * retried one by one, so one event's failure stays its own.
  */
 class FastIngest {
   static readonly MAX_GROUP = 256;
   static readonly MAX_IN_FLIGHT = 2;
   #queue: Pending[] = [];
   #inFlight = 0;
+  /** Annotators with an event in a call in flight. */
+  #busy = new Set<number>();
 
   constructor(private readonly db: Db) {}
 
@@ -172,9 +183,18 @@ class FastIngest {
 
   #pump() {
     while (this.#inFlight < FastIngest.MAX_IN_FLIGHT && this.#queue.length) {
-      const group = this.#queue.splice(0, FastIngest.MAX_GROUP);
+      // The waiting events of the annotators not in flight, in arrival order, up to MAX_GROUP;
+      // the others wait (an annotator's later event never overtakes an earlier one).
+      const taken: Pending[] = [];
+      const rest: Pending[] = [];
+      for (const p of this.#queue) (taken.length < FastIngest.MAX_GROUP && !this.#busy.has(p.args.annotator) ? taken : rest).push(p);
+      if (!taken.length) return;
+      this.#queue = rest;
+      const annotators = new Set(taken.map((p) => p.args.annotator));
+      for (const a of annotators) this.#busy.add(a);
       this.#inFlight++;
-      void this.#flush(group).finally(() => {
+      void this.#flush(taken).finally(() => {
+        for (const a of annotators) this.#busy.delete(a);
         this.#inFlight--;
         this.#pump();
       });

@@ -137,8 +137,23 @@ describe('writes that change what a key needs make it due', () => {
     await t.db.updateTable('assignments').set({ startedAt: new Date(Date.now() - 3_600_000) }).where('id', '=', batch).execute();
     expect((await due()).batches).toEqual([batch]);
     await sql`UPDATE assignments SET due_at = NULL`.execute(t.db);
-    await t.db.updateTable('assignments').set({ completedCount: 1 }).where('id', '=', batch).execute();
+    await t.db.updateTable('assignments').set({ taskCount: 4 }).where('id', '=', batch).execute();
     expect((await due()).batches).toEqual([batch]);
+    await t.db.updateTable('assignments').set({ taskCount: 3 }).where('id', '=', batch).execute();
+  });
+
+  it('a completed count that makes the batch done (or no longer done): the batch; a count short of it is progress and wakes nothing', async () => {
+    // Of 3 tasks: 1 and 2 answered leave the decision as it was (batchDone reads only whether all are).
+    for (const n of [1, 2]) {
+      await t.db.updateTable('assignments').set({ completedCount: n }).where('id', '=', batch).execute();
+      expect(await due()).toEqual(none);
+    }
+    await t.db.updateTable('assignments').set({ completedCount: 3 }).where('id', '=', batch).execute();
+    expect((await due()).batches).toEqual([batch]);
+    await sql`UPDATE assignments SET due_at = NULL`.execute(t.db);
+    await t.db.updateTable('assignments').set({ completedCount: 2 }).where('id', '=', batch).execute();
+    expect((await due()).batches).toEqual([batch]);
+    await sql`UPDATE assignments SET due_at = NULL, completed_count = 0`.execute(t.db);
   });
 
   it("the steps' bookkeeping (attempts, errors, comparison recorded, webhook, problem) makes nothing due", async () => {
