@@ -185,9 +185,11 @@ export function consoleRoutes(ctx: AppContext) {
   app.get('/events', page(eventsPage));
   app.get('/settings', page(settingsPage));
   // Any other console address is a page saying so, in the console's frame, not the API's JSON
-  // (the paths the API serves, and its unknown ones, go on to the API's 404).
-  app.get('*', (c, next) => {
-    if (!CONSOLE_PATHS.test(c.req.path)) return next();
+  // (the API's paths, and other methods, go on to the API's 404). Middleware after every page
+  // rather than a `*` route: it reaches only what no page answered, and the route table (405s,
+  // allowed-methods.ts) stays the pages' own.
+  app.use('*', (c, next) => {
+    if (!CONSOLE_PATHS.test(c.req.path) || (c.req.method !== 'GET' && c.req.method !== 'HEAD')) return next();
     throw new AppError(404, `There is no page at ${c.req.path}`);
   });
 

@@ -561,6 +561,17 @@ describe('every page', () => {
       }
       await p.goto(`${base}/annotators`);
       await expectAccessible(p, '/annotators at 768 px');
+      // The annotators table reads whole at 768 px: each email on one line, not broken mid-word.
+      const emailLines = await p.locator('table.annotators tbody tr').evaluateAll((rows) =>
+        rows.map((row) => {
+          const cell = [...row.querySelectorAll('td')].find((td) => td.textContent!.includes('@'))!;
+          const range = document.createRange();
+          range.selectNodeContents(cell);
+          return [cell.textContent, new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size];
+        }),
+      );
+      expect(emailLines.length).toBeGreaterThan(10);
+      expect(emailLines.filter(([, lines]) => lines !== 1)).toEqual([]);
     } finally {
       await b.close();
     }

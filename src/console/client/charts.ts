@@ -22,13 +22,15 @@ function bars() {
   return uPlot.paths.bars!({ size: [0.7, 48], gap: 2 });
 }
 
-/** Above this many bars, category labels are turned to read upwards (each bar keeps its name). */
-const UPRIGHT_LABELS_ABOVE = 12;
-/** The room turned labels need: the longest one, about 6.5 px per character at 12 px. */
-const uprightSize = (labels: string[]) => 14 + 6.5 * Math.max(0, ...labels.map((l) => l.length));
+/** The room a label takes along its line: at most about 7 px per character of the 12 px axis font. */
+const labelLength = (labels: string[]) => 7 * Math.max(0, ...labels.map((l) => l.length));
+/** Labels that would overlap side by side under bars `width` px wide are turned to read upwards. */
+const upright = (labels: string[], width: number) => labelLength(labels) + 12 > (width - COUNT_AXIS.size) / Math.max(1, labels.length);
+/** The room turned labels need below the plot. */
+const uprightSize = (labels: string[]) => 14 + labelLength(labels);
 
-function categorical(labels: string[]): Partial<uPlot.Options> {
-  const upright = labels.length > UPRIGHT_LABELS_ABOVE;
+function categorical(labels: string[], width: number): Partial<uPlot.Options> {
+  const turned = upright(labels, width);
   return {
     scales: { x: { time: false, range: [-0.5, labels.length - 0.5] } },
     axes: [
@@ -37,7 +39,7 @@ function categorical(labels: string[]): Partial<uPlot.Options> {
         splits: () => labels.map((_, i) => i),
         values: (_u, splits) => splits.map((i) => labels[i] ?? ''),
         gap: 4,
-        ...(upright ? { rotate: 90, size: uprightSize(labels) } : {}),
+        ...(turned ? { rotate: 90, size: uprightSize(labels) } : {}),
       },
       COUNT_AXIS,
     ],
@@ -64,7 +66,7 @@ function options(kind: string, raw: unknown, width: number): { opts: uPlot.Optio
     return {
       opts: {
         ...base,
-        ...categorical(labels),
+        ...categorical(labels, width),
         scales: { x: { time: false, range: [-0.5, labels.length - 0.5] }, y: { range: countRange } },
         series: [{ label: 'Time', value: (_u, v) => labels[v] ?? '' }, { label: 'Annotations', stroke: BAR, fill: BAR_FILL, paths: bars(), points: { show: false } }],
       },
@@ -79,8 +81,8 @@ function options(kind: string, raw: unknown, width: number): { opts: uPlot.Optio
       opts: {
         ...base,
         // The plot keeps its height when the names below it are turned.
-        height: 260 + (short.length > UPRIGHT_LABELS_ABOVE ? uprightSize(short) : 0),
-        ...categorical(short),
+        height: 260 + (upright(short, width) ? uprightSize(short) : 0),
+        ...categorical(short, width),
         scales: { x: { time: false, range: [-0.5, names.length - 0.5] }, y: { range: [0, 100] } },
         series: [
           { label: 'Annotator', value: (_u, v) => names[v] ?? '' },

@@ -58,7 +58,7 @@ export function collect(form: HTMLFormElement): { body: Record<string, unknown>;
   return { body, problems };
 }
 
-export const REQUIRED = 'Required';
+const REQUIRED = 'Required';
 
 /**
  * Zod's own wording for a value left out or empty ("Too small: expected string to have >=1

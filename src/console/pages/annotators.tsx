@@ -49,7 +49,7 @@ export const ANNOTATORS_PAGE_SIZE = 50;
 /** The annotators table: sortable columns (keys as ANNOTATOR_SORTS) and the row's actions. */
 const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorRow>[] => [
   { key: 'name', label: 'Name', sortable: true, cell: (a) => <a href={`/annotators/${a.id}`}>{a.name}</a> },
-  { key: 'email', label: 'Email', sortable: true, class: 'wrap', cell: (a) => a.email },
+  { key: 'email', label: 'Email', sortable: true, cell: (a) => a.email },
   {
     key: 'role',
     label: 'Role',
@@ -68,7 +68,7 @@ const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorRow>[] => [
     ),
   },
   { key: 'lastActive', label: 'Last active', sortable: true, cell: (a) => <Time at={a.lastActiveAt} relative /> },
-  { key: 'created', label: 'Created', sortable: true, cell: (a) => <Time at={a.createdAt} /> },
+  { key: 'created', label: 'Created', sortable: true, class: 'wide-only', cell: (a) => <Time at={a.createdAt} /> },
   {
     key: 'actions',
     label: 'Actions',
@@ -340,7 +340,7 @@ export async function annotatorPage(p: PageContext) {
             <Stat label="rejections / reviewed" value={`${a.rejectionCount} / ${a.reviewedCount}`} link="#rejections-h" />
           </ul>
           <p class="muted">
-            {a.email} · subdomain <code>{a.subdomain}</code> · last active <Time at={a.lastActiveAt} relative />
+            {a.email} · subdomain <code>{a.subdomain}</code> · last active <Time at={a.lastActiveAt} relative /> · created <Time at={a.createdAt} />
             {a.autoAssignPaused ? (
               <>
                 {' '}
