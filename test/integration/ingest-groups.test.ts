@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotator, Assignment } from '../../src/db/types.ts';
 import type { LsTask } from '../../src/labelstudio/client.ts';
 import { compareWithLabelStudio } from '../../src/workflows/compare.ts';
+import { ingestEvent, type IngestEvent } from '../../src/workflows/ingest.ts';
 import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
@@ -132,6 +133,39 @@ describe('a group of events gives what one call per event gives', () => {
     const again = await ingest(evs);
     expect(again.map((o) => o.outcome)).toEqual(['duplicate', 'duplicate', 'duplicate']);
     expect(await state(b.assignmentId)).toMatchObject({ completed: 3, events: 3 });
+  });
+});
+
+describe('concurrent webhooks (ingestEvent: calls in flight never share an annotator)', () => {
+  it("each annotator's events apply in arrival order, whatever else is in flight: with equal timestamps the later arrival wins", async () => {
+    const other = await seedAnnotator(t, { roleId: annotator.roleId! });
+    const mine = await batch(6);
+    const theirs = await seedInProgressBatch(t, { annotatorId: other.id, lsProjectId: ++project, real: 6, prefix: 'ig-other' });
+    const ev = (who: number, b: typeof mine, task: number, ann: number, label: string, action: IngestEvent['action'] = 'ANNOTATION_CREATED'): IngestEvent => ({
+      annotatorId: who,
+      action,
+      source: 'webhook',
+      lsProjectId: b.lsProjectId,
+      lsTaskId: b.lsTaskIds[task]!,
+      annotation: { id: ann, result: choice(label), updatedAt: '2026-03-09T10:00:00.000001Z', leadTime: 1, wasCancelled: false },
+    });
+    // Sent at once, both annotators interleaved: on task 0 of each batch three annotations with
+    // the same timestamp arrive one after another (as Label Studio sends an edit and a re-edit).
+    const sends: IngestEvent[] = [];
+    for (const [who, b, base] of [[annotator.id, mine, 960_000], [other.id, theirs, 970_000]] as const) {
+      sends.push(ev(who, b, 0, base + 1, 'first'), ev(who, b, 0, base + 2, 'second', 'ANNOTATION_UPDATED'));
+      for (let task = 1; task < 6; task++) sends.push(ev(who, b, task, base + 10 + task, 'z'));
+      sends.push(ev(who, b, 0, base + 3, 'last', 'ANNOTATION_UPDATED'));
+    }
+    const order = [0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15];
+    const outs = await Promise.all(order.map((i) => ingestEvent(t.db, sends[i]!)));
+    expect(outs.every((o) => o.recorded === 1)).toBe(true);
+    for (const b of [mine, theirs]) {
+      const s = await state(b.assignmentId);
+      expect(s.tasks[0]!.result).toEqual(choice('last'));
+      expect(s).toMatchObject({ completed: 6, events: 8 });
+      expect(s.tasks.every((x) => x.status === 'annotated')).toBe(true);
+    }
   });
 });
 
