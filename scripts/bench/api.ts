@@ -1,9 +1,10 @@
 /**
  * `npm run bench -- api`: the admin API over loopback with 10,000 annotators and 1,000 workflows,
  * 4 concurrent clients, against baselines measured in the same run (issue 15):
- * - GET /api/annotators?limit=100 against the same statement sent from node-pg (the page with its
- *   total from the maintained counter; target: p99 ≤ 1.5×), with 4 clients and with one; also
- *   shown, what the exact count(*) the route used to run costs beside the counter;
+ * - GET /api/annotators?limit=100 against the same statement sent from node-pg (the page, each row
+ *   as the API's JSON built by PostgreSQL, with its total from the maintained counter; target: p99
+ *   ≤ 1.5×), with 4 clients and with one; also shown, the same page as plain columns (the statement
+ *   the route ran before) and what the exact count(*) the route used to run costs beside the counter;
  * - GET /api/workflows/graph against GET /api/health (target: p99 < 100 ms), measured again after
  *   ten times more history (180,000 more closed assignments, 20,000 rejections): the cost follows
  *   the workflows and the open work, not the history;
@@ -11,7 +12,7 @@
  */
 import { sql } from 'kysely';
 import pg from 'pg';
-import { annotatorJsonRows, filterAnnotators } from '../../src/db/annotator-list.ts';
+import { ANNOTATOR_API_COLUMNS, annotatorJsonRows, filterAnnotators } from '../../src/db/annotator-list.ts';
 import { annotatorTotal, countAnnotators } from '../../src/db/counts.ts';
 import type { Db } from '../../src/db/index.ts';
 import { listPageQuery } from '../../src/db/list-page.ts';
@@ -75,6 +76,14 @@ export default async function bench() {
     // The statement the route runs (the same builders compile it: the page with its total from
     // the counter), and the exact count(*) the route used to run beside it.
     const page = listPageQuery(filterAnnotators(db, {}), annotatorJsonRows, { limit: 100, offset: 0 }, annotatorTotal(db, {})).compile();
+    // Beside it, the statement the route ran before PostgreSQL built the JSON: the same page as
+    // columns, which the service then parsed, renamed and serialized (what the JSON costs the database).
+    const columnsPage = listPageQuery(
+      filterAnnotators(db, {}),
+      (q) => q.leftJoin('roles', 'roles.id', 'annotators.roleId').select(ANNOTATOR_API_COLUMNS.map((c) => `annotators.${c}` as const)).select(['roles.name as roleName', 'roles.color as roleColor']).orderBy('annotators.id'),
+      { limit: 100, offset: 0 },
+      annotatorTotal(db, {}),
+    ).compile();
     const countStar = filterAnnotators(db, {}).select(sql<number>`count(*)::int`.as('n')).compile();
     const counter = db
       .selectFrom('annotatorCounts')
@@ -98,6 +107,7 @@ export default async function bench() {
     const listOne = await load(get('/api/annotators?limit=100'), one);
     const health = await load(get('/api/health'), opts);
     const graph = await load(get('/api/workflows/graph'), { ...opts, count: 500 });
+    const columnsSql = await load(query(columnsPage.sql, columnsPage.parameters), opts);
     const countStarSql = await load(query(countStar.sql, countStar.parameters), { ...opts, count: 500 });
     const counterSql = await load(query(counter.sql, counter.parameters), { ...opts, count: 500 });
     const memory = processMemoryMb(fleet.pid);
@@ -119,6 +129,7 @@ export default async function bench() {
         baselineSameSqlNodePg: pageSql,
         p99RatioToSql: ratio(p99(list), p99(pageSql)),
         oneClient: { service: listOne, baselineSameSqlNodePg: pageSqlOne, p99RatioToSql: ratio(p99(listOne), p99(pageSqlOne)) },
+        pageAsColumnsNodePg: columnsSql,
         totalFrom: { counterSql, countStarSql, p50RatioCountStarToCounter: ratio(countStarSql.p50, counterSql.p50) },
       },
       workflowGraph: { service: graph, baselineHealth: health, p99RatioToHealth: ratio(p99(graph), p99(health)) },

@@ -69,18 +69,21 @@ export async function listAnnotators(
   }
   ordered = ordered.orderBy('annotators.id', dir).limit(page.limit).offset(page.offset);
   // The page's ids in order (index-friendly: no wide rows are sorted or skipped), then those rows
-  // with their role, in the same round trip: ARRAY(subquery) keeps the subquery's order.
-  const [rows, total] = await Promise.all([
-    sql<AnnotatorRow>`
-      SELECT a.*, r.name AS role_name, r.color AS role_color
-        FROM unnest(ARRAY(${ordered})) WITH ORDINALITY AS p(id, ord)
-        JOIN annotators a ON a.id = p.id
-        LEFT JOIN roles r ON r.id = a.role_id
-       ORDER BY p.ord`.execute(db),
-    // The API's counter without a search (one index range of a small table, not a count of rows).
-    valueOf(db, searchOf(filter) === undefined ? annotatorTotal(db, filter) : countAll(base)),
-  ]);
-  return { rows: rows.rows, total };
+  // with their role, in one round trip: ARRAY(subquery) keeps the subquery's order, and the total
+  // is an uncorrelated scalar subquery beside them (computed once) — the API's counter without a
+  // search (one index range of a small table, not a count of rows), else a count of the matches.
+  const total = searchOf(filter) === undefined ? annotatorTotal(db, filter) : countAll(base);
+  const { rows } = await sql<AnnotatorRow & { listTotal?: number }>`
+    SELECT a.*, r.name AS role_name, r.color AS role_color, (${total})::int AS list_total
+      FROM unnest(ARRAY(${ordered})) WITH ORDINALITY AS p(id, ord)
+      JOIN annotators a ON a.id = p.id
+      LEFT JOIN roles r ON r.id = a.role_id
+     ORDER BY p.ord`.execute(db);
+  // A page past the end has no row to carry the total: it is read on its own.
+  if (rows.length === 0) return { rows: [], total: await valueOf(db, total) };
+  const n = rows[0]!.listTotal!;
+  for (const row of rows) delete row.listTotal;
+  return { rows, total: n };
 }
 
 /** How many annotators are in each status (deleted included), zeros for the missing ones. */
