@@ -120,6 +120,9 @@ export default async function bench() {
       return { status: res.status, body: (await res.json().catch(() => null)) as any };
     };
     await api('PUT', '/api/settings/fleet.memoryMb', { value: 1536 });
+    // Several first boots on a busy shared machine can take longer than the default limits.
+    await api('PUT', '/api/settings/fleet.healthTimeoutSeconds', { value: 3600 });
+    await api('PUT', '/api/settings/fleet.startTimeoutSeconds', { value: 3600 });
 
     for (let i = 1; i <= COUNT; i++) {
       const r = await api('POST', '/api/annotators', { name: `Bench ${i}`, email: `bench${i}-${run}@bench.local` });
