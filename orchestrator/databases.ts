@@ -162,10 +162,10 @@ export class InstanceDatabases {
 
   /**
    * Creates what is missing and, given `password`, sets it as the role's (at each start: the
-   * password derived for that start). Without one — preparing ahead of a start — a role created
-   * here has no password and cannot log in until a start sets it. When role and database both
-   * exist (prepared ahead, or started before) this is two round trips: one read, then one
-   * multi-statement write (one implicit transaction) of the password, marks, owner and privileges.
+   * password derived for that start). Without one, a role created here has no password and cannot
+   * log in until a call with one sets it. When role and database both exist (started before) this
+   * is two round trips: one read, then one multi-statement write (one implicit transaction) of the
+   * password, marks, owner and privileges.
    */
   async ensure(annotatorId: number, password?: string): Promise<EnsureResult> {
     const name = this.name(annotatorId);

@@ -2,9 +2,10 @@
  * `npm run bench -- fleet`: five annotators started at once on the real Docker Engine, Label Studio
  * image and Traefik (`npm run env:up`), driven through a real `fleet serve` process over loopback.
  *
- * Per annotator, from POST /start to status active, split into:
+ * Per annotator, from POST /start (sent) to status active (the service's status-change event), split into:
  *   - lsBoot: the container's start (Docker's State.StartedAt) → /health/ UP, probed by this script
- *     every 100 ms on 127.0.0.1 (Label Studio's own boot: migrations, user, server);
+ *     every 100 ms on 127.0.0.1 (Label Studio's own boot: migrations, user, server; also the
+ *     entrypoint's port check before it, and up to one probe interval late);
  *   - overhead = total − lsBoot, itself split into
  *       beforeContainer (POST → container started: database, role, create, start),
  *       tokenReport (health UP → the instance's token report accepted: the image's reporter),
@@ -15,7 +16,9 @@
  * BENCH_TRAEFIK_PROVIDER=file uses the file route provider instead of container labels;
  * BENCH_TRAEFIK_API=off leaves TRAEFIK_API_URL unset (route checked through Traefik);
  * BENCH_FLEET_COUNT sets how many annotators start (default 5); BENCH_FLEET_BUNDLE runs a bundle built
- * earlier (a baseline from another commit) instead of building this one.
+ * earlier (a baseline from another commit) instead of building this one; BENCH_FLEET_LOG=<file>
+ * writes the service's debug log there. Each annotator's timeline lists its container events in
+ * seconds after the POST, those after /health/ answered as "<s>+boot" (Label Studio's boot left out).
  */
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -75,7 +78,7 @@ export default async function bench() {
     DATABASE_URL: database.url,
     HOST: '127.0.0.1',
     PORT: String(port),
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: process.env.BENCH_FLEET_LOG ? 'debug' : 'warn',
     NODE_ENV: 'test',
     FLEET_SECRET_KEY: 'bench-secret-key-bench-secret-key-0123456789',
     FLEET_CALLBACK_URL: `http://127.0.0.1:${port}`,
@@ -117,6 +120,9 @@ export default async function bench() {
       return { status: res.status, body: (await res.json().catch(() => null)) as any };
     };
     await api('PUT', '/api/settings/fleet.memoryMb', { value: 1536 });
+    // Several first boots on a busy shared machine can take longer than the default limits.
+    await api('PUT', '/api/settings/fleet.healthTimeoutSeconds', { value: 3600 });
+    await api('PUT', '/api/settings/fleet.startTimeoutSeconds', { value: 3600 });
 
     for (let i = 1; i <= COUNT; i++) {
       const r = await api('POST', '/api/annotators', { name: `Bench ${i}`, email: `bench${i}-${run}@bench.local` });
@@ -181,7 +187,10 @@ export default async function bench() {
       const tokenAt = events.find((e) => e.eventType === 'token_reported')?.createdAt.getTime();
       const phaseAt = (phase: string) =>
         events.find((e) => e.eventType === 'start_progress' && (e.details as { phase?: string } | null)?.phase === phase)?.createdAt.getTime() ?? NaN;
-      const total = (activeAt.get(id) ?? NaN) - postedAt.get(id)!;
+      // Active when the service made it so (its status change, same host clock), not when this
+      // script's 250 ms status poll saw it.
+      const activatedAt = events.find((e) => e.eventType === 'status_change' && e.toStatus === 'active')?.createdAt.getTime() ?? activeAt.get(id) ?? NaN;
+      const total = activatedAt - postedAt.get(id)!;
       const lsBoot = (healthUpAt.get(id) ?? NaN) - startedAt;
       per.push({
         annotatorId: id,
@@ -194,7 +203,14 @@ export default async function bench() {
         containerRunningS: round(phaseAt('healthy') - postedAt.get(id)!),
         fleetSawHealthyS: round(phaseAt('token') - (healthUpAt.get(id) ?? NaN)),
         tokenReportS: round((tokenAt ?? NaN) - (healthUpAt.get(id) ?? NaN)),
-        activationS: round((activeAt.get(id) ?? NaN) - (tokenAt ?? NaN)),
+        activationS: round(activatedAt - (tokenAt ?? NaN)),
+        // Every container event of the start, in seconds after the POST (phase changes, token, status).
+        timeline: events.map((e) => {
+          const at = e.createdAt.getTime();
+          const afterBoot = at > (healthUpAt.get(id) ?? Infinity);
+          const what = e.eventType === 'status_change' ? e.toStatus : ((e.details as { phase?: string } | null)?.phase ?? '');
+          return `${round(at - postedAt.get(id)! - (afterBoot ? lsBoot : 0))}${afterBoot ? '+boot' : ''} ${e.eventType}${what ? `:${what}` : ''}`;
+        }),
         restartsByDocker: info?.RestartCount ?? null,
         specHash: info?.Config.Labels[LABELS.specHash] ?? null,
       });
@@ -225,6 +241,7 @@ export default async function bench() {
     // The fleet's own clean-up is tested in test/e2e/fleet-docker.test.ts; here, sweep by namespace.
     proc.child.kill('SIGTERM');
     await proc.exited;
+    if (process.env.BENCH_FLEET_LOG) (await import('node:fs')).writeFileSync(process.env.BENCH_FLEET_LOG, proc.output.text);
     // … and sweep whatever a failed run may have left.
     const left = await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABELS.namespace}=${namespace}`] }) });
     for (const c of left) await docker.getContainer(c.Id).remove({ force: true }).catch(() => {});

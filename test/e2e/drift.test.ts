@@ -107,7 +107,10 @@ describe('drift is repaired by the next passes', () => {
     const file = path.join(ROUTES, `${names.instance(alice)}.yml`);
     const original = readFileSync(file, 'utf8');
     unlinkSync(file);
-    const ms = await converge('route repaired', alice, upAgain(alice, aliceSub));
+    // Written again — not just answering: Traefik serves a deleted file's route until its watch
+    // (and providersThrottleDuration) catches up, so the first pass can find it "up" before the
+    // drift sweep (every 30 s) has looked.
+    const ms = await converge('route repaired', alice, async () => existsSync(file) && (await upAgain(alice, aliceSub)()));
     expect(readFileSync(file, 'utf8')).toBe(original);
     const evs = await t.db.selectFrom('containerEvents').select(['eventType', 'message']).where('annotatorId', '=', alice).orderBy('id').execute();
     expect(evs.map((e) => e.eventType)).toEqual(expect.arrayContaining(['route_repaired', 'route_answering']));

@@ -412,6 +412,47 @@ describe('per-annotator PostgreSQL databases', () => {
     }
   });
 
+  it('with an admin that is not a superuser (CREATEROLE CREATEDB, as on RDS): creates, then repairs owner and privileges of an existing pair', async () => {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    const fleetAdmin = `lf_admin_${NAMESPACE}`;
+    await admin.query(`CREATE ROLE ${fleetAdmin} LOGIN CREATEROLE CREATEDB`);
+    const u = new URL(adminUrl);
+    u.username = fleetAdmin;
+    const dbs = new InstanceDatabases({ LS_DATABASE_URL: u.toString(), FLEET_NAMESPACE: `${NAMESPACE}r` });
+    const ownerOf = async (name: string) =>
+      (await admin.query('SELECT pg_get_userbyid(datdba) AS owner, datacl::text AS acl FROM pg_database WHERE datname = $1', [name])).rows[0] as { owner: string; acl: string };
+    try {
+      // Created by the non-superuser: the role owns its database; PUBLIC may not connect.
+      for (const id of [1, 2]) expect(await dbs.ensure(id)).toEqual({ createdRole: true, createdDatabase: true });
+      const one = dbs.name(1);
+      expect((await ownerOf(one)).owner).toBe(one);
+      // Without a password the role cannot log in until a start sets one.
+      expect((await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [one])).rows[0].rolpassword).toBeNull();
+
+      // Someone changed the pair behind the fleet's back: another owner, PUBLIC may connect, and
+      // the fleet's admin is no longer a member of the role.
+      const two = dbs.name(2);
+      await admin.query(`ALTER DATABASE ${two} OWNER TO ${fleetAdmin}`);
+      await admin.query(`GRANT CONNECT ON DATABASE ${two} TO PUBLIC`);
+      await admin.query(`REVOKE ${two} FROM ${fleetAdmin}`);
+      expect(await dbs.ensure(2, 'pw-2')).toEqual({ createdRole: false, createdDatabase: false });
+      const repaired = await ownerOf(two);
+      expect(repaired.owner).toBe(two);
+      expect(repaired.acl).not.toMatch(/(^|[{,])=c/); // no privilege for PUBLIC ("=c/…")
+      expect((await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [two])).rows[0].rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
+      const own = asRole(two, two);
+      await own.connect();
+      expect((await own.query('SELECT current_user AS u')).rows[0].u).toBe(two);
+      await own.end();
+    } finally {
+      for (const id of [1, 2]) await dbs.drop(id).catch(() => {});
+      await dbs.close();
+      await admin.query(`DROP ROLE IF EXISTS ${fleetAdmin}`);
+      await admin.end();
+    }
+  });
+
   it('drops database and role, even with open connections; dropping again is a no-op', async () => {
     const dbs = t.ctx.instanceDatabases;
     await dbs.ensure(10, 'pw-10');
