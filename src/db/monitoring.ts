@@ -85,7 +85,8 @@ interface TodayRow {
  * Annotations in [from, to) per annotator (optionally one), exact: whole UTC days from the daily
  * rollup, hours from the hourly one, partial hours at the edges from the events themselves, each
  * added or subtracted as splitForRollups plans (a UTC day: one row per annotator; another zone's
- * day: a few, at most 12 hourly rows per partially covered UTC day). Annotators with no annotation in the range may be absent or have n = 0.
+ * day: a few, at most 12 hourly rows per partially covered UTC day). Annotators with no
+ * annotation in the range may be absent or have n = 0.
  */
 async function annotationsBetween(db: Executor, from: Date, to: Date, annotatorId?: number): Promise<TodayRow[]> {
   const plan = splitForRollups(from, to);
