@@ -86,6 +86,12 @@ async function compareRollup(db: Db) {
   const windowStart = lastHours(now)[0]!;
   return {
     todayPerAnnotator: {
+      // What GET /api/monitoring reads for a UTC "today" (migration 0033): one row per annotator.
+      dailyRollup: await timeQuery(() =>
+        sql`SELECT annotator_id, sum(created_count), sum(timed_count), sum(time_spent_ms) FROM annotation_daily
+             WHERE day >= ${dayStart} AND day < ${new Date(dayStart.getTime() + 86_400_000)} GROUP BY annotator_id`.execute(db),
+      ),
+      // What it read before: the hours elapsed today × annotators.
       rollup: await timeQuery(() =>
         sql`SELECT annotator_id, sum(created_count), sum(timed_count), sum(time_spent_ms) FROM annotation_hourly
              WHERE hour >= ${dayStart} GROUP BY annotator_id`.execute(db),
@@ -107,7 +113,10 @@ async function compareRollup(db: Db) {
   };
 }
 
-/** Single-row webhook-style inserts, with and without the rollup trigger. */
+/**
+ * Single-row webhook-style inserts: with every trigger, without the hourly rollup's and without
+ * the daily rollup's (migration 0033) — each difference is that trigger's cost per event.
+ */
 async function insertCost(db: Db) {
   let next = 10_000_000;
   const insertOne = async () => {
@@ -116,14 +125,24 @@ async function insertCost(db: Db) {
       VALUES (${1 + (next % ANNOTATORS)}, 'annotation_created', ${next}, 12000) ON CONFLICT DO NOTHING`.execute(db);
   };
   const opts = { count: 2_000, concurrency: 4, maxMs: 30_000 };
+  const without = async (trigger: string) => {
+    await sql`ALTER TABLE annotation_events DISABLE TRIGGER ${sql.id(trigger)}`.execute(db);
+    try {
+      return await load(insertOne, opts);
+    } finally {
+      await sql`ALTER TABLE annotation_events ENABLE TRIGGER ${sql.id(trigger)}`.execute(db);
+    }
+  };
   const withTrigger = await load(insertOne, opts);
-  await sql`ALTER TABLE annotation_events DISABLE TRIGGER annotation_events_hourly_ins`.execute(db);
-  try {
-    const withoutTrigger = await load(insertOne, opts);
-    return { withTrigger, withoutTrigger, p50Ratio: ratio(withTrigger.p50, withoutTrigger.p50) };
-  } finally {
-    await sql`ALTER TABLE annotation_events ENABLE TRIGGER annotation_events_hourly_ins`.execute(db);
-  }
+  const withoutTrigger = await without('annotation_events_hourly_ins');
+  const withoutDailyTrigger = await without('annotation_events_daily_ins');
+  return {
+    withTrigger,
+    withoutTrigger,
+    withoutDailyTrigger,
+    p50Ratio: ratio(withTrigger.p50, withoutTrigger.p50),
+    dailyTriggerP50Ratio: ratio(withTrigger.p50, withoutDailyTrigger.p50),
+  };
 }
 
 export default async function bench() {
@@ -171,8 +190,9 @@ export default async function bench() {
     };
 
     const counts = (
-      await sql<{ events: number; rollupRows: number }>`
-        SELECT (SELECT count(*)::int FROM annotation_events) AS events, (SELECT count(*)::int FROM annotation_hourly) AS rollup_rows`.execute(db)
+      await sql<{ events: number; rollupRows: number; dailyRollupRows: number }>`
+        SELECT (SELECT count(*)::int FROM annotation_events) AS events, (SELECT count(*)::int FROM annotation_hourly) AS rollup_rows,
+               (SELECT count(*)::int FROM annotation_daily) AS daily_rollup_rows`.execute(db)
     ).rows[0]!;
     const rollupVsRaw = await compareRollup(db);
     const webhookInsert = await insertCost(db);
@@ -188,6 +208,7 @@ export default async function bench() {
         annotators: ANNOTATORS,
         annotationEvents: counts.events,
         rollupRows: counts.rollupRows,
+        dailyRollupRows: counts.dailyRollupRows,
         assignments: ASSIGNMENTS,
         goldResults: GOLD_RESULTS,
         rejections: REJECTIONS,

@@ -22,9 +22,13 @@
  *   annotations in [0,10) [10,30) [30,60) [60,∞) seconds), assignmentStats (all assignments; of
  *   them completed and in_progress), recentEvents (the newest 20 annotation events of any type).
  *
- * Reads go to the trigger-maintained hourly rollup (migrations/0004_monitoring.sql) for whole
- * hours and to annotation_events only for the partial hours at the edges of a day in a zone whose
- * midnight is not a whole UTC hour, so the cost does not grow with the number of events; counts of
+ * "Today" is read from trigger-maintained rollups per annotator: whole UTC days from
+ * annotation_daily (migrations/0033), the hours a zone's day adds to or leaves out of them from
+ * annotation_hourly (migrations/0004_monitoring.sql), and annotation_events only for the partial
+ * hours at the edges of a day in a zone whose midnight is not a whole UTC hour (the plan:
+ * splitForRollups in src/domain/time-buckets.ts). A UTC day is one row per annotator, another
+ * zone's a few (at most 12 hourly rows per partially covered UTC day), so the cost follows the
+ * annotators, not the events nor the hours elapsed today; counts of
  * annotators and assignments come from the counters of migrations/0014_rollups.sql plus the open
  * work (src/db/counts.ts), so they do not grow with the number of assignments. The fleet's
  * annotationsPerHour reads annotation_fleet_hourly and its unfolded deltas (migrations/0026): 24

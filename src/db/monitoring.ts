@@ -11,9 +11,10 @@ import {
   lastHours,
   ratePerHour,
   ratio,
-  splitByHour,
+  splitForRollups,
   startOfDay,
   startOfNextDay,
+  type SignedRange,
   type TimeBucket,
 } from '../domain/time-buckets.ts';
 import { notFound } from '../errors.ts';
@@ -81,35 +82,38 @@ interface TodayRow {
 }
 
 /**
- * Annotations in [from, to) per annotator (optionally one): whole hours from the rollup, partial
- * hours at the edges from the events themselves.
+ * Annotations in [from, to) per annotator (optionally one), exact: whole UTC days from the daily
+ * rollup, hours from the hourly one, partial hours at the edges from the events themselves, each
+ * added or subtracted as splitForRollups plans (a UTC day: one row per annotator; another zone's
+ * day: a few, at most 12 hourly rows per partially covered UTC day). Annotators with no
+ * annotation in the range may be absent or have n = 0.
  */
 async function annotationsBetween(db: Executor, from: Date, to: Date, annotatorId?: number): Promise<TodayRow[]> {
-  const { hours, edges } = splitByHour(from, to);
-  const parts = [];
-  const who = (col: string) => (annotatorId === undefined ? sql`true` : sql`${sql.ref(col)} = ${annotatorId}`);
-  if (hours) {
-    parts.push(sql`
-      SELECT annotator_id, created_count AS n, timed_count AS timed, time_spent_ms AS spent,
+  const plan = splitForRollups(from, to);
+  const who = annotatorId === undefined ? sql`true` : sql`annotator_id = ${annotatorId}`;
+  const rollup = (table: 'annotation_daily' | 'annotation_hourly', col: 'day' | 'hour', r: SignedRange) => sql`
+      SELECT annotator_id, ${r.sign}::int AS s, created_count AS n, timed_count AS timed, time_spent_ms AS spent,
              under10s AS b0, under30s AS b1, under60s AS b2, over60s AS b3
-        FROM annotation_hourly
-       WHERE hour >= ${hours.from} AND hour < ${hours.to} AND ${who('annotator_id')}`);
-  }
-  for (const e of edges) {
-    parts.push(sql`
-      SELECT annotator_id, 1 AS n, (time_spent_ms IS NOT NULL)::int AS timed, coalesce(time_spent_ms, 0)::bigint AS spent,
-             (time_spent_ms < 10000)::int AS b0,
-             (time_spent_ms >= 10000 AND time_spent_ms < 30000)::int AS b1,
-             (time_spent_ms >= 30000 AND time_spent_ms < 60000)::int AS b2,
-             (time_spent_ms >= 60000)::int AS b3
+        FROM ${sql.table(table)}
+       WHERE ${sql.ref(col)} >= ${r.from} AND ${sql.ref(col)} < ${r.to} AND ${who}`;
+  const parts = [
+    ...plan.days.map((r) => rollup('annotation_daily', 'day', r)),
+    ...plan.hours.map((r) => rollup('annotation_hourly', 'hour', r)),
+    ...plan.edges.map(
+      (e) => sql`
+      SELECT annotator_id, ${e.sign}::int AS s, 1 AS n, (time_spent_ms IS NOT NULL)::int AS timed,
+             coalesce(time_spent_ms, 0)::bigint AS spent,
+             (labelfleet_time_bucket(time_spent_ms) = 0)::int AS b0, (labelfleet_time_bucket(time_spent_ms) = 1)::int AS b1,
+             (labelfleet_time_bucket(time_spent_ms) = 2)::int AS b2, (labelfleet_time_bucket(time_spent_ms) = 3)::int AS b3
         FROM annotation_events
-       WHERE event_type = 'annotation_created' AND created_at >= ${e.from} AND created_at < ${e.to} AND ${who('annotator_id')}`);
-  }
+       WHERE event_type = 'annotation_created' AND created_at >= ${e.from} AND created_at < ${e.to} AND ${who}`,
+    ),
+  ];
   if (!parts.length) return [];
   const { rows } = await sql<TodayRow>`
-    SELECT annotator_id, sum(n)::int AS n, sum(timed)::int AS timed, sum(spent)::float8 AS spent,
-           coalesce(sum(b0), 0)::int AS b0, coalesce(sum(b1), 0)::int AS b1,
-           coalesce(sum(b2), 0)::int AS b2, coalesce(sum(b3), 0)::int AS b3
+    SELECT annotator_id, sum(s * n)::int AS n, sum(s * timed)::int AS timed, sum(s * spent)::float8 AS spent,
+           coalesce(sum(s * b0), 0)::int AS b0, coalesce(sum(s * b1), 0)::int AS b1,
+           coalesce(sum(s * b2), 0)::int AS b2, coalesce(sum(s * b3), 0)::int AS b3
       FROM (${sql.join(parts, sql` UNION ALL `)}) AS x
      GROUP BY annotator_id`.execute(db);
   return rows;

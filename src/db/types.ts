@@ -414,6 +414,12 @@ export interface AnnotationHourlyTable {
   over60s: number;
 }
 
+/** annotation_created events per annotator per UTC day (migrations/0033_annotation_daily.sql); as AnnotationHourlyTable. */
+export interface AnnotationDailyTable extends Omit<AnnotationHourlyTable, 'hour'> {
+  /** Start of the UTC day. */
+  day: Date;
+}
+
 /** Gold accuracy per annotator and its below-threshold flag state (migrations/0004_monitoring.sql). */
 export interface AnnotatorQualityTable {
   annotatorId: number;
@@ -590,6 +596,7 @@ export interface Database {
   annotationEvents: AnnotationEventsTable;
   settings: SettingsTable;
   annotationHourly: AnnotationHourlyTable;
+  annotationDaily: AnnotationDailyTable;
   annotatorQuality: AnnotatorQualityTable;
   catalogSyncs: CatalogSyncsTable;
   workItems: WorkItemsTable;

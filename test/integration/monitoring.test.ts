@@ -302,6 +302,72 @@ describe('monitoring: exact figures', () => {
   });
 });
 
+describe('monitoring: "today" equals count(*) over the raw events', () => {
+  // Events every 7 min 13 s over four days (times not on hour or day boundaries), plus one on each
+  // side of every UTC midnight and of every Kolkata and New York midnight; some untimed, some not
+  // annotation_created. The oracle is independent of the code under test: an event is today when
+  // its local date in the zone (PostgreSQL's AT TIME ZONE) is the local date of `now`.
+  const ZONES = ['UTC', 'America/New_York', 'Asia/Kolkata', 'Pacific/Chatham', 'America/St_Johns', 'Pacific/Kiritimati'];
+  const NOWS = [
+    '2026-04-06T00:00:00.000Z', // the first instant of a UTC day
+    '2026-04-06T23:59:59.999Z', // its last
+    '2026-04-06T18:29:59.999Z', // the last instant of a Kolkata day
+    '2026-04-06T18:30:00.000Z', // the first of the next
+    '2026-04-07T03:59:59.999Z', // New York's last instant of 2026-04-06
+    '2026-04-07T13:17:41.250Z',
+  ];
+  let ids: number[];
+
+  beforeAll(async () => {
+    ids = [await annotator('Oracle1', 'active'), await annotator('Oracle2', 'stopped'), await annotator('Oracle3', 'active')];
+    await sql`
+      INSERT INTO annotation_events (annotator_id, event_type, ls_annotation_id, time_spent_ms, created_at)
+      SELECT (${sql.val(ids)}::int[])[1 + g % 3],
+             CASE WHEN g % 11 = 0 THEN 'annotation_updated' ELSE 'annotation_created' END,
+             5000000 + g, CASE WHEN g % 7 = 0 THEN NULL ELSE (g * 7919) % 90000 END,
+             timestamptz '2026-04-04T00:00:00Z' + make_interval(secs => g * 433)
+        FROM generate_series(0, 800) g`.execute(t.db);
+    const edges = ['2026-04-05T00:00:00Z', '2026-04-06T00:00:00Z', '2026-04-07T00:00:00Z', '2026-04-05T18:30:00Z', '2026-04-06T18:30:00Z', '2026-04-06T04:00:00Z', '2026-04-07T04:00:00Z'];
+    for (const [i, e] of edges.entries()) {
+      await event(ids[i % 3]!, new Date(Date.parse(e) - 1).toISOString(), 9000 + i);
+      await event(ids[(i + 1) % 3]!, e, 61000 + i);
+    }
+  });
+
+  it('per annotator, in every zone, at day boundaries', async () => {
+    let compared = 0;
+    for (const tz of ZONES) {
+      for (const iso of NOWS) {
+        const now = new Date(iso);
+        const { rows } = await sql<{ annotatorId: number; n: number; timed: number; spent: number; b: number[] }>`
+          SELECT annotator_id, count(*)::int AS n, count(time_spent_ms)::int AS timed, coalesce(sum(time_spent_ms), 0)::float8 AS spent,
+                 ARRAY[count(*) FILTER (WHERE time_spent_ms < 10000), count(*) FILTER (WHERE time_spent_ms >= 10000 AND time_spent_ms < 30000),
+                       count(*) FILTER (WHERE time_spent_ms >= 30000 AND time_spent_ms < 60000), count(*) FILTER (WHERE time_spent_ms >= 60000)]::int[] AS b
+            FROM annotation_events
+           WHERE event_type = 'annotation_created' AND annotator_id = ANY(${sql.val(ids)}::int[])
+             AND (created_at AT TIME ZONE ${tz})::date = (${now}::timestamptz AT TIME ZONE ${tz})::date
+           GROUP BY annotator_id`.execute(t.db);
+        const raw = new Map(rows.map((r) => [r.annotatorId, r]));
+        const fleet = await fleetMonitoring(t.db, { now, timeZone: tz });
+        for (const id of ids) {
+          const r = raw.get(id);
+          const label = `${tz} at ${iso}, annotator ${id}`;
+          const summary = fleet.annotatorSummaries.find((s) => s.id === id)!;
+          expect([summary.todayCount, summary.avgTimeMs], label).toEqual([
+            r?.n ?? 0,
+            r && r.timed > 0 ? Math.round(r.spent / r.timed) : null,
+          ]);
+          const one = await annotatorMonitoring(t.db, id, { now, timeZone: tz });
+          expect([one.todayAnnotations, one.timeDistribution.map((d) => d.count)], label).toEqual([r?.n ?? 0, r?.b ?? [0, 0, 0, 0]]);
+          if (r) compared++;
+        }
+      }
+    }
+    // The fixture really put annotations in most of the days compared.
+    expect(compared).toBeGreaterThan(ZONES.length * NOWS.length * 2);
+  });
+});
+
 describe('monitoring: the time-zone setting', () => {
   it('defaults to UTC, takes a valid IANA name and ignores an invalid one', async () => {
     expect(await monitoringTimeZone(t.db)).toBe('UTC');

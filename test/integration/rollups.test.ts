@@ -80,6 +80,30 @@ async function snapshot(db: Db) {
         ['hour'],
       ),
     },
+    // Migration 0033: every column of the per-annotator daily rollup, from the events themselves.
+    annotationDaily: {
+      rollup: table(
+        await rows(
+          db,
+          sql`SELECT annotator_id, day, created_count, timed_count, time_spent_ms, under10s, under30s, under60s, over60s
+                FROM annotation_daily`,
+        ),
+        ['annotatorId', 'day'],
+      ),
+      scratch: table(
+        await rows(
+          db,
+          sql`SELECT annotator_id, date_trunc('day', created_at, 'UTC') AS day, count(*) AS created_count,
+                     count(time_spent_ms) AS timed_count, coalesce(sum(time_spent_ms), 0) AS time_spent_ms,
+                     count(*) FILTER (WHERE time_spent_ms < 10000) AS under10s,
+                     count(*) FILTER (WHERE time_spent_ms >= 10000 AND time_spent_ms < 30000) AS under30s,
+                     count(*) FILTER (WHERE time_spent_ms >= 30000 AND time_spent_ms < 60000) AS under60s,
+                     count(*) FILTER (WHERE time_spent_ms >= 60000) AS over60s
+                FROM annotation_events WHERE event_type = 'annotation_created' GROUP BY 1, 2`,
+        ),
+        ['annotatorId', 'day'],
+      ),
+    },
     openWorkPerAnnotator: {
       rollup: table(await rows(db, sql`SELECT workflow_id, annotator_id, assignments FROM workflow_annotator_open`), ['workflowId', 'annotatorId']),
       scratch: table(
@@ -208,11 +232,13 @@ describe('rollups (migrations 0014, 0026)', () => {
       () => sql`DELETE FROM rejections WHERE id = ${someRejection}`,
       // Annotation events (the fleet's hourly rollup): several per statement, moved between hours
       // and types, deleted (and deleted with their annotator, above).
-      () => sql`INSERT INTO annotation_events (annotator_id, event_type, ls_annotation_id, created_at)
+      () => sql`INSERT INTO annotation_events (annotator_id, event_type, ls_annotation_id, created_at, time_spent_ms)
                 SELECT id, ${pick(['annotation_created', 'annotation_updated'])}, (random() * 1e9)::int,
-                       now() - make_interval(mins => (random() * 3000)::int)
+                       now() - make_interval(mins => (random() * 3000)::int),
+                       CASE WHEN random() < 0.2 THEN NULL ELSE (random() * 90000)::int END
                   FROM annotators ORDER BY random() LIMIT ${int(1, 6)}`,
       () => sql`UPDATE annotation_events SET created_at = created_at - interval '1 hour' WHERE id % ${int(2, 5)} = 0`,
+      () => sql`UPDATE annotation_events SET time_spent_ms = ${pick([null, 5000, 45000, 75000])} WHERE id % ${int(3, 7)} = 0`,
       () => sql`UPDATE annotation_events SET event_type = ${pick(['annotation_created', 'annotation_updated'])}
                  WHERE id = (SELECT id FROM annotation_events ORDER BY random() LIMIT 1)`,
       () => sql`DELETE FROM annotation_events WHERE id IN (SELECT id FROM annotation_events ORDER BY random() LIMIT ${int(1, 3)})`,

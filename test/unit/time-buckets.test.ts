@@ -9,6 +9,7 @@ import {
   ratio,
   round,
   splitByHour,
+  splitForRollups,
   startOfDay,
   startOfNextDay,
   utcOffsetMs,
@@ -121,6 +122,79 @@ describe('hours', () => {
       edges: [{ from: at('2026-04-06T10:10:00Z'), to: at('2026-04-06T10:50:00Z') }],
     });
     expect(splitByHour(at('2026-04-06T10:10:00Z'), at('2026-04-06T10:10:00Z'))).toEqual({ hours: null, edges: [] });
+  });
+});
+
+describe('splitForRollups', () => {
+  const H = 3_600_000;
+  /** How many times the plan counts instant t (signed): must be 1 inside [from, to), 0 outside. */
+  const coverage = (plan: ReturnType<typeof splitForRollups>, t: number) =>
+    [...plan.days, ...plan.hours, ...plan.edges].reduce(
+      (n, r) => n + (r.from.getTime() <= t && t < r.to.getTime() ? r.sign : 0),
+      0,
+    );
+
+  it('reads a UTC day as one daily row and nothing else', () => {
+    expect(splitForRollups(at('2026-04-06T00:00:00Z'), at('2026-04-07T00:00:00Z'))).toEqual({
+      days: [{ from: at('2026-04-06T00:00:00Z'), to: at('2026-04-07T00:00:00Z'), sign: 1 }],
+      hours: [],
+      edges: [],
+    });
+  });
+
+  it('reads a New York day (04:00–04:00 UTC) as a day minus 4 hours plus 4 hours', () => {
+    expect(splitForRollups(at('2026-04-06T04:00:00Z'), at('2026-04-07T04:00:00Z'))).toEqual({
+      days: [{ from: at('2026-04-06T00:00:00Z'), to: at('2026-04-07T00:00:00Z'), sign: 1 }],
+      hours: [
+        { from: at('2026-04-06T00:00:00Z'), to: at('2026-04-06T04:00:00Z'), sign: -1 },
+        { from: at('2026-04-07T00:00:00Z'), to: at('2026-04-07T04:00:00Z'), sign: 1 },
+      ],
+      edges: [],
+    });
+  });
+
+  it('reads a Kolkata day (18:30–18:30 UTC) with partial-hour edges on both days', () => {
+    expect(splitForRollups(at('2026-04-05T18:30:00Z'), at('2026-04-06T18:30:00Z'))).toEqual({
+      days: [{ from: at('2026-04-06T00:00:00Z'), to: at('2026-04-07T00:00:00Z'), sign: 1 }],
+      hours: [
+        { from: at('2026-04-05T19:00:00Z'), to: at('2026-04-06T00:00:00Z'), sign: 1 },
+        { from: at('2026-04-06T19:00:00Z'), to: at('2026-04-07T00:00:00Z'), sign: -1 },
+      ],
+      edges: [
+        { from: at('2026-04-05T18:30:00Z'), to: at('2026-04-05T19:00:00Z'), sign: 1 },
+        { from: at('2026-04-06T18:30:00Z'), to: at('2026-04-06T19:00:00Z'), sign: -1 },
+      ],
+    });
+  });
+
+  it('joins adjacent whole days and reads nothing for an empty range', () => {
+    expect(splitForRollups(at('2026-04-06T00:00:00Z'), at('2026-04-09T00:00:00Z')).days).toEqual([
+      { from: at('2026-04-06T00:00:00Z'), to: at('2026-04-09T00:00:00Z'), sign: 1 },
+    ]);
+    expect(splitForRollups(at('2026-04-06T10:00:00Z'), at('2026-04-06T10:00:00Z'))).toEqual({ days: [], hours: [], edges: [] });
+  });
+
+  it('counts every instant of the range once and none outside it, for days of many zones and odd bounds', () => {
+    const ranges: [Date, Date][] = [];
+    for (const tz of ['UTC', 'America/New_York', 'Asia/Kolkata', 'Pacific/Chatham', 'Pacific/Kiritimati', 'Pacific/Niue', 'America/Santiago']) {
+      for (const now of ['2026-04-06T00:00:00Z', '2026-04-05T12:34:56.789Z', '2026-09-06T23:59:59.999Z', '2026-11-01T06:30:00Z']) {
+        ranges.push([startOfDay(at(now), tz), startOfNextDay(at(now), tz)]);
+      }
+    }
+    ranges.push([at('2026-04-06T10:10:00Z'), at('2026-04-06T10:50:00Z')], [at('2026-04-06T10:10:00Z'), at('2026-04-09T02:00:01Z')]);
+    for (const [from, to] of ranges) {
+      const plan = splitForRollups(from, to);
+      const probes = [from.getTime() - 1, from.getTime(), to.getTime() - 1, to.getTime()];
+      for (let t = Math.floor(from.getTime() / H) * H - 2 * H; t < to.getTime() + 2 * H; t += 15 * 60_000) probes.push(t, t + 1, t - 1);
+      for (const t of probes) {
+        expect(coverage(plan, t), `${isoOf(from)}–${isoOf(to)} at ${new Date(t).toISOString()}`).toBe(
+          t >= from.getTime() && t < to.getTime() ? 1 : 0,
+        );
+      }
+      // At most 12 hours per partially covered UTC day, of which a day of a zone has two.
+      const hourRows = plan.hours.reduce((n, r) => n + (r.to.getTime() - r.from.getTime()) / H, 0);
+      if (to.getTime() - from.getTime() <= 26 * H) expect(hourRows, `${isoOf(from)}–${isoOf(to)}`).toBeLessThanOrEqual(24);
+    }
   });
 });
 
