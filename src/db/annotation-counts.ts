@@ -37,8 +37,12 @@ type Part = SignedRange & { i: number };
 /**
  * A statement whose rows are RangeCounts: one per (range, annotator)
  * with an annotation in the range — or with n = 0 when deletions cancelled it out — exact whatever
- * the bounds. `annotatorId` restricts to one annotator. Three index range scans joined to arrays of
- * ranges, whatever the number of ranges. Ranges may overlap (each is counted on its own).
+ * the bounds. `annotatorId` restricts to one annotator. Ranges may overlap (each is counted on its own).
+ *
+ * Each part range is read by its table's time index, one index range scan per part: a LATERAL
+ * subquery the planner cannot flatten (OFFSET 0), because as a plain join the planner estimates
+ * each bound at a third of the table and chose a parallel scan of every event (590 ms at 1,000,000
+ * events, against 5 ms).
  */
 export function annotationCounts(ranges: TaggedRange[], annotatorId?: number): RawBuilder<RangeCounts> {
   const days: Part[] = [];
@@ -58,7 +62,8 @@ export function annotationCounts(ranges: TaggedRange[], annotatorId?: number): R
       SELECT r.i, r.s, x.annotator_id, x.created_count AS n, x.timed_count AS timed, x.time_spent_ms AS spent,
              x.under10s AS b0, x.under30s AS b1, x.under60s AS b2, x.over60s AS b3
         FROM ${unnest(parts)}
-        JOIN ${sql.table(table)} x ON ${sql.ref(`x.${col}`)} >= r.f AND ${sql.ref(`x.${col}`)} < r.t ${who('x')}`;
+        CROSS JOIN LATERAL (SELECT * FROM ${sql.table(table)} x
+                             WHERE ${sql.ref(`x.${col}`)} >= r.f AND ${sql.ref(`x.${col}`)} < r.t ${who('x')} OFFSET 0) x`;
   const parts = [
     ...(days.length ? [rollup('annotation_daily', 'day', days)] : []),
     ...(hours.length ? [rollup('annotation_hourly', 'hour', hours)] : []),
@@ -70,7 +75,8 @@ export function annotationCounts(ranges: TaggedRange[], annotatorId?: number): R
              (labelfleet_time_bucket(e.time_spent_ms) = 0)::int AS b0, (labelfleet_time_bucket(e.time_spent_ms) = 1)::int AS b1,
              (labelfleet_time_bucket(e.time_spent_ms) = 2)::int AS b2, (labelfleet_time_bucket(e.time_spent_ms) = 3)::int AS b3
         FROM ${unnest(edges)}
-        JOIN annotation_events e ON e.event_type = 'annotation_created' AND e.created_at >= r.f AND e.created_at < r.t ${who('e')}`,
+        CROSS JOIN LATERAL (SELECT * FROM annotation_events e
+                             WHERE e.event_type = 'annotation_created' AND e.created_at >= r.f AND e.created_at < r.t ${who('e')} OFFSET 0) e`,
         ]
       : []),
   ];
