@@ -1,7 +1,7 @@
 /**
- * `npm run bench -- monitoring`: GET /api/monitoring, /api/monitoring/annotator/:id and
- * /api/quality over loopback against a real `fleet serve` process, on a fresh database seeded
- * with 1,000 annotators, 1,000,000 annotation events over the last 7 days (inserted through the
+ * `npm run bench -- monitoring`: GET /api/monitoring, /api/monitoring/annotator/:id, /api/quality
+ * and /api/monitoring/throughput (the last 30 days by day) over loopback against a real
+ * `fleet serve` process, on a fresh database seeded with 1,000 annotators, 1,000,000 annotation events over the last 7 days (inserted through the
  * rollup triggers, as webhooks would), 20,000 assignments, 100,000 gold results and 20,000
  * rejections. GET /api/health in the same run is the baseline. Target (issue 6): p99 < 200 ms.
  *
@@ -158,7 +158,7 @@ export default async function bench() {
       await res.arrayBuffer();
     };
     const annotatorPath = (i: number) => `/api/monitoring/annotator/${1 + ((i * 37) % ANNOTATORS)}`;
-    for (const p of ['/api/health', '/api/monitoring', '/api/monitoring/annotator/1', '/api/quality']) await get(p)(0);
+    for (const p of ['/api/health', '/api/monitoring', '/api/monitoring/annotator/1', '/api/quality', '/api/monitoring/throughput']) await get(p)(0);
 
     const run = async (concurrency: number) => {
       const opts = { count: 500, concurrency, maxMs: 30_000 };
@@ -166,15 +166,18 @@ export default async function bench() {
       const monitoring = await load(get('/api/monitoring'), opts);
       const annotator = await load(get(annotatorPath), opts);
       const quality = await load(get('/api/quality'), opts);
+      const throughput = await load(get('/api/monitoring/throughput'), opts);
       return {
         health,
         monitoring,
         annotator,
         quality,
+        throughput,
         p99RatioToHealth: {
           monitoring: ratio(monitoring.p99, health.p99),
           annotator: ratio(annotator.p99, health.p99),
           quality: ratio(quality.p99, health.p99),
+          throughput: ratio(throughput.p99, health.p99),
         },
       };
     };
@@ -199,7 +202,7 @@ export default async function bench() {
     const memory = processMemoryMb(fleet.pid);
 
     const worstP99 = Math.max(
-      ...[sequential, concurrent].flatMap((r) => [r.monitoring.p99, r.annotator.p99, r.quality.p99]),
+      ...[sequential, concurrent].flatMap((r) => [r.monitoring.p99, r.annotator.p99, r.quality.p99, r.throughput.p99]),
       kolkata.monitoring.p99,
       kolkata.annotator.p99,
     );

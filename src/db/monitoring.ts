@@ -11,15 +11,14 @@ import {
   lastHours,
   ratePerHour,
   ratio,
-  splitForRollups,
   startOfDay,
   startOfNextDay,
-  type SignedRange,
   type TimeBucket,
 } from '../domain/time-buckets.ts';
 import { notFound } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import { getSetting } from '../settings.ts';
+import { annotationCounts, type RangeCounts } from './annotation-counts.ts';
 import { annotationsPerHour } from './annotators.ts';
 import { annotatorAssignmentStats, annotatorCompletion, countAnnotators, countAssignments } from './counts.ts';
 import type { Executor } from './index.ts';
@@ -70,53 +69,15 @@ export async function monitoringTimeZone(db: Executor, log?: Pick<Logger, 'warn'
   return 'UTC';
 }
 
-interface TodayRow {
-  annotatorId: number;
-  n: number;
-  timed: number;
-  spent: number;
-  b0: number;
-  b1: number;
-  b2: number;
-  b3: number;
-}
+type TodayRow = Omit<RangeCounts, 'i'>;
 
 /**
- * Annotations in [from, to) per annotator (optionally one), exact: whole UTC days from the daily
- * rollup, hours from the hourly one, partial hours at the edges from the events themselves, each
- * added or subtracted as splitForRollups plans (a UTC day: one row per annotator; another zone's
- * day: a few, at most 12 hourly rows per partially covered UTC day). Annotators with no
- * annotation in the range may be absent or have n = 0.
+ * Annotations in [from, to) per annotator (optionally one), exact (src/db/annotation-counts.ts: a
+ * UTC day is one row per annotator; another zone's day a few, at most 12 hourly rows per partially
+ * covered UTC day). Annotators with no annotation in the range may be absent or have n = 0.
  */
 async function annotationsBetween(db: Executor, from: Date, to: Date, annotatorId?: number): Promise<TodayRow[]> {
-  const plan = splitForRollups(from, to);
-  const who = annotatorId === undefined ? sql`true` : sql`annotator_id = ${annotatorId}`;
-  const rollup = (table: 'annotation_daily' | 'annotation_hourly', col: 'day' | 'hour', r: SignedRange) => sql`
-      SELECT annotator_id, ${r.sign}::int AS s, created_count AS n, timed_count AS timed, time_spent_ms AS spent,
-             under10s AS b0, under30s AS b1, under60s AS b2, over60s AS b3
-        FROM ${sql.table(table)}
-       WHERE ${sql.ref(col)} >= ${r.from} AND ${sql.ref(col)} < ${r.to} AND ${who}`;
-  const parts = [
-    ...plan.days.map((r) => rollup('annotation_daily', 'day', r)),
-    ...plan.hours.map((r) => rollup('annotation_hourly', 'hour', r)),
-    ...plan.edges.map(
-      (e) => sql`
-      SELECT annotator_id, ${e.sign}::int AS s, 1 AS n, (time_spent_ms IS NOT NULL)::int AS timed,
-             coalesce(time_spent_ms, 0)::bigint AS spent,
-             (labelfleet_time_bucket(time_spent_ms) = 0)::int AS b0, (labelfleet_time_bucket(time_spent_ms) = 1)::int AS b1,
-             (labelfleet_time_bucket(time_spent_ms) = 2)::int AS b2, (labelfleet_time_bucket(time_spent_ms) = 3)::int AS b3
-        FROM annotation_events
-       WHERE event_type = 'annotation_created' AND created_at >= ${e.from} AND created_at < ${e.to} AND ${who}`,
-    ),
-  ];
-  if (!parts.length) return [];
-  const { rows } = await sql<TodayRow>`
-    SELECT annotator_id, sum(s * n)::int AS n, sum(s * timed)::int AS timed, sum(s * spent)::float8 AS spent,
-           coalesce(sum(s * b0), 0)::int AS b0, coalesce(sum(s * b1), 0)::int AS b1,
-           coalesce(sum(s * b2), 0)::int AS b2, coalesce(sum(s * b3), 0)::int AS b3
-      FROM (${sql.join(parts, sql` UNION ALL `)}) AS x
-     GROUP BY annotator_id`.execute(db);
-  return rows;
+  return (await annotationCounts([{ i: 0, from, to }], annotatorId).execute(db)).rows;
 }
 
 const avgMs = (r: TodayRow | undefined) => (r && r.timed > 0 ? Math.round(r.spent / r.timed) : null);

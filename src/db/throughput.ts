@@ -1,11 +1,12 @@
 /**
  * Throughput by calendar period, read by GET /api/monitoring/throughput (src/api/throughput.ts,
- * which turns the query into periods): whole hours from the trigger-maintained hourly rollup, only
- * the partial hours at period edges from the events themselves. Takes `db | trx` first.
+ * which turns the query into periods): annotations counted from the rollups
+ * (src/db/annotation-counts.ts: whole UTC days, whole hours, only partial hours from the events),
+ * completed batches from assignments. Takes `db | trx` first.
  */
 import { sql } from 'kysely';
 import type { PeriodBucket } from '../domain/periods.ts';
-import { splitByHour } from '../domain/time-buckets.ts';
+import { annotationCounts } from './annotation-counts.ts';
 import type { Executor } from './index.ts';
 
 /**
@@ -15,28 +16,12 @@ import type { Executor } from './index.ts';
  * (annotations, completed batches). Reads only; throws only database errors.
  */
 export async function throughputFigures(db: Executor, buckets: PeriodBucket[]) {
-  const hourRanges: { i: number; from: Date; to: Date }[] = [];
-  const edgeRanges: { i: number; from: Date; to: Date }[] = [];
-  buckets.forEach((b, i) => {
-    const { hours, edges } = splitByHour(b.start, b.end);
-    if (hours) hourRanges.push({ i, ...hours });
-    for (const e of edges) edgeRanges.push({ i, ...e });
-  });
-  const arr = (xs: { i: number; from: Date; to: Date }[]) =>
-    sql`unnest(${xs.map((x) => x.i)}::int[], ${xs.map((x) => x.from.toISOString())}::timestamptz[], ${xs.map((x) => x.to.toISOString())}::timestamptz[])`;
+  const perAnnotator = annotationCounts(buckets.map((b, i) => ({ i, from: b.start, to: b.end })));
   const [annotations, batches] = await Promise.all([
     sql<{ i: number; n: number; timed: number; spent: number; annotators: number }>`
-      WITH parts AS (
-        SELECT r.i, h.annotator_id, h.created_count AS n, h.timed_count AS timed, h.time_spent_ms AS spent
-          FROM ${arr(hourRanges)} AS r(i, f, t)
-          JOIN annotation_hourly h ON h.hour >= r.f AND h.hour < r.t
-        UNION ALL
-        SELECT r.i, ev.annotator_id, 1, (ev.time_spent_ms IS NOT NULL)::int, coalesce(ev.time_spent_ms, 0)
-          FROM ${arr(edgeRanges)} AS r(i, f, t)
-          JOIN annotation_events ev ON ev.event_type = 'annotation_created' AND ev.created_at >= r.f AND ev.created_at < r.t
-      )
-      SELECT i, sum(n)::int AS n, sum(timed)::int AS timed, sum(spent)::float8 AS spent, count(DISTINCT annotator_id)::int AS annotators
-        FROM parts GROUP BY i`.execute(db),
+      SELECT i, sum(n)::int AS n, sum(timed)::int AS timed, sum(spent)::float8 AS spent,
+             count(*) FILTER (WHERE n > 0)::int AS annotators
+        FROM (${perAnnotator}) AS c GROUP BY i`.execute(db),
     sql<{ i: number; n: number }>`
       SELECT r.i, count(a.id)::int AS n
         FROM unnest(${buckets.map((_, i) => i)}::int[], ${buckets.map((b) => b.start.toISOString())}::timestamptz[], ${buckets.map((b) => b.end.toISOString())}::timestamptz[]) AS r(i, f, t)

@@ -1,4 +1,5 @@
 /** GET /api/monitoring/throughput: by day, week and month in the fleet's time zone, exact on clock-change days. */
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedAnnotator, seedConfig, seedRole, seedWorkflow } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
@@ -81,6 +82,36 @@ describe('throughput by period', () => {
       ['2026-01-01', '2025-12-31T18:30:00.000Z', 1, 1, 1_000],
       ['2026-01-02', '2026-01-01T18:30:00.000Z', 2, 2, 4_000],
     ]);
+    await setZone('UTC');
+  });
+
+  it('every period equals the same figures counted from the events themselves, in zones of whole, half and odd offsets, after deletions', async () => {
+    // A third annotator's events over Sep–Nov 2025 (outside every range above), at pseudo-random
+    // instants (fixed seed), some of them deleted again: the rollups' additions and subtractions.
+    const carol = (await seedAnnotator(t, { roleId: (await seedRole(t)).id })).id;
+    let seed = 20251;
+    const rand = () => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31);
+    const from = Date.parse('2025-09-01T00:00:00Z');
+    for (let k = 0; k < 400; k++) {
+      const at = new Date(from + Math.floor(rand() * 91 * 86_400_000)).toISOString();
+      await annotation(k % 3 === 0 ? bob : carol, at, rand() < 0.2 ? null : Math.floor(rand() * 90_000));
+    }
+    await t.db.deleteFrom('annotationEvents').where('annotatorId', '=', carol).where('lsAnnotationId', '<', annotationId - 300).where(sql`ls_annotation_id % 4`, '=', 0).execute();
+    for (const zone of ['UTC', 'Europe/Paris', 'Asia/Kolkata', 'America/St_Johns', 'Asia/Kathmandu']) {
+      await setZone(zone);
+      for (const period of ['day', 'week', 'month']) {
+        const res = await t.json('GET', `/api/monitoring/throughput?period=${period}&from=2025-09-01&to=2025-11-30`);
+        expect(res.status).toBe(200);
+        for (const p of res.body.periods) {
+          const { rows } = await sql<{ n: number; annotators: number; mean: number | null }>`
+            SELECT count(*)::int AS n, count(DISTINCT annotator_id)::int AS annotators, round(avg(time_spent_ms))::int AS mean
+              FROM annotation_events
+             WHERE event_type = 'annotation_created' AND created_at >= ${p.start} AND created_at < ${p.end}`.execute(t.db);
+          const want = rows[0]!;
+          expect([p.annotations, p.activeAnnotators, p.meanTimePerTaskMs], `${zone} ${period} ${p.period}`).toEqual([want.n, want.annotators, want.mean]);
+        }
+      }
+    }
     await setZone('UTC');
   });
 
