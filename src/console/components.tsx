@@ -121,10 +121,14 @@ export function Pager({ total, limit, offset, link, noun }: { total: number; lim
   );
 }
 
-/** A wide table in a region that scrolls sideways on narrow screens (focusable, so keyboards can scroll it). */
+/**
+ * A wide table in a region that scrolls sideways on narrow screens (focusable, so keyboards can
+ * scroll it). The region is named "<label> table": a section headed by the same words around it
+ * would otherwise be a second landmark of the same name.
+ */
 export function TableWrap({ label, children }: PropsWithChildren<{ label: string }>) {
   return (
-    <div class="table-wrap" role="region" aria-label={label} tabindex={0}>
+    <div class="table-wrap" role="region" aria-label={`${label} table`} tabindex={0}>
       {children}
     </div>
   );

@@ -540,7 +540,7 @@ describe('every page', () => {
     '/settings',
   ];
 
-  it('has no serious or critical accessibility violation (axe-core), also at tablet width', LONG, async () => {
+  it('has no accessibility violation of any impact (axe-core), also at tablet width', LONG, async () => {
     const b = await launchBrowser();
     try {
       const p = await b.context.newPage();
