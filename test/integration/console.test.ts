@@ -422,6 +422,52 @@ describe('the console in Chromium', () => {
     expect((await t.db.selectFrom('assignments').select('status').where('id', '=', open.id).executeTakeFirstOrThrow()).status).toBe('cancelled');
   });
 
+  it('filters batches and events by an annotator typed as an email or a name, offering the matches when several', LONG, async () => {
+    const annotatorsOf = (table: string) => page.locator(`table.${table} tbody td a[href^="/annotators/"]`).allTextContents();
+    const filterBy = async (path: string, text: string) => {
+      await page.goto(`${base}${path}`);
+      await page.getByLabel('Annotator', { exact: true }).fill(text);
+      await page.getByRole('button', { name: 'Filter' }).click();
+      await page.waitForURL(/annotator=/);
+    };
+    const batchesOf = async (email: string) =>
+      Number((await sql<{ n: number }>`SELECT count(*)::int AS n FROM assignments s JOIN annotators a ON a.id = s.annotator_id WHERE a.email = ${email}`.execute(t.db)).rows[0]!.n);
+
+    // An email: only that annotator's batches, all of them, and the field keeps the email.
+    await filterBy('/batches', 'SEED7@console.test');
+    expect(await batchesOf('seed7@console.test')).toBeGreaterThan(0);
+    const seven = await annotatorsOf('batches');
+    expect(seven).toEqual(Array(await batchesOf('seed7@console.test')).fill('Seed Annotator 7'));
+    await expect(page.getByLabel('Annotator', { exact: true }).inputValue()).resolves.toBe('seed7@console.test');
+
+    // A name that is also part of others' names ("Seed Annotator 2" of 20–24): the exact one wins.
+    await filterBy('/batches', 'seed annotator 2');
+    expect(new Set(await annotatorsOf('batches'))).toEqual(new Set(['Seed Annotator 2']));
+
+    // Part of eleven names: no rows, the first ten offered as links; following one filters by it.
+    await filterBy('/batches', 'Annotator 1');
+    const matches = page.getByRole('status').filter({ hasText: 'Several annotators match' });
+    await expect(matches.getByRole('link').allTextContents()).resolves.toEqual([
+      'Seed Annotator 1 (seed1@console.test)',
+      ...Array.from({ length: 9 }, (_, k) => `Seed Annotator 1${k} (seed1${k}@console.test)`),
+    ]);
+    await expect(page.locator('table.batches tbody tr').count()).resolves.toBe(0);
+    await matches.getByRole('link', { name: 'Seed Annotator 11 (seed11@console.test)' }).click();
+    await page.waitForURL(/annotatorId=/);
+    expect(await annotatorsOf('batches')).toEqual(Array(await batchesOf('seed11@console.test')).fill('Seed Annotator 11'));
+
+    // Nobody: said, and no rows (never every batch).
+    await filterBy('/batches', 'nobody at all');
+    await page.getByText('No annotator matches “nobody at all”.').waitFor();
+    await page.getByText('No batches.').waitFor();
+
+    // The events page: the same field.
+    await filterBy('/events', 'seed3@console.test');
+    const events = await annotatorsOf('events');
+    expect(events.length).toBeGreaterThan(0);
+    expect(new Set(events)).toEqual(new Set(['Seed Annotator 3']));
+  });
+
   it('shows an unknown address as a console page saying so; the API keeps its JSON 404', LONG, async () => {
     // A page of its own: the shared page's watcher counts every 404 document as a problem.
     const p = await browser.context.newPage();

@@ -2,6 +2,7 @@
 import { ASSIGNMENT_STATUS_VALUES, listAssignments, PROBLEM_WINDOW_HOURS, type AssignmentListRow } from '../../db/assignments.ts';
 import { ActionButton, DataTable, href, Progress, StatusBadge, Time, type Pagination } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
+import { AnnotatorFilterField, annotatorIdOf, resolveAnnotatorFilter } from './annotator-filter.tsx';
 import { enumParam, intParam, pageParams } from './params.ts';
 
 /** Batches as a table (the batches page, a workflow's and an annotator's page). */
@@ -62,18 +63,20 @@ export function BatchesTable({ rows, showAnnotator = true, showWorkflow = true, 
 
 export async function batchesPage(p: PageContext) {
   const { db } = p.ctx.database;
+  const annotator = await resolveAnnotatorFilter(db, p.query);
+  const annotatorId = annotatorIdOf(annotator);
   const filter = {
     workflowId: intParam(p.query.workflowId),
-    annotatorId: intParam(p.query.annotatorId),
+    annotatorId: annotatorId ?? undefined,
     status: enumParam(p.query.status, ASSIGNMENT_STATUS_VALUES),
     problems: p.query.problems === '1' || undefined,
   };
   const page = pageParams(p.query, 50);
   const [{ rows, total }, workflows] = await Promise.all([
-    listAssignments(db, filter, page),
+    annotatorId === null ? { rows: [], total: 0 } : listAssignments(db, filter, page),
     db.selectFrom('workflows').select(['id', 'name']).orderBy('name').orderBy('id').execute(),
   ]);
-  const state = { ...filter, problems: filter.problems ? 1 : undefined };
+  const state = { ...filter, annotator: annotator.kind === 'unresolved' ? annotator.text : undefined, problems: filter.problems ? 1 : undefined };
   return p.render({
     title: 'Batches',
     nav: 'batches',
@@ -92,10 +95,7 @@ export async function batchesPage(p: PageContext) {
               ))}
             </select>
           </div>
-          <div class="field">
-            <label for="b-annotator">Annotator id</label>
-            <input id="b-annotator" name="annotatorId" type="number" min={1} value={filter.annotatorId ? String(filter.annotatorId) : ''} />
-          </div>
+          <AnnotatorFilterField id="b-annotator" choice={annotator} link={(id) => href('/batches', { ...state, annotator: undefined, annotatorId: id })} />
           <div class="field">
             <label for="b-status">Status</label>
             <select id="b-status" name="status">

@@ -2,7 +2,8 @@
 import { EVENT_TYPES, listEvents } from '../../db/events.ts';
 import { DataTable, href, Time, type Pagination } from '../components.tsx';
 import type { PageContext } from '../index.tsx';
-import { intParam, pageParams } from './params.ts';
+import { AnnotatorFilterField, annotatorIdOf, resolveAnnotatorFilter } from './annotator-filter.tsx';
+import { pageParams } from './params.ts';
 
 type EventItem = Awaited<ReturnType<typeof listEvents>>['data'][number];
 
@@ -37,10 +38,12 @@ export function EventsTable({ events, showAnnotator = true, pager }: { events: E
 export async function eventsPage(p: PageContext) {
   const { db } = p.ctx.database;
   const type = (EVENT_TYPES as readonly string[]).includes(p.query.type ?? '') ? (p.query.type as (typeof EVENT_TYPES)[number]) : undefined;
-  const annotatorId = intParam(p.query.annotatorId);
+  const annotator = await resolveAnnotatorFilter(db, p.query);
+  const annotatorId = annotatorIdOf(annotator);
   const page = pageParams(p.query, 50);
-  const { data, total } = await listEvents(db, { type, annotatorId }, page);
-  const link = (offset: number) => href('/events', { type, annotatorId, offset: offset || undefined });
+  const { data, total } = annotatorId === null ? { data: [], total: 0 } : await listEvents(db, { type, annotatorId }, page);
+  const text = annotator.kind === 'unresolved' ? annotator.text : undefined;
+  const link = (offset: number) => href('/events', { type, annotatorId: annotatorId ?? undefined, annotator: text, offset: offset || undefined });
   return p.render({
     title: 'Events',
     nav: 'events',
@@ -59,10 +62,7 @@ export async function eventsPage(p: PageContext) {
               ))}
             </select>
           </div>
-          <div class="field">
-            <label for="ev-annotator">Annotator id</label>
-            <input id="ev-annotator" name="annotatorId" type="number" min={1} value={annotatorId ? String(annotatorId) : ''} />
-          </div>
+          <AnnotatorFilterField id="ev-annotator" choice={annotator} link={(id) => href('/events', { type, annotatorId: id })} />
           <div class="form-actions">
             <button type="submit" class="button">
               Filter
