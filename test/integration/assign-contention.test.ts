@@ -155,4 +155,40 @@ describe('assign: 50 at once', () => {
     expect(perAnnotator.rows.map((r) => r.n)).toEqual(Array(10).fill(2));
     await expectInvariants(wf.id, 0);
   });
+
+  it('serve requests made together as each would be served alone: workflows, refusals and one annotator twice mixed', async () => {
+    const shuffled = await seedWorkflow(t, { labelingConfigId: configId, roleId: role.id, imagesPerProject: BATCH, goldStandardRate: RATE, shuffleImages: true });
+    const ordered = await seedWorkflow(t, { labelingConfigId: configId, roleId: role.id, imagesPerProject: 5, goldStandardRate: 0, shuffleImages: false });
+    await seedItems(t, shuffled.id, 200, 'mixed/');
+    await seedItems(t, ordered.id, 200, 'ordered/');
+    const [a1, a2, a3, a4, a5, a6] = await Promise.all(Array.from({ length: 6 }, () => seedAnnotator(t, { roleId: role.id })));
+    const stopped = await seedAnnotator(t, { roleId: role.id, status: 'stopped' });
+    const otherRole = await seedAnnotator(t, { roleId: (await seedRole(t)).id });
+    const requests = [
+      { workflowId: shuffled.id, annotatorId: a1!.id },
+      { workflowId: shuffled.id, annotatorId: a2!.id },
+      { workflowId: ordered.id, annotatorId: a5!.id },
+      { workflowId: shuffled.id, annotatorId: stopped.id },
+      { workflowId: shuffled.id, annotatorId: a3!.id },
+      { workflowId: 999_999, annotatorId: a4!.id },
+      { workflowId: shuffled.id, annotatorId: otherRole.id },
+      { workflowId: ordered.id, annotatorId: a6!.id },
+      { workflowId: shuffled.id, annotatorId: a1!.id },
+      { workflowId: shuffled.id, annotatorId: a4!.id },
+    ];
+    const results = await Promise.all(requests.map((r) => assignBatch(t.db, r)));
+    expect(results.map((r) => (r.ok ? `${r.assignment.workflowId}:${r.assignment.annotatorId}` : r.reason))).toEqual(
+      requests.map((r, i) => ([3, 5, 6].includes(i) ? ['annotator_not_active', 'workflow_missing', 'wrong_role'][[3, 5, 6].indexOf(i)] : `${r.workflowId}:${r.annotatorId}`)),
+    );
+    const mixed = await expectInvariants(shuffled.id, RATE);
+    expect(mixed.batches).toHaveLength(5);
+    expect(mixed.batches.every((b) => b.taskCount === BATCH)).toBe(true);
+    // An unshuffled workflow's batches hold the first keys of the queue, each in key order.
+    const inOrder = await expectInvariants(ordered.id, 0);
+    expect(inOrder.reserved.map((r) => r.imageKey).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `ordered/img-${String(i).padStart(6, '0')}.png`));
+    for (const b of inOrder.batches) {
+      const keys = inOrder.tasks.filter((x) => x.assignmentId === b.id).sort((x, y) => x.position - y.position).map((x) => x.s3ImageKey);
+      expect(keys).toEqual([...keys].sort());
+    }
+  });
 });
