@@ -3,7 +3,10 @@
  * and record the assignment (status pending) with its tasks — atomically, no I/O. The reconciler
  * then sets it up in Label Studio (provision.ts).
  *
- * Two paths (assignBatch). Without a per-annotator rule to hold (no maxProjects, not auto), one
+ * Requests made together are served in groups (assignBatch → assignGroup, issue 15): one
+ * transaction per group, the annotators' locks and checks for all at once, and the batches of
+ * one workflow in one statement (reserveGroup in assign-group.ts). A request alone takes one of
+ * two paths (assignOne). Without a per-annotator rule to hold (no maxProjects, not auto), one
  * read and then the whole reservation in one statement (reserveFull), both on one pool
  * connection. Otherwise one short transaction under the annotator's lock: one read for every
  * check, then the same one-statement reservation — or, when the queue cannot fill the batch (or an
@@ -14,9 +17,10 @@
  * workflow take disjoint items without waiting for each other; the partial unique index
  * work_items_reserved_image_key additionally guarantees that no image is in two open batches of a
  * workflow even when it is queued twice (a rework and a chained copy of the same image): such a
- * collision rolls the reservation back and it is retried. Assignments of one annotator that a rule
- * constrains (maxProjects, auto's one open batch) are serialised by a transaction-level advisory
- * lock on the annotator, so the rule holds.
+ * collision rolls the reservation back and it is retried (a group's requests one by one).
+ * Assignments of one annotator that a rule constrains (maxProjects, auto's one open batch), and
+ * every request of a group, are serialised by a transaction-level advisory lock on the annotator,
+ * so the rule holds.
  *
  * Order. Items reserved for this annotator (rework returned to them) come first, then rework,
  * then chained items, then catalog images; within a priority, a shuffled workflow takes items by
