@@ -56,8 +56,8 @@ export async function reserveGroup(
              ORDER BY priority, id LIMIT req.want FOR UPDATE SKIP LOCKED) AS x) AS t),
     -- Each request's slice of the shared queue: items after+1 .. after+need in queue order.
     slice AS (
-      SELECT r, need, sum(need) OVER (ORDER BY r) - need AS after
-        FROM (SELECT req.r, req.want - (SELECT count(*) FROM targeted t WHERE t.r = req.r) AS need FROM req) AS x),
+      SELECT r, need, (sum(need) OVER (ORDER BY r))::int - need AS after
+        FROM (SELECT req.r, req.want - (SELECT count(*)::int FROM targeted t WHERE t.r = req.r) AS need FROM req) AS x),
     ${sharedParts(workflow, open, start, sql`(SELECT coalesce(sum(need), 0)::int FROM slice)`)},
     usable AS (
       SELECT DISTINCT ON (c.image_key) c.* FROM (
@@ -73,7 +73,7 @@ export async function reserveGroup(
       UNION ALL
       SELECT s.r, u.part, u.n, u.id, u.image_key, u.source
         FROM (SELECT *, row_number() OVER (ORDER BY part, n) AS g FROM usable WHERE r IS NULL) AS u
-        JOIN slice s ON u.g > s.after AND u.g <= s.after + s.need),
+        JOIN (SELECT r, generate_series(after + 1, after + need) AS g FROM slice) AS s USING (g)),
     full_req AS (SELECT d.r FROM dealt d JOIN req USING (r) GROUP BY d.r, req.want HAVING count(*) = req.want),
     fill AS (SELECT f.*, row_number() OVER (PARTITION BY f.r ORDER BY ${fillOrder}) AS k FROM dealt f WHERE f.r IN (SELECT r FROM full_req)),
     a AS (
@@ -81,18 +81,22 @@ export async function reserveGroup(
       SELECT ${w}, req.annotator_id, req.total, req.gold, 'pending', now() FROM req WHERE req.r IN (SELECT r FROM full_req) ORDER BY req.r
       RETURNING *),
     ar AS (SELECT a.id, req.r, req.off FROM a JOIN req ON req.annotator_id = a.annotator_id),
+    -- Each real item with its batch and its position.
+    placed AS (
+      SELECT fill.id, fill.image_key, fill.source, ar.id AS assignment_id,
+             (${requests.flatMap((r) => r.plan.layout.realSlots)}::int[])[ar.off + fill.k] AS position
+        FROM fill JOIN ar USING (r)),
     items AS (
-      UPDATE work_items SET status = 'reserved', assignment_id = ar.id, updated_at = now()
-        FROM fill JOIN ar USING (r) WHERE work_items.id = fill.id),
+      UPDATE work_items SET status = 'reserved', assignment_id = placed.assignment_id, updated_at = now()
+        FROM placed WHERE work_items.id = placed.id),
     routed AS (
       -- A routed rejection's item has found its batch.
-      UPDATE rejections SET routed_to_assignment_id = ar.id
-        FROM fill JOIN ar USING (r)
-       WHERE fill.source = 'rework' AND rejections.routed_work_item_id = fill.id AND rejections.routed_to_assignment_id IS NULL),
+      UPDATE rejections SET routed_to_assignment_id = placed.assignment_id
+        FROM placed
+       WHERE placed.source = 'rework' AND rejections.routed_work_item_id = placed.id AND rejections.routed_to_assignment_id IS NULL),
     tasks AS (
       INSERT INTO assignment_tasks (assignment_id, s3_image_key, work_item_id, gold_task_id, is_gold, position, updated_at)
-      SELECT ar.id, fill.image_key, fill.id, NULL, false, (${requests.flatMap((r) => r.plan.layout.realSlots)}::int[])[ar.off + fill.k], now()
-        FROM fill JOIN ar USING (r)
+      SELECT assignment_id, image_key, id, NULL, false, position, now() FROM placed
       UNION ALL
       SELECT ar.id, g.key, NULL, g.id, true, g.slot, now()
         FROM unnest(${gold.map((g) => g.r)}::int[], ${gold.map((g) => g.key)}::text[], ${gold.map((g) => g.id)}::int[], ${gold.map((g) => g.slot)}::int[])
