@@ -152,7 +152,6 @@ export function sharedParts(workflow: Pick<Workflow, 'shuffleImages'>, open: Raw
 export const openElsewhere = (workflowId: number, imageKey: RawBuilder<unknown>) =>
   sql`(SELECT true AS found FROM work_items r WHERE r.workflow_id = ${workflowId} AND r.status = 'reserved' AND r.image_key = ${imageKey} LIMIT 1)`;
 
-
 /**
  * The reservation on its own (inside a transaction): locks `want` of the workflow's queued items
  * for this annotator — fewer only when the queue runs out — and returns them in queue order (see
@@ -457,9 +456,10 @@ export interface AssignInput {
 /**
  * Groups served side by side and the most requests in one group (group-queue.ts). Four workers,
  * twice the database's two cores: while one group waits (on the network, the commit, or a core
- * other processes hold) another runs — measured with 50 at once on the shared machine: 2 workers
- * p99 0.80–0.92 s, 4 workers 0.58–0.68 s, 8 workers 0.47–0.55 s but ~10 % more database CPU per
- * assignment than 4 (all below the 15–16 ms of 50 separate statements). 13 = 50 / 4 rounded up:
+ * other processes hold) another runs. Measured with 50 at once on the shared machine (load 9–11,
+ * 2026-12-01): 2 workers p99 0.80–0.92 s, 4 workers 0.58–0.68 s, 8 workers 0.47–0.55 s but ~10 %
+ * more database CPU per assignment than 4 (7–9 ms, against 15–16 ms for 50 separate
+ * statements). 13 = 50 / 4 rounded up:
  * a group holds its items and annotators' locks for about 13 reservations' time.
  */
 const ASSIGN_WORKERS = 4;
@@ -509,22 +509,30 @@ async function assignGroup(db: Db, inputs: AssignInput[]): Promise<AssignResult[
       const later: number[] = [];
       let group: { workflow: AssignWorkflow; start: number } | null = null;
       const seen = new Set<number>();
-      inputs.forEach((input, i) => {
-        if (seen.has(input.annotatorId)) return later.push(i);
+      for (const [i, input] of inputs.entries()) {
+        if (seen.has(input.annotatorId)) {
+          later.push(i);
+          continue;
+        }
         seen.add(input.annotatorId);
         const ctx = contexts[i]!;
         const failure = checkLocked(ctx, input.annotatorId, !!input.auto);
-        if (failure) return (results[i] = failure);
+        if (failure) {
+          results[i] = failure;
+          continue;
+        }
         const workflow = ctx.workflow!;
-        if (workflow.overlap > 1 || (group && group.workflow.id !== workflow.id)) return later.push(i);
         // As reserveLocked plans a full batch from the request's seed.
         const full = fullBatch(workflow, ctx.gold.length);
+        if (workflow.overlap > 1 || full.real < 1 || (group && group.workflow.id !== workflow.id)) {
+          later.push(i);
+          continue;
+        }
         const random = seededRandom(seeds[i]!);
         const start = workflow.shuffleImages ? random() : 0;
-        if (full.real < 1) return later.push(i);
         group ??= { workflow, start };
         grouped.push({ i, request: { annotatorId: input.annotatorId, plan: planBatch(workflow, input.annotatorId, full, ctx.gold, random) } });
-      });
+      }
       if (group) {
         const { workflow, start } = group;
         const written = await reserveGroup(trx, workflow, start, grouped.map((g) => g.request));
