@@ -1,8 +1,9 @@
 /**
  * Group reservation (issue 15): the batches of several annotators of one workflow (overlap 1) in
  * one statement, each annotator getting a disjoint slice of one scan of the queue — instead of one
- * statement each, all starting at the head of the queue and skipping each other's rows. Used by
- * assignGroup (assign.ts) inside the group's transaction, after every annotator's lock and checks.
+ * statement and one transaction each, competing for the cores, the commit and the queue's rows.
+ * Used by assignGroup (assign.ts) inside the group's transaction, after every annotator's lock and
+ * checks.
  *
  * Order, as for one reservation (claimCtes in assign.ts): each annotator first gets the items
  * reserved for them; the rest of the queue (rework, then chained and catalog items) is taken once,
@@ -16,36 +17,30 @@ import type { Tx } from '../db/index.ts';
 import type { Assignment, Workflow } from '../db/types.ts';
 import { openElsewhere, sharedParts, type BatchPlan } from './assign.ts';
 
-/** One annotator's request: `want` real items (its plan's real slots) and its planned gold and positions. */
-export interface GroupRequest {
-  annotatorId: number;
-  plan: BatchPlan;
-}
-
 /**
- * Reserves and writes the full batches of `requests` (distinct annotators, each wanting at least
- * one item) in one statement. Returns the batches written, by annotator; a request missing from
- * the map got nothing. Throws on a database error (e.g. an image reserved twice reaching the
- * unique index work_items_reserved_image_key), as one reservation does.
+ * Reserves and writes the full batches planned by `plans` (distinct annotators; each wants its
+ * plan's real slots, at least one item) in one statement. Returns the batches written, by
+ * annotator; a plan missing from the map got nothing. Throws on a database error (e.g. an image
+ * reserved twice reaching the unique index work_items_reserved_image_key), as one reservation does.
  */
 export async function reserveGroup(
   trx: Tx,
   workflow: Pick<Workflow, 'id' | 'shuffleImages'>,
   start: number,
-  requests: readonly GroupRequest[],
+  plans: readonly BatchPlan[],
 ): Promise<Map<number, Assignment>> {
   const w = workflow.id;
-  const want = requests.map((r) => r.plan.layout.realSlots.length);
+  const want = plans.map((p) => p.layout.realSlots.length);
   const offsets = want.map((_, i) => want.slice(0, i).reduce((s, n) => s + n, 0));
-  const gold = requests.flatMap((r, i) => r.plan.gold.map((g, j) => ({ r: i + 1, key: g.s3ImageKey, id: g.id, slot: r.plan.layout.goldSlots[j]! })));
+  const gold = plans.flatMap((p, i) => p.gold.map((g, j) => ({ r: i + 1, key: g.s3ImageKey, id: g.id, slot: p.layout.goldSlots[j]! })));
   const open = sql`workflow_id = ${w} AND status = 'queued' AND target_annotator_id IS NULL`;
   // Real items fill their slots as taken (shuffled workflow) or by key, byte order.
   const fillOrder = workflow.shuffleImages ? sql`f.part, f.n` : sql`f.image_key COLLATE "C"`;
   const { rows } = await sql<Assignment>`
     WITH req AS (
-      SELECT * FROM unnest(${requests.map((r) => r.annotatorId)}::int[], ${want}::int[], ${offsets}::int[],
-                           ${requests.map((r) => r.plan.layout.realSlots.length + r.plan.layout.goldSlots.length)}::int[],
-                           ${requests.map((r) => r.plan.layout.goldSlots.length)}::int[])
+      SELECT * FROM unnest(${plans.map((p) => p.annotatorId)}::int[], ${want}::int[], ${offsets}::int[],
+                           ${plans.map((p) => p.layout.realSlots.length + p.layout.goldSlots.length)}::int[],
+                           ${plans.map((p) => p.layout.goldSlots.length)}::int[])
              WITH ORDINALITY AS t (annotator_id, want, off, total, gold, r)),
     targeted AS (
       SELECT req.r, t.n, t.id, t.image_key, t.source
@@ -84,7 +79,7 @@ export async function reserveGroup(
     -- Each real item with its batch and its position.
     placed AS (
       SELECT fill.id, fill.image_key, fill.source, ar.id AS assignment_id,
-             (${requests.flatMap((r) => r.plan.layout.realSlots)}::int[])[ar.off + fill.k] AS position
+             (${plans.flatMap((p) => p.layout.realSlots)}::int[])[ar.off + fill.k] AS position
         FROM fill JOIN ar USING (r)),
     items AS (
       UPDATE work_items SET status = 'reserved', assignment_id = placed.assignment_id, updated_at = now()

@@ -37,7 +37,7 @@ import type { Db, Executor, Tx } from '../db/index.ts';
 import type { Annotator, Assignment, Workflow } from '../db/types.ts';
 import { batchLayout, mixGold, pickGold, seededRandom, type BatchLayout } from '../domain/gold-mixing.ts';
 import { badRequest, conflict, notFound, PG, pgCode } from '../errors.ts';
-import { reserveGroup, type GroupRequest } from './assign-group.ts';
+import { reserveGroup } from './assign-group.ts';
 import { GroupCommitUnknown, groupQueue, type GroupQueue } from './group-queue.ts';
 
 /** Advisory lock class for per-annotator assignment (pg_advisory_xact_lock(class, annotatorId)). */
@@ -505,7 +505,7 @@ async function assignGroup(db: Db, inputs: AssignInput[]): Promise<AssignResult[
       const annotators = [...new Set(inputs.map((i) => i.annotatorId))].sort((x, y) => x - y);
       await sql`SELECT pg_advisory_xact_lock(${ASSIGN_LOCK_CLASS}, a) FROM unnest(${annotators}::int[]) AS a`.execute(trx);
       const contexts = await readContexts(trx, inputs);
-      const grouped: { i: number; request: GroupRequest }[] = [];
+      const grouped: { i: number; plan: BatchPlan }[] = [];
       const later: number[] = [];
       let group: { workflow: AssignWorkflow; start: number } | null = null;
       const seen = new Set<number>();
@@ -531,13 +531,13 @@ async function assignGroup(db: Db, inputs: AssignInput[]): Promise<AssignResult[
         const random = seededRandom(seeds[i]!);
         const start = workflow.shuffleImages ? random() : 0;
         group ??= { workflow, start };
-        grouped.push({ i, request: { annotatorId: input.annotatorId, plan: planBatch(workflow, input.annotatorId, full, ctx.gold, random) } });
+        grouped.push({ i, plan: planBatch(workflow, input.annotatorId, full, ctx.gold, random) });
       }
       if (group) {
         const { workflow, start } = group;
-        const written = await reserveGroup(trx, workflow, start, grouped.map((g) => g.request));
-        for (const { i, request } of grouped) {
-          const assignment = written.get(request.annotatorId);
+        const written = await reserveGroup(trx, workflow, start, grouped.map((g) => g.plan));
+        for (const { i, plan } of grouped) {
+          const assignment = written.get(plan.annotatorId);
           if (assignment) results[i] = { ok: true, assignment };
           else later.push(i);
         }
