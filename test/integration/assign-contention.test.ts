@@ -1,14 +1,18 @@
 /**
  * 50 assignments at once against one workflow whose queue mixes every kind of item (work reserved
  * for one annotator, rework, chained items, catalog images, one image queued twice), through the
- * service's pool of 10 connections: every invariant of a reservation holds afterwards.
+ * service's pool of 10 connections: every invariant of a reservation holds afterwards. Requests made
+ * together are served in groups (one transaction each): mixed groups, and a group whose statement
+ * fails on a concurrent reservation of the same image, serve each request as it would be alone.
  */
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotator, Role } from '../../src/db/types.ts';
 import { goldCountFor } from '../../src/domain/gold-mixing.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { seedAnnotator, seedConfig, seedGold, seedItems, seedRole, seedWorkflow } from '../helpers/batches.ts';
+import { waitUntil } from '../helpers/process.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -190,5 +194,48 @@ describe('assign: 50 at once', () => {
       const keys = inOrder.tasks.filter((x) => x.assignmentId === b.id).sort((x, y) => x.position - y.position).map((x) => x.s3ImageKey);
       expect(keys).toEqual([...keys].sort());
     }
+  });
+
+  it('serve every request of a group whose statement met a reservation of the same image committed meanwhile', async () => {
+    const wf = await seedWorkflow(t, { labelingConfigId: configId, roleId: role.id, imagesPerProject: 4, goldStandardRate: 0, shuffleImages: false });
+    await seedItems(t, wf.id, 100, 'collide/');
+    // One image queued twice: a rework copy and a chained copy.
+    await sql`INSERT INTO work_items (workflow_id, image_key, source, priority) VALUES
+      (${wf.id}, 'dup.png', 'rework', 0), (${wf.id}, 'dup.png', 'chain', 1)`.execute(t.db);
+    const annotators = await Promise.all(Array.from({ length: 8 }, () => seedAnnotator(t, { roleId: role.id })));
+    // Another transaction reserves the rework copy and stays open: the group skips that locked row,
+    // takes the chained copy (the other reservation is not visible yet) and waits for it at the
+    // unique index; when it commits, the group's statement fails and its requests are served alone.
+    const other = new pg.Client({ connectionString: t.database.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE work_items SET status = 'reserved' WHERE workflow_id = $1 AND image_key = 'dup.png' AND source = 'rework'`, [wf.id]);
+      const pending = Promise.all(annotators.map((a) => assignBatch(t.db, { workflowId: wf.id, annotatorId: a.id })));
+      await waitUntil(
+        'a reservation waiting for the other transaction',
+        async () =>
+          (await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db)).rows[0]!.n > 0,
+        30_000,
+        20,
+      );
+      await other.query('COMMIT');
+      const results = await pending;
+      expect(results.map((r) => (r.ok ? 'ok' : r.message))).toEqual(Array(8).fill('ok'));
+    } finally {
+      await other.end();
+    }
+    const tasks = await sql<{ key: string }>`
+      SELECT t.s3_image_key AS key FROM assignment_tasks t JOIN assignments a ON a.id = t.assignment_id WHERE a.workflow_id = ${wf.id}`.execute(t.db);
+    // Eight full batches, no image twice, and not the image the other transaction reserved.
+    expect(tasks.rows).toHaveLength(32);
+    expect(new Set(tasks.rows.map((r) => r.key)).size).toBe(32);
+    expect(tasks.rows.some((r) => r.key === 'dup.png')).toBe(false);
+    const copies = await sql<{ source: string; status: string }>`
+      SELECT source, status FROM work_items WHERE workflow_id = ${wf.id} AND image_key = 'dup.png' ORDER BY source`.execute(t.db);
+    expect(copies.rows).toEqual([
+      { source: 'chain', status: 'queued' },
+      { source: 'rework', status: 'reserved' },
+    ]);
   });
 });
