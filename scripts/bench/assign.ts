@@ -1,26 +1,28 @@
 /**
  * `npm run bench -- assign`: 50 concurrent assignments from a 100,000-image pool — the database
- * part of an assignment (src/workflows/assign.ts: the annotator's lock, one read for the checks,
- * the reservation with FOR UPDATE SKIP LOCKED, one write of the batch and its tasks) — against the
- * in-run baseline the issue names: the same reservation as one SQL statement (take the items with
- * FOR UPDATE SKIP LOCKED, write the assignment, mark the items reserved, write the tasks with gold
- * at random positions), sent from node-pg, with no checks.
+ * part of an assignment (src/workflows/assign.ts: requests made together are served in groups, one
+ * transaction each — the annotators' locks, one read for the checks, the batches in one statement
+ * with FOR UPDATE SKIP LOCKED; a request alone: one read, the reservation in one statement) —
+ * against the in-run baseline the issue names: the same reservation as one SQL statement per
+ * assignment (take the items with FOR UPDATE SKIP LOCKED, write the assignment, mark the items
+ * reserved, write the tasks with gold at random positions), sent from node-pg, with no checks.
  *
  * One workflow (100 images per batch, 10 % gold, shuffled), 50 active annotators. A sequential
  * run of 20 each, then rounds of 50 simultaneous assignments, the service and the baseline in
- * alternate rounds, with a pool of 50 connections (each assignment has its own: the database time
- * under 50-way contention), with the service's default pool of 10 (latency includes waiting for a
- * connection), and with maxProjects set (the service's general path: a transaction under the
- * annotator's lock). Target (issue 15): p99 < 250 ms with 50 at once, zero overlaps.
- * Reported: p50/p99/max per assignment and their ratio to the baseline, wall time per round, and
- * the checks that matter: no image in two open batches, every batch full.
+ * alternate rounds, with a pool of 50 connections (the baseline: each assignment has its own),
+ * with the service's default pool of 10 (latency includes waiting for a connection), and with
+ * maxProjects set (the checks under the annotators' locks). Target (issue 15): p99 < 250 ms with
+ * 50 at once, zero overlaps.
+ * Reported: p50/p99/max per assignment and their ratio to the baseline, wall time per round, CPU
+ * per assignment of the database's backends and of this process (load-independent: the machine is
+ * shared), and the checks that matter: no image in two open batches, every batch full.
  */
 import { sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase } from '../../src/db/index.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
-import { ratio, stats, type LatencyStats } from './lib.ts';
+import { cpuMs, ratio, stats, type LatencyStats } from './lib.ts';
 
 const POOL_IMAGES = 100_000;
 const ANNOTATORS = 50;
@@ -125,6 +127,7 @@ export default async function bench() {
       await sql`UPDATE workflows SET max_projects = ${maxProjects} WHERE id = 1`.execute(db);
       const samples = { service: [] as number[], baseline: [] as number[] };
       const walls = { service: [] as number[], baseline: [] as number[] };
+      const cpu = { service: { backend: 0, node: 0 }, baseline: { backend: 0, node: 0 } };
       for (let round = 0; round < ROUNDS; round++) {
         for (const which of round % 2 ? (['baseline', 'service'] as const) : (['service', 'baseline'] as const)) {
           const handle = which === 'service' ? await openDatabase({ url: database.url, dataDir: '/nonexistent', poolSize }) : null;
@@ -134,14 +137,26 @@ export default async function bench() {
           const connect = () => (handle ? sql.raw(WARM_UP).execute(handle.db) : pool!.query(WARM_UP));
           await Promise.all(Array.from({ length: poolSize }, connect));
           const op = handle ? service(handle) : oneStatement(pool!);
+          // CPU of every backend of the database (the server runs on this machine) and of this
+          // process over the round: what the machine spent per assignment, whatever else it runs.
+          const backends = (await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db)).rows.map((r) => r.pid);
+          const backendCpu = () => backends.reduce((sum, pid) => sum + cpuMs(pid), 0);
+          const [backend0, node0] = [backendCpu(), process.cpuUsage()];
           const started = performance.now();
           await Promise.all(Array.from({ length: ANNOTATORS }, (_, i) => timed(op, i + 1, samples[which])));
           walls[which].push(Math.round(performance.now() - started));
+          const node = process.cpuUsage(node0);
+          cpu[which].backend += backendCpu() - backend0;
+          cpu[which].node += (node.user + node.system) / 1000;
           await handle?.close();
           await pool?.end();
         }
       }
-      runs[name] = { ...summary(stats(samples.service, 0), stats(samples.baseline, 0)), roundWallMs: walls };
+      const perAssignment = (ms: number) => Math.round((ms / (ROUNDS * ANNOTATORS)) * 100) / 100;
+      const cpuPerAssignment = Object.fromEntries(
+        (['service', 'baseline'] as const).map((k) => [k, { backendMs: perAssignment(cpu[k].backend), nodeMs: perAssignment(cpu[k].node) }]),
+      );
+      runs[name] = { ...summary(stats(samples.service, 0), stats(samples.baseline, 0)), roundWallMs: walls, cpuPerAssignment };
     }
 
     const overlap = await sql<{ reserved: number; distinct: number; batches: number; full: number }>`

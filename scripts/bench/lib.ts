@@ -64,3 +64,15 @@ export function processMemoryMb(pid: number): { rss: number; peak: number } {
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
   return { rss: Math.round(kb('VmRSS') / 1024), peak: Math.round(kb('VmHWM') / 1024) };
 }
+
+/**
+ * CPU time another process on this machine has used, in ms (Linux /proc/<pid>/schedstat: time on a
+ * CPU in ns); 0 once it has exited. For PostgreSQL backends when the server runs here.
+ */
+export function cpuMs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return 0;
+  }
+}

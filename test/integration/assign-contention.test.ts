@@ -1,14 +1,18 @@
 /**
  * 50 assignments at once against one workflow whose queue mixes every kind of item (work reserved
  * for one annotator, rework, chained items, catalog images, one image queued twice), through the
- * service's pool of 10 connections: every invariant of a reservation holds afterwards.
+ * service's pool of 10 connections: every invariant of a reservation holds afterwards. Requests made
+ * together are served in groups (one transaction each): mixed groups, and a group whose statement
+ * fails on a concurrent reservation of the same image, serve each request as it would be alone.
  */
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotator, Role } from '../../src/db/types.ts';
 import { goldCountFor } from '../../src/domain/gold-mixing.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { seedAnnotator, seedConfig, seedGold, seedItems, seedRole, seedWorkflow } from '../helpers/batches.ts';
+import { waitUntil } from '../helpers/process.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -154,5 +158,84 @@ describe('assign: 50 at once', () => {
       SELECT annotator_id, count(*)::int AS n FROM assignments WHERE workflow_id = ${wf.id} GROUP BY 1`.execute(t.db);
     expect(perAnnotator.rows.map((r) => r.n)).toEqual(Array(10).fill(2));
     await expectInvariants(wf.id, 0);
+  });
+
+  it('serve requests made together as each would be served alone: workflows, refusals and one annotator twice mixed', async () => {
+    const shuffled = await seedWorkflow(t, { labelingConfigId: configId, roleId: role.id, imagesPerProject: BATCH, goldStandardRate: RATE, shuffleImages: true });
+    const ordered = await seedWorkflow(t, { labelingConfigId: configId, roleId: role.id, imagesPerProject: 5, goldStandardRate: 0, shuffleImages: false });
+    await seedItems(t, shuffled.id, 200, 'mixed/');
+    await seedItems(t, ordered.id, 200, 'ordered/');
+    const [a1, a2, a3, a4, a5, a6] = await Promise.all(Array.from({ length: 6 }, () => seedAnnotator(t, { roleId: role.id })));
+    const stopped = await seedAnnotator(t, { roleId: role.id, status: 'stopped' });
+    const otherRole = await seedAnnotator(t, { roleId: (await seedRole(t)).id });
+    const requests = [
+      { workflowId: shuffled.id, annotatorId: a1!.id },
+      { workflowId: shuffled.id, annotatorId: a2!.id },
+      { workflowId: ordered.id, annotatorId: a5!.id },
+      { workflowId: shuffled.id, annotatorId: stopped.id },
+      { workflowId: shuffled.id, annotatorId: a3!.id },
+      { workflowId: 999_999, annotatorId: a4!.id },
+      { workflowId: shuffled.id, annotatorId: otherRole.id },
+      { workflowId: ordered.id, annotatorId: a6!.id },
+      { workflowId: shuffled.id, annotatorId: a1!.id },
+      { workflowId: shuffled.id, annotatorId: a4!.id },
+    ];
+    const results = await Promise.all(requests.map((r) => assignBatch(t.db, r)));
+    expect(results.map((r) => (r.ok ? `${r.assignment.workflowId}:${r.assignment.annotatorId}` : r.reason))).toEqual(
+      requests.map((r, i) => ([3, 5, 6].includes(i) ? ['annotator_not_active', 'workflow_missing', 'wrong_role'][[3, 5, 6].indexOf(i)] : `${r.workflowId}:${r.annotatorId}`)),
+    );
+    const mixed = await expectInvariants(shuffled.id, RATE);
+    expect(mixed.batches).toHaveLength(5);
+    expect(mixed.batches.every((b) => b.taskCount === BATCH)).toBe(true);
+    // An unshuffled workflow's batches hold the first keys of the queue, each in key order.
+    const inOrder = await expectInvariants(ordered.id, 0);
+    expect(inOrder.reserved.map((r) => r.imageKey).sort()).toEqual(Array.from({ length: 10 }, (_, i) => `ordered/img-${String(i).padStart(6, '0')}.png`));
+    for (const b of inOrder.batches) {
+      const keys = inOrder.tasks.filter((x) => x.assignmentId === b.id).sort((x, y) => x.position - y.position).map((x) => x.s3ImageKey);
+      expect(keys).toEqual([...keys].sort());
+    }
+  });
+
+  it('serve every request of a group whose statement met a reservation of the same image committed meanwhile', async () => {
+    const wf = await seedWorkflow(t, { labelingConfigId: configId, roleId: role.id, imagesPerProject: 4, goldStandardRate: 0, shuffleImages: false });
+    await seedItems(t, wf.id, 100, 'collide/');
+    // One image queued twice: a rework copy and a chained copy.
+    await sql`INSERT INTO work_items (workflow_id, image_key, source, priority) VALUES
+      (${wf.id}, 'dup.png', 'rework', 0), (${wf.id}, 'dup.png', 'chain', 1)`.execute(t.db);
+    const annotators = await Promise.all(Array.from({ length: 8 }, () => seedAnnotator(t, { roleId: role.id })));
+    // Another transaction reserves the rework copy and stays open: the group skips that locked row,
+    // takes the chained copy (the other reservation is not visible yet) and waits for it at the
+    // unique index; when it commits, the group's statement fails and its requests are served alone.
+    const other = new pg.Client({ connectionString: t.database.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE work_items SET status = 'reserved' WHERE workflow_id = $1 AND image_key = 'dup.png' AND source = 'rework'`, [wf.id]);
+      const pending = Promise.all(annotators.map((a) => assignBatch(t.db, { workflowId: wf.id, annotatorId: a.id })));
+      await waitUntil(
+        'a reservation waiting for the other transaction',
+        async () =>
+          (await sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`.execute(t.db)).rows[0]!.n > 0,
+        30_000,
+        20,
+      );
+      await other.query('COMMIT');
+      const results = await pending;
+      expect(results.map((r) => (r.ok ? 'ok' : r.message))).toEqual(Array(8).fill('ok'));
+    } finally {
+      await other.end();
+    }
+    const tasks = await sql<{ key: string }>`
+      SELECT t.s3_image_key AS key FROM assignment_tasks t JOIN assignments a ON a.id = t.assignment_id WHERE a.workflow_id = ${wf.id}`.execute(t.db);
+    // Eight full batches, no image twice, and not the image the other transaction reserved.
+    expect(tasks.rows).toHaveLength(32);
+    expect(new Set(tasks.rows.map((r) => r.key)).size).toBe(32);
+    expect(tasks.rows.some((r) => r.key === 'dup.png')).toBe(false);
+    const copies = await sql<{ source: string; status: string }>`
+      SELECT source, status FROM work_items WHERE workflow_id = ${wf.id} AND image_key = 'dup.png' ORDER BY source`.execute(t.db);
+    expect(copies.rows).toEqual([
+      { source: 'chain', status: 'queued' },
+      { source: 'rework', status: 'reserved' },
+    ]);
   });
 });
