@@ -1,9 +1,11 @@
 /**
- * Building blocks of the console's pages (Hono JSX, rendered on the server). Everything a script
+ * Building blocks of the console's pages (Hono JSX, rendered on the server; the small ones drawn in
+ * every table row, and the rows themselves, as string templates — html.ts). Everything a script
  * does is declared with data-* attributes that src/console/client/ reads: no inline script, no
  * inline style (the Content-Security-Policy allows neither).
  */
 import type { Child, PropsWithChildren } from 'hono/jsx';
+import { attrs, html } from './html.ts';
 
 /** A URL with query parameters; empty and undefined values are left out. */
 export function href(path: string, params: Record<string, string | number | boolean | null | undefined> = {}): string {
@@ -22,17 +24,13 @@ const toDate = (d: Date | string) => (d instanceof Date ? d : new Date(d));
 
 /** An instant, shown in the viewer's time zone (`relative`: "3 min ago" with the time as a tooltip). */
 export function Time({ at, relative }: { at: Date | string | null | undefined; relative?: boolean }) {
-  if (at === null || at === undefined) return <span class="muted">–</span>;
+  if (at === null || at === undefined) return html`<span class="muted">–</span>`;
   const d = toDate(at);
-  return (
-    <time datetime={d.toISOString()} data-format={relative ? 'relative' : 'datetime'}>
-      {utcText(d)}
-    </time>
-  );
+  return html`<time datetime="${d.toISOString()}" data-format="${relative ? 'relative' : 'datetime'}">${utcText(d)}</time>`;
 }
 
 export function StatusBadge({ status }: { status: string }) {
-  return <span class={`badge st-${status.replace(/[^a-z_]/g, '')}`}>{status.replace('_', ' ')}</span>;
+  return html`<span class="badge st-${status.replace(/[^a-z_]/g, '')}">${status.replace('_', ' ')}</span>`;
 }
 
 /** Done out of total, as a native <progress> (accessible, no inline style) and as text. */
@@ -52,21 +50,12 @@ export function Progress({ done, total, label }: { done: number; total: number; 
 /** A colour swatch as SVG (a presentation attribute, which the CSP allows, unlike a style attribute). */
 export function Swatch({ color }: { color: string | null }) {
   if (!color || !/^#[0-9a-fA-F]{6}$/.test(color)) return null;
-  return (
-    <svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false">
-      <rect width="10" height="10" rx="2" fill={color} />
-    </svg>
-  );
+  return html`<svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false"><rect width="10" height="10" rx="2" fill="${color}"></rect></svg>`;
 }
 
 export function RoleLabel({ role }: { role: { name: string; color: string | null } | null }) {
-  if (!role) return <span class="muted">no role</span>;
-  return (
-    <span class="role">
-      <Swatch color={role.color} />
-      {role.name}
-    </span>
-  );
+  if (!role) return html`<span class="muted">no role</span>`;
+  return html`<span class="role">${Swatch({ color: role.color })}${role.name}</span>`;
 }
 
 export interface Column {
@@ -203,16 +192,7 @@ export function DataTable<R>(props: {
                 )}
               </tr>
             </thead>
-            <tbody>
-              {props.rows.map((row) => (
-                <tr {...(props.rowAttrs?.(row) ?? {})}>
-                  {props.lead ? <td class={props.lead.class}>{props.lead.cell(row)}</td> : null}
-                  {columns.map((col) => (
-                    <td class={col.class}>{col.cell(row)}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
+            <tbody>{props.rows.map((row) => TableRow(row, columns, props.lead, props.rowAttrs))}</tbody>
           </table>
         </TableWrap>
       ) : (
@@ -221,6 +201,15 @@ export function DataTable<R>(props: {
       {props.pager ? <Pager {...props.pager} /> : null}
     </>
   );
+}
+
+/**
+ * One row of a DataTable, as a string template (html.ts): a page of rows is most of a table page's
+ * elements. Cells may be strings (escaped), html templates, or JSX (rendered in place).
+ */
+function TableRow<R>(row: R, columns: TableColumn<R>[], lead: { cell: (row: R) => Child; class?: string } | undefined, rowAttrs?: (row: R) => Record<string, string>) {
+  const cells = columns.map((col) => html`<td${attrs({ class: col.class })}>${col.cell(row)}</td>`);
+  return html`<tr${attrs(rowAttrs?.(row) ?? {})}>${lead ? html`<td${attrs({ class: lead.class })}>${lead.cell(row)}</td>` : ''}${cells}</tr>`;
 }
 
 /** A labelled form field with the place where the API's validation message for it appears. */
@@ -389,23 +378,20 @@ export function ActionButton(props: {
   disabled?: boolean;
   of?: string;
 }) {
-  return (
-    <button
-      type="button"
-      class={`button ${props.variant ?? ''}`}
-      data-action
-      data-method={props.method}
-      data-url={props.url}
-      data-body={props.body === undefined ? undefined : JSON.stringify(props.body)}
-      data-confirm={props.confirm}
-      data-then={props.then}
-      data-show={props.show}
-      disabled={props.disabled}
-      aria-label={props.of === undefined ? undefined : `${props.label} ${props.of}`}
-    >
-      {props.label}
-    </button>
-  );
+  const attributes = attrs({
+    type: 'button',
+    class: `button ${props.variant ?? ''}`,
+    'data-action': true,
+    'data-method': props.method,
+    'data-url': props.url,
+    'data-body': props.body === undefined ? undefined : JSON.stringify(props.body),
+    'data-confirm': props.confirm,
+    'data-then': props.then,
+    'data-show': props.show,
+    disabled: props.disabled,
+    'aria-label': props.of === undefined ? undefined : `${props.label} ${props.of}`,
+  });
+  return html`<button${attributes}>${props.label}</button>`;
 }
 
 /** A chart drawn by the client (uPlot) from `data`, with a text summary for screen readers. */
