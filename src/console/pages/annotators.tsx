@@ -14,6 +14,7 @@ import {
   listAnnotators,
   readStartProgress,
   rejectionsOf,
+  type AnnotatorListRow,
   type AnnotatorSort,
 } from '../../db/annotators.ts';
 import { listAssignments } from '../../db/assignments.ts';
@@ -51,7 +52,7 @@ export const ANNOTATORS_PAGE_SIZE = 50;
  * The annotators table: sortable columns (keys as ANNOTATOR_SORTS) and the row's actions. Cells
  * are string templates (html.ts): 50 rows of them are most of the page (issue 12's benchmark).
  */
-const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorRow>[] => [
+const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorListRow>[] => [
   { key: 'name', label: 'Name', sortable: true, cell: (a) => html`<a href="/annotators/${a.id}">${a.name}</a>` },
   { key: 'email', label: 'Email', sortable: true, cell: (a) => a.email },
   {
@@ -89,7 +90,7 @@ export const labelStudioUrl = (ctx: AppContext, a: Pick<AnnotatorRow, 'status' |
 const canStart = (status: string) => status === 'created' || status === 'stopped' || status === 'error';
 const canStop = (status: string) => status === 'starting' || status === 'active' || status === 'error';
 
-function LifecycleButtons({ a, small }: { a: AnnotatorRow; small?: boolean }) {
+function LifecycleButtons({ a, small }: { a: Pick<AnnotatorRow, 'id' | 'name' | 'status'>; small?: boolean }) {
   const start = canStart(a.status)
     ? ActionButton({ method: 'POST', url: `/api/annotators/${a.id}/start`, label: 'Start', variant: small ? 'small' : 'primary', of: small ? a.name : undefined })
     : null;
