@@ -5,7 +5,7 @@
  * inline style (the Content-Security-Policy allows neither).
  */
 import type { Child, PropsWithChildren } from 'hono/jsx';
-import { attrs, html } from './html.ts';
+import { attrs, childHtml, escapeHtml, raw } from './html.ts';
 
 /** A URL with query parameters; empty and undefined values are left out. */
 export function href(path: string, params: Record<string, string | number | boolean | null | undefined> = {}): string {
@@ -22,15 +22,21 @@ export const utcText = (d: Date) =>
 
 const toDate = (d: Date | string) => (d instanceof Date ? d : new Date(d));
 
+// The components below are drawn in every row of a table: built as strings (html.ts), every value
+// from data through escapeHtml.
+
 /** An instant, shown in the viewer's time zone (`relative`: "3 min ago" with the time as a tooltip). */
 export function Time({ at, relative }: { at: Date | string | null | undefined; relative?: boolean }) {
-  if (at === null || at === undefined) return html`<span class="muted">–</span>`;
+  if (at === null || at === undefined) return raw('<span class="muted">–</span>');
   const d = toDate(at);
-  return html`<time datetime="${d.toISOString()}" data-format="${relative ? 'relative' : 'datetime'}">${utcText(d)}</time>`;
+  const iso = d.toISOString();
+  // "YYYY-MM-DDTHH:MM:SS.sssZ" already holds utcText's figures (years 0–9999).
+  const text = iso.length === 24 ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : utcText(d);
+  return raw(`<time datetime="${iso}" data-format="${relative ? 'relative' : 'datetime'}">${text}</time>`);
 }
 
 export function StatusBadge({ status }: { status: string }) {
-  return html`<span class="badge st-${status.replace(/[^a-z_]/g, '')}">${status.replace('_', ' ')}</span>`;
+  return raw(`<span class="badge st-${status.replace(/[^a-z_]/g, '')}">${escapeHtml(status.replace('_', ' '))}</span>`);
 }
 
 /** Done out of total, as a native <progress> (accessible, no inline style) and as text. */
@@ -50,12 +56,14 @@ export function Progress({ done, total, label }: { done: number; total: number; 
 /** A colour swatch as SVG (a presentation attribute, which the CSP allows, unlike a style attribute). */
 export function Swatch({ color }: { color: string | null }) {
   if (!color || !/^#[0-9a-fA-F]{6}$/.test(color)) return null;
-  return html`<svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false"><rect width="10" height="10" rx="2" fill="${color}"></rect></svg>`;
+  return raw(
+    `<svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false"><rect width="10" height="10" rx="2" fill="${color}"></rect></svg>`,
+  );
 }
 
 export function RoleLabel({ role }: { role: { name: string; color: string | null } | null }) {
-  if (!role) return html`<span class="muted">no role</span>`;
-  return html`<span class="role">${Swatch({ color: role.color })}${role.name}</span>`;
+  if (!role) return raw('<span class="muted">no role</span>');
+  return raw(`<span class="role">${Swatch({ color: role.color }) ?? ''}${escapeHtml(role.name)}</span>`);
 }
 
 export interface Column {
@@ -204,13 +212,22 @@ export function DataTable<R>(props: {
 }
 
 /**
- * One row of a DataTable, as a string template (html.ts): a page of rows is most of a table page's
- * elements. Cells may be strings (escaped), html templates, or JSX (rendered in place).
+ * One row of a DataTable, built as a string (html.ts): a page of rows is most of a table page's
+ * elements. Cells may be strings (escaped), escaped HTML, or JSX (rendered in place).
  */
 function TableRow<R>(row: R, columns: TableColumn<R>[], lead: { cell: (row: R) => Child; class?: string } | undefined, rowAttrs?: (row: R) => Record<string, string>) {
-  const cells = columns.map((col) => html`<td${attrs({ class: col.class })}>${col.cell(row)}</td>`);
-  return html`<tr${attrs(rowAttrs?.(row) ?? {})}>${lead ? html`<td${attrs({ class: lead.class })}>${lead.cell(row)}</td>` : ''}${cells}</tr>`;
+  const cells = lead ? [cell(lead.class, lead.cell(row))] : [];
+  for (const col of columns) cells.push(cell(col.class, col.cell(row)));
+  const open = `<tr${attrs(rowAttrs?.(row) ?? {})}>`;
+  if (cells.every((c) => typeof c === 'string')) return raw(`${open}${cells.join('')}</tr>`);
+  return Promise.all(cells).then((all) => raw(`${open}${all.join('')}</tr>`));
 }
+
+const cell = (cls: string | undefined, content: Child): string | Promise<string> => {
+  const inner = childHtml(content);
+  const open = `<td${attrs({ class: cls })}>`;
+  return typeof inner === 'string' ? `${open}${inner}</td>` : inner.then((s) => `${open}${s}</td>`);
+};
 
 /** A labelled form field with the place where the API's validation message for it appears. */
 export function Field(props: {
@@ -391,7 +408,7 @@ export function ActionButton(props: {
     disabled: props.disabled,
     'aria-label': props.of === undefined ? undefined : `${props.label} ${props.of}`,
   });
-  return html`<button${attributes}>${props.label}</button>`;
+  return raw(`<button${attributes}>${escapeHtml(props.label)}</button>`);
 }
 
 /** A chart drawn by the client (uPlot) from `data`, with a text summary for screen readers. */

@@ -1,9 +1,10 @@
 /**
- * HTML built as strings, for the parts of a page drawn many times (a table's rows and the small
- * components in their cells): Hono's `html` tagged template, whose interpolated values are escaped
- * exactly as Hono JSX escapes text (`& < > " '`), and `attrs`, which writes attributes as Hono JSX
- * writes them. What they return is already-escaped HTML (Hono's HtmlEscapedString) that JSX and
- * `html` insert as is, so the two mix freely and the output is the same bytes JSX would write —
+ * HTML built as strings, for the parts of a page drawn on every page or many times (the frame, a
+ * table's rows and the small components in their cells): Hono's `html` tagged template, whose
+ * interpolated values are escaped exactly as Hono JSX escapes text (`& < > " '`); `escapeHtml`
+ * and `childHtml` for rows built by hand; and `attrs`, which writes attributes as Hono JSX writes
+ * them. What they return is already-escaped HTML (Hono's HtmlEscapedString, `raw`) that JSX and
+ * `html` insert as is, so they mix freely and the output is the same bytes JSX would write —
  * without building and walking a JSX node per element (the rows of a 50-row table were the
  * largest part of the annotators page's CPU time).
  */
@@ -26,11 +27,40 @@ const BOOLEAN_ATTRIBUTES = new Set([
   'shadowrootserializable',
 ]);
 
-/** Text as HTML: `& < > " '` escaped (Hono's escaping, the same for text and attribute values). */
+const ESCAPED = /[&<>'"]/;
+
+/**
+ * Text as HTML: `& < > " '` escaped (Hono's escaping, the same for text and attribute values).
+ * For strings built by hand (`raw(`<b>${escapeHtml(name)}</b>`)`) where a table draws many: each
+ * value from data goes through it, exactly as `html` would put it.
+ */
 export function escapeHtml(text: string): string {
+  if (!ESCAPED.test(text)) return text;
   const buffer = [''];
   escapeToBuffer(text, buffer);
   return buffer[0]!;
+}
+
+/**
+ * Anything JSX accepts as a child, as HTML, the way JSX writes it: strings escaped, numbers as
+ * digits, nothing for null, undefined and booleans, arrays one after another, escaped HTML
+ * (templates, `raw`, JSX nodes) as it renders — a Promise only when something renders
+ * asynchronously.
+ */
+export function childHtml(child: unknown): string | Promise<string> {
+  if (typeof child === 'string') return escapeHtml(child);
+  if (typeof child === 'number') return String(child);
+  if (child === null || child === undefined || typeof child === 'boolean') return '';
+  if (Array.isArray(child)) {
+    const parts = child.map(childHtml);
+    return parts.some((p) => typeof p !== 'string') ? Promise.all(parts).then((all) => all.join('')) : parts.join('');
+  }
+  if (child instanceof Promise) return child.then(childHtml);
+  if ((child as { isEscaped?: boolean }).isEscaped) {
+    const out = (child as { toString(): string | Promise<string> }).toString();
+    return typeof out === 'string' ? out : out.then(String);
+  }
+  return escapeHtml(String(child));
 }
 
 /**

@@ -41,7 +41,7 @@ import {
   type TableColumn,
 } from '../components.tsx';
 import { pathId, type PageContext } from '../index.tsx';
-import { html } from '../html.ts';
+import { escapeHtml, raw } from '../html.ts';
 import type { AppContext } from '../../context.ts';
 import { BatchesTable } from './batches.tsx';
 import { enumParam, intParam, pageParams } from './params.ts';
@@ -50,10 +50,11 @@ export const ANNOTATORS_PAGE_SIZE = 50;
 
 /**
  * The annotators table: sortable columns (keys as ANNOTATOR_SORTS) and the row's actions. Cells
- * are string templates (html.ts): 50 rows of them are most of the page (issue 12's benchmark).
+ * are built as strings (html.ts), every value from data through escapeHtml: 50 rows of them are
+ * most of the page (issue 12's benchmark).
  */
 const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorListRow>[] => [
-  { key: 'name', label: 'Name', sortable: true, cell: (a) => html`<a href="/annotators/${a.id}">${a.name}</a>` },
+  { key: 'name', label: 'Name', sortable: true, cell: (a) => raw(`<a href="/annotators/${a.id}">${escapeHtml(a.name)}</a>`) },
   { key: 'email', label: 'Email', sortable: true, cell: (a) => a.email },
   {
     key: 'role',
@@ -65,7 +66,7 @@ const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorListRow>[] => [
     key: 'status',
     label: 'Status',
     sortable: true,
-    cell: (a) => html`${StatusBadge({ status: a.status })}${a.autoAssignPaused ? html`<span class="tag warn">paused</span>` : null}`,
+    cell: (a) => raw(`${StatusBadge({ status: a.status })}${a.autoAssignPaused ? '<span class="tag warn">paused</span>' : ''}`),
   },
   { key: 'lastActive', label: 'Last active', sortable: true, cell: (a) => Time({ at: a.lastActiveAt, relative: true }) },
   { key: 'created', label: 'Created', sortable: true, class: 'wide-only', cell: (a) => Time({ at: a.createdAt }) },
@@ -76,9 +77,9 @@ const annotatorColumns = (ctx: AppContext): TableColumn<AnnotatorListRow>[] => [
     cell: (a) => {
       const url = labelStudioUrl(ctx, a);
       const link = url
-        ? html`<a class="button small" href="${url}" target="_blank" rel="noopener noreferrer" aria-label="${a.name}'s Label Studio (opens a new tab)">Label Studio</a>`
-        : null;
-      return html`${LifecycleButtons({ a, small: true })}${link}`;
+        ? `<a class="button small" href="${escapeHtml(url)}" target="_blank" rel="noopener noreferrer" aria-label="${escapeHtml(a.name)}&#39;s Label Studio (opens a new tab)">Label Studio</a>`
+        : '';
+      return raw(`${LifecycleButtons({ a, small: true })}${link}`);
     },
   },
 ];
@@ -104,7 +105,7 @@ function LifecycleButtons({ a, small }: { a: Pick<AnnotatorRow, 'id' | 'name' | 
         of: small ? a.name : undefined,
       })
     : null;
-  return html`${start}${stop}`;
+  return raw(`${start ?? ''}${stop ?? ''}`);
 }
 
 export async function annotatorsPage(p: PageContext) {
@@ -223,7 +224,7 @@ export async function annotatorsPage(p: PageContext) {
             lead={{
               class: 'select',
               header: <input type="checkbox" data-select-all aria-label="Select every annotator on this page" />,
-              cell: (a) => html`<input type="checkbox" data-select-id="${a.id}" aria-label="Select ${a.name}"/>`,
+              cell: (a) => raw(`<input type="checkbox" data-select-id="${a.id}" aria-label="Select ${escapeHtml(a.name)}"/>`),
             }}
           />
         </div>
