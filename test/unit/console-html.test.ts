@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { jsx } from 'hono/jsx';
-import { attrs, escapeHtml, html } from '../../src/console/html.ts';
+import { attrs, childHtml, escapeHtml, html } from '../../src/console/html.ts';
 import { ActionButton, RoleLabel, StatusBadge, Time } from '../../src/console/components.tsx';
 import { pickEncoding } from '../../src/console/send-page.ts';
 
@@ -21,6 +21,12 @@ describe('html and attrs', () => {
       const props = { type: 'button', class: s, 'data-action': true, 'data-url': s, disabled: false, hidden: true, 'aria-label': undefined, tabindex: 0 };
       expect(String(html`<button${attrs(props)}>${s}</button>`)).toBe(viaJsx('button', props, s));
     }
+  });
+
+  it('childHtml writes any JSX child as JSX writes it', async () => {
+    const children = ['a<b & "c"', 7, null, undefined, false, true, jsx('em', { title: "it's" }, 'x&y'), html`<i>${'<'}</i>`, ['<', [jsx('b', {}, '>')]]];
+    for (const child of children) expect([child, childHtml(child)]).toEqual([child, viaJsx('p', {}, child).slice(3, -4)]);
+    expect(await childHtml(Promise.resolve('<x>'))).toBe('&lt;x&gt;');
   });
 
   it('insert html templates and JSX as they are, and arrays one after another', () => {
