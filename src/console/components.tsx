@@ -1,9 +1,11 @@
 /**
- * Building blocks of the console's pages (Hono JSX, rendered on the server). Everything a script
+ * Building blocks of the console's pages (Hono JSX, rendered on the server; the small ones drawn in
+ * every table row, and the rows themselves, as string templates — html.ts). Everything a script
  * does is declared with data-* attributes that src/console/client/ reads: no inline script, no
  * inline style (the Content-Security-Policy allows neither).
  */
 import type { Child, PropsWithChildren } from 'hono/jsx';
+import { attrs, childHtml, escapeHtml, raw } from './html.ts';
 
 /** A URL with query parameters; empty and undefined values are left out. */
 export function href(path: string, params: Record<string, string | number | boolean | null | undefined> = {}): string {
@@ -20,19 +22,21 @@ export const utcText = (d: Date) =>
 
 const toDate = (d: Date | string) => (d instanceof Date ? d : new Date(d));
 
+// The components below are drawn in every row of a table: built as strings (html.ts), every value
+// from data through escapeHtml.
+
 /** An instant, shown in the viewer's time zone (`relative`: "3 min ago" with the time as a tooltip). */
 export function Time({ at, relative }: { at: Date | string | null | undefined; relative?: boolean }) {
-  if (at === null || at === undefined) return <span class="muted">–</span>;
+  if (at === null || at === undefined) return raw('<span class="muted">–</span>');
   const d = toDate(at);
-  return (
-    <time datetime={d.toISOString()} data-format={relative ? 'relative' : 'datetime'}>
-      {utcText(d)}
-    </time>
-  );
+  const iso = d.toISOString();
+  // "YYYY-MM-DDTHH:MM:SS.sssZ" already holds utcText's figures (years 0–9999).
+  const text = iso.length === 24 ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : utcText(d);
+  return raw(`<time datetime="${iso}" data-format="${relative ? 'relative' : 'datetime'}">${text}</time>`);
 }
 
 export function StatusBadge({ status }: { status: string }) {
-  return <span class={`badge st-${status.replace(/[^a-z_]/g, '')}`}>{status.replace('_', ' ')}</span>;
+  return raw(`<span class="badge st-${status.replace(/[^a-z_]/g, '')}">${escapeHtml(status.replace('_', ' '))}</span>`);
 }
 
 /** Done out of total, as a native <progress> (accessible, no inline style) and as text. */
@@ -52,21 +56,14 @@ export function Progress({ done, total, label }: { done: number; total: number; 
 /** A colour swatch as SVG (a presentation attribute, which the CSP allows, unlike a style attribute). */
 export function Swatch({ color }: { color: string | null }) {
   if (!color || !/^#[0-9a-fA-F]{6}$/.test(color)) return null;
-  return (
-    <svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false">
-      <rect width="10" height="10" rx="2" fill={color} />
-    </svg>
+  return raw(
+    `<svg class="swatch" width="10" height="10" viewBox="0 0 10 10" aria-hidden="true" focusable="false"><rect width="10" height="10" rx="2" fill="${color}"></rect></svg>`,
   );
 }
 
 export function RoleLabel({ role }: { role: { name: string; color: string | null } | null }) {
-  if (!role) return <span class="muted">no role</span>;
-  return (
-    <span class="role">
-      <Swatch color={role.color} />
-      {role.name}
-    </span>
-  );
+  if (!role) return raw('<span class="muted">no role</span>');
+  return raw(`<span class="role">${Swatch({ color: role.color }) ?? ''}${escapeHtml(role.name)}</span>`);
 }
 
 export interface Column {
@@ -207,16 +204,7 @@ export function DataTable<R>(props: {
                 )}
               </tr>
             </thead>
-            <tbody>
-              {props.rows.map((row) => (
-                <tr {...(props.rowAttrs?.(row) ?? {})}>
-                  {props.lead ? <td class={props.lead.class}>{props.lead.cell(row)}</td> : null}
-                  {columns.map((col) => (
-                    <td class={col.class}>{col.cell(row)}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
+            <tbody>{props.rows.map((row) => TableRow(row, columns, props.lead, props.rowAttrs))}</tbody>
           </table>
         </TableWrap>
       ) : (
@@ -226,6 +214,24 @@ export function DataTable<R>(props: {
     </>
   );
 }
+
+/**
+ * One row of a DataTable, built as a string (html.ts): a page of rows is most of a table page's
+ * elements. Cells may be strings (escaped), escaped HTML, or JSX (rendered in place).
+ */
+function TableRow<R>(row: R, columns: TableColumn<R>[], lead: { cell: (row: R) => Child; class?: string } | undefined, rowAttrs?: (row: R) => Record<string, string>) {
+  const cells = lead ? [cell(lead.class, lead.cell(row))] : [];
+  for (const col of columns) cells.push(cell(col.class, col.cell(row)));
+  const open = `<tr${attrs(rowAttrs?.(row) ?? {})}>`;
+  if (cells.every((c) => typeof c === 'string')) return raw(`${open}${cells.join('')}</tr>`);
+  return Promise.all(cells).then((all) => raw(`${open}${all.join('')}</tr>`));
+}
+
+const cell = (cls: string | undefined, content: Child): string | Promise<string> => {
+  const inner = childHtml(content);
+  const open = `<td${attrs({ class: cls })}>`;
+  return typeof inner === 'string' ? `${open}${inner}</td>` : inner.then((s) => `${open}${s}</td>`);
+};
 
 /** A labelled form field with the place where the API's validation message for it appears. */
 export function Field(props: {
@@ -393,23 +399,20 @@ export function ActionButton(props: {
   disabled?: boolean;
   of?: string;
 }) {
-  return (
-    <button
-      type="button"
-      class={`button ${props.variant ?? ''}`}
-      data-action
-      data-method={props.method}
-      data-url={props.url}
-      data-body={props.body === undefined ? undefined : JSON.stringify(props.body)}
-      data-confirm={props.confirm}
-      data-then={props.then}
-      data-show={props.show}
-      disabled={props.disabled}
-      aria-label={props.of === undefined ? undefined : `${props.label} ${props.of}`}
-    >
-      {props.label}
-    </button>
-  );
+  const attributes = attrs({
+    type: 'button',
+    class: `button ${props.variant ?? ''}`,
+    'data-action': true,
+    'data-method': props.method,
+    'data-url': props.url,
+    'data-body': props.body === undefined ? undefined : JSON.stringify(props.body),
+    'data-confirm': props.confirm,
+    'data-then': props.then,
+    'data-show': props.show,
+    disabled: props.disabled,
+    'aria-label': props.of === undefined ? undefined : `${props.label} ${props.of}`,
+  });
+  return raw(`<button${attributes}>${escapeHtml(props.label)}</button>`);
 }
 
 /** A chart drawn by the client (uPlot) from `data`, with a text summary for screen readers. */

@@ -13,7 +13,6 @@
  * X-Frame-Options DENY.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { compress } from 'hono/compress';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Child } from 'hono/jsx';
 import type { AppContext } from '../context.ts';
@@ -24,6 +23,7 @@ import { AppError } from '../errors.ts';
 import { monitoringTimeZone } from '../db/monitoring.ts';
 import type { AppEnv } from '../api/router.ts';
 import { ASSET_PREFIX, consoleAssets, type AssetBundle } from './assets.ts';
+import { sendPage } from './send-page.ts';
 import { BarePage, Page, type PageProps, type SessionView } from './layout.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { overviewPage } from './pages/overview.tsx';
@@ -108,8 +108,7 @@ export function consoleRoutes(ctx: AppContext) {
     return c.body(asset.body as Uint8Array<ArrayBuffer>);
   });
 
-  // Pages: compressed, never cached (they show live state and the session).
-  app.use('*', onlyConsole(compress()));
+  // Pages: never cached (they show live state and the session); compressed by sendPage.
   app.use(
     '*',
     onlyConsole(async (c, next) => {
@@ -122,7 +121,8 @@ export function consoleRoutes(ctx: AppContext) {
   app.get('/login', async (c) => {
     const next = safeNext(c.req.query('next'), new URL(c.req.url).origin);
     if (await currentSession(db, c)) return c.redirect(next, 303);
-    return c.html(
+    return sendPage(
+      c,
       <BarePage title="Sign in" assets={c.get('assets')}>
         <LoginPage csrfToken={issueCsrfToken(ctx.secrets)} next={next} expired={c.req.query('expired') === '1'} />
       </BarePage>,
@@ -158,7 +158,8 @@ export function consoleRoutes(ctx: AppContext) {
       query: c.req.query(),
       fleetTimeZone,
       async render({ body, ...props }) {
-        return c.html(
+        return sendPage(
+          c,
           <Page {...props} assets={c.get('assets')} session={c.get('session')} fleetTimeZone={await fleetTimeZone()}>
             {body}
           </Page>,
@@ -210,7 +211,8 @@ export function consoleRoutes(ctx: AppContext) {
       </>
     );
     if (!assets) return c.text(title, status as 500);
-    return c.html(
+    return sendPage(
+      c,
       <Page title={title} assets={assets} session={c.get('session')}>
         {body}
       </Page>,

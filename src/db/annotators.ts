@@ -6,18 +6,18 @@
  *
  * Paging stays fast at 10,000+ annotators: the filter is the API's (./annotator-list.ts), sorts
  * use indexes (status, role, the trigram index of migration 0011 for search, its
- * `(lower(name), id)` index for the default sort, read index-only even for a deep page), and the
- * total is the API's counter (./counts.ts) unless a search narrows it. Names sort in byte order
- * of their lower-cased form (the same in every locale).
+ * `(lower(name), id)` index for the default sort, 0038's for last activity), a page in the back
+ * half of a long list is read from its end, and the total is the API's counter (./counts.ts)
+ * unless a search narrows it. Names sort in byte order of their lower-cased form (the same in
+ * every locale).
  */
-import { sql } from 'kysely';
-import type { AnnotatorStatus } from './types.ts';
+import { sql, type RawBuilder } from 'kysely';
+import type { Annotator, AnnotatorStatus } from './types.ts';
 import type { Executor } from './index.ts';
 import { filterAnnotators, searchOf, type AnnotatorFilter } from './annotator-list.ts';
 import { annotatorTotal, valueOf } from './counts.ts';
 import { countAll, type Page } from './list-page.ts';
 import { meanAccuracy } from './accuracy.ts';
-import type { AnnotatorRow } from '../workflows/annotators.ts';
 import type { ProgressEventRow } from '../domain/start-progress.ts';
 
 export const ANNOTATOR_SORTS = ['name', 'email', 'status', 'role', 'lastActive', 'created'] as const;
@@ -31,54 +31,94 @@ export type { Page } from './list-page.ts';
 /** The order of names: byte order of the lower-cased name (migrations/0011_console.sql's index). */
 const NAME_ORDER = sql`lower(annotators.name) COLLATE "C"`;
 
+/** What a row of the console's annotators table shows and links to (and nothing it does not). */
+const LIST_COLUMNS = ['id', 'name', 'email', 'roleId', 'status', 'autoAssignPaused', 'lastActiveAt', 'createdAt', 'routedAt', 'subdomain'] as const;
+export type AnnotatorListRow = Pick<Annotator, (typeof LIST_COLUMNS)[number]> & { roleName: string | null; roleColor: string | null };
+const LIST_SELECT = sql.raw(LIST_COLUMNS.map((c) => `a.${c.replace(/[A-Z]/g, (ch) => `_${ch.toLowerCase()}`)}`).join(', '));
+
+/** One key of an order; `nulls` absent is PostgreSQL's default (last ascending, first descending). */
+interface SortKey {
+  expr: RawBuilder<unknown>;
+  dir: SortDirection;
+  nulls?: 'first' | 'last';
+}
+
+/** The table's order for a sort and direction, ties broken by id (so pages never overlap or skip). */
+function sortKeys(by: AnnotatorSort, dir: SortDirection): SortKey[] {
+  const id: SortKey = { expr: sql`annotators.id`, dir };
+  switch (by) {
+    case 'name':
+      return [{ expr: NAME_ORDER, dir }, id];
+    case 'email':
+      return [{ expr: sql`lower(annotators.email) COLLATE "C"`, dir }, id];
+    case 'status':
+      return [{ expr: sql`annotators.status`, dir }, { expr: NAME_ORDER, dir: 'asc' }, id];
+    case 'role':
+      return [{ expr: sql`lower(roles.name) COLLATE "C"`, dir, nulls: dir === 'asc' ? 'last' : 'first' }, { expr: NAME_ORDER, dir: 'asc' }, id];
+    case 'lastActive':
+      return [{ expr: sql`annotators.last_active_at`, dir, nulls: dir === 'asc' ? 'first' : 'last' }, id];
+    case 'created':
+      return [id];
+  }
+}
+
+/** The exact reverse of an order: every key flipped, nulls included. */
+const reversed = (keys: SortKey[]): SortKey[] =>
+  keys.map((k) => ({ expr: k.expr, dir: k.dir === 'asc' ? 'desc' : 'asc', nulls: k.nulls && (k.nulls === 'first' ? 'last' : 'first') }));
+
 /**
- * One page of annotators (with role name and colour, as `toAnnotator` maps them) and the number
- * matching the filter. Ties are broken by id, so pages never overlap or skip rows.
+ * Past this offset a page is read after the total (one more round trip), so that a page in the
+ * back half of the list can be read from its end: the last page of 10,000 is then the head of an
+ * index read backwards, not 9,950 rows skipped (or, as PostgreSQL plans it, every row sorted).
+ */
+const READ_FROM_END_AFTER = 1000;
+
+/**
+ * One page of annotators (the table's columns, with role name and colour) and the number matching
+ * the filter. Ties are broken by id, so pages never overlap or skip rows.
  */
 export async function listAnnotators(
   db: Executor,
   filter: AnnotatorFilter,
   sort: { by: AnnotatorSort; dir: SortDirection },
   page: Page,
-): Promise<{ rows: AnnotatorRow[]; total: number }> {
+): Promise<{ rows: AnnotatorListRow[]; total: number }> {
   const base = filterAnnotators(db, filter);
-  const ids = base.select('annotators.id');
-  const dir = sort.dir;
-  let ordered = ids;
-  switch (sort.by) {
-    case 'name':
-      ordered = ids.orderBy(NAME_ORDER, dir);
-      break;
-    case 'email':
-      ordered = ids.orderBy(sql`lower(annotators.email) COLLATE "C"`, dir);
-      break;
-    case 'status':
-      ordered = ids.orderBy('annotators.status', dir).orderBy(NAME_ORDER, 'asc');
-      break;
-    case 'role':
-      ordered = ids
-        .leftJoin('roles', 'roles.id', 'annotators.roleId')
-        .orderBy(sql`lower(roles.name) COLLATE "C"`, (ob) => (dir === 'asc' ? ob.asc().nullsLast() : ob.desc().nullsFirst()))
-        .orderBy(NAME_ORDER, 'asc');
-      break;
-    case 'lastActive':
-      ordered = ids.orderBy('annotators.lastActiveAt', (ob) => (dir === 'asc' ? ob.asc().nullsFirst() : ob.desc().nullsLast()));
-      break;
-    case 'created':
-      break;
-  }
-  ordered = ordered.orderBy('annotators.id', dir).limit(page.limit).offset(page.offset);
-  // The page's ids in order (index-friendly: no wide rows are sorted or skipped), then those rows
-  // with their role, in one round trip: ARRAY(subquery) keeps the subquery's order, and the total
-  // is an uncorrelated scalar subquery beside them (computed once) — the API's counter without a
-  // search (one index range of a small table, not a count of rows), else a count of the matches.
+  const keys = sortKeys(sort.by, sort.dir);
+  // The total: the API's counter without a search (one index range of a small table, not a count
+  // of rows), else a count of the matches.
   const total = searchOf(filter) === undefined ? annotatorTotal(db, filter) : countAll(base);
-  const { rows } = await sql<AnnotatorRow & { listTotal?: number }>`
-    SELECT a.*, r.name AS role_name, r.color AS role_color, (${total})::int AS list_total
-      FROM unnest(ARRAY(${ordered})) WITH ORDINALITY AS p(id, ord)
-      JOIN annotators a ON a.id = p.id
-      LEFT JOIN roles r ON r.id = a.role_id
-     ORDER BY p.ord`.execute(db);
+  // The page's ids in order (index-friendly: no wide rows are sorted or skipped), then those rows
+  // with their role, in one round trip: ARRAY(subquery) keeps the subquery's order.
+  const pageRows = async (order: SortKey[], at: Page, withTotal: boolean) => {
+    let ids = base.select('annotators.id').$if(sort.by === 'role', (q) => q.leftJoin('roles', 'roles.id', 'annotators.roleId'));
+    for (const k of order) {
+      ids = ids.orderBy(k.expr, (ob) => {
+        const o = k.dir === 'asc' ? ob.asc() : ob.desc();
+        return k.nulls === undefined ? o : k.nulls === 'first' ? o.nullsFirst() : o.nullsLast();
+      });
+    }
+    // With `withTotal`, the total is an uncorrelated scalar subquery beside the rows (computed once).
+    const { rows } = await sql<AnnotatorListRow & { listTotal?: number }>`
+      SELECT ${LIST_SELECT}, r.name AS role_name, r.color AS role_color${withTotal ? sql`, (${total})::int AS list_total` : sql``}
+        FROM unnest(ARRAY(${ids.limit(at.limit).offset(at.offset)})) WITH ORDINALITY AS p(id, ord)
+        JOIN annotators a ON a.id = p.id
+        LEFT JOIN roles r ON r.id = a.role_id
+       ORDER BY p.ord`.execute(db);
+    return rows;
+  };
+
+  if (page.offset > READ_FROM_END_AFTER) {
+    // Read apart, the total and the page may see different moments: paging by offset never
+    // promised more (a row added between two pages shifts the next one either way).
+    const n = await valueOf(db, total);
+    if (page.offset >= n) return { rows: [], total: n };
+    if (page.offset * 2 < n) return { rows: await pageRows(keys, page, false), total: n };
+    const limit = Math.min(page.limit, n - page.offset);
+    const rows = await pageRows(reversed(keys), { limit, offset: n - page.offset - limit }, false);
+    return { rows: rows.reverse(), total: n };
+  }
+  const rows = await pageRows(keys, page, true);
   // A page past the end has no row to carry the total: it is read on its own.
   if (rows.length === 0) return { rows: [], total: await valueOf(db, total) };
   const n = rows[0]!.listTotal!;

@@ -34,6 +34,8 @@ const EVIL = [
   "</title><script>window.__xss=3</script>",
   "' onfocus='window.__xss=4' autofocus x='",
   '<a href="javascript:window.__xss=5">x</a>',
+  // Shown literally: an entity in a name is text, not the character it names.
+  'Tom & Jerry &amp; &lt;b&gt; &#39;',
 ];
 
 /** What an injected element would look like in the page (none may exist). */
