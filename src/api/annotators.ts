@@ -173,7 +173,10 @@ export function annotatorRoutes(ctx: AppContext) {
     async (c) => {
       const q = c.req.valid('query');
       const filter = { status: q.status, roleId: q.roleId };
-      const { rows, total } = await listPage(db, filterAnnotators(db, filter), annotatorJsonRows, q, annotatorTotal(db, filter));
+      // A session cookie is checked by this statement itself (app.ts SESSION_IN_STATEMENT).
+      const session = c.get('sessionCheck');
+      const { rows, total, admitted } = await listPage(db, filterAnnotators(db, filter), annotatorJsonRows, q, annotatorTotal(db, filter), session?.adminId);
+      session?.confirm(admitted);
       setTotal(c, total);
       return jsonText<AnnotatorJson[]>(c, `[${rows.map((r) => annotatorJson(r, secrets)).join(',')}]`);
     },
