@@ -2,8 +2,8 @@
  * `npm run bench -- api`: the admin API over loopback with 10,000 annotators and 1,000 workflows,
  * 4 concurrent clients, against baselines measured in the same run (issue 15):
  * - GET /api/annotators?limit=100 against the same statement sent from node-pg (the page, each row
- *   as the API's JSON built by PostgreSQL, with its total from the maintained counter; target: p99
- *   ≤ 1.5×), with 4 clients and with one; also shown, the same page as plain columns (the statement
+ *   as the API's JSON built by PostgreSQL, with its total from the maintained counter and the check
+ *   of the session cookie; target: p99 ≤ 1.5×), with 4 clients and with one; also shown, the same page as plain columns (the statement
  *   the route ran before) and what the exact count(*) the route used to run costs beside the counter;
  * - GET /api/workflows/graph against GET /api/health (target: p99 < 100 ms), measured again after
  *   ten times more history (180,000 more closed assignments, 20,000 rejections): the cost follows
@@ -12,7 +12,9 @@
  */
 import { sql } from 'kysely';
 import pg from 'pg';
-import { ANNOTATOR_API_COLUMNS, annotatorJsonRows, filterAnnotators } from '../../src/db/annotator-list.ts';
+import { annotatorPageStatement } from '../../src/api/annotators.ts';
+import { sha256 } from '../../src/crypto.ts';
+import { ANNOTATOR_API_COLUMNS, filterAnnotators } from '../../src/db/annotator-list.ts';
 import { annotatorTotal, countAnnotators } from '../../src/db/counts.ts';
 import type { Db } from '../../src/db/index.ts';
 import { listPageQuery } from '../../src/db/list-page.ts';
@@ -73,9 +75,10 @@ export default async function bench() {
       await pool.query(text, params as unknown[]);
     };
     const opts = { count: 2_000, concurrency: 4, maxMs: 30_000 };
-    // The statement the route runs (the same builders compile it: the page with its total from
-    // the counter), and the exact count(*) the route used to run beside it.
-    const page = listPageQuery(filterAnnotators(db, {}), annotatorJsonRows, { limit: 100, offset: 0 }, annotatorTotal(db, {})).compile();
+    // The statement the route sends, as it sends it (the page with its total from the counter and
+    // the check of the clients' session cookie), and the exact count(*) the route used to run.
+    const tokenHash = sha256(fleet.cookie.slice(fleet.cookie.indexOf('=') + 1));
+    const page = annotatorPageStatement.compile(db, { limit: 100, offset: 0, tokenHash });
     // Beside it, the statement the route ran before PostgreSQL built the JSON: the same page as
     // columns, which the service then parsed, renamed and serialized (what the JSON costs the database).
     const columnsPage = listPageQuery(

@@ -77,11 +77,15 @@ export async function sessionAdmin(db: Db, c: Context): Promise<number | null> {
   return (await currentSession(db, c))?.adminUserId ?? null;
 }
 
+/** The id of the admin whose valid session has this token hash, as a scalar subquery: null when there is none. */
+export const sessionAdminId = (db: Executor, tokenHash: string): Expression<number | null> =>
+  validSession(db, tokenHash).select('sessions.adminUserId').$castTo<number | null>();
+
 /**
  * The check of one request's session cookie (its token hash), made once: by `settle` (a lookup of
  * its own: the gate, src/api/app.ts), or carried by a read's own statement, which saves that
- * round trip: the statement selects `adminId` beside its rows and reads no rows while it is null
- * (listPage's `admit`), and the route passes the value that came back to `confirm`, which throws
+ * round trip: the statement selects `adminId` (or `sessionAdminId` of `tokenHash`) beside its rows
+ * and reads no rows while it is null (listPageQuery's `admit`), and the route passes the value that came back to `confirm`, which throws
  * the gate's 401 for null. The gate calls `settle` after such a read: a route that did not
  * confirm is checked then, so no answer goes out on a session that is not valid.
  */
@@ -90,12 +94,12 @@ export class SessionCheck {
 
   constructor(
     private readonly db: Executor,
-    private readonly tokenHash: string,
+    readonly tokenHash: string,
   ) {}
 
-  /** The signed-in admin's id as a scalar subquery: null when the session is not valid. */
+  /** The signed-in admin's id as a scalar subquery (`sessionAdminId`): null when the session is not valid. */
   get adminId(): Expression<number | null> {
-    return validSession(this.db, this.tokenHash).select('sessions.adminUserId').$castTo<number | null>();
+    return sessionAdminId(this.db, this.tokenHash);
   }
 
   /** Records what the statement found (`adminId`'s value); throws 401 when it found no valid session. */

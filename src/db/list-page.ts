@@ -46,10 +46,6 @@ export function listPageQuery<DB, TB extends keyof DB, O>(
  * One page of a list (`filtered`: the list's query with its filters; `rows`: its columns and
  * order) and the number of rows matching the filters: `total` when the list has a maintained
  * counter, else count(*) over `filtered`. A page past the end reads the total on its own.
- *
- * `admit`: a value the list may only be read under, checked in the same statement (a session's
- * admin id, src/auth/sessions.ts SessionCheck): returned as `admitted`; while it is null no
- * row is read (`rows` is empty).
  */
 export async function listPage<DB, TB extends keyof DB, O>(
   db: Executor,
@@ -57,18 +53,38 @@ export async function listPage<DB, TB extends keyof DB, O>(
   rows: (q: SelectQueryBuilder<DB, TB, {}>) => SelectQueryBuilder<DB, any, O>,
   page: Page,
   total: Expression<number> = countAll(filtered),
-  admit?: Expression<number | null>,
-): Promise<{ rows: O[]; total: number; admitted?: number | null }> {
-  const found = (await listPageQuery(filtered, rows, page, total, admit).execute()) as (O & { [TOTAL]?: number; [ADMIT]?: number | null })[];
-  if (found.length === 0) {
-    if (admit === undefined) return { rows: [], total: await valueOf(db, total) };
-    const { rows: [row] } = await sql<{ n: number; admitted: number | null }>`SELECT (${total})::int AS n, (${admit}) AS admitted`.execute(db);
+): Promise<ListPage<O>> {
+  return pageOf(db, await listPageQuery(filtered, rows, page, total).execute(), () => total);
+}
+
+export interface ListPage<O> {
+  rows: O[];
+  total: number;
+  admitted?: number | null;
+}
+
+/**
+ * The page from the rows that listPageQuery's statement returned (however it was sent: see
+ * ./precompiled.ts), given the same `total` and `admit` (built only when needed): each row without
+ * the total and admit columns; for no rows (past the end, or not admitted), the total and admit
+ * read on their own. `admitted`: admit's value, when there is an admit.
+ */
+export async function pageOf<O>(
+  db: Executor,
+  found: readonly O[],
+  total: () => Expression<number>,
+  admit?: () => Expression<number | null>,
+): Promise<ListPage<O>> {
+  const withTotals = found as (O & { [TOTAL]?: number; [ADMIT]?: number | null })[];
+  if (withTotals.length === 0) {
+    if (admit === undefined) return { rows: [], total: await valueOf(db, total()) };
+    const { rows: [row] } = await sql<{ n: number; admitted: number | null }>`SELECT (${total()})::int AS n, (${admit()}) AS admitted`.execute(db);
     return { rows: [], total: row!.n, admitted: row!.admitted };
   }
-  const { [TOTAL]: n, [ADMIT]: admitted } = found[0]!;
-  for (const row of found) {
+  const { [TOTAL]: n, [ADMIT]: admitted } = withTotals[0]!;
+  for (const row of withTotals) {
     delete row[TOTAL];
     delete row[ADMIT];
   }
-  return { rows: found, total: n!, ...(admit === undefined ? {} : { admitted }) };
+  return { rows: withTotals, total: n!, ...(admit === undefined ? {} : { admitted }) };
 }
