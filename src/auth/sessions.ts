@@ -52,14 +52,14 @@ export function sessionTokenHash(c: Context): string | null {
 }
 
 /**
- * The one rule for a valid session: the row of this token hash, not revoked, not expired, of an
- * admin who still exists. Every session check (the gate, the console, the statements that carry
- * their own check: `SessionCheck`) selects from this.
+ * The one rule for a valid session: the row of this token hash, not revoked, not expired. Its
+ * admin exists (removing an admin deletes their sessions: ON DELETE CASCADE, migrations/0001).
+ * Every session check (the gate, the console, the statements that carry their own check:
+ * `SessionCheck`) selects from this.
  */
 function validSession(db: Executor, tokenHash: string) {
   return db
     .selectFrom('sessions')
-    .innerJoin('adminUsers', 'adminUsers.id', 'sessions.adminUserId')
     .where('sessions.tokenHash', '=', tokenHash)
     .where('sessions.revokedAt', 'is', null)
     .where('sessions.expiresAt', '>', sql<Date>`now()`);
@@ -68,7 +68,10 @@ function validSession(db: Executor, tokenHash: string) {
 export async function currentSession(db: Db, c: Context): Promise<SessionInfo | null> {
   const tokenHash = sessionTokenHash(c);
   if (tokenHash === null) return null;
-  const row = await validSession(db, tokenHash).select(['sessions.adminUserId', 'adminUsers.email', 'sessions.expiresAt']).executeTakeFirst();
+  const row = await validSession(db, tokenHash)
+    .innerJoin('adminUsers', 'adminUsers.id', 'sessions.adminUserId')
+    .select(['sessions.adminUserId', 'adminUsers.email', 'sessions.expiresAt'])
+    .executeTakeFirst();
   return row ?? null;
 }
 
