@@ -2,21 +2,28 @@
  * `npm run bench -- api`: the admin API over loopback with 10,000 annotators and 1,000 workflows,
  * 4 concurrent clients, against baselines measured in the same run (issue 15):
  * - GET /api/annotators?limit=100 against the same statement sent from node-pg (the page, each row
- *   as the API's JSON built by PostgreSQL, with its total from the maintained counter; target: p99
- *   ≤ 1.5×), with 4 clients and with one; also shown, the same page as plain columns (the statement
- *   the route ran before) and what the exact count(*) the route used to run costs beside the counter;
+ *   as the API's JSON built by PostgreSQL, with its total from the maintained counter and the check
+ *   of the session cookie; target: p99 ≤ 1.5×), with 4 clients and with one, with the service's
+ *   CPU per request; beside them the floor, a bare Hono endpoint sending the same statement
+ *   (support/bare-list.ts), the same page as plain columns (the statement the route ran before)
+ *   and what the exact count(*) the route used to run costs beside the counter;
  * - GET /api/workflows/graph against GET /api/health (target: p99 < 100 ms), measured again after
  *   ten times more history (180,000 more closed assignments, 20,000 rejections): the cost follows
  *   the workflows and the open work, not the history;
  * - the service's memory (RSS < 200 MB).
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { ANNOTATOR_API_COLUMNS, annotatorJsonRows, filterAnnotators } from '../../src/db/annotator-list.ts';
+import { annotatorPageStatement } from '../../src/api/annotators.ts';
+import { sha256 } from '../../src/crypto.ts';
+import { ANNOTATOR_API_COLUMNS, filterAnnotators } from '../../src/db/annotator-list.ts';
 import { annotatorTotal, countAnnotators } from '../../src/db/counts.ts';
 import type { Db } from '../../src/db/index.ts';
 import { listPageQuery } from '../../src/db/list-page.ts';
 import { load, processMemoryMb, ratio, type LatencyStats } from './lib.ts';
+import { startChildServer, type ChildServer } from './support/child-server.ts';
 import { startFleetProcess } from './support/fleet-process.ts';
 
 const ANNOTATORS = 10_000;
@@ -24,6 +31,14 @@ const WORKFLOWS = 1_000;
 const ASSIGNMENTS = 20_000;
 const MORE_HISTORY = 180_000;
 const REJECTIONS = 20_000;
+/** The service's pool (DATABASE_POOL_SIZE's default), given to the bare endpoint too. */
+const SERVICE_POOL = 10;
+
+/** CPU time a process has used (user + system, Linux /proc), in ms. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
 
 export async function seed(db: Db) {
   await sql`INSERT INTO roles (name, color) SELECT 'role-' || g, '#3B82F6' FROM generate_series(1, 20) g`.execute(db);
@@ -63,6 +78,7 @@ export default async function bench() {
   // The baseline client: node-pg straight to the same database, a pool of 4 like the 4 clients.
   const pool = new pg.Pool({ connectionString: fleet.database.url, max: 4 });
   pool.on('error', () => {});
+  let bare: ChildServer | undefined;
   try {
     const get = (path: string) => async () => {
       const res = await fetch(`${fleet.base}${path}`, { headers: { cookie: fleet.cookie } });
@@ -73,9 +89,10 @@ export default async function bench() {
       await pool.query(text, params as unknown[]);
     };
     const opts = { count: 2_000, concurrency: 4, maxMs: 30_000 };
-    // The statement the route runs (the same builders compile it: the page with its total from
-    // the counter), and the exact count(*) the route used to run beside it.
-    const page = listPageQuery(filterAnnotators(db, {}), annotatorJsonRows, { limit: 100, offset: 0 }, annotatorTotal(db, {})).compile();
+    // The statement the route sends, as it sends it (the page with its total from the counter and
+    // the check of the clients' session cookie), and the exact count(*) the route used to run.
+    const tokenHash = sha256(fleet.cookie.slice(fleet.cookie.indexOf('=') + 1));
+    const page = annotatorPageStatement.compile(db, { limit: 100, offset: 0, tokenHash });
     // Beside it, the statement the route ran before PostgreSQL built the JSON: the same page as
     // columns, which the service then parsed, renamed and serialized (what the JSON costs the database).
     const columnsPage = listPageQuery(
@@ -98,13 +115,35 @@ export default async function bench() {
     for (const p of ['/api/health', '/api/annotators?limit=100', '/api/workflows/graph']) await get(p)();
     await query(page.sql, page.parameters)();
 
+    // The floor: a bare endpoint sending the same statement (support/bare-list.ts), warmed up too.
+    bare = await startChildServer(fileURLToPath(new URL('./support/bare-list.ts', import.meta.url)), [
+      fleet.database.url,
+      String(SERVICE_POOL),
+      JSON.stringify({ sql: page.sql, parameters: page.parameters }),
+    ]);
+    const barePort = bare.port;
+    const getBare = async () => {
+      const res = await fetch(`http://127.0.0.1:${barePort}/api/annotators?limit=100`);
+      if (res.status !== 200) throw new Error(`bare list answered ${res.status}`);
+      await res.arrayBuffer();
+    };
+    for (let i = 0; i < 50; i++) await getBare();
+    // Service CPU per request (user + system, /proc), a figure the machine's load changes little.
+    const cpuPerRequest = async (pid: number, run: () => Promise<LatencyStats>) => {
+      const before = processCpuMs(pid);
+      const stats = await run();
+      return { ...stats, cpuMsPerRequest: Math.round(((processCpuMs(pid) - before) / stats.count) * 100) / 100 };
+    };
+
     const pageSql = await load(query(page.sql, page.parameters), opts);
-    const list = await load(get('/api/annotators?limit=100'), opts);
+    const list = await cpuPerRequest(fleet.pid, () => load(get('/api/annotators?limit=100'), opts));
+    const bareList = await cpuPerRequest(bare.pid, () => load(getBare, opts));
     // One client at a time: the service's own cost per request, without 4 clients, the service
     // and PostgreSQL sharing the machine's cores.
     const one = { ...opts, count: 500, concurrency: 1 };
     const pageSqlOne = await load(query(page.sql, page.parameters), one);
     const listOne = await load(get('/api/annotators?limit=100'), one);
+    const bareListOne = await load(getBare, one);
     const health = await load(get('/api/health'), opts);
     const graph = await load(get('/api/workflows/graph'), { ...opts, count: 500 });
     const columnsSql = await load(query(columnsPage.sql, columnsPage.parameters), opts);
@@ -128,7 +167,15 @@ export default async function bench() {
         service: list,
         baselineSameSqlNodePg: pageSql,
         p99RatioToSql: ratio(p99(list), p99(pageSql)),
-        oneClient: { service: listOne, baselineSameSqlNodePg: pageSqlOne, p99RatioToSql: ratio(p99(listOne), p99(pageSqlOne)) },
+        oneClient: {
+          service: listOne,
+          baselineSameSqlNodePg: pageSqlOne,
+          p99RatioToSql: ratio(p99(listOne), p99(pageSqlOne)),
+          bareEndpoint: bareListOne,
+          bareP99RatioToSql: ratio(p99(bareListOne), p99(pageSqlOne)),
+        },
+        // What any HTTP service costs around the statement on this machine: the target's floor.
+        bareEndpointSameSql: { ...bareList, p99RatioToSql: ratio(p99(bareList), p99(pageSql)), serviceP99RatioToBare: ratio(p99(list), p99(bareList)) },
         pageAsColumnsNodePg: columnsSql,
         totalFrom: { counterSql, countStarSql, p50RatioCountStarToCounter: ratio(countStarSql.p50, counterSql.p50) },
       },
@@ -148,6 +195,7 @@ export default async function bench() {
       },
     };
   } finally {
+    await bare?.stop();
     await pool.end();
     await fleet.stop();
   }

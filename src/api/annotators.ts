@@ -7,9 +7,11 @@ import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { secretPrefix, type SecretBox } from '../crypto.ts';
 import { annotatorJsonRows, filterAnnotators, type AnnotatorApiRow } from '../db/annotator-list.ts';
-import { annotatorTotal } from '../db/counts.ts';
-import { listPage } from '../db/list-page.ts';
-import type { Executor } from '../db/index.ts';
+import { annotatorTotal, type AnnotatorCountFilter } from '../db/counts.ts';
+import { listPageQuery, pageOf, type Page } from '../db/list-page.ts';
+import type { Db, Executor } from '../db/index.ts';
+import { precompiled } from '../db/precompiled.ts';
+import { sessionAdminId } from '../auth/sessions.ts';
 import type { JsonText } from '../db/json-text.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
@@ -149,6 +151,15 @@ const ListQuery = PaginationQuery.extend({
   roleId: idString.optional().openapi({ type: 'integer', description: 'Filter by role' }),
 });
 
+/**
+ * GET /api/annotators' statement: the page (each row as the API's JSON), its total from the
+ * counter and, for a session cookie, the session's check (SessionCheck, src/auth/sessions.ts),
+ * compiled once per shape (src/db/precompiled.ts).
+ */
+export const annotatorPageStatement = precompiled((db: Db, v: AnnotatorCountFilter & Page & { tokenHash?: string }) =>
+  listPageQuery(filterAnnotators(db, v), annotatorJsonRows, v, annotatorTotal(db, v), v.tokenHash === undefined ? undefined : sessionAdminId(db, v.tokenHash)),
+);
+
 async function loadAnnotators(db: Executor, ids: number[], secrets: SecretBox) {
   if (ids.length === 0) return [];
   const rows = await selectAnnotators(db).where('annotators.id', 'in', ids).execute();
@@ -173,7 +184,12 @@ export function annotatorRoutes(ctx: AppContext) {
     async (c) => {
       const q = c.req.valid('query');
       const filter = { status: q.status, roleId: q.roleId };
-      const { rows, total } = await listPage(db, filterAnnotators(db, filter), annotatorJsonRows, q, annotatorTotal(db, filter));
+      // A session cookie is checked by the page's own statement (app.ts SESSION_IN_STATEMENT).
+      const session = c.get('sessionCheck');
+      const found = await annotatorPageStatement(db, { ...filter, limit: q.limit, offset: q.offset, tokenHash: session?.tokenHash });
+      const adminId = session && (() => session.adminId);
+      const { rows, total, admitted } = await pageOf(db, found, () => annotatorTotal(db, filter), adminId);
+      session?.confirm(admitted);
       setTotal(c, total);
       return jsonText<AnnotatorJson[]>(c, `[${rows.map((r) => annotatorJson(r, secrets)).join(',')}]`);
     },

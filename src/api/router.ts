@@ -4,6 +4,7 @@ import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Credential } from '../auth/cross-site.ts';
 import type { RequestAuth } from '../auth/api-keys.ts';
+import type { SessionCheck } from '../auth/sessions.ts';
 
 export interface AppEnv {
   Variables: {
@@ -14,6 +15,8 @@ export interface AppEnv {
     credential: Credential;
     /** Who the request acts for (session or API key, with the key's scopes); unset on public routes. */
     auth: RequestAuth;
+    /** A session cookie the route's own statement checks (app.ts SESSION_IN_STATEMENT); unset otherwise. */
+    sessionCheck?: SessionCheck;
   };
 }
 

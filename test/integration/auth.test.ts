@@ -1,7 +1,11 @@
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sql } from 'kysely';
+import { upsertAdmin } from '../../src/auth/admins.ts';
+import { sha256 } from '../../src/crypto.ts';
 import { freePort } from '../helpers/process.ts';
 import { signIn, startTestService, type TestService } from '../helpers/service.ts';
+import { countStatements } from '../helpers/statements.ts';
 
 let t: TestService;
 beforeAll(async () => {
@@ -196,5 +200,57 @@ describe('public endpoints', () => {
     expect((await t.json('PATCH', '/api/nope/1')).status).toBe(404);
     // Without a session the gate answers first, as for every non-public path.
     expect((await t.anonymous.json('PATCH', '/api/roles/1')).status).toBe(401);
+  });
+});
+
+describe('a read that checks the session in its own statement (GET /api/annotators)', () => {
+  const list = (cookie: string | undefined, query = '') =>
+    t.service.app.request(`/api/annotators${query}`, { headers: cookie === undefined ? {} : { cookie } });
+  const answer = async (res: Response) => ({ status: res.status, body: await res.json(), total: res.headers.get('x-total-count') });
+  const unauthorized = { status: 401, body: { error: 'Unauthorized' }, total: null };
+
+  it('lists with a live session in one statement, and answers 401 for every way a session ends', async () => {
+    await t.json('POST', '/api/annotators', { name: 'Session Reader', email: 'session-reader@fleet.local' });
+    await upsertAdmin(t.db, 'reader@fleet.local', 'reader-password-1');
+    const cookies = {
+      signedOut: await signIn(t.service.app),
+      expired: await signIn(t.service.app),
+      passwordChanged: await signIn(t.service.app, 'reader@fleet.local', 'reader-password-1'),
+      adminRemoved: await signIn(t.service.app, 'reader@fleet.local', 'reader-password-1'),
+    };
+    for (const cookie of Object.values(cookies)) expect((await list(cookie)).status).toBe(200);
+
+    // One round trip: the session is checked by the page's own statement.
+    const { result, count } = await countStatements(async () => answer(await list(cookies.signedOut)));
+    expect(result).toMatchObject({ status: 200, total: '1' });
+    expect(result.body.map((a: { email: string }) => a.email)).toEqual(['session-reader@fleet.local']);
+    expect(count.statements).toBe(1);
+
+    await t.service.app.request('/api/auth/signout', { method: 'POST', headers: { cookie: cookies.signedOut } });
+    const hashOf = (cookie: string) => sha256(cookie.split('=')[1]!);
+    await t.db.updateTable('sessions').set({ expiresAt: sql<Date>`now() - interval '1 second'` }).where('tokenHash', '=', hashOf(cookies.expired)).execute();
+    // `fleet admin passwd` revokes the admin's sessions (src/cli.ts).
+    await t.db.updateTable('sessions').set({ revokedAt: new Date() }).where('tokenHash', '=', hashOf(cookies.passwordChanged)).execute();
+    await t.db.deleteFrom('adminUsers').where('email', '=', 'reader@fleet.local').execute();
+    for (const [how, cookie] of Object.entries(cookies)) expect(await answer(await list(cookie)), how).toEqual(unauthorized);
+
+    // No cookie, a token never issued, one too long to be ours.
+    for (const cookie of [undefined, 'next-auth.session-token=forged', `next-auth.session-token=${'x'.repeat(300)}`]) {
+      expect(await answer(await list(cookie)), String(cookie).slice(0, 40)).toEqual(unauthorized);
+    }
+  });
+
+  it('answers 401, not 400 or an empty page, without a live session; a live one gets the 400 and the past-the-end page', async () => {
+    const live = await signIn(t.service.app);
+    const ended = await signIn(t.service.app);
+    await t.service.app.request('/api/auth/signout', { method: 'POST', headers: { cookie: ended } });
+
+    expect((await list(live, '?limit=abc')).status).toBe(400);
+    expect(await answer(await list(ended, '?limit=abc'))).toEqual(unauthorized);
+
+    const total = String((await answer(await list(live))).body.length);
+    expect(await answer(await list(live, '?offset=100000'))).toEqual({ status: 200, body: [], total });
+    expect(await answer(await list(ended, '?offset=100000'))).toEqual(unauthorized);
+    expect(await answer(await list(ended, '?status=deleted'))).toEqual(unauthorized);
   });
 });
