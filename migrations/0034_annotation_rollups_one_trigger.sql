@@ -1,18 +1,14 @@
 -- Webhook ingestion at the database's pace (issue 15): the per-annotator rollups of
 -- annotation_events — per UTC hour (migration 0004) and per UTC day (migration 0033) — are kept by
 -- one set of statement triggers and one function, instead of two sets that each repeated the same
--- aggregation (four copies of the rules). Every inserting statement paid for two trigger calls and
--- two upsert statements; now one call and one statement.
+-- aggregation (four copies of the rules): one trigger call and one statement per writing statement.
 --
 -- The rules are those of 0004/0018/0033: annotation_created events only; an UPDATE is a removal of
 -- the old rows then an insertion of the new ones; a removal only UPDATEs (a cascade that already
 -- removed the rollup row is a no-op) and drops rows whose count reaches 0; TRUNCATE clears both.
 -- The time buckets are labelfleet_time_bucket's (migration 0018). Rows are upserted in key order,
 -- the hourly table before the daily one, in every path, so concurrent writers never deadlock.
---
--- Both tables' rows are updated in place by every ingesting statement (an annotator's current
--- hour and day): pages kept half empty leave room for those updates to stay HOT (no new index
--- entry; with full pages a call's updates of several annotators' rows spilled to other pages).
+-- Cost: no measurable change per ingestion call (backend CPU, paired runs); one rule instead of four.
 
 DROP TRIGGER annotation_events_hourly_ins ON annotation_events;
 DROP TRIGGER annotation_events_hourly_del ON annotation_events;
@@ -110,6 +106,3 @@ CREATE TRIGGER annotation_events_rollups_upd_b_new AFTER UPDATE ON annotation_ev
   REFERENCING NEW TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION annotation_rollups_apply('1');
 CREATE TRIGGER annotation_events_rollups_truncate AFTER TRUNCATE ON annotation_events
   FOR EACH STATEMENT EXECUTE FUNCTION annotation_rollups_clear();
-
-ALTER TABLE annotation_hourly SET (fillfactor = 50);
-ALTER TABLE annotation_daily SET (fillfactor = 50);
