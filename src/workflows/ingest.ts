@@ -148,22 +148,18 @@ interface Pending {
 }
 
 /**
- * Group commit: the events that arrive while a call runs go together, in arrival order, in the next
- * call (labelfleet_ingest_annotations: a fixed number of statements and one commit whatever the
- * group's size), at most MAX_GROUP per call. An event arriving while nothing is in flight is sent
- * at once, so there is no added latency at low load; under load the per-call cost (function and
- * statement start-up, triggers, the round trip, the commit) is shared by the group. Measured (issue
- * 15, backend CPU per event): 1.3–1.7 ms alone, 0.65–0.8 ms in groups of 4, 0.6 ms in groups of 16.
- * Starting a second call as soon as one was in flight, the webhooks bench (8 senders) formed groups
- * of 2; so a second call starts only once the one in flight has run OVERLAP_AFTER_MS (groups of
- * 3.4, a quarter less database CPU per event). That bound is short so that a call waiting on a lock
- * another writer holds (or on a slow commit) holds up the other annotators' events no longer than
- * that — Label Studio gives a webhook 1 s. Calls in flight never share an annotator: an event whose
- * annotator is in a call waits for it and goes in a later call with that annotator's other waiting
- * events, in arrival order, so an annotator's events are applied in arrival order and two calls
- * never wait on each other's row locks of one annotator (its batch, rollup rows, lastActiveAt).
- * Each event resolves only after its call committed. Other writers are kept correct by the
- * database's locks, taken in one order (migration 0025).
+ * Group ingestion: an event is sent at once when nothing of its annotator is in flight and a call
+ * slot is free; events that arrive meanwhile go together in the next call
+ * (labelfleet_ingest_annotations: a fixed number of statements and one commit whatever the group's
+ * size), at most MAX_GROUP per call and MAX_IN_FLIGHT calls at a time. No added latency at low
+ * load, far fewer round trips and commits at high load.
+ *
+ * Calls in flight never share an annotator: an event whose annotator is in a call waits for it and
+ * goes in the next call with that annotator's other waiting events, in arrival order. An event
+ * locks rows of its annotator until its commit (the batch's completed count, the annotator's
+ * hourly rollup, its lastActiveAt), so two calls with the same annotator would wait for each
+ * other's commit; kept apart they commit side by side, and PostgreSQL flushes their commits
+ * together. (The database's own locks still keep every other writer correct.)
  *
  * If a group fails as a whole (a deadlock, a bad value, a concurrent duplicate), its events are
  * retried one by one, so one event's failure stays its own.
@@ -171,13 +167,10 @@ interface Pending {
 class FastIngest {
   static readonly MAX_GROUP = 256;
   static readonly MAX_IN_FLIGHT = 2;
-  static readonly OVERLAP_AFTER_MS = 20;
   #queue: Pending[] = [];
-  /** The calls in flight, with their start (performance.now(), ms). */
-  #inFlight = new Set<{ started: number }>();
+  #inFlight = 0;
   /** Annotators with an event in a call in flight. */
   #busy = new Set<number>();
-  #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly db: Db) {}
 
@@ -189,17 +182,7 @@ class FastIngest {
   }
 
   #pump() {
-    while (this.#inFlight.size < FastIngest.MAX_IN_FLIGHT && this.#queue.length) {
-      if (this.#inFlight.size) {
-        const wait = Math.max(...[...this.#inFlight].map((c) => c.started)) + FastIngest.OVERLAP_AFTER_MS - performance.now();
-        if (wait > 0) {
-          this.#timer ??= setTimeout(() => {
-            this.#timer = undefined;
-            this.#pump();
-          }, wait);
-          return;
-        }
-      }
+    while (this.#inFlight < FastIngest.MAX_IN_FLIGHT && this.#queue.length) {
       // The waiting events of the annotators not in flight, in arrival order, up to MAX_GROUP;
       // the others wait (an annotator's later event never overtakes an earlier one).
       const taken: Pending[] = [];
@@ -209,11 +192,10 @@ class FastIngest {
       this.#queue = rest;
       const annotators = new Set(taken.map((p) => p.args.annotator));
       for (const a of annotators) this.#busy.add(a);
-      const call = { started: performance.now() };
-      this.#inFlight.add(call);
+      this.#inFlight++;
       void this.#flush(taken).finally(() => {
         for (const a of annotators) this.#busy.delete(a);
-        this.#inFlight.delete(call);
+        this.#inFlight--;
         this.#pump();
       });
     }

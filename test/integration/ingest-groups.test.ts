@@ -169,7 +169,7 @@ describe('concurrent webhooks (ingestEvent: calls in flight never share an annot
   });
 });
 
-describe('a call waiting on a lock (ingestEvent: group commit)', () => {
+describe('a call waiting on a lock (ingestEvent: Label Studio gives a webhook 1 s)', () => {
   it("holds up only its own annotator's webhooks: another annotator's are recorded meanwhile, its own later one after it", async () => {
     const other = await seedAnnotator(t, { roleId: annotator.roleId! });
     const mine = await batch(2);
