@@ -10,14 +10,7 @@
  */
 import { sql } from 'kysely';
 import type { Db } from '../../src/db/index.ts';
-import { readFileSync } from 'node:fs';
-import { processMemoryMb, ratio } from './lib.ts';
-
-/** CPU time (user + system) a process has used, seconds (Linux /proc; clock ticks of 1/100 s). */
-function processCpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+import { processCpuSeconds, processMemoryMb, ratio } from './lib.ts';
 import { startFleetProcess } from './support/fleet-process.ts';
 
 const ITEMS = Number(process.env.BENCH_EXPORT_ITEMS ?? 1_000_000);

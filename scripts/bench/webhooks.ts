@@ -14,6 +14,8 @@
  * then what a user would check: every unique event recorded once (zero lost, zero double-counted:
  * event rows, annotated tasks and batch counters), the newest update applied.
  * Targets (issue 15): ≥ 0.7 × the bare endpoint's throughput, p99 < 2 × its p99, 0 lost, 0 double.
+ * Where the time goes: CPU per event (ms, from /proc, clock ticks of 10 ms) of each endpoint's
+ * process and of the PostgreSQL backends of the benchmark's database during its run.
  * `BENCH_CPU_PROF=dir` runs the service with --cpu-prof into that directory.
  */
 import http from 'node:http';
@@ -23,7 +25,8 @@ import { webhookSecret } from '../../orchestrator/instance-spec.ts';
 import { seededRandom, shuffle } from '../../src/domain/gold-mixing.ts';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { load, ratio } from './lib.ts';
+import type { Db } from '../../src/db/index.ts';
+import { load, processCpuSeconds, ratio } from './lib.ts';
 import { startFleetProcess } from './support/fleet-process.ts';
 
 const ANNOTATORS = 20;
@@ -219,6 +222,7 @@ export default async function bench() {
     // The bare endpoint first (warmed up too), then LabelFleet: the same deliveries, senders and pool.
     for (let n = 1; n <= 200; n++) await postTo(bare.port, '/webhook', warm, payload('ANNOTATION_CREATED', 1, 1, 20_000_000 + n, 'cat', '2026-02-01T10:00:00Z'));
     let bareFailures = 0;
+    const bareCpu = await cpuMeter(fleet.database.handle.db, bare.pid);
     const bareRun = await load(
       async (i) => {
         const s = sends[i]!;
@@ -226,7 +230,9 @@ export default async function bench() {
       },
       { count: sends.length, concurrency: CONCURRENCY, maxMs: 180_000 },
     );
+    const bareCpuMs = await bareCpu.stop();
     let failures = 0;
+    const fleetCpu = await cpuMeter(fleet.database.handle.db, fleet.pid);
     const webhook = await load(
       async (i) => {
         const s = sends[i]!;
@@ -234,6 +240,8 @@ export default async function bench() {
       },
       { count: sends.length, concurrency: CONCURRENCY, maxMs: 180_000 },
     );
+
+    const fleetCpuMs = await fleetCpu.stop();
 
     // What a user would check.
     const { db } = fleet.database.handle;
@@ -263,6 +271,10 @@ export default async function bench() {
       sent: { complete, total: sends.length, unique: uniqueCount, duplicates, duplicateShare: ratio(duplicates, sends.length), concurrency: CONCURRENCY },
       bareEndpoint: { ...bareRun, non200: bareFailures, rowsInserted: bareRows.rows[0]!.n },
       webhook,
+      cpuMsPerEvent: {
+        bareEndpoint: perEvent(bareCpuMs, bareRun.count),
+        webhook: perEvent(fleetCpuMs, webhook.count),
+      },
       ratioToBare: { throughput: ratio(webhook.perSecond, bareRun.perSecond), p50: ratio(webhook.p50, bareRun.p50), p99: ratio(webhook.p99, bareRun.p99) },
       checks: {
         non200: failures,
@@ -290,8 +302,42 @@ export default async function bench() {
   }
 }
 
+/**
+ * CPU used from now until stop() by process `pid` and by every PostgreSQL backend of `db`'s
+ * database (the local server's processes, read from /proc), in ms.
+ */
+async function cpuMeter(db: Db, pid: number): Promise<{ stop(): Promise<{ process: number; database: number }> }> {
+  const backends = async () => {
+    const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
+    const cpu = new Map<number, number>();
+    for (const r of rows) {
+      try {
+        cpu.set(r.pid, processCpuSeconds(r.pid));
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    return cpu;
+  };
+  const processBefore = processCpuSeconds(pid);
+  const before = await backends();
+  return {
+    async stop() {
+      const after = await backends();
+      let database = 0;
+      for (const [p, s] of after) database += s - (before.get(p) ?? 0);
+      return { process: Math.round((processCpuSeconds(pid) - processBefore) * 1000), database: Math.round(database * 1000) };
+    },
+  };
+}
+
+const perEvent = (ms: { process: number; database: number }, events: number) => ({
+  process: Math.round((ms.process / events) * 100) / 100,
+  database: Math.round((ms.database / events) * 100) / 100,
+});
+
 /** Starts support/bare-endpoint.ts as its own process on `databaseUrl`; resolves once it listens. */
-async function startBareEndpoint(databaseUrl: string): Promise<{ port: number; stop(): Promise<void> }> {
+async function startBareEndpoint(databaseUrl: string): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
   const script = fileURLToPath(new URL('./support/bare-endpoint.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', script, databaseUrl, String(POOL)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -310,6 +356,7 @@ async function startBareEndpoint(databaseUrl: string): Promise<{ port: number; s
   });
   return {
     port,
+    pid: child.pid!,
     async stop() {
       child.kill('SIGTERM');
       await exited;

@@ -169,6 +169,43 @@ describe('concurrent webhooks (ingestEvent: calls in flight never share an annot
   });
 });
 
+describe('a call waiting on a lock (ingestEvent: Label Studio gives a webhook 1 s)', () => {
+  it("holds up only its own annotator's webhooks: another annotator's are recorded meanwhile, its own later one after it", async () => {
+    const other = await seedAnnotator(t, { roleId: annotator.roleId! });
+    const mine = await batch(2);
+    const theirs = await seedInProgressBatch(t, { annotatorId: other.id, lsProjectId: ++project, real: 1, prefix: 'ig-lock' });
+    const ev = (who: number, b: typeof mine, task: number, ann: number, at: string): IngestEvent => ({
+      annotatorId: who,
+      action: 'ANNOTATION_CREATED',
+      source: 'webhook',
+      lsProjectId: b.lsProjectId,
+      lsTaskId: b.lsTaskIds[task]!,
+      annotation: { id: ann, result: choice('x'), updatedAt: at, leadTime: 1, wasCancelled: false },
+    });
+    // Another writer holds my first task's row.
+    let release!: () => void;
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = t.db.transaction().execute(async (trx) => {
+      await sql`SELECT 1 FROM assignment_tasks WHERE assignment_id = ${mine.assignmentId} AND position = 0 FOR UPDATE`.execute(trx);
+      locked();
+      await new Promise<void>((r) => (release = r));
+    });
+    await isLocked;
+    const settled: string[] = [];
+    const first = ingestEvent(t.db, ev(annotator.id, mine, 0, 980_001, '2026-03-09T10:00:00Z')).then((o) => (settled.push('mine first'), o));
+    const second = ingestEvent(t.db, ev(annotator.id, mine, 1, 980_002, '2026-03-09T10:00:01Z')).then((o) => (settled.push('mine second'), o));
+    const outsider = await ingestEvent(t.db, ev(other.id, theirs, 0, 980_003, '2026-03-09T10:00:00Z'));
+    expect(outsider.recorded).toBe(1);
+    expect(settled).toEqual([]);
+    release();
+    await holder;
+    expect([(await first).recorded, (await second).recorded]).toEqual([1, 1]);
+    expect(settled).toEqual(['mine first', 'mine second']);
+    expect(await state(mine.assignmentId)).toMatchObject({ completed: 2, events: 2 });
+  });
+});
+
 describe('settling a task to Label Studio’s state (compare.ts) goes through the ingestion', () => {
   const ann = (id: number, label: string, updated: string, extra: Partial<{ was_cancelled: boolean }> = {}) => ({
     id,
