@@ -23,10 +23,10 @@ import { sql } from 'kysely';
 import { SecretBox } from '../../src/crypto.ts';
 import { webhookSecret } from '../../orchestrator/instance-spec.ts';
 import { seededRandom, shuffle } from '../../src/domain/gold-mixing.ts';
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../../src/db/index.ts';
 import { load, processCpuSeconds, ratio } from './lib.ts';
+import { startChildServer } from './support/child-server.ts';
 import { startFleetProcess } from './support/fleet-process.ts';
 
 const ANNOTATORS = 20;
@@ -152,7 +152,7 @@ export default async function bench() {
     await sql`CREATE TABLE bare_events (LIKE annotation_events INCLUDING DEFAULTS INCLUDING INDEXES)`.execute(db);
     await sql`ANALYZE`.execute(db);
   }, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
-  const bare = await startBareEndpoint(fleet.database.url);
+  const bare = await startChildServer(fileURLToPath(new URL('./support/bare-endpoint.ts', import.meta.url)), [fleet.database.url, String(POOL)]);
   const secrets = new SecretBox(KEY);
   const headersFor = (annotatorId: number) => ({
     'content-type': 'application/json',
@@ -336,30 +336,3 @@ const perEvent = (ms: { process: number; database: number }, events: number) => 
   database: Math.round((ms.database / events) * 100) / 100,
 });
 
-/** Starts support/bare-endpoint.ts as its own process on `databaseUrl`; resolves once it listens. */
-async function startBareEndpoint(databaseUrl: string): Promise<{ port: number; pid: number; stop(): Promise<void> }> {
-  const script = fileURLToPath(new URL('./support/bare-endpoint.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, databaseUrl, String(POOL)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('bare endpoint did not start within 30 s')), 30_000);
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /listening (\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`bare endpoint exited (${code})`)));
-  });
-  return {
-    port,
-    pid: child.pid!,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
