@@ -100,6 +100,26 @@ export function specFor(ctx: AppContext, a: Annotator, settings: FleetSettings):
 
 const MISSING = (annotatorId: number): ObservedInstance => ({ annotatorId, state: 'missing', health: 'unknown' });
 
+/**
+ * Whether the step makes `a`'s PostgreSQL role and database now, ahead of its first start: a
+ * created annotator whose database was not made yet, when the fleet has a PostgreSQL for them
+ * (LS_DATABASE_URL or DATABASE_URL; not with the embedded database alone).
+ */
+function preparesDatabase(ctx: AppContext, a: Pick<Annotator, 'status' | 'databasePreparedAt'>): boolean {
+  return a.status === 'created' && a.databasePreparedAt === null && ctx.instanceDatabases.url !== undefined;
+}
+
+/**
+ * The annotators the step looks after: those the fleet started (generation > 0: rows imported or
+ * seeded as 'active' without a start are left alone until someone starts them) while starting,
+ * active or stopping; every deleted one not cleaned up yet; created ones whose database is made
+ * ahead of their start.
+ */
+const managed = (ctx: AppContext, r: Annotator) =>
+  (r.startGeneration > 0 && ['starting', 'active', 'stopping'].includes(r.status)) ||
+  (r.status === 'deleted' && r.cleanedUpAt === null) ||
+  preparesDatabase(ctx, r);
+
 /** Where the fleet checks a route: TRAEFIK_URL with the public Host header, else the public URL. */
 async function routeAnswers(ctx: AppContext, subdomain: string): Promise<boolean> {
   const base = ctx.config.TRAEFIK_URL ?? publicUrl(ctx.config, subdomain);
@@ -136,6 +156,12 @@ async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInst
 const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
 /**
+ * Databases made ahead of a start per pass at most (one CREATE DATABASE each, on a pool of 4
+ * connections): a bulk create of many annotators is spread over passes, and a start or stop never
+ * waits behind them — they are taken after every other due annotator.
+ */
+const PREPARES_PER_PASS = 4;
+/**
  * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
  * booting Label Studio refuses at once; the route is asked of the router's API), and a start's
  * overhead beyond Label Studio's boot is mostly this wait between a condition coming true and the
@@ -169,8 +195,15 @@ const CLAIM_DURING_PASS_MS = 100;
  * them too. Returns the rows so claimed (their leases added to `leases`), for the requeue.
  */
 async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, Date>): Promise<Annotator[]> {
-  const db = pass.ctx.database.db;
-  const queue = [...rows];
+  const { ctx } = pass;
+  const db = ctx.database.db;
+  // Two lanes: databases made ahead of a start come after everything else, PREPARES_PER_PASS at most.
+  const queue: Annotator[] = [];
+  const later: Annotator[] = [];
+  const enqueue = (row: Annotator) => (preparesDatabase(ctx, row) ? later : queue).push(row);
+  rows.forEach(enqueue);
+  let preparesLeft = PREPARES_PER_PASS;
+  const next = () => queue.shift() ?? (later.length && preparesLeft > 0 ? (preparesLeft--, later.shift()) : undefined);
   const taken = new Set(rows.map((r) => r.id));
   const claimedLater: Annotator[] = [];
   let busy = 0;
@@ -189,7 +222,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
       for (const row of found) {
         taken.add(row.id);
         claimedLater.push(row);
-        if (row.startGeneration > 0 && ['starting', 'active', 'stopping', 'deleted'].includes(row.status)) queue.push(row);
+        if (managed(ctx, row) || pass.listed.has(row.id)) enqueue(row);
       }
     } catch (err) {
       // Left for the next pass (claimed rows come due again when their lease ends); this pass finishes what it has.
@@ -199,7 +232,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   };
   const worker = async (): Promise<void> => {
     for (;;) {
-      const row = queue.shift();
+      const row = next();
       if (row) {
         busy++;
         try {
@@ -218,6 +251,8 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  // Left for the next pass (due again at once: instanceNextDue).
+  if (later.length) pass.pending = true;
   return claimedLater;
 }
 
@@ -274,6 +309,7 @@ async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<num
       pollMs: START_POLL_MS,
       accountPollMs: ACCOUNT_POLL_MS,
       restartResetSeconds: pass.settings.policy.restartResetSeconds,
+      prepareDatabase: preparesDatabase(pass.ctx, row),
     });
     return { id: row.id, seen: seenAt.get(row.id) ?? null, next: next === null ? null : new Date(next) };
   });
@@ -338,18 +374,16 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
         })
         .orderBy('id')
         .execute();
-  const managed = (r: Annotator) =>
-    r.startGeneration > 0 && (['starting', 'active', 'stopping'].includes(r.status) || (r.status === 'deleted' && r.cleanedUpAt === null));
-  const rows = !full ? selected.filter((r) => managed(r) || listed.has(r.id)) : await db
+  const rows = !full ? selected.filter((r) => managed(ctx, r) || listed.has(r.id)) : await db
     .selectFrom('annotators')
     .selectAll()
     .where((eb) => {
-      // Only annotators the fleet started (generation > 0) have instances to manage: rows imported
-      // or seeded as 'active' without a start are left alone until someone starts them.
+      // What `managed` takes, and whatever the backend lists.
       const cases = [
         eb.and([eb('status', 'in', ['starting', 'active', 'stopping']), eb('startGeneration', '>', 0)]),
-        eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null), eb('startGeneration', '>', 0)]),
+        eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null)]),
       ];
+      if (ctx.instanceDatabases.url !== undefined) cases.push(eb.and([eb('status', '=', 'created'), eb('databasePreparedAt', 'is', null)]));
       if (listedIds.length) cases.push(eb('id', 'in', listedIds));
       return eb.or(cases);
     })
@@ -476,6 +510,7 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
     assignmentInProgress,
     loginOutdated: row.lsPasswordEnc !== null && row.containerPasswordVersion !== row.lsPasswordVersion,
     cleanedUp: row.cleanedUpAt !== null,
+    prepareDatabase: preparesDatabase(ctx, row),
     policy: settings.policy,
   };
   return decide(input);
@@ -575,6 +610,17 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
       const ok = await setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' });
       return { line: ok ? what : undefined, again: ok };
+    }
+
+    case 'prepare-database': {
+      // No password: the role cannot log in until a start sets that start's. Recorded only while
+      // the annotator is still created; a start or delete meanwhile does its own (ensure, drop).
+      const result = await ctx.instanceDatabases.ensure(row.id);
+      faultPoint('prepare:database-made');
+      const name = ctx.instanceDatabases.name(row.id);
+      const cleared = row.statusReason?.startsWith('error: ') ? { statusReason: null } : {}; // an earlier attempt's error
+      await db.updateTable('annotators').set({ databasePreparedAt: new Date(), ...cleared }).where('id', '=', row.id).where('status', '=', 'created').execute();
+      return { line: `database ${name} ${result.createdDatabase ? 'made' : 'found'} ahead of the first start`, again: false };
     }
 
     case 'create-instance': {

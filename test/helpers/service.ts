@@ -95,6 +95,12 @@ export async function startTestService(
     anonymous: client(service.app),
     async close() {
       await service.reconciler.stop();
+      // Databases the reconciler made ahead of a start for this file's annotators (drop leaves
+      // another installation's alone); those of started annotators are the test's to drop.
+      const dbs = service.ctx.instanceDatabases;
+      const made = await database.handle.db.selectFrom('annotators').select('id').where('databasePreparedAt', 'is not', null).execute().catch(() => []);
+      for (const { id } of made) await dbs.drop(id).catch(() => {});
+      await dbs.close().catch(() => {});
       await database.drop();
     },
   };
