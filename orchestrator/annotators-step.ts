@@ -126,15 +126,28 @@ async function routeAnswers(ctx: AppContext, subdomain: string): Promise<boolean
   return labelStudioHealthy(base, ctx.config.TRAEFIK_URL ? publicHost(ctx.config, subdomain) : undefined);
 }
 
+/** How long a start's route phase watches the router's API within one pass (ms), and how often. */
+const ROUTE_WATCH_MS = 500;
+const ROUTE_WATCH_EVERY_MS = 25;
+
 /**
  * A start's route phase (Label Studio already answered /health/ directly): the route is ready once
  * the router has loaded it — asked of the router's API (backend.routeLoaded: Traefik's API when
  * TRAEFIK_API_URL is set), one request to the router instead of one through it to a Label Studio
- * that may still be starved of CPU. When the backend cannot tell, a request through the router.
+ * that may still be starved of CPU. The router loads a route moments after the instance turns
+ * healthy (Traefik: within providersThrottleDuration, 200 ms in traefik/*.yml), so the API is
+ * asked again every ROUTE_WATCH_EVERY_MS for up to ROUTE_WATCH_MS: the start ends when the route
+ * appears, not at the next poll (meanwhile the pass claims other starts' wake-ups). When the
+ * backend cannot tell, one request through the router.
  */
 async function routeReady(ctx: AppContext, spec: InstanceSpec): Promise<boolean> {
-  const loaded = await ctx.backend.routeLoaded?.(spec);
-  return loaded ?? routeAnswers(ctx, spec.subdomain);
+  const until = Date.now() + ROUTE_WATCH_MS;
+  for (;;) {
+    const loaded = await ctx.backend.routeLoaded?.(spec);
+    if (loaded === undefined) return routeAnswers(ctx, spec.subdomain);
+    if (loaded || Date.now() + ROUTE_WATCH_EVERY_MS > until) return loaded;
+    await new Promise((r) => setTimeout(r, ROUTE_WATCH_EVERY_MS));
+  }
 }
 
 /** The annotator's own account id in their Label Studio (null when none yet: no password issued). */
@@ -168,8 +181,13 @@ const PREPARES_PER_PASS = 4;
  * pass that sees it (the token report wakes the reconciler at once).
  */
 export const START_POLL_MS = 250;
-/** How long a start's health probe waits for Label Studio's answer. */
-const START_PROBE_TIMEOUT_MS = 1000;
+/**
+ * How long a start's health probe waits for Label Studio's answer (ms). Short: a Label Studio
+ * finishing its boot on a busy machine accepts connections and answers seconds later, and a
+ * probe waiting for it would hold the whole pass (every other start's token report with it). The
+ * token report stands for the health check anyway; a slow answer is asked again at the next poll.
+ */
+const START_PROBE_TIMEOUT_MS = 250;
 
 const pollTimers = new WeakMap<AppContext, NodeJS.Timeout>();
 function pollSoon(ctx: AppContext) {
@@ -251,6 +269,8 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  // Nothing the pass began outlives it (a start that failed after its container create began).
+  await Promise.all(pass.creating.values());
   // Left for the next pass (due again at once: instanceNextDue).
   if (later.length) pass.pending = true;
   return claimedLater;
@@ -267,6 +287,8 @@ interface Pass {
   pending: boolean;
   /** Annotators whose action failed this pass (retried with backoff). */
   failed: Set<number>;
+  /** Containers being created ahead of their start (ensure-database), by annotator: awaited before the start, and by the pass's end. */
+  creating: Map<number, Promise<void>>;
   schedule: StepSchedule;
 }
 
@@ -337,8 +359,7 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   // state); a pass with nothing due asks the backend nothing, and such changes are found by the
   // next sweep, within DRIFT_SWEEP_MS.
   if (!full && !claimed.length) return report;
-  const settings = await readFleetSettings(ctx);
-  const listedAll = await ctx.backend.list();
+  const [settings, listedAll] = await Promise.all([readFleetSettings(ctx), ctx.backend.list()]);
   const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
   const listedIds = [...listed.keys()];
 
@@ -390,7 +411,7 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .orderBy('id')
     .execute();
 
-  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), schedule };
+  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), schedule };
   const claimedLater = await reconcileAll(pass, rows, claimedLease);
   await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
@@ -599,12 +620,14 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { again: false };
 
     case 'ensure-database': {
-      // The instance needs its database only once it runs: it is created (not started) meanwhile.
-      // Best effort — the container phase creates whatever this did not and reports its errors.
+      // The instance needs its database only once it runs: it is created (not started) meanwhile,
+      // and the container phase waits for that create, not this one. Best effort — the container
+      // phase creates whatever this did not and reports its errors.
       const creating = ctx.backend.create?.(specFor(ctx, row, settings)).catch((err: unknown) => {
         ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
       });
-      const [result] = await Promise.all([ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration)), creating]);
+      if (creating) pass.creating.set(row.id, creating);
+      const result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
       const name = ctx.instanceDatabases.name(row.id);
       faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
@@ -624,6 +647,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     }
 
     case 'create-instance': {
+      await pass.creating.get(row.id);
       const { spec, observed: now } = await ensureInstance(pass, row);
       faultPoint('start:container-created');
       metrics.containerEvents.inc({ kind: d.reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
