@@ -271,7 +271,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
   // Nothing the pass began outlives it (a start that failed after its container create began).
   await Promise.all(pass.creating.values());
-  // Left for the next pass (due again at once: instanceNextDue).
+  // Databases left for the next pass (due again after START_POLL_MS: instanceNextDue).
   if (later.length) pass.pending = true;
   return claimedLater;
 }
@@ -639,7 +639,6 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       // No password: the role cannot log in until a start sets that start's. Recorded only while
       // the annotator is still created; a start or delete meanwhile does its own (ensure, drop).
       const result = await ctx.instanceDatabases.ensure(row.id);
-      faultPoint('prepare:database-made');
       const name = ctx.instanceDatabases.name(row.id);
       const cleared = row.statusReason?.startsWith('error: ') ? { statusReason: null } : {}; // an earlier attempt's error
       await db.updateTable('annotators').set({ databasePreparedAt: new Date(), ...cleared }).where('id', '=', row.id).where('status', '=', 'created').execute();

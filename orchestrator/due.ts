@@ -135,11 +135,11 @@ export interface InstanceDueInput {
  * (ms since epoch, or null: not until a wake-up or the instance list shows a problem):
  * a start or stop in flight → `pollMs`; a failed action → `now + retryMs` (the caller's backoff);
  * a deleted annotator not cleaned up → `pollMs`; a created one whose database is still to be
- * made ahead of its start (`prepareDatabase`: a pass makes a few) → `pollMs`;
- * an active one not reported up yet (`routedAt`
- * null: restarted, recreated, route repaired) → `pollMs`; else its next restart, the moment its
- * restart count resets (`restartResetSeconds` after the last restart), or `accountPollMs` while
- * the account of an issued password has not appeared; anything else → null.
+ * made ahead of its start (`prepareDatabase`: a pass makes a few) → `pollMs`; an active one not
+ * reported up yet (`routedAt` null: restarted, recreated, route repaired) → `pollMs`; else its
+ * next restart, the moment its restart count resets (`restartResetSeconds` after the last
+ * restart), or `accountPollMs` while the account of an issued password has not appeared;
+ * anything else → null.
  */
 export function instanceNextDue(
   row: InstanceDueInput,

@@ -3,7 +3,8 @@
  * image and Traefik (`npm run env:up`), driven through a real `fleet serve` process over loopback.
  *
  * The annotators are created first and started once the fleet has made their databases ahead of
- * the start (as for an annotator created a while before; migration 0041), then all at once.
+ * the start and 3 s more have passed (as for an annotator created a while before; migration
+ * 0041), then all at once.
  * Per annotator, from POST /start (sent) to status active (the service's status-change event), split into:
  *   - lsBoot: the container's start (Docker's State.StartedAt) → /health/ UP, probed by this script
  *     every 25 ms on 127.0.0.1 (Label Studio's own boot: migrations, user, server; also the
@@ -41,6 +42,8 @@ import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
 import { buildBundle, freePort, sleep, START_NODE_ARGS, startFleet, waitUntil } from '../../test/helpers/process.ts';
 import { processMemoryMb } from './lib.ts';
 
+/** How long the annotators rest between their databases being made and their start (ms). */
+const SETTLE_MS = 3000;
 /** How often this script asks each instance's /health/ and Traefik's API (ms). */
 const PROBE_MS = 25;
 /** BENCH_FLEET_COUNT: how many annotators start at once (default 5; fewer boots finish sooner on a shared machine). */
@@ -150,6 +153,8 @@ export default async function bench() {
         const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM annotators WHERE database_prepared_at IS NULL AND id = ANY(${ids})`.execute(database.handle.db);
         return rows[0]!.n === 0;
       }, 120_000, 100);
+      // As for an annotator created a while before: the service is done with them when they start.
+      await sleep(SETTLE_MS);
     }
 
     // Docker's health_status events of this namespace's containers: when each turned healthy.
