@@ -607,12 +607,16 @@ describe("a created annotator's database is made ahead of its first start", () =
   };
   /** Passes until no created annotator of this file waits for its database (a pass makes at most 4). */
   const settle = async () => {
+    // Those a pass saw while the step had no PostgreSQL (a case above swaps it out) are not due
+    // again until the next full resync; made due here as that resync would.
+    await t.db.updateTable('annotators').set({ dueAt: new Date() }).where('status', '=', 'created').where('databasePreparedAt', 'is', null).execute();
+    let waiting: Array<{ id: number; statusReason: string | null }> = [];
     for (let i = 0; i < 20; i++) {
-      const waiting = await t.db.selectFrom('annotators').select('id').where('status', '=', 'created').where('databasePreparedAt', 'is', null).execute();
+      waiting = await t.db.selectFrom('annotators').select(['id', 'statusReason']).where('status', '=', 'created').where('databasePreparedAt', 'is', null).execute();
       if (!waiting.length) return;
       await pass();
     }
-    throw new Error('created annotators still without their database after 20 passes');
+    throw new Error(`created annotators still without their database after 20 passes: ${JSON.stringify(waiting)}`);
   };
 
   it('makes role (no password) and database once, records it without waking anything, and the start only sets its password', async () => {
@@ -654,10 +658,11 @@ describe("a created annotator's database is made ahead of its first start", () =
     expect(created.status).toBe(201);
     const ids = (created.body.annotators as Array<{ id: number }>).map((a) => a.id);
     const made = (r: Awaited<ReturnType<typeof pass>>) => ids.filter((id) => actionsOf(r, id).some((l) => l.includes('made ahead')));
-    const first = made(await pass());
-    expect(first).toHaveLength(4);
-    // The rest are due again at once and made by the next pass.
-    expect(made(await pass()).sort()).toEqual(ids.filter((id) => !first.includes(id)).sort());
+    expect(made(await pass())).toHaveLength(4);
+    // The rest are due again after the poll interval and made by a later pass.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(made(await pass())).toHaveLength(2);
+    for (const id of ids) expect((await row(id)).databasePreparedAt).not.toBeNull();
 
     // As after a crash between CREATE DATABASE and its record: made, not recorded; then deleted.
     const [gone, plain] = ids as [number, number];
