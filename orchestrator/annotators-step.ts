@@ -205,7 +205,7 @@ function pollSoon(ctx: AppContext) {
  * that become due meanwhile — a start posted during the pass — are claimed this often (ms) and
  * handled in this pass instead of waiting for it to end and the next to begin.
  */
-const CLAIM_DURING_PASS_MS = 100;
+const CLAIM_DURING_PASS_MS = 50;
 
 /**
  * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on, idle
@@ -454,9 +454,14 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
   if (row?.status === 'starting') pass.pending = true;
 }
 
-/** The instance as observed now: inspected for annotators in flight, else what the list said. */
+/**
+ * The instance as observed now: inspected for annotators in flight, else what the list said. A
+ * start in its database phase decides without it (the container comes next): no Docker call
+ * before the database and the container's create begin.
+ */
 async function observeFor(pass: Pass, row: Annotator, fresh?: ObservedInstance): Promise<ObservedInstance> {
   if (fresh) return fresh;
+  if (row.status === 'starting' && row.startPhase === 'database') return pass.listed.get(row.id) ?? MISSING(row.id);
   const listed = pass.listed.get(row.id);
   const needsDetail = row.status === 'starting' || (row.status === 'active' && listed?.state !== 'running');
   if (needsDetail) return pass.ctx.backend.observe(row.id);

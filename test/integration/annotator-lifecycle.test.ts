@@ -478,8 +478,8 @@ describe('per-annotator PostgreSQL databases', () => {
       await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'the-password'`);
       const stored = (await rolePassword(role))!;
       const salt = /^SCRAM-SHA-256\$4096:([^$]+)\$/.exec(stored)![1]!;
-      expect(scramVerifier('the-password', Buffer.from(salt, 'base64'))).toBe(stored);
-      expect(scramVerifier('another-password', Buffer.from(salt, 'base64'))).not.toBe(stored);
+      expect(await scramVerifier('the-password', Buffer.from(salt, 'base64'))).toBe(stored);
+      expect(await scramVerifier('another-password', Buffer.from(salt, 'base64'))).not.toBe(stored);
     } finally {
       await admin.query(`DROP ROLE IF EXISTS ${role}`);
       await admin.end();
