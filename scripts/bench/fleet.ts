@@ -7,9 +7,9 @@
  * 0041), then all at once.
  * Per annotator, from POST /start (sent) to status active (the service's status-change event), split into:
  *   - lsBoot: the container's start (Docker's State.StartedAt) → /health/ UP, probed by this script
- *     every 25 ms on 127.0.0.1 (Label Studio's own boot: migrations, user, server; also the
- *     entrypoint's port check before it; up to one probe interval late, which counts the same
- *     lateness as boot rather than as overhead);
+ *     every 25 ms on 127.0.0.1, each probe sent without waiting for the one before (Label
+ *     Studio's own boot: migrations, user, server; also the entrypoint's port check before it; the
+ *     UP is the moment the first 200 arrives, so a slow answer counts as boot, not overhead);
  *   - overhead = total − lsBoot: everything the fleet adds before the container runs and after
  *     Label Studio answers, itself split into
  *       beforeContainer (POST → container started: database password, create, start),
@@ -183,21 +183,33 @@ export default async function bench() {
     const routeLoadedAt = new Map<number, number>();
     const traefikApi = process.env.BENCH_TRAEFIK_API === 'off' ? undefined : testEnv('TRAEFIK_API_URL');
     let probing = true;
-    const probeOne = async (id: number) => {
-      if (!healthUpAt.has(id)) {
-        const res = await httpGet(`http://127.0.0.1:${lsBase + id}/health/`, { timeoutMs: 1000 });
-        if (res.status === 200 && /"UP"/.test(res.body)) healthUpAt.set(id, Date.now());
-      } else if (traefikApi && !routeLoadedAt.has(id)) {
-        const target = { annotatorId: id, name: names.instance(id), host: `${subdomains.get(id)}.${env.FLEET_DOMAIN}`, upstream: { host: '127.0.0.1', port: lsBase + id } };
-        if ((await traefikRouteLoad(traefikApi, provider, target)) === 'loaded') routeLoadedAt.set(id, Date.now());
-      }
-    };
-    const prober = (async () => {
-      while (probing) {
-        await Promise.all(ids.map(probeOne));
+    // One loop per instance, so a probe left hanging by one booting Label Studio (it may accept a
+    // connection and answer seconds later) never makes another's times late; a new probe goes out
+    // every PROBE_MS while fewer than MAX_IN_FLIGHT of this instance's are unanswered.
+    const MAX_IN_FLIGHT = 4;
+    const probeLoop = async (id: number) => {
+      const target = { annotatorId: id, name: names.instance(id), host: `${subdomains.get(id)}.${env.FLEET_DOMAIN}`, upstream: { host: '127.0.0.1', port: lsBase + id } };
+      let inFlight = 0;
+      const send = (probe: Promise<void>) => {
+        inFlight++;
+        void probe.finally(() => inFlight--);
+      };
+      while (probing && !(healthUpAt.has(id) && (routeLoadedAt.has(id) || !traefikApi))) {
+        if (inFlight >= MAX_IN_FLIGHT) {
+          // wait for one to answer
+        } else if (!healthUpAt.has(id)) {
+          send(httpGet(`http://127.0.0.1:${lsBase + id}/health/`, { timeoutMs: 5000 }).then((res) => {
+            if (res.status === 200 && /"UP"/.test(res.body) && !healthUpAt.has(id)) healthUpAt.set(id, Date.now());
+          }));
+        } else {
+          send(traefikRouteLoad(traefikApi!, provider, target).then((load) => {
+            if (load === 'loaded' && !routeLoadedAt.has(id)) routeLoadedAt.set(id, Date.now());
+          }));
+        }
         await sleep(PROBE_MS);
       }
-    })();
+    };
+    const prober = Promise.all(ids.map(probeLoop));
 
     const postedAt = new Map<number, number>();
     const t0 = Date.now();
