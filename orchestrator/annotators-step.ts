@@ -13,6 +13,7 @@
  * admin's stop during a slow container create wins, and a fleet killed at any line converges on
  * the next pass: names are deterministic and every action is idempotent.
  */
+import { sql, type SqlBool } from 'kysely';
 import type { AppContext } from '../src/context.ts';
 import type { Executor } from '../src/db/index.ts';
 import type { Annotator, AnnotatorStatus } from '../src/db/types.ts';
@@ -33,7 +34,7 @@ import { DatabaseUnavailableError } from './databases.ts';
 import { ForeignResourceError } from './ownership.ts';
 import { httpGet, labelStudioHealthy } from './http-probe.ts';
 import { buildInstanceSpec, databasePassword, PortRangeError, publicHost, publicUrl } from './instance-spec.ts';
-import { backoffMs, claimDue, FailureStreaks, FullResync, instanceNextDue, requeue } from './due.ts';
+import { backoffMs, claimDue, type Claimed, FailureStreaks, FullResync, instanceNextDue, requeue } from './due.ts';
 import type { ReconcileStep, StepReport } from './reconciler.ts';
 
 // ------------------------------------------------------------------------------------ settings
@@ -170,10 +171,24 @@ const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
 /**
  * Databases made ahead of a start per pass at most (one CREATE DATABASE each, on a pool of 4
- * connections): a bulk create of many annotators is spread over passes, and a start or stop never
- * waits behind them — they are taken after every other due annotator.
+ * connections): a bulk create of many annotators (or an upgrade finding many never started) is
+ * spread over passes, and a start or stop never waits behind them — they are claimed apart, at
+ * most this many per pass, and taken after every other due annotator.
  */
 const PREPARES_PER_PASS = 4;
+const MAKES_AHEAD = sql<SqlBool>`status = 'created' AND database_prepared_at IS NULL`;
+
+/**
+ * Claims the due annotators (orchestrator/due.ts): every due one but those whose database is made
+ * ahead, and of those at most PREPARES_PER_PASS (`withAhead` false: none, for claims during a pass).
+ * Without a PostgreSQL for instance databases nothing is made ahead: one claim of every due one.
+ */
+async function claimInstances(ctx: AppContext, withAhead: boolean): Promise<Claimed[]> {
+  const db = ctx.database.db;
+  if (ctx.instanceDatabases.url === undefined) return claimDue(db, INSTANCE);
+  const others = await claimDue(db, INSTANCE, { where: sql<SqlBool>`NOT (${MAKES_AHEAD})` });
+  return withAhead ? [...others, ...(await claimDue(db, INSTANCE, { where: MAKES_AHEAD, limit: PREPARES_PER_PASS }))] : others;
+}
 /**
  * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
  * booting Label Studio refuses at once; the route is asked of the router's API), and a start's
@@ -231,7 +246,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   const claimMore = async () => {
     lastClaim = Date.now();
     try {
-      const claimed = await claimDue(db, INSTANCE);
+      const claimed = await claimInstances(ctx, false);
       // Claimed again (due once more since it was read): its new lease is what the requeue replaces.
       for (const c of claimed) leases.set(c.id, c.lease);
       const fresh = claimed.map((c) => c.id).filter((id) => !taken.has(id));
@@ -352,7 +367,7 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
   const resyncDue = schedule.resync.due();
   const full = schedule.driftSweep.due() || resyncDue;
-  const claimed = await claimDue(db, INSTANCE);
+  const claimed = await claimInstances(ctx, true);
   // The backend's list (one Docker call; on ECS a call per page and per 10 services) shows what no
   // wake-up reports: instances that died, went unhealthy, or have no annotator (orphans). It is
   // taken on the drift sweep and the full resync, and when annotators are due (their observed
