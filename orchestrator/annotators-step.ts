@@ -4,6 +4,7 @@
  * annotator that needs attention one idempotent action at a time toward its status (decisions in
  * src/domain/instance-decision.ts):
  *
+ *   created:  make the database and role ahead of the first start (at most 4 a pass)
  *   starting: database → container → healthy → token → route → active (per-phase time limits)
  *   active:   restart what died or vanished (backoff), recreate on a changed spec between batches
  *   stopping: stop the instance → stopped;  created/error/stopped: remove or stop leftovers
