@@ -95,11 +95,11 @@ export async function startTestService(
     anonymous: client(service.app),
     async close() {
       await service.reconciler.stop();
-      // Databases the reconciler made ahead of a start for this file's annotators (drop leaves
-      // another installation's alone); those of started annotators are the test's to drop.
+      // Every per-annotator database of this installation in its namespace, among them those the
+      // reconciler made ahead of a start (drop leaves another installation's alone). Read from the
+      // server, not the fleet database: a test may have stopped the service and its pool already.
       const dbs = service.ctx.instanceDatabases;
-      const made = await database.handle.db.selectFrom('annotators').select('id').where('databasePreparedAt', 'is not', null).execute().catch(() => []);
-      for (const { id } of made) await dbs.drop(id).catch(() => {});
+      for (const name of await dbs.listNames().catch(() => [])) await dbs.drop(Number(name.slice(name.lastIndexOf('_') + 1))).catch(() => {});
       await dbs.close().catch(() => {});
       await database.drop();
     },
