@@ -4,6 +4,7 @@
  * annotator that needs attention one idempotent action at a time toward its status (decisions in
  * src/domain/instance-decision.ts):
  *
+ *   created:  make the database and role ahead of the first start (at most 4 a pass)
  *   starting: database → container → healthy → token → route → active (per-phase time limits)
  *   active:   restart what died or vanished (backoff), recreate on a changed spec between batches
  *   stopping: stop the instance → stopped;  created/error/stopped: remove or stop leftovers
@@ -13,6 +14,7 @@
  * admin's stop during a slow container create wins, and a fleet killed at any line converges on
  * the next pass: names are deterministic and every action is idempotent.
  */
+import { sql, type SqlBool } from 'kysely';
 import type { AppContext } from '../src/context.ts';
 import type { Executor } from '../src/db/index.ts';
 import type { Annotator, AnnotatorStatus } from '../src/db/types.ts';
@@ -33,7 +35,7 @@ import { DatabaseUnavailableError } from './databases.ts';
 import { ForeignResourceError } from './ownership.ts';
 import { httpGet, labelStudioHealthy } from './http-probe.ts';
 import { buildInstanceSpec, databasePassword, PortRangeError, publicHost, publicUrl } from './instance-spec.ts';
-import { backoffMs, claimDue, FailureStreaks, FullResync, instanceNextDue, requeue } from './due.ts';
+import { backoffMs, claimDue, type Claimed, FailureStreaks, FullResync, instanceNextDue, requeue } from './due.ts';
 import type { ReconcileStep, StepReport } from './reconciler.ts';
 
 // ------------------------------------------------------------------------------------ settings
@@ -100,21 +102,54 @@ export function specFor(ctx: AppContext, a: Annotator, settings: FleetSettings):
 
 const MISSING = (annotatorId: number): ObservedInstance => ({ annotatorId, state: 'missing', health: 'unknown' });
 
+/**
+ * Whether the step makes `a`'s PostgreSQL role and database now, ahead of its first start: a
+ * created annotator whose database was not made yet, when the fleet has a PostgreSQL for them
+ * (LS_DATABASE_URL or DATABASE_URL; not with the embedded database alone).
+ */
+function preparesDatabase(ctx: AppContext, a: Pick<Annotator, 'status' | 'databasePreparedAt'>): boolean {
+  return a.status === 'created' && a.databasePreparedAt === null && ctx.instanceDatabases.url !== undefined;
+}
+
+/**
+ * The annotators the step looks after: those the fleet started (generation > 0: rows imported or
+ * seeded as 'active' without a start are left alone until someone starts them) while starting,
+ * active or stopping; every deleted one not cleaned up yet; created ones whose database is made
+ * ahead of their start.
+ */
+const managed = (ctx: AppContext, r: Annotator) =>
+  (r.startGeneration > 0 && ['starting', 'active', 'stopping'].includes(r.status)) ||
+  (r.status === 'deleted' && r.cleanedUpAt === null) ||
+  preparesDatabase(ctx, r);
+
 /** Where the fleet checks a route: TRAEFIK_URL with the public Host header, else the public URL. */
 async function routeAnswers(ctx: AppContext, subdomain: string): Promise<boolean> {
   const base = ctx.config.TRAEFIK_URL ?? publicUrl(ctx.config, subdomain);
   return labelStudioHealthy(base, ctx.config.TRAEFIK_URL ? publicHost(ctx.config, subdomain) : undefined);
 }
 
+/** How long a start's route phase watches the router's API within one pass (ms), and how often. */
+const ROUTE_WATCH_MS = 500;
+const ROUTE_WATCH_EVERY_MS = 25;
+
 /**
  * A start's route phase (Label Studio already answered /health/ directly): the route is ready once
  * the router has loaded it — asked of the router's API (backend.routeLoaded: Traefik's API when
  * TRAEFIK_API_URL is set), one request to the router instead of one through it to a Label Studio
- * that may still be starved of CPU. When the backend cannot tell, a request through the router.
+ * that may still be starved of CPU. The router loads a route moments after the instance turns
+ * healthy (Traefik: within providersThrottleDuration, 200 ms in traefik/*.yml), so the API is
+ * asked again every ROUTE_WATCH_EVERY_MS for up to ROUTE_WATCH_MS: the start ends when the route
+ * appears, not at the next poll (meanwhile the pass claims other starts' wake-ups). When the
+ * backend cannot tell, one request through the router.
  */
 async function routeReady(ctx: AppContext, spec: InstanceSpec): Promise<boolean> {
-  const loaded = await ctx.backend.routeLoaded?.(spec);
-  return loaded ?? routeAnswers(ctx, spec.subdomain);
+  const until = Date.now() + ROUTE_WATCH_MS;
+  for (;;) {
+    const loaded = await ctx.backend.routeLoaded?.(spec);
+    if (loaded === undefined) return routeAnswers(ctx, spec.subdomain);
+    if (loaded || Date.now() + ROUTE_WATCH_EVERY_MS > until) return loaded;
+    await new Promise((r) => setTimeout(r, ROUTE_WATCH_EVERY_MS));
+  }
 }
 
 /** The annotator's own account id in their Label Studio (null when none yet: no password issued). */
@@ -136,14 +171,39 @@ async function findLsUserId(ctx: AppContext, a: Annotator, address: ObservedInst
 const MAX_ACTIONS_PER_ANNOTATOR = 8;
 const CONCURRENCY = 8;
 /**
+ * Databases made ahead of a start per pass at most (one CREATE DATABASE each, on a pool of 4
+ * connections): a bulk create of many annotators (or an upgrade finding many never started) is
+ * spread over passes, and a start or stop never waits behind them — they are claimed apart, at
+ * most this many per pass, and taken after every other due annotator.
+ */
+const PREPARES_PER_PASS = 4;
+const MAKES_AHEAD = sql<SqlBool>`status = 'created' AND database_prepared_at IS NULL`;
+
+/**
+ * Claims the due annotators (orchestrator/due.ts): every due one but those whose database is made
+ * ahead, and of those at most PREPARES_PER_PASS (`withAhead` false: none, for claims during a pass).
+ * Without a PostgreSQL for instance databases nothing is made ahead: one claim of every due one.
+ */
+async function claimInstances(ctx: AppContext, withAhead: boolean): Promise<Claimed[]> {
+  const db = ctx.database.db;
+  if (ctx.instanceDatabases.url === undefined) return claimDue(db, INSTANCE);
+  const others = await claimDue(db, INSTANCE, { where: sql<SqlBool>`NOT (${MAKES_AHEAD})` });
+  return withAhead ? [...others, ...(await claimDue(db, INSTANCE, { where: MAKES_AHEAD, limit: PREPARES_PER_PASS }))] : others;
+}
+/**
  * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
  * booting Label Studio refuses at once; the route is asked of the router's API), and a start's
  * overhead beyond Label Studio's boot is mostly this wait between a condition coming true and the
  * pass that sees it (the token report wakes the reconciler at once).
  */
 export const START_POLL_MS = 250;
-/** How long a start's health probe waits for Label Studio's answer. */
-const START_PROBE_TIMEOUT_MS = 1000;
+/**
+ * How long a start's health probe waits for Label Studio's answer (ms). Short: a Label Studio
+ * finishing its boot on a busy machine accepts connections and answers seconds later, and a
+ * probe waiting for it would hold the whole pass (every other start's token report with it). The
+ * token report stands for the health check anyway; a slow answer is asked again at the next poll.
+ */
+const START_PROBE_TIMEOUT_MS = 250;
 
 const pollTimers = new WeakMap<AppContext, NodeJS.Timeout>();
 function pollSoon(ctx: AppContext) {
@@ -161,7 +221,7 @@ function pollSoon(ctx: AppContext) {
  * that become due meanwhile — a start posted during the pass — are claimed this often (ms) and
  * handled in this pass instead of waiting for it to end and the next to begin.
  */
-const CLAIM_DURING_PASS_MS = 100;
+const CLAIM_DURING_PASS_MS = 50;
 
 /**
  * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on, idle
@@ -169,8 +229,15 @@ const CLAIM_DURING_PASS_MS = 100;
  * them too. Returns the rows so claimed (their leases added to `leases`), for the requeue.
  */
 async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, Date>): Promise<Annotator[]> {
-  const db = pass.ctx.database.db;
-  const queue = [...rows];
+  const { ctx } = pass;
+  const db = ctx.database.db;
+  // Two lanes: databases made ahead of a start come after everything else, PREPARES_PER_PASS at most.
+  const queue: Annotator[] = [];
+  const later: Annotator[] = [];
+  const enqueue = (row: Annotator) => (preparesDatabase(ctx, row) ? later : queue).push(row);
+  rows.forEach(enqueue);
+  let preparesLeft = PREPARES_PER_PASS;
+  const next = () => queue.shift() ?? (later.length && preparesLeft > 0 ? (preparesLeft--, later.shift()) : undefined);
   const taken = new Set(rows.map((r) => r.id));
   const claimedLater: Annotator[] = [];
   let busy = 0;
@@ -180,7 +247,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   const claimMore = async () => {
     lastClaim = Date.now();
     try {
-      const claimed = await claimDue(db, INSTANCE);
+      const claimed = await claimInstances(ctx, false);
       // Claimed again (due once more since it was read): its new lease is what the requeue replaces.
       for (const c of claimed) leases.set(c.id, c.lease);
       const fresh = claimed.map((c) => c.id).filter((id) => !taken.has(id));
@@ -189,7 +256,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
       for (const row of found) {
         taken.add(row.id);
         claimedLater.push(row);
-        if (row.startGeneration > 0 && ['starting', 'active', 'stopping', 'deleted'].includes(row.status)) queue.push(row);
+        if (managed(ctx, row) || pass.listed.has(row.id)) enqueue(row);
       }
     } catch (err) {
       // Left for the next pass (claimed rows come due again when their lease ends); this pass finishes what it has.
@@ -199,7 +266,7 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   };
   const worker = async (): Promise<void> => {
     for (;;) {
-      const row = queue.shift();
+      const row = next();
       if (row) {
         busy++;
         try {
@@ -218,6 +285,10 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  // Nothing the pass began outlives it (a start that failed after its container create began).
+  await Promise.all(pass.creating.values());
+  // Databases left for the next pass (due again after START_POLL_MS: instanceNextDue).
+  if (later.length) pass.pending = true;
   return claimedLater;
 }
 
@@ -232,6 +303,8 @@ interface Pass {
   pending: boolean;
   /** Annotators whose action failed this pass (retried with backoff). */
   failed: Set<number>;
+  /** Containers being created ahead of their start (ensure-database), by annotator: awaited before the start, and by the pass's end. */
+  creating: Map<number, Promise<void>>;
   schedule: StepSchedule;
 }
 
@@ -274,6 +347,7 @@ async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<num
       pollMs: START_POLL_MS,
       accountPollMs: ACCOUNT_POLL_MS,
       restartResetSeconds: pass.settings.policy.restartResetSeconds,
+      prepareDatabase: preparesDatabase(pass.ctx, row),
     });
     return { id: row.id, seen: seenAt.get(row.id) ?? null, next: next === null ? null : new Date(next) };
   });
@@ -294,15 +368,14 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   // to routes and containers have no wake-up; the sweep costs no more statements than a pass).
   const resyncDue = schedule.resync.due();
   const full = schedule.driftSweep.due() || resyncDue;
-  const claimed = await claimDue(db, INSTANCE);
+  const claimed = await claimInstances(ctx, true);
   // The backend's list (one Docker call; on ECS a call per page and per 10 services) shows what no
   // wake-up reports: instances that died, went unhealthy, or have no annotator (orphans). It is
   // taken on the drift sweep and the full resync, and when annotators are due (their observed
   // state); a pass with nothing due asks the backend nothing, and such changes are found by the
   // next sweep, within DRIFT_SWEEP_MS.
   if (!full && !claimed.length) return report;
-  const settings = await readFleetSettings(ctx);
-  const listedAll = await ctx.backend.list();
+  const [settings, listedAll] = await Promise.all([readFleetSettings(ctx), ctx.backend.list()]);
   const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
   const listedIds = [...listed.keys()];
 
@@ -338,25 +411,23 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
         })
         .orderBy('id')
         .execute();
-  const managed = (r: Annotator) =>
-    r.startGeneration > 0 && (['starting', 'active', 'stopping'].includes(r.status) || (r.status === 'deleted' && r.cleanedUpAt === null));
-  const rows = !full ? selected.filter((r) => managed(r) || listed.has(r.id)) : await db
+  const rows = !full ? selected.filter((r) => managed(ctx, r) || listed.has(r.id)) : await db
     .selectFrom('annotators')
     .selectAll()
     .where((eb) => {
-      // Only annotators the fleet started (generation > 0) have instances to manage: rows imported
-      // or seeded as 'active' without a start are left alone until someone starts them.
+      // What `managed` takes, and whatever the backend lists.
       const cases = [
         eb.and([eb('status', 'in', ['starting', 'active', 'stopping']), eb('startGeneration', '>', 0)]),
-        eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null), eb('startGeneration', '>', 0)]),
+        eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null)]),
       ];
+      if (ctx.instanceDatabases.url !== undefined) cases.push(eb.and([eb('status', '=', 'created'), eb('databasePreparedAt', 'is', null)]));
       if (listedIds.length) cases.push(eb('id', 'in', listedIds));
       return eb.or(cases);
     })
     .orderBy('id')
     .execute();
 
-  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), schedule };
+  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), schedule };
   const claimedLater = await reconcileAll(pass, rows, claimedLease);
   await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
@@ -399,9 +470,14 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
   if (row?.status === 'starting') pass.pending = true;
 }
 
-/** The instance as observed now: inspected for annotators in flight, else what the list said. */
+/**
+ * The instance as observed now: inspected for annotators in flight, else what the list said. A
+ * start in its database phase decides without it (the container comes next): no Docker call
+ * before the database and the container's create begin.
+ */
 async function observeFor(pass: Pass, row: Annotator, fresh?: ObservedInstance): Promise<ObservedInstance> {
   if (fresh) return fresh;
+  if (row.status === 'starting' && row.startPhase === 'database') return pass.listed.get(row.id) ?? MISSING(row.id);
   const listed = pass.listed.get(row.id);
   const needsDetail = row.status === 'starting' || (row.status === 'active' && listed?.state !== 'running');
   if (needsDetail) return pass.ctx.backend.observe(row.id);
@@ -476,6 +552,7 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
     assignmentInProgress,
     loginOutdated: row.lsPasswordEnc !== null && row.containerPasswordVersion !== row.lsPasswordVersion,
     cleanedUp: row.cleanedUpAt !== null,
+    prepareDatabase: preparesDatabase(ctx, row),
     policy: settings.policy,
   };
   return decide(input);
@@ -564,12 +641,14 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { again: false };
 
     case 'ensure-database': {
-      // The instance needs its database only once it runs: it is created (not started) meanwhile.
-      // Best effort — the container phase creates whatever this did not and reports its errors.
+      // The instance needs its database only once it runs: it is created (not started) meanwhile,
+      // and the container phase waits for that create, not this one. Best effort — the container
+      // phase creates whatever this did not and reports its errors.
       const creating = ctx.backend.create?.(specFor(ctx, row, settings)).catch((err: unknown) => {
         ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
       });
-      const [result] = await Promise.all([ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration)), creating]);
+      if (creating) pass.creating.set(row.id, creating);
+      const result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
       const name = ctx.instanceDatabases.name(row.id);
       faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
@@ -577,7 +656,18 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { line: ok ? what : undefined, again: ok };
     }
 
+    case 'prepare-database': {
+      // No password: the role cannot log in until a start sets that start's. Recorded only while
+      // the annotator is still created; a start or delete meanwhile does its own (ensure, drop).
+      const result = await ctx.instanceDatabases.ensure(row.id);
+      const name = ctx.instanceDatabases.name(row.id);
+      const cleared = row.statusReason?.startsWith('error: ') ? { statusReason: null } : {}; // an earlier attempt's error
+      await db.updateTable('annotators').set({ databasePreparedAt: new Date(), ...cleared }).where('id', '=', row.id).where('status', '=', 'created').execute();
+      return { line: `database ${name} ${result.createdDatabase ? 'made' : 'found'} ahead of the first start`, again: false };
+    }
+
     case 'create-instance': {
+      await pass.creating.get(row.id);
       const { spec, observed: now } = await ensureInstance(pass, row);
       faultPoint('start:container-created');
       metrics.containerEvents.inc({ kind: d.reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start

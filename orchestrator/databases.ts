@@ -18,7 +18,8 @@
  *   left unmarked by a crash right after CREATE DATABASE is recognised as ours by its owner (our
  *   marked role) and marked then.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { createHash, createHmac, pbkdf2 as pbkdf2Callback, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Config } from '../src/config.ts';
 import { fleetNames, type DatabaseTarget, type FleetNames } from './instance-spec.ts';
@@ -31,9 +32,15 @@ const quoteIdent = (name: string) => {
 };
 const quoteLiteral = (value: string) => `'${value.replace(/'/g, "''")}'`;
 
-/** PostgreSQL's SCRAM-SHA-256 verifier for a password (what `password_encryption=scram-sha-256` stores). */
-export function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): string {
-  const salted = pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+const pbkdf2 = promisify(pbkdf2Callback);
+
+/**
+ * PostgreSQL's SCRAM-SHA-256 verifier for a password (what `password_encryption=scram-sha-256`
+ * stores; RFC 5802 / RFC 7677). The 4096 PBKDF2 rounds run on libuv's thread pool, not on the
+ * event loop, so concurrent starts' Docker and database calls are not held up by them.
+ */
+export async function scramVerifier(password: string, salt = randomBytes(16), iterations = 4096): Promise<string> {
+  const salted = await pbkdf2(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();
@@ -171,7 +178,7 @@ export class InstanceDatabases {
     const name = this.name(annotatorId);
     const ident = quoteIdent(name);
     const db = this.#db;
-    const verifier = password === undefined ? null : quoteLiteral(scramVerifier(password));
+    const verifier = password === undefined ? null : quoteLiteral(await scramVerifier(password));
     const result: EnsureResult = { createdRole: false, createdDatabase: false };
     // Nothing is changed before both are known to be ours.
     const { state, markRole, markDatabase } = await this.#checkOwnership(annotatorId, name);

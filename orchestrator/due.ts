@@ -134,20 +134,23 @@ export interface InstanceDueInput {
  * When an annotator's instance next needs the annotators step, from its row after the reconcile
  * (ms since epoch, or null: not until a wake-up or the instance list shows a problem):
  * a start or stop in flight → `pollMs`; a failed action → `now + retryMs` (the caller's backoff);
- * a deleted annotator not cleaned up → `pollMs`; an active one not reported up yet (`routedAt`
- * null: restarted, recreated, route repaired) → `pollMs`; else its next restart, the moment its
- * restart count resets (`restartResetSeconds` after the last restart), or `accountPollMs` while
- * the account of an issued password has not appeared; anything else → null.
+ * a deleted annotator not cleaned up → `pollMs`; a created one whose database is still to be
+ * made ahead of its start (`prepareDatabase`: a pass makes a few) → `pollMs`; an active one not
+ * reported up yet (`routedAt` null: restarted, recreated, route repaired) → `pollMs`; else its
+ * next restart, the moment its restart count resets (`restartResetSeconds` after the last
+ * restart), or `accountPollMs` while the account of an issued password has not appeared;
+ * anything else → null.
  */
 export function instanceNextDue(
   row: InstanceDueInput,
-  opts: { now: number; failed: boolean; retryMs: number; pollMs: number; accountPollMs: number; restartResetSeconds: number },
+  opts: { now: number; failed: boolean; retryMs: number; pollMs: number; accountPollMs: number; restartResetSeconds: number; prepareDatabase: boolean },
 ): number | null {
   const { now } = opts;
   if (opts.failed) return now + opts.retryMs;
+  if (row.status === 'deleted') return row.cleanedUpAt === null ? now + opts.pollMs : null;
+  if (row.status === 'created') return opts.prepareDatabase ? now + opts.pollMs : null;
   if (row.startGeneration === 0) return null;
   if (row.status === 'starting' || row.status === 'stopping') return now + opts.pollMs;
-  if (row.status === 'deleted') return row.cleanedUpAt === null ? now + opts.pollMs : null;
   if (row.status !== 'active') return null;
   if (row.routedAt === null) return now + opts.pollMs;
   const times: number[] = [];

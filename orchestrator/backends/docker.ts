@@ -203,7 +203,8 @@ export class DockerBackend implements Backend {
     const name = this.names.volume(annotatorId);
     const existing = await this.#volumeLabels(name);
     if (existing && !this.#ours(existing)) throw this.#foreign(`Docker volume ${name}`, existing);
-    // Creating an existing volume returns it unchanged.
+    // Creating an existing volume would return it unchanged: one Docker call fewer before a start.
+    if (existing) return name;
     await this.docker.createVolume({
       Name: name,
       Labels: {

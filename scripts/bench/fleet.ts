@@ -2,20 +2,28 @@
  * `npm run bench -- fleet`: five annotators started at once on the real Docker Engine, Label Studio
  * image and Traefik (`npm run env:up`), driven through a real `fleet serve` process over loopback.
  *
+ * The annotators are created first and started once the fleet has made their databases ahead of
+ * the start and 3 s more have passed (as for an annotator created a while before; migration
+ * 0041), then all at once.
  * Per annotator, from POST /start (sent) to status active (the service's status-change event), split into:
  *   - lsBoot: the container's start (Docker's State.StartedAt) → /health/ UP, probed by this script
- *     every 100 ms on 127.0.0.1 (Label Studio's own boot: migrations, user, server; also the
- *     entrypoint's port check before it, and up to one probe interval late);
- *   - overhead = total − lsBoot, itself split into
- *       beforeContainer (POST → container started: database, role, create, start),
+ *     every 25 ms on 127.0.0.1, each probe sent without waiting for the one before (Label
+ *     Studio's own boot: migrations, user, server; also the entrypoint's port check before it; the
+ *     UP is the moment the first 200 arrives, so a slow answer counts as boot, not overhead);
+ *   - overhead = total − lsBoot: everything the fleet adds before the container runs and after
+ *     Label Studio answers, itself split into
+ *       beforeContainer (POST → container started: database password, create, start),
  *       tokenReport (health UP → the instance's token report accepted: the image's reporter),
- *       activation (token report → active: route check through Traefik, status change).
+ *       activation (token report → active: route check, status change).
+ *   Beside it, from health UP: Docker reporting the container healthy (its events) and Traefik's
+ *   API showing the route loaded (polled every 25 ms), the two things the route waits for.
  * Plus the service's memory (RSS and peak) and the load average before and after. Targets: all
  * active, RSS < 250 MB (issue 3), overhead < 0.5 s per annotator (issue 15). Figures only; nothing
  * here asserts.
  * BENCH_TRAEFIK_PROVIDER=file uses the file route provider instead of container labels;
  * BENCH_TRAEFIK_API=off leaves TRAEFIK_API_URL unset (route checked through Traefik);
- * BENCH_FLEET_COUNT sets how many annotators start (default 5); BENCH_FLEET_BUNDLE runs a bundle built
+ * BENCH_FLEET_COUNT sets how many annotators start (default 5); BENCH_FLEET_AHEAD=off starts them
+ * right after their creation, without waiting for their databases; BENCH_FLEET_BUNDLE runs a bundle built
  * earlier (a baseline from another commit) instead of building this one; BENCH_FLEET_LOG=<file>
  * writes the service's debug log there. Each annotator's timeline lists its container events in
  * seconds after the POST, those after /health/ answered as "<s>+boot" (Label Studio's boot left out).
@@ -24,14 +32,20 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { Socket } from 'node:net';
 import Docker from 'dockerode';
+import { sql } from 'kysely';
 import { InstanceDatabases } from '../../orchestrator/databases.ts';
 import { httpGet } from '../../orchestrator/http-probe.ts';
 import { fleetNames, LABELS } from '../../orchestrator/instance-spec.ts';
+import { traefikRouteLoad } from '../../orchestrator/routing/traefik-api.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
 import { buildBundle, freePort, sleep, START_NODE_ARGS, startFleet, waitUntil } from '../../test/helpers/process.ts';
 import { processMemoryMb } from './lib.ts';
 
+/** How long the annotators rest between their databases being made and their start (ms). */
+const SETTLE_MS = 3000;
+/** How often this script asks each instance's /health/ and Traefik's API (ms). */
+const PROBE_MS = 25;
 /** BENCH_FLEET_COUNT: how many annotators start at once (default 5; fewer boots finish sooner on a shared machine). */
 const COUNT = Math.max(1, Math.min(20, Number(process.env.BENCH_FLEET_COUNT) || 5));
 const ACTIVE_TIMEOUT_MS = 15 * 60_000;
@@ -124,28 +138,78 @@ export default async function bench() {
     await api('PUT', '/api/settings/fleet.healthTimeoutSeconds', { value: 3600 });
     await api('PUT', '/api/settings/fleet.startTimeoutSeconds', { value: 3600 });
 
+    const subdomains = new Map<number, string>();
     for (let i = 1; i <= COUNT; i++) {
       const r = await api('POST', '/api/annotators', { name: `Bench ${i}`, email: `bench${i}-${run}@bench.local` });
       if (r.status !== 201) throw new Error(`create annotator: ${r.status} ${JSON.stringify(r.body)}`);
       ids.push(r.body.id);
+      subdomains.set(r.body.id, r.body.subdomain);
+    }
+    // Started once their databases were made ahead; BENCH_FLEET_AHEAD=off starts them at once (a
+    // bundle from before migration 0041 makes none; the start then makes them).
+    const preparedAhead = process.env.BENCH_FLEET_AHEAD !== 'off';
+    if (preparedAhead) {
+      await waitUntil('databases made ahead of the start', async () => {
+        const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM annotators WHERE database_prepared_at IS NULL AND id = ANY(${ids})`.execute(database.handle.db);
+        return rows[0]!.n === 0;
+      }, 120_000, 100);
+      // As for an annotator created a while before: the service is done with them when they start.
+      await sleep(SETTLE_MS);
     }
 
-    // Probe each instance's /health/ independently, every 100 ms, to time Label Studio's own boot.
-    const healthUpAt = new Map<number, number>();
-    let probing = true;
-    const prober = (async () => {
-      while (probing) {
-        await Promise.all(
-          ids
-            .filter((id) => !healthUpAt.has(id))
-            .map(async (id) => {
-              const res = await httpGet(`http://127.0.0.1:${lsBase + id}/health/`, { timeoutMs: 1000 });
-              if (res.status === 200 && /"UP"/.test(res.body)) healthUpAt.set(id, Date.now());
-            }),
-        );
-        await sleep(100);
+    // Docker's health_status events of this namespace's containers: when each turned healthy.
+    const dockerHealthyAt = new Map<number, number>();
+    const dockerEvents = (await docker.getEvents({ filters: JSON.stringify({ type: ['container'], event: ['health_status'], label: [`${LABELS.namespace}=${namespace}`] }) })) as NodeJS.ReadableStream & { destroy(): void };
+    let eventBuffer = '';
+    dockerEvents.on('data', (chunk: Buffer) => {
+      eventBuffer += chunk.toString();
+      let nl;
+      while ((nl = eventBuffer.indexOf('\n')) >= 0) {
+        const line = eventBuffer.slice(0, nl);
+        eventBuffer = eventBuffer.slice(nl + 1);
+        try {
+          const e = JSON.parse(line) as { status?: string; timeNano?: number; Actor?: { Attributes?: Record<string, string> } };
+          const id = Number(e.Actor?.Attributes?.[LABELS.annotatorId]);
+          if (/healthy/.test(e.status ?? '') && !/unhealthy/.test(e.status ?? '') && !dockerHealthyAt.has(id)) dockerHealthyAt.set(id, Math.round((e.timeNano ?? 0) / 1e6));
+        } catch {
+          // a partial line: completed by the next chunk
+        }
       }
-    })();
+    });
+
+    // Probe each instance's /health/ independently, every PROBE_MS, to time Label Studio's own
+    // boot; then Traefik's API, to time the route being loaded.
+    const healthUpAt = new Map<number, number>();
+    const routeLoadedAt = new Map<number, number>();
+    const traefikApi = process.env.BENCH_TRAEFIK_API === 'off' ? undefined : testEnv('TRAEFIK_API_URL');
+    let probing = true;
+    // One loop per instance, so a probe left hanging by one booting Label Studio (it may accept a
+    // connection and answer seconds later) never makes another's times late; a new probe goes out
+    // every PROBE_MS while fewer than MAX_IN_FLIGHT of this instance's are unanswered.
+    const MAX_IN_FLIGHT = 4;
+    const probeLoop = async (id: number) => {
+      const target = { annotatorId: id, name: names.instance(id), host: `${subdomains.get(id)}.${env.FLEET_DOMAIN}`, upstream: { host: '127.0.0.1', port: lsBase + id } };
+      let inFlight = 0;
+      const send = (probe: Promise<void>) => {
+        inFlight++;
+        void probe.finally(() => inFlight--);
+      };
+      while (probing && !(healthUpAt.has(id) && (routeLoadedAt.has(id) || !traefikApi))) {
+        if (inFlight >= MAX_IN_FLIGHT) {
+          // wait for one to answer
+        } else if (!healthUpAt.has(id)) {
+          send(httpGet(`http://127.0.0.1:${lsBase + id}/health/`, { timeoutMs: 5000 }).then((res) => {
+            if (res.status === 200 && /"UP"/.test(res.body) && !healthUpAt.has(id)) healthUpAt.set(id, Date.now());
+          }));
+        } else {
+          send(traefikRouteLoad(traefikApi!, provider, target).then((load) => {
+            if (load === 'loaded' && !routeLoadedAt.has(id)) routeLoadedAt.set(id, Date.now());
+          }));
+        }
+        await sleep(PROBE_MS);
+      }
+    };
+    const prober = Promise.all(ids.map(probeLoop));
 
     const postedAt = new Map<number, number>();
     const t0 = Date.now();
@@ -172,6 +236,7 @@ export default async function bench() {
     }
     probing = false;
     await prober;
+    dockerEvents.destroy();
     const memory = processMemoryMb(proc.child.pid!);
 
     const per = [];
@@ -191,7 +256,8 @@ export default async function bench() {
       // script's 250 ms status poll saw it.
       const activatedAt = events.find((e) => e.eventType === 'status_change' && e.toStatus === 'active')?.createdAt.getTime() ?? activeAt.get(id) ?? NaN;
       const total = activatedAt - postedAt.get(id)!;
-      const lsBoot = (healthUpAt.get(id) ?? NaN) - startedAt;
+      const upAt = healthUpAt.get(id) ?? NaN;
+      const lsBoot = upAt - startedAt;
       per.push({
         annotatorId: id,
         status: finalStatus.get(id) ?? 'timeout',
@@ -202,8 +268,15 @@ export default async function bench() {
         databaseReadyS: round(phaseAt('container') - postedAt.get(id)!),
         containerRunningS: round(phaseAt('healthy') - postedAt.get(id)!),
         fleetSawHealthyS: round(phaseAt('token') - (healthUpAt.get(id) ?? NaN)),
-        tokenReportS: round((tokenAt ?? NaN) - (healthUpAt.get(id) ?? NaN)),
+        tokenReportS: round((tokenAt ?? NaN) - upAt),
         activationS: round(activatedAt - (tokenAt ?? NaN)),
+        // After health UP: Docker healthy, Traefik's route loaded, token report, active.
+        afterUpS: {
+          dockerHealthy: round((dockerHealthyAt.get(id) ?? NaN) - upAt),
+          routeLoaded: round((routeLoadedAt.get(id) ?? NaN) - upAt),
+          tokenReported: round((tokenAt ?? NaN) - upAt),
+          active: round(activatedAt - upAt),
+        },
         // Every container event of the start, in seconds after the POST (phase changes, token, status).
         timeline: events.map((e) => {
           const at = e.createdAt.getTime();
@@ -219,6 +292,7 @@ export default async function bench() {
     const overheads = ok.map((p) => p.overheadS * 1000);
     return {
       annotators: COUNT,
+      databasesMadeAhead: preparedAhead,
       traefikProvider: provider,
       routeCheck: process.env.BENCH_TRAEFIK_API === 'off' ? 'through Traefik' : "Traefik's API",
       allActive: ok.length === COUNT,
@@ -231,6 +305,12 @@ export default async function bench() {
         beforeContainer: stats(ok.map((p) => p.beforeContainerS * 1000)),
         tokenReport: stats(ok.map((p) => p.tokenReportS * 1000)),
         activation: stats(ok.map((p) => p.activationS * 1000)),
+      },
+      afterHealthUpS: {
+        dockerHealthy: stats(ok.map((p) => p.afterUpS.dockerHealthy * 1000)),
+        routeLoaded: stats(ok.map((p) => p.afterUpS.routeLoaded * 1000)),
+        tokenReported: stats(ok.map((p) => p.afterUpS.tokenReported * 1000)),
+        active: stats(ok.map((p) => p.afterUpS.active * 1000)),
       },
       serviceMemoryMb: { rss: memory.rss, peak: memory.peak, maxSampledRss: Math.max(...memorySamples) },
       loadAverage: { before: loadBefore, after: loadavg().map((l) => Math.round(l * 10) / 10) },

@@ -210,6 +210,8 @@ export function annotatorRoutes(ctx: AppContext) {
         const [row] = await createAnnotators(trx, [body]);
         return findAnnotator(trx, row!.id);
       });
+      // The reconciler makes the new annotator's database ahead of its first start.
+      ctx.wake(`annotator ${created.id} created`);
       return c.json(toAnnotator(created, secrets), 201);
     },
   );
@@ -239,6 +241,7 @@ export function annotatorRoutes(ctx: AppContext) {
           secrets,
         );
       });
+      ctx.wake(`${out.length} annotator(s) created`);
       return c.json({ created: out.length, annotators: out }, 201);
     },
   );

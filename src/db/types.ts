@@ -139,6 +139,8 @@ export interface AnnotatorsTable {
   lsPasswordVersion: Generated<number>;
   containerPasswordVersion: number | null;
   cleanedUpAt: Date | null;
+  /** When the reconciler made the database of an annotator never started (migrations/0041_database_prepared.sql). */
+  databasePreparedAt: Date | null;
   // Reconcile when due (migrations/0021_due.sql): the instance, and auto-assignment
   dueAt: DueAt;
   assignDueAt: DueAt;

@@ -3,12 +3,14 @@
  * observed state (the instance, probes) → the one next action. No I/O here; the step in
  * orchestrator/annotators-step.ts gathers the inputs, performs the action and asks again.
  *
- * A start walks database → container → healthy → token → route → active. Each phase has its own
- * time limit and the whole start has one too; past either, the start fails (status error, instance
- * removed). While active, an instance that died, vanished or turned unhealthy is restarted with
- * exponential backoff until `maxRestarts`, then the annotator goes to error. A changed spec (image,
- * limits, environment) recreates the instance between batches — at once when the instance is down
- * anyway or when the annotator's login changed (they may need it to finish the batch).
+ * A created annotator's database is made ahead of its first start (prepare-database), so the
+ * start's database phase only sets that start's password. A start walks database → container →
+ * healthy → token → route → active. Each phase has its own time limit and the whole start has one
+ * too; past either, the start fails (status error, instance removed). While active, an instance
+ * that died, vanished or turned unhealthy is restarted with exponential backoff until
+ * `maxRestarts`, then the annotator goes to error. A changed spec (image, limits, environment)
+ * recreates the instance between batches — at once when the instance is down anyway or when the
+ * annotator's login changed (they may need it to finish the batch).
  *
  * Drift (issue 10): every observed divergence is repaired by the next decision. A container in any
  * non-running state (exited, created, paused, dead, being removed, missing) is restarted — during a
@@ -72,12 +74,19 @@ export interface DecisionInput {
   loginOutdated: boolean;
   /** Deleted annotators: container, route and database already removed. */
   cleanedUp: boolean;
+  /**
+   * Created (never started): its PostgreSQL role and database are to be made now, ahead of its
+   * first start (not made yet, and the fleet has a PostgreSQL for them). Undefined counts as false.
+   */
+  prepareDatabase?: boolean;
   policy: FleetPolicy;
 }
 
 export type Decision =
   | { action: 'none'; note?: string }
   | { action: 'ensure-database' }
+  /** Make a created annotator's role (no password) and database, so its start only sets the password. */
+  | { action: 'prepare-database' }
   | { action: 'create-instance'; reason: string }
   | { action: 'advance'; to: StartPhase; reason: string }
   | { action: 'activate' }
@@ -223,9 +232,8 @@ export function decide(input: DecisionInput): Decision {
         : { action: 'none' };
     case 'created':
     case 'error':
-      return instance.listed || instance.state !== 'missing'
-        ? { action: 'remove-instance', reason: `leftover instance (annotator is ${input.status})` }
-        : { action: 'none' };
+      if (instance.listed || instance.state !== 'missing') return { action: 'remove-instance', reason: `leftover instance (annotator is ${input.status})` };
+      return input.status === 'created' && input.prepareDatabase ? { action: 'prepare-database' } : { action: 'none' };
     case 'deleted':
       return !input.cleanedUp || instance.listed || instance.state !== 'missing' ? { action: 'cleanup' } : { action: 'none' };
   }

@@ -95,6 +95,12 @@ export async function startTestService(
     anonymous: client(service.app),
     async close() {
       await service.reconciler.stop();
+      // Every per-annotator database of this installation in its namespace, among them those the
+      // reconciler made ahead of a start (drop leaves another installation's alone). Read from the
+      // server, not the fleet database: a test may have stopped the service and its pool already.
+      const dbs = service.ctx.instanceDatabases;
+      for (const name of await dbs.listNames().catch(() => [])) await dbs.drop(Number(name.slice(name.lastIndexOf('_') + 1))).catch(() => {});
+      await dbs.close().catch(() => {});
       await database.drop();
     },
   };

@@ -77,6 +77,8 @@ describe('annotators: create and read', () => {
     const role = await createRole();
     const res = await t.json('POST', '/api/annotators', { name: 'Alice Liddell', email: 'Alice.Liddell@Example.com', roleId: role.id, notes: 'night shift' });
     expect(res.status).toBe(201);
+    // The reconciler makes the new annotator's database ahead of its first start.
+    expect(wakes).toEqual([`annotator ${res.body.id} created`]);
     expect(Object.keys(res.body).sort()).toEqual(ANNOTATOR_KEYS);
     expect(res.body).toMatchObject({
       name: 'Alice Liddell',
@@ -413,6 +415,7 @@ describe('annotators: update', () => {
 
   it('lets an admin resume (or pause) auto-assignment and wakes the reconciler', async () => {
     const a = await createAnnotator();
+    wakes.length = 0;
     await t.db.updateTable('annotators').set({ autoAssignPaused: true }).where('id', '=', a.id).execute();
     expect((await t.json('GET', `/api/annotators/${a.id}`)).body.autoAssignPaused).toBe(true);
     const res = await t.json('PUT', `/api/annotators/${a.id}`, { autoAssignPaused: false });
@@ -455,6 +458,7 @@ describe('annotators: delete', () => {
     const running = await seedAssignment(a.id, wf.id, 'in_progress');
     const done = await seedAssignment(a.id, wf.id, 'completed');
     const failed = await seedAssignment(a.id, wf.id, 'failed');
+    wakes.length = 0;
 
     const res = await t.json('DELETE', `/api/annotators/${a.id}`);
     expect(res.status).toBe(200);
@@ -500,6 +504,7 @@ describe('annotators: bulk create', () => {
     const res = await t.json('POST', '/api/annotators/bulk', { annotators: batch });
     expect(res.status).toBe(201);
     expect(res.body.created).toBe(3);
+    expect(wakes).toEqual(['3 annotator(s) created']);
     expect(res.body.annotators.map((a: { email: string }) => a.email)).toEqual(batch.map((b) => b.email));
     expect(res.body.annotators.map((a: { subdomain: string }) => a.subdomain)).toEqual(['bulk-one', 'bulk-one-2', 'bulk-three']);
     expect(Object.keys(res.body.annotators[0]).sort()).toEqual(ANNOTATOR_KEYS);

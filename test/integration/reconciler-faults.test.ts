@@ -8,6 +8,7 @@
  * paths on Docker, Traefik and Label Studio.
  */
 import { randomBytes } from 'node:crypto';
+import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../helpers/memory-backend.ts';
 import { TEST_DATABASE_URL } from '../helpers/env.ts';
@@ -117,6 +118,29 @@ describe('the reconciler against the memory backend', () => {
     const types = (await containerEvents(id)).map((e) => e.eventType);
     expect(types).toContain('token_reported');
     expect(types.at(-1)).toBe('status_change');
+  });
+
+  it('an annotator created a while before starts on the database made ahead: the start only sets its password', async () => {
+    seq++;
+    const created = await t.json('POST', '/api/annotators', { name: `Fault ${seq}`, email: `fault${seq}@example.com` });
+    const id = created.body.id as number;
+    started.push(id);
+    await pass();
+    const dbs = t.ctx.instanceDatabases;
+    expect(await dbs.exists(id)).toEqual({ role: true, database: true });
+    expect((await t.json('POST', `/api/annotators/${id}/start`)).status).toBe(200);
+    expect(await reconcileUntil(id, settled)).toMatchObject({ status: 'active' });
+    const progress = (await containerEvents(id)).filter((e) => e.eventType === 'start_progress').map((e) => e.message);
+    expect(progress[0]).toBe(`database ${dbs.name(id)} ready (password rotated)`);
+    // Made without a password (no login before a start); the start set its own.
+    const admin = new pg.Client({ connectionString: TEST_DATABASE_URL() });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query('SELECT rolpassword FROM pg_authid WHERE rolname = $1', [dbs.name(id)]);
+      expect(rows[0]?.rolpassword).toMatch(/^SCRAM-SHA-256\$4096:/);
+    } finally {
+      await admin.end();
+    }
   });
 
   it('a slow start within the phase limit still ends active', async () => {

@@ -156,7 +156,7 @@ describe('writes that change what a key needs make it due', () => {
     await sql`UPDATE assignments SET due_at = NULL, completed_count = 0`.execute(t.db);
   });
 
-  it("the steps' bookkeeping (attempts, errors, comparison recorded, webhook, problem) makes nothing due", async () => {
+  it("the steps' bookkeeping (attempts, errors, comparison recorded, webhook, problem, database made ahead) makes nothing due", async () => {
     await t.db
       .updateTable('assignments')
       .set({ provisionAttempts: sql`provision_attempts + 1`, error: 'refused', updatedAt: new Date() })
@@ -168,6 +168,7 @@ describe('writes that change what a key needs make it due', () => {
       .where('id', '=', batch)
       .execute();
     await t.db.updateTable('annotators').set({ lastActiveAt: new Date(), notes: 'n', name: 'renamed' }).where('id', '=', active).execute();
+    await t.db.updateTable('annotators').set({ databasePreparedAt: new Date() }).where('id', '=', idle).execute();
     expect(await due()).toEqual(none);
   });
 

@@ -15,7 +15,7 @@ const row = (over: Partial<InstanceDueInput> = {}): InstanceDueInput => ({
   ...over,
 });
 const now = 1_000_000_000_000;
-const opts = { now, failed: false, retryMs: 4000, pollMs: 500, accountPollMs: 10_000, restartResetSeconds: 600 };
+const opts = { now, failed: false, retryMs: 4000, pollMs: 500, accountPollMs: 10_000, restartResetSeconds: 600, prepareDatabase: false };
 
 describe('backoffMs', () => {
   it('doubles from 1 s per failure in a row up to the cap', () => {
@@ -38,6 +38,15 @@ describe('instanceNextDue', () => {
 
   it('polls starts, stops and clean-ups in flight', () => {
     for (const status of ['starting', 'stopping', 'deleted']) expect(instanceNextDue(row({ status }), opts)).toBe(now + 500);
+  });
+
+  it('cleans up a deleted annotator the fleet never started (its database may have been made ahead)', () => {
+    expect(instanceNextDue(row({ status: 'deleted', startGeneration: 0 }), opts)).toBe(now + 500);
+  });
+
+  it('comes back for a created annotator whose database is still to be made (a pass makes a few), then never', () => {
+    expect(instanceNextDue(row({ status: 'created', startGeneration: 0 }), { ...opts, prepareDatabase: true })).toBe(now + 500);
+    expect(instanceNextDue(row({ status: 'created', startGeneration: 0 }), opts)).toBeNull();
   });
 
   it('polls an active instance until it is reported up again (after a restart, recreate or route repair)', () => {

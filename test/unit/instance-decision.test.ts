@@ -242,6 +242,13 @@ describe('decide: stopping, stopped, created, error, deleted', () => {
     ['stopped and stopped: nothing', { status: 'stopped', instance: { ...running, state: 'stopped' } }, { action: 'none' }],
     ['stopped with nothing at all: nothing', { status: 'stopped' }, { action: 'none' }],
     ['created with nothing: nothing', { status: 'created' }, { action: 'none' }],
+    ['created, its database not made yet: made ahead of the start', { status: 'created', prepareDatabase: true }, { action: 'prepare-database' }],
+    [
+      'created with a leftover container and no database: the leftover goes first',
+      { status: 'created', prepareDatabase: true, instance: running },
+      { action: 'remove-instance', reason: 'leftover instance (annotator is created)' },
+    ],
+    ['error: no database made ahead (only created annotators)', { status: 'error', prepareDatabase: true }, { action: 'none' }],
     [
       'created with a leftover container: removed',
       { status: 'created', instance: running },
