@@ -491,12 +491,12 @@ export function assignBatch(db: Db, input: AssignInput): Promise<AssignResult> {
  * annotator for the group's workflow (overlap 1) in one statement (reserveGroup). The others — a
  * second request of the same annotator, whose checks must count the first one's batch, another
  * workflow, overlap above 1, a batch the group statement could not fill — are served one by one
- * after it in the same transaction (reserveLocked; the lock is already held). A group of one is
- * served by assignOne. Throws GroupCommitUnknown when the commit may have happened (connection
- * lost); any other error means nothing was written (the group queue then serves each alone).
+ * after it in the same transaction (reserveLocked; the lock is already held). Only for two or more
+ * requests: the queue serves a request alone by assignOne. Throws GroupCommitUnknown when the
+ * commit may have happened (connection lost); any other error means nothing was written (the group
+ * queue then serves each alone).
  */
 async function assignGroup(db: Db, inputs: AssignInput[]): Promise<AssignResult[]> {
-  if (inputs.length === 1) return [await assignOne(db, inputs[0]!)];
   const seeds = inputs.map((input) => input.seed ?? randomInt(2 ** 31));
   const results: AssignResult[] = [];
   let committing = false;

@@ -6,9 +6,10 @@
  * requests made together are grouped), and a burst is served by `workers` groups side by side
  * instead of as many transactions competing for the cores and the commit.
  *
- * When a group fails before it is done (`runGroup` threw, having written nothing: a transaction
- * that rolled back), each of its requests is served on its own by `runOne`, so one bad request
- * fails alone. When it fails after (`GroupCommitUnknown`: the outcome of the commit is unknown),
+ * A group of one is served by `runOne` alone and its outcome, failure included, is the request's.
+ * When a larger group fails before it is done (`runGroup` threw, having written nothing: a
+ * transaction that rolled back), each of its requests is served on its own by `runOne`, so one bad
+ * request fails alone. When it fails after (`GroupCommitUnknown`: the outcome of the commit is unknown),
  * every request of the group gets that error: serving them again could do the work twice.
  */
 
@@ -24,7 +25,7 @@ export interface GroupQueueOptions<I, O> {
   workers: number;
   /** Most requests in one group (bounds how long a group's transaction holds its locks). */
   maxGroup: number;
-  /** Serves a group; returns one output per input, in order. */
+  /** Serves a group of two or more; returns one output per input, in order. */
   runGroup: (inputs: I[]) => Promise<O[]>;
   /** Serves one request alone (a failed group's requests). */
   runOne: (input: I) => Promise<O>;
@@ -46,6 +47,9 @@ export function groupQueue<I, O>(opts: GroupQueueOptions<I, O>): GroupQueue<I, O
   let scheduled = false;
 
   const serve = async (group: Waiting<I, O>[]) => {
+    // A request alone is served by runOne, once: a failure there may have come after its commit,
+    // so it goes to the caller as it is, never retried here.
+    if (group.length === 1) return opts.runOne(group[0]!.input).then(group[0]!.resolve, group[0]!.reject);
     let outputs: O[] | null = null;
     try {
       outputs = await opts.runGroup(group.map((w) => w.input));

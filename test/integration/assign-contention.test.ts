@@ -238,4 +238,28 @@ describe('assign: 50 at once', () => {
       { source: 'rework', status: 'reserved' },
     ]);
   });
+
+  it('try a request alone once: its failure reaches the caller, never a second reservation (its commit may have happened)', async () => {
+    const role = await seedRole(t);
+    const wf = await seedWorkflow(t, { labelingConfigId: (await seedConfig(t)).id, roleId: role.id, imagesPerProject: 3, goldStandardRate: 0 });
+    await seedItems(t, wf.id, 10, 'lone/');
+    const a = await seedAnnotator(t, { roleId: role.id });
+    // The batch's INSERT reaches the server and fails there, counting each attempt.
+    await sql`CREATE SEQUENCE lone_attempts`.execute(t.db);
+    await sql
+      .raw(
+        `CREATE FUNCTION lone_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN IF NEW.annotator_id = ${a.id} THEN PERFORM nextval('lone_attempts'); RAISE EXCEPTION 'lost after the server got it'; END IF; RETURN NEW; END $$`,
+      )
+      .execute(t.db);
+    await sql`CREATE TRIGGER lone_fail BEFORE INSERT ON assignments FOR EACH ROW EXECUTE FUNCTION lone_fail()`.execute(t.db);
+    try {
+      await expect(assignBatch(t.db, { workflowId: wf.id, annotatorId: a.id })).rejects.toThrow(/lost after the server got it/);
+      const { rows } = await sql<{ n: string }>`SELECT last_value AS n FROM lone_attempts`.execute(t.db);
+      expect(Number(rows[0]!.n)).toBe(1);
+    } finally {
+      await sql`DROP TRIGGER lone_fail ON assignments`.execute(t.db);
+      await sql`DROP FUNCTION lone_fail()`.execute(t.db);
+    }
+  });
 });

@@ -49,17 +49,17 @@ describe('group queue', () => {
 
   it('groups what arrives while every worker is busy, at most maxGroup at a time', async () => {
     const h = harness({ workers: 1, maxGroup: 3 });
-    const first = h.queue.submit(0);
+    const first = [0, 1].map((n) => h.queue.submit(n));
     await tick();
-    const later = Array.from({ length: 5 }, (_, i) => h.queue.submit(i + 1));
+    const later = Array.from({ length: 5 }, (_, i) => h.queue.submit(i + 2));
     await tick();
-    expect(h.groups).toEqual([[0]]);
+    expect(h.groups).toEqual([[0, 1]]);
     await h.release();
-    expect(h.groups).toEqual([[0], [1, 2, 3]]);
+    expect(h.groups).toEqual([[0, 1], [2, 3, 4]]);
     await h.release();
-    expect(h.groups).toEqual([[0], [1, 2, 3], [4, 5]]);
+    expect(h.groups).toEqual([[0, 1], [2, 3, 4], [5, 6]]);
     await h.release();
-    expect(await Promise.all([first, ...later])).toEqual([0, 1, 2, 3, 4, 5].map((i) => `group:${i}`));
+    expect(await Promise.all([...first, ...later])).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `group:${i}`));
   });
 
   it('serves a failed group one by one, so one bad request fails alone', async () => {
@@ -70,6 +70,17 @@ describe('group queue', () => {
     const out = await results;
     expect(h.alone.sort()).toEqual([1, 2, 3]);
     expect(out.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual(['one:1', 'bad 2', 'one:3']);
+  });
+
+  it('serves a request alone once, by runOne, and gives its failure to the caller (its commit may have happened)', async () => {
+    const h = harness({ workers: 4, maxGroup: 25, failOne: (n) => n === 7 });
+    const out = await settle([h.queue.submit(7)]);
+    expect(h.groups).toEqual([]);
+    expect(h.alone).toEqual([7]);
+    expect(out.map((r) => r.status === 'rejected' && (r.reason as Error).message)).toEqual(['bad 7']);
+    // Alone again later, after a success: still one call each.
+    await expect(h.queue.submit(8)).resolves.toBe('one:8');
+    expect(h.alone).toEqual([7, 8]);
   });
 
   it('never serves a group again when its commit may have happened', async () => {
