@@ -35,6 +35,7 @@ import { labelingConfigPage, labelingConfigsPage } from './pages/labeling-config
 import { goldTaskPage, goldTasksPage } from './pages/gold-tasks.tsx';
 import { rolePage, rolesPage } from './pages/roles.tsx';
 import { eventsPage } from './pages/events.tsx';
+import { pageQuery } from './pages/params.ts';
 import { settingsPage } from './pages/settings.tsx';
 
 /** What a page is rendered from. */
@@ -155,7 +156,7 @@ export function consoleRoutes(ctx: AppContext) {
     const p: PageContext = {
       ctx,
       c,
-      query: c.req.query(),
+      query: pageQuery(c.req.query()),
       fleetTimeZone,
       async render({ body, ...props }) {
         return sendPage(

@@ -48,8 +48,8 @@ export const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (ch) => `\\${
 
 /**
  * What a search matches: the expression of the trigram index in migrations/0011_console.sql,
- * matched case-insensitively by lower-casing both sides (LIKE on lower-cased text is far cheaper
- * than ILIKE).
+ * matched case-insensitively by lower-casing both sides in PostgreSQL (LIKE on lower-cased text is
+ * far cheaper than ILIKE; JavaScript's lower case differs from the database's: "İ").
  */
 const SEARCH_TEXT = sql<string>`(lower(annotators.name) || ' ' || lower(annotators.email))`;
 
@@ -64,7 +64,7 @@ export function filterAnnotators(db: Executor, f: AnnotatorFilter) {
     .$if(f.status === undefined, (q) => q.where('annotators.status', '<>', 'deleted'))
     .$if(f.status !== undefined, (q) => q.where('annotators.status', '=', f.status!))
     .$if(f.roleId !== undefined, (q) => q.where('annotators.roleId', '=', f.roleId!))
-    .$if(search !== undefined, (q) => q.where(SEARCH_TEXT, 'like', likePattern(search!.toLowerCase())));
+    .$if(search !== undefined, (q) => q.where(SEARCH_TEXT, 'like', sql<string>`lower(${likePattern(search!)})`));
 }
 
 /** A timestamp as the API writes it (Date#toISOString: UTC, milliseconds truncated as pg's Date does). */

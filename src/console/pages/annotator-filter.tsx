@@ -4,8 +4,9 @@
  *
  * Query in: `annotator` (text) and `annotatorId` (a link's; it wins). Out: the annotator meant,
  * or why there is none. The text picks, in order: the annotator whose email or name it is
- * (case-insensitive, deleted ones included, as their batches and events remain); else the only
- * annotator whose name or email contains it (the annotators table's search). Several matches are
+ * (case-insensitive, deleted ones included, as their batches and events remain; of several, the
+ * only live one); else the only annotator whose name or email contains it (the annotators table's
+ * search). Several matches are
  * offered as links to pick from (at most 10); then, as when nothing matches, no row is shown —
  * a filter that names no single annotator matches nothing rather than silently everything.
  */
@@ -20,6 +21,7 @@ interface Candidate {
   id: number;
   name: string;
   email: string;
+  deleted: boolean;
 }
 
 export type AnnotatorChoice =
@@ -34,24 +36,25 @@ export type AnnotatorChoice =
 export async function resolveAnnotatorFilter(db: Executor, query: Record<string, string | undefined>): Promise<AnnotatorChoice> {
   const id = intParam(query.annotatorId);
   if (id !== undefined) {
-    const a = await db.selectFrom('annotators').select(['id', 'name', 'email']).where('id', '=', id).executeTakeFirst();
+    const a = await db.selectFrom('annotators').select(['id', 'name', 'email', sql<boolean>`status = 'deleted'`.as('deleted')]).where('id', '=', id).executeTakeFirst();
     return a ? { kind: 'one', annotator: a } : { kind: 'unresolved', text: `#${id}`, candidates: [], more: false };
   }
   const text = query.annotator?.trim().slice(0, 320);
   if (!text) return { kind: 'none' };
-  const lower = text.toLowerCase();
-  // Exact email or name first, then the table's search (its trigram index:
-  // migrations/0011_console.sql), one statement.
+  // Lower-cased by PostgreSQL on both sides (JavaScript's lower case differs: "İ"), exact email or
+  // name first, live annotators before deleted ones (an email is unique among the live), then the
+  // table's search (its trigram index: migrations/0011_console.sql), one statement.
   const { rows } = await sql<Candidate & { exact: boolean }>`
-    SELECT id, name, email, (lower(email) = ${lower} OR lower(name) = ${lower}) AS exact
+    SELECT id, name, email, status = 'deleted' AS deleted, (lower(email) = lower(${text}) OR lower(name) = lower(${text})) AS exact
       FROM annotators
-     WHERE (lower(name) || ' ' || lower(email)) LIKE ${likePattern(lower)}
+     WHERE (lower(name) || ' ' || lower(email)) LIKE lower(${likePattern(text)})
      ORDER BY exact DESC, status = 'deleted', name, id
      LIMIT ${CANDIDATES + 1}`.execute(db);
   const exact = rows.filter((r) => r.exact);
-  const pick = exact.length === 1 ? exact[0] : rows.length === 1 ? rows[0] : undefined;
-  if (pick) return { kind: 'one', annotator: { id: pick.id, name: pick.name, email: pick.email } };
-  return { kind: 'unresolved', text, candidates: rows.slice(0, CANDIDATES).map(({ id, name, email }) => ({ id, name, email })), more: rows.length > CANDIDATES };
+  const liveExact = exact.filter((r) => !r.deleted);
+  const pick = exact.length === 1 ? exact[0] : liveExact.length === 1 ? liveExact[0] : rows.length === 1 ? rows[0] : undefined;
+  if (pick) return { kind: 'one', annotator: { id: pick.id, name: pick.name, email: pick.email, deleted: pick.deleted } };
+  return { kind: 'unresolved', text, candidates: rows.slice(0, CANDIDATES).map(({ id, name, email, deleted }) => ({ id, name, email, deleted })), more: rows.length > CANDIDATES };
 }
 
 /** The chosen annotator's id for the list query: undefined = no filter, null = show no rows. */
@@ -78,7 +81,7 @@ export function AnnotatorFilterField({ id, choice, link }: { id: string; choice:
                 <>
                   {i > 0 ? ', ' : ''}
                   <a href={link(c.id)}>
-                    {c.name} ({c.email})
+                    {c.name} ({c.email}){c.deleted ? ', deleted' : ''}
                   </a>
                 </>
               ))}

@@ -4,6 +4,16 @@
  */
 import { MAX_INT } from '../../api/common.ts';
 
+/**
+ * The page's query parameters (first value of each) without NUL characters, which PostgreSQL text
+ * cannot hold: a hand-edited `?q=%00` shows the page as if they were not there, not an error.
+ */
+export function pageQuery(query: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(query)) out[k] = v.includes('\0') ? v.replaceAll('\0', '') : v;
+  return out;
+}
+
 /** A positive 32-bit integer, or undefined. */
 export function intParam(v: string | undefined): number | undefined {
   if (!v || !/^[1-9][0-9]{0,9}$/.test(v)) return undefined;
