@@ -14,7 +14,7 @@
  * admin's stop during a slow container create wins, and a fleet killed at any line converges on
  * the next pass: names are deterministic and every action is idempotent.
  */
-import { sql, type SqlBool } from 'kysely';
+import { sql, type Expression, type SqlBool } from 'kysely';
 import type { AppContext } from '../src/context.ts';
 import type { Executor } from '../src/db/index.ts';
 import type { Annotator, AnnotatorStatus } from '../src/db/types.ts';
@@ -416,11 +416,11 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .selectAll()
     .where((eb) => {
       // What `managed` takes, and whatever the backend lists.
-      const cases = [
+      const cases: Expression<SqlBool>[] = [
         eb.and([eb('status', 'in', ['starting', 'active', 'stopping']), eb('startGeneration', '>', 0)]),
         eb.and([eb('status', '=', 'deleted'), eb('cleanedUpAt', 'is', null)]),
       ];
-      if (ctx.instanceDatabases.url !== undefined) cases.push(eb.and([eb('status', '=', 'created'), eb('databasePreparedAt', 'is', null)]));
+      if (ctx.instanceDatabases.url !== undefined) cases.push(MAKES_AHEAD);
       if (listedIds.length) cases.push(eb('id', 'in', listedIds));
       return eb.or(cases);
     })

@@ -29,10 +29,7 @@ const toDate = (d: Date | string) => (d instanceof Date ? d : new Date(d));
 export function Time({ at, relative }: { at: Date | string | null | undefined; relative?: boolean }) {
   if (at === null || at === undefined) return raw('<span class="muted">–</span>');
   const d = toDate(at);
-  const iso = d.toISOString();
-  // "YYYY-MM-DDTHH:MM:SS.sssZ" already holds utcText's figures (years 0–9999).
-  const text = iso.length === 24 ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : utcText(d);
-  return raw(`<time datetime="${iso}" data-format="${relative ? 'relative' : 'datetime'}">${text}</time>`);
+  return raw(`<time datetime="${d.toISOString()}" data-format="${relative ? 'relative' : 'datetime'}">${utcText(d)}</time>`);
 }
 
 export function StatusBadge({ status }: { status: string }) {

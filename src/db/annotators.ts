@@ -16,7 +16,7 @@ import type { Annotator, AnnotatorStatus } from './types.ts';
 import type { Executor } from './index.ts';
 import { filterAnnotators, searchOf, type AnnotatorFilter } from './annotator-list.ts';
 import { annotatorTotal, valueOf } from './counts.ts';
-import { countAll, type Page } from './list-page.ts';
+import { countAll, pageOf, type Page } from './list-page.ts';
 import { meanAccuracy } from './accuracy.ts';
 import type { ProgressEventRow } from '../domain/start-progress.ts';
 
@@ -99,7 +99,7 @@ export async function listAnnotators(
       });
     }
     // With `withTotal`, the total is an uncorrelated scalar subquery beside the rows (computed once).
-    const { rows } = await sql<AnnotatorListRow & { listTotal?: number }>`
+    const { rows } = await sql<AnnotatorListRow>`
       SELECT ${LIST_SELECT}, r.name AS role_name, r.color AS role_color${withTotal ? sql`, (${total})::int AS list_total` : sql``}
         FROM unnest(ARRAY(${ids.limit(at.limit).offset(at.offset)})) WITH ORDINALITY AS p(id, ord)
         JOIN annotators a ON a.id = p.id
@@ -118,11 +118,8 @@ export async function listAnnotators(
     const rows = await pageRows(reversed(keys), { limit, offset: n - page.offset - limit }, false);
     return { rows: rows.reverse(), total: n };
   }
-  const rows = await pageRows(keys, page, true);
-  // A page past the end has no row to carry the total: it is read on its own.
-  if (rows.length === 0) return { rows: [], total: await valueOf(db, total) };
-  const n = rows[0]!.listTotal!;
-  for (const row of rows) delete row.listTotal;
+  // The total rides on the rows (read on its own for a page past the end).
+  const { rows, total: n } = await pageOf(db, await pageRows(keys, page, true), () => total);
   return { rows, total: n };
 }
 
