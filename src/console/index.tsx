@@ -23,7 +23,7 @@ import { AppError } from '../errors.ts';
 import { monitoringTimeZone } from '../db/monitoring.ts';
 import type { AppEnv } from '../api/router.ts';
 import { ASSET_PREFIX, consoleAssets, type AssetBundle } from './assets.ts';
-import { sendPage } from './send-page.ts';
+import { pickEncoding, sendPage } from './send-page.ts';
 import { BarePage, Page, type PageProps, type SessionView } from './layout.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { overviewPage } from './pages/overview.tsx';
@@ -102,7 +102,8 @@ export function consoleRoutes(ctx: AppContext) {
     c.header('ETag', asset.etag);
     c.header('Vary', 'Accept-Encoding');
     if (c.req.header('if-none-match') === asset.etag) return c.body(null, 304);
-    if (/\bgzip\b/.test(c.req.header('accept-encoding') ?? '')) {
+    // Assets are stored gzip-compressed only: sent so when the browser accepts gzip (q > 0).
+    if (pickEncoding(c.req.header('accept-encoding'), ['gzip'])) {
       c.header('Content-Encoding', 'gzip');
       return c.body(asset.gzip as Uint8Array<ArrayBuffer>);
     }

@@ -27,16 +27,20 @@ const ENCODERS = {
 type Encoding = keyof typeof ENCODERS;
 
 /**
- * The encoding to use for an Accept-Encoding header: the first of br, gzip, deflate the client
- * gives q = 1 (explicitly or by `*`), else the one it gives the highest q > 0; none when it accepts
- * none of them (RFC 9110 §12.5.3; the rule of Hono's compress middleware, with br added).
+ * The encoding to use for an Accept-Encoding header, among `offered` (default br, gzip, deflate, in
+ * that order of preference): the first the client gives q = 1 (explicitly or by `*`), else the one
+ * it gives the highest q > 0; none when it accepts none of them — `gzip;q=0` refuses gzip (RFC 9110
+ * §12.5.3; the rule of Hono's compress middleware, with br added).
  */
-export function pickEncoding(header: string | undefined): Encoding | undefined {
+export function pickEncoding<E extends Encoding = Encoding>(
+  header: string | undefined,
+  offered: readonly E[] = Object.keys(ENCODERS) as E[],
+): E | undefined {
   if (!header) return undefined;
   const accepts = parseAccept(header);
   const wildcard = accepts.find((a) => a.type === '*')?.q;
-  let best: { encoding: Encoding; q: number } | undefined;
-  for (const encoding of Object.keys(ENCODERS) as Encoding[]) {
+  let best: { encoding: E; q: number } | undefined;
+  for (const encoding of offered) {
     const q = accepts.find((a) => a.type.toLowerCase() === encoding)?.q ?? wildcard ?? 0;
     if (q === 1) return encoding;
     if (q > 0 && (!best || q > best.q)) best = { encoding, q };

@@ -71,4 +71,13 @@ describe('pickEncoding', () => {
     expect(pickEncoding(undefined)).toBeUndefined();
     expect(pickEncoding('')).toBeUndefined();
   });
+
+  it('chooses among the encodings offered: gzip-only assets refuse gzip;q=0 and take gzip by * or a q > 0', () => {
+    expect(pickEncoding('gzip;q=0, br', ['gzip'])).toBeUndefined();
+    expect(pickEncoding('br', ['gzip'])).toBeUndefined();
+    expect(pickEncoding('*', ['gzip'])).toBe('gzip');
+    expect(pickEncoding('*, gzip;q=0', ['gzip'])).toBeUndefined();
+    expect(pickEncoding('br, gzip;q=0.1', ['gzip'])).toBe('gzip');
+    expect(pickEncoding('GZIP', ['gzip'])).toBe('gzip');
+  });
 });
