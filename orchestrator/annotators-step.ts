@@ -187,8 +187,12 @@ const MAKES_AHEAD = sql<SqlBool>`status = 'created' AND database_prepared_at IS 
 async function claimInstances(ctx: AppContext, withAhead: boolean): Promise<Claimed[]> {
   const db = ctx.database.db;
   if (ctx.instanceDatabases.url === undefined) return claimDue(db, INSTANCE);
-  const others = await claimDue(db, INSTANCE, { where: sql<SqlBool>`NOT (${MAKES_AHEAD})` });
-  return withAhead ? [...others, ...(await claimDue(db, INSTANCE, { where: MAKES_AHEAD, limit: PREPARES_PER_PASS }))] : others;
+  // Two statements at once: their rows are disjoint, and a start's pass begins one round trip sooner.
+  const [others, ahead] = await Promise.all([
+    claimDue(db, INSTANCE, { where: sql<SqlBool>`NOT (${MAKES_AHEAD})` }),
+    withAhead ? claimDue(db, INSTANCE, { where: MAKES_AHEAD, limit: PREPARES_PER_PASS }) : [],
+  ]);
+  return [...others, ...ahead];
 }
 /**
  * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
@@ -379,38 +383,40 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
   const listedIds = [...listed.keys()];
 
-  // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
-  if (listedIds.length) {
-    const known = await db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute();
-    for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
-      try {
-        await ctx.backend.remove(id);
-        report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
-      } catch (err) {
-        report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
-      }
-    }
-  }
-
   const claimedLease = new Map(claimed.map((c) => [c.id, c.lease]));
   const running = listedAll.filter((o) => o.state === 'running').map((o) => o.annotatorId);
   const attention = listedAll.filter((o) => o.state !== 'running' || o.health === 'unhealthy').map((o) => o.annotatorId);
-  const selected = full
-    ? []
-    : await db
-        .selectFrom('annotators')
-        .selectAll()
-        .where((eb) => {
-          // Active annotators whose instance is not running (gone from the list).
-          const cases = [eb.and([eb('status', '=', 'active'), eb('startGeneration', '>', 0), ...(running.length ? [eb('id', 'not in', running)] : [])])];
-          if (claimed.length) cases.push(eb('id', 'in', claimed.map((c) => c.id)));
-          if (attention.length) cases.push(eb('id', 'in', attention));
-          // Listed instances of annotators that should have none (stopped, error, created).
-          if (listedIds.length) cases.push(eb.and([eb('id', 'in', listedIds), eb('status', 'not in', ['active', 'starting'])]));
-          return eb.or(cases);
-        })
-        .orderBy('id')
-        .execute();
+  // The listed instances' annotators (for orphans) and the pass's annotators, read at once.
+  const [known, selected] = await Promise.all([
+    listedIds.length ? db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute() : [],
+    full
+      ? []
+      : db
+          .selectFrom('annotators')
+          .selectAll()
+          .where((eb) => {
+            // Active annotators whose instance is not running (gone from the list).
+            const cases = [eb.and([eb('status', '=', 'active'), eb('startGeneration', '>', 0), ...(running.length ? [eb('id', 'not in', running)] : [])])];
+            if (claimed.length) cases.push(eb('id', 'in', claimed.map((c) => c.id)));
+            if (attention.length) cases.push(eb('id', 'in', attention));
+            // Listed instances of annotators that should have none (stopped, error, created).
+            if (listedIds.length) cases.push(eb.and([eb('id', 'in', listedIds), eb('status', 'not in', ['active', 'starting'])]));
+            return eb.or(cases);
+          })
+          .orderBy('id')
+          .execute(),
+  ]);
+
+  // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
+  for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
+    try {
+      await ctx.backend.remove(id);
+      report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
+    } catch (err) {
+      report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
+    }
+  }
+
   const rows = !full ? selected.filter((r) => managed(ctx, r) || listed.has(r.id)) : await db
     .selectFrom('annotators')
     .selectAll()
@@ -472,12 +478,12 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
 
 /**
  * The instance as observed now: inspected for annotators in flight, else what the list said. A
- * start in its database phase decides without it (the container comes next): no Docker call
- * before the database and the container's create begin.
+ * start in its database or container phase decides without it (the container is created and
+ * started next, and ensure() looks at it): no Docker call before the container's start.
  */
 async function observeFor(pass: Pass, row: Annotator, fresh?: ObservedInstance): Promise<ObservedInstance> {
   if (fresh) return fresh;
-  if (row.status === 'starting' && row.startPhase === 'database') return pass.listed.get(row.id) ?? MISSING(row.id);
+  if (row.status === 'starting' && (row.startPhase === 'database' || row.startPhase === 'container')) return pass.listed.get(row.id) ?? MISSING(row.id);
   const listed = pass.listed.get(row.id);
   const needsDetail = row.status === 'starting' || (row.status === 'active' && listed?.state !== 'running');
   if (needsDetail) return pass.ctx.backend.observe(row.id);
@@ -633,6 +639,21 @@ const instanceColumns = (row: Annotator, spec: InstanceSpec, observed: ObservedI
   containerPasswordVersion: row.lsPasswordEnc ? row.lsPasswordVersion : null,
 });
 
+/** A start's container: created ahead (awaited) or now, and started; its route written. */
+async function startInstance(pass: Pass, row: Annotator): Promise<{ spec: InstanceSpec; observed: ObservedInstance }> {
+  await pass.creating.get(row.id);
+  return ensureInstance(pass, row);
+}
+
+/** Records a start's container as running (phase healthy, where it runs); `reason` 'start' or why it was started again. */
+async function instanceStarted(pass: Pass, row: Annotator, reason: string, { spec, observed }: { spec: InstanceSpec; observed: ObservedInstance }): Promise<Outcome> {
+  faultPoint('start:container-created');
+  metrics.containerEvents.inc({ kind: reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
+  const what = reason === 'start' ? `container ${observed.instanceId} running` : `container ${observed.instanceId} started again (${reason})`;
+  const ok = await setPhase(pass.ctx, row, 'healthy', what, { ...instanceColumns(row, spec, observed), statusReason: 'starting: waiting for Label Studio' });
+  return { line: ok ? what : undefined, again: ok, observed };
+}
+
 async function perform(pass: Pass, row: Annotator, d: Decision, observed: ObservedInstance): Promise<Outcome> {
   const { ctx, settings } = pass;
   const db = ctx.database.db;
@@ -641,9 +662,11 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { again: false };
 
     case 'ensure-database': {
-      // The instance needs its database only once it runs: it is created (not started) meanwhile,
-      // and the container phase waits for that create, not this one. Best effort — the container
-      // phase creates whatever this did not and reports its errors.
+      // The instance is created (not started) while the start's password is set, and starts as
+      // soon as that password is in, while the container phase is recorded: Docker's start no
+      // longer waits for that record, a re-read and an inspect. A crash between the start and the
+      // record leaves the phase at database: the next pass sets the same password again and finds
+      // the container running. Creating ahead is best effort — the start creates whatever it did not.
       const creating = ctx.backend.create?.(specFor(ctx, row, settings)).catch((err: unknown) => {
         ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
       });
@@ -652,8 +675,16 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       const name = ctx.instanceDatabases.name(row.id);
       faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
-      const ok = await setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' });
-      return { line: ok ? what : undefined, again: ok };
+      const [recorded, started] = await Promise.allSettled([
+        setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' }),
+        startInstance(pass, row),
+      ]);
+      if (recorded.status === 'rejected') throw recorded.reason;
+      // An admin's stop or new start meanwhile: the container just started is theirs to stop or replace.
+      if (!recorded.value) return { again: false };
+      if (started.status === 'rejected') throw started.reason;
+      const outcome = await instanceStarted(pass, { ...row, startPhase: 'container' }, 'start', started.value);
+      return { ...outcome, line: outcome.line && `${what}; ${outcome.line}` };
     }
 
     case 'prepare-database': {
@@ -666,15 +697,8 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { line: `database ${name} ${result.createdDatabase ? 'made' : 'found'} ahead of the first start`, again: false };
     }
 
-    case 'create-instance': {
-      await pass.creating.get(row.id);
-      const { spec, observed: now } = await ensureInstance(pass, row);
-      faultPoint('start:container-created');
-      metrics.containerEvents.inc({ kind: d.reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
-      const what = d.reason === 'start' ? `container ${now.instanceId} running` : `container ${now.instanceId} started again (${d.reason})`;
-      const ok = await setPhase(ctx, row, 'healthy', what, { ...instanceColumns(row, spec, now), statusReason: 'starting: waiting for Label Studio' });
-      return { line: ok ? what : undefined, again: ok, observed: now };
-    }
+    case 'create-instance':
+      return instanceStarted(pass, row, d.reason, await startInstance(pass, row));
 
     case 'advance': {
       const reasons: Record<StartPhase, string> = {

@@ -228,10 +228,13 @@ export class DockerBackend implements Backend {
     }
   }
 
-  /** Creates the container (and its volume); with `pull` false a missing image is left to a later call, which pulls it. */
-  async #create(spec: InstanceSpec, target: RouteTarget, { pull = true } = {}): Promise<void> {
+  /**
+   * Creates the container (and its volume, unless `volume` is that of an ensure already under
+   * way); with `pull` false a missing image is left to a later call, which pulls it.
+   */
+  async #create(spec: InstanceSpec, target: RouteTarget, { pull = true, volume: ensuring }: { pull?: boolean; volume?: Promise<string> } = {}): Promise<void> {
     const name = target.name;
-    const volume = await this.#ensureVolume(spec.annotatorId);
+    const volume = await (ensuring ?? this.#ensureVolume(spec.annotatorId));
     const labels = {
       [LABELS.managed]: 'true',
       [LABELS.namespace]: this.names.namespace,
@@ -283,8 +286,11 @@ export class DockerBackend implements Backend {
   async create(spec: InstanceSpec): Promise<void> {
     await this.#ensureNetwork();
     const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
-    if (await this.#inspect(target.name)) return;
-    await this.#create(spec, target, { pull: false });
+    // The volume is made while the name is looked up (a start waits for this create).
+    const volume = this.#ensureVolume(spec.annotatorId);
+    const [existing] = await Promise.all([this.#inspect(target.name), volume]);
+    if (existing) return;
+    await this.#create(spec, target, { pull: false, volume });
   }
 
   async ensure(spec: InstanceSpec): Promise<ObservedInstance> {
