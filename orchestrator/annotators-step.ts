@@ -228,9 +228,29 @@ function pollSoon(ctx: AppContext) {
 const CLAIM_DURING_PASS_MS = 50;
 
 /**
- * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on, idle
- * workers claim annotators that became due since the pass began (orchestrator/due.ts) and take
- * them too. Returns the rows so claimed (their leases added to `leases`), for the requeue.
+ * How many times one pass reconciles a starting annotator at most: again when a wake-up changed
+ * its row after the pass had taken it (the token report of a start the pass already looked at).
+ */
+const RECONCILES_PER_PASS = 3;
+
+/** Whether `now` differs from `seen` (the same annotator's row) in anything but its due times. */
+export function changedSince(seen: Annotator, now: Annotator): boolean {
+  for (const key of Object.keys(now) as Array<keyof Annotator>) {
+    if (key === 'dueAt' || key === 'assignDueAt' || key === 'updatedAt') continue;
+    const [a, b] = [seen[key], now[key]];
+    if (a instanceof Date && b instanceof Date ? a.getTime() !== b.getTime() : JSON.stringify(a) !== JSON.stringify(b)) return true;
+  }
+  return false;
+}
+
+/**
+ * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on,
+ * annotators that became due since the pass began (orchestrator/due.ts) are claimed — at once
+ * when this process wakes the reconciler (the step's `woken`), else every CLAIM_DURING_PASS_MS —
+ * and taken too. One the pass already took is taken again when the wake-up changed its row
+ * (status starting, up to RECONCILES_PER_PASS times; otherwise it is requeued due now), so a
+ * token report during a long pass is not left to the next poll. Returns the rows claimed during
+ * the pass (their leases added to `leases`), for the requeue.
  */
 async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, Date>): Promise<Annotator[]> {
   const { ctx } = pass;
@@ -238,61 +258,115 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   // Two lanes: databases made ahead of a start come after everything else, PREPARES_PER_PASS at most.
   const queue: Annotator[] = [];
   const later: Annotator[] = [];
-  const enqueue = (row: Annotator) => (preparesDatabase(ctx, row) ? later : queue).push(row);
+  const queued = new Set<number>();
+  let idle: Array<() => void> = [];
+  const enqueue = (row: Annotator) => {
+    queued.add(row.id);
+    (preparesDatabase(ctx, row) ? later : queue).push(row);
+    for (const resume of idle.splice(0)) resume();
+  };
   rows.forEach(enqueue);
   let preparesLeft = PREPARES_PER_PASS;
-  const next = () => queue.shift() ?? (later.length && preparesLeft > 0 ? (preparesLeft--, later.shift()) : undefined);
+  const next = () => {
+    const row = queue.shift() ?? (later.length && preparesLeft > 0 ? (preparesLeft--, later.shift()) : undefined);
+    if (row) queued.delete(row.id);
+    return row;
+  };
   const taken = new Set(rows.map((r) => r.id));
   const claimedLater: Annotator[] = [];
+  /** Each annotator's row as its last reconcile in this pass left it; those being reconciled; how often each was. */
+  const seen = new Map<number, Annotator | undefined>();
+  const working = new Set<number>();
+  const claimedWhileWorking = new Set<number>();
+  const runs = new Map<number, number>();
   let busy = 0;
   let claiming: Promise<void> | undefined;
   let lastClaim = Date.now();
   let claimFailed = false;
+  /** Annotators taken before and claimed again: reconciled again when their row changed meanwhile (not by their own reconcile). */
+  const takeAgain = async (ids: number[]) => {
+    try {
+      const found = await db.selectFrom('annotators').selectAll().where('id', 'in', ids).orderBy('id').execute();
+      for (const row of found) {
+        const last = seen.get(row.id);
+        // Unchanged but for its own reconcile's writes, or failed (retried with backoff): the requeue decides.
+        if ((last && !changedSince(last, row)) || pass.failed.has(row.id)) continue;
+        if (row.status === 'starting' && (runs.get(row.id) ?? 0) < RECONCILES_PER_PASS && managed(ctx, row)) enqueue(row);
+        else pass.dueNow.add(row.id);
+      }
+    } catch (err) {
+      for (const id of ids) pass.dueNow.add(id);
+      ctx.logger.warn({ err }, 'reading annotators due again during the pass failed');
+    }
+  };
   const claimMore = async () => {
     lastClaim = Date.now();
     try {
       const claimed = await claimInstances(ctx, false);
       // Claimed again (due once more since it was read): its new lease is what the requeue replaces.
       for (const c of claimed) leases.set(c.id, c.lease);
-      const fresh = claimed.map((c) => c.id).filter((id) => !taken.has(id));
-      if (!fresh.length) return;
-      const found = await db.selectFrom('annotators').selectAll().where('id', 'in', fresh).orderBy('id').execute();
-      for (const row of found) {
-        taken.add(row.id);
-        claimedLater.push(row);
-        if (managed(ctx, row) || pass.listed.has(row.id)) enqueue(row);
+      const fresh: number[] = [];
+      const again: number[] = [];
+      for (const { id } of claimed) {
+        if (!taken.has(id)) fresh.push(id);
+        else if (working.has(id)) claimedWhileWorking.add(id);
+        else if (!queued.has(id)) again.push(id);
       }
+      if (fresh.length) {
+        const found = await db.selectFrom('annotators').selectAll().where('id', 'in', fresh).orderBy('id').execute();
+        for (const row of found) {
+          taken.add(row.id);
+          claimedLater.push(row);
+          if (managed(ctx, row) || pass.listed.has(row.id)) enqueue(row);
+        }
+      }
+      if (again.length) await takeAgain(again);
     } catch (err) {
       // Left for the next pass (claimed rows come due again when their lease ends); this pass finishes what it has.
       claimFailed = true;
       pass.ctx.logger.warn({ err }, 'claiming annotators due during the pass failed');
     }
   };
+  const claimNow = () => {
+    if (busy > 0 && !claimFailed) claiming ??= claimMore().finally(() => (claiming = undefined));
+    return claiming;
+  };
+  pass.schedule.claimNow = () => void claimNow();
   const worker = async (): Promise<void> => {
     for (;;) {
       const row = next();
       if (row) {
         busy++;
+        working.add(row.id);
+        runs.set(row.id, (runs.get(row.id) ?? 0) + 1);
         try {
-          await reconcileAnnotator(pass, row);
+          seen.set(row.id, await reconcileAnnotator(pass, row));
+          working.delete(row.id);
+          if (claimedWhileWorking.delete(row.id)) await takeAgain([row.id]);
         } finally {
+          working.delete(row.id);
           busy--;
         }
         continue;
       }
       if (busy === 0 || claimFailed) return;
-      await new Promise((r) => setTimeout(r, Math.max(0, lastClaim + CLAIM_DURING_PASS_MS - Date.now())));
-      if (!queue.length && busy > 0) {
-        claiming ??= claimMore().finally(() => (claiming = undefined));
-        await claiming;
-      }
+      await new Promise<void>((resume) => {
+        const timer = setTimeout(resume, Math.max(0, lastClaim + CLAIM_DURING_PASS_MS - Date.now()));
+        idle.push(() => (clearTimeout(timer), resume()));
+      });
+      if (!queue.length && busy > 0) await claimNow();
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  try {
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  } finally {
+    pass.schedule.claimNow = undefined;
+    idle = [];
+  }
   // Nothing the pass began outlives it (a start that failed after its container create began).
   await Promise.all(pass.creating.values());
   // Databases left for the next pass (due again after START_POLL_MS: instanceNextDue).
-  if (later.length) pass.pending = true;
+  if (later.length || pass.dueNow.size) pass.pending = true;
   return claimedLater;
 }
 
@@ -309,6 +383,8 @@ interface Pass {
   failed: Set<number>;
   /** Containers being created ahead of their start (ensure-database), by annotator: awaited before the start, and by the pass's end. */
   creating: Map<number, Promise<void>>;
+  /** Annotators whose row a wake-up changed after this pass was done with them: requeued due now. */
+  dueNow: Set<number>;
   schedule: StepSchedule;
 }
 
@@ -325,6 +401,8 @@ interface StepSchedule {
   resync: FullResync;
   driftSweep: FullResync;
   failures: FailureStreaks;
+  /** While a pass reconciles annotators: claims those due now (a wake-up of this process), at once. */
+  claimNow?: () => void;
 }
 /** While an issued password's account has not appeared in Label Studio, look again this often. */
 const ACCOUNT_POLL_MS = 10_000;
@@ -344,7 +422,8 @@ async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<num
     const failed = pass.failed.has(row.id);
     const retryMs = failed ? backoffMs(pass.schedule.failures.fail(row.id)) : 0;
     if (!failed) pass.schedule.failures.succeed(row.id);
-    const next = instanceNextDue(row, {
+    // A wake-up this pass took but did not act on: due now, for the next pass.
+    const next = pass.dueNow.has(row.id) && !failed ? now : instanceNextDue(row, {
       now,
       failed,
       retryMs,
@@ -361,7 +440,7 @@ async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<num
 /** The annotators step, with its own schedule (one per reconciler). */
 export function annotatorsStep(): ReconcileStep {
   const schedule: StepSchedule = { resync: new FullResync(), driftSweep: new FullResync(DRIFT_SWEEP_MS), failures: new FailureStreaks() };
-  return { name: 'annotators', run: (ctx) => runAnnotatorsPass(ctx, schedule) };
+  return { name: 'annotators', run: (ctx) => runAnnotatorsPass(ctx, schedule), woken: () => schedule.claimNow?.() };
 }
 
 async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promise<StepReport> {
@@ -433,7 +512,7 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .orderBy('id')
     .execute();
 
-  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), schedule };
+  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), dueNow: new Set(), schedule };
   const claimedLater = await reconcileAll(pass, rows, claimedLease);
   await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
@@ -442,7 +521,8 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   return report;
 }
 
-async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
+/** Moves one annotator along (up to MAX_ACTIONS_PER_ANNOTATOR actions); returns its row as last read (undefined: gone). */
+async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<Annotator | undefined> {
   const { ctx, report } = pass;
   let row: Annotator | undefined = first;
   let observed: ObservedInstance | undefined;
@@ -458,22 +538,23 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
           const lsUserId = await findLsUserId(ctx, row, observed.address);
           if (lsUserId !== null) await ctx.database.db.updateTable('annotators').set({ lsUserId }).where('id', '=', row.id).execute();
         }
-        return;
+        return row;
       }
       const outcome = await perform(pass, row, decision, observed);
       if (outcome.line) report.actions.push(`annotator ${row.id}: ${outcome.line}`);
       if (!outcome.again) {
         if (row.status === 'starting' || ['restart', 'recreate', 'repair-route'].includes(decision.action)) pass.pending = true;
-        return;
+        return row;
       }
       observed = outcome.observed;
     } catch (err) {
       await recordFailure(pass, row, decision, err);
-      return;
+      return row;
     }
     row = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', row.id).executeTakeFirst();
   }
   if (row?.status === 'starting') pass.pending = true;
+  return row;
 }
 
 /**
