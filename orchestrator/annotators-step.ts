@@ -223,7 +223,9 @@ function pollSoon(ctx: AppContext) {
 /**
  * While an annotator's action is under way (a database created, a container started), annotators
  * that become due meanwhile — a start posted during the pass — are claimed this often (ms) and
- * handled in this pass instead of waiting for it to end and the next to begin.
+ * handled in this pass instead of waiting for it to end and the next to begin. Wake-ups of this
+ * process (a POST, a token report) claim at once (the step's `woken`); this tick finds the rest
+ * (another replica's, a trigger's).
  */
 const CLAIM_DURING_PASS_MS = 50;
 
