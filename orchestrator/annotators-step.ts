@@ -236,7 +236,7 @@ const CLAIM_DURING_PASS_MS = 50;
 const RECONCILES_PER_PASS = 3;
 
 /** Whether `now` differs from `seen` (the same annotator's row) in anything but its due times. */
-export function changedSince(seen: Annotator, now: Annotator): boolean {
+function changedSince(seen: Annotator, now: Annotator): boolean {
   for (const key of Object.keys(now) as Array<keyof Annotator>) {
     if (key === 'dueAt' || key === 'assignDueAt' || key === 'updatedAt') continue;
     const [a, b] = [seen[key], now[key]];
