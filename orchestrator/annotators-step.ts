@@ -360,7 +360,14 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
     }
   };
   try {
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    for (;;) {
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      // A claim a wake-up began as the last worker finished: waited for, and what it took reconciled
+      // (its rows are leased; left alone they would wait for the lease to end).
+      if (!claiming) break;
+      await claiming;
+      if (!queue.length) break;
+    }
   } finally {
     pass.schedule.claimNow = undefined;
     idle = [];
