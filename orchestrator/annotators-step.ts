@@ -187,8 +187,12 @@ const MAKES_AHEAD = sql<SqlBool>`status = 'created' AND database_prepared_at IS 
 async function claimInstances(ctx: AppContext, withAhead: boolean): Promise<Claimed[]> {
   const db = ctx.database.db;
   if (ctx.instanceDatabases.url === undefined) return claimDue(db, INSTANCE);
-  const others = await claimDue(db, INSTANCE, { where: sql<SqlBool>`NOT (${MAKES_AHEAD})` });
-  return withAhead ? [...others, ...(await claimDue(db, INSTANCE, { where: MAKES_AHEAD, limit: PREPARES_PER_PASS }))] : others;
+  // Two statements at once: their rows are disjoint, and a start's pass begins one round trip sooner.
+  const [others, ahead] = await Promise.all([
+    claimDue(db, INSTANCE, { where: sql<SqlBool>`NOT (${MAKES_AHEAD})` }),
+    withAhead ? claimDue(db, INSTANCE, { where: MAKES_AHEAD, limit: PREPARES_PER_PASS }) : [],
+  ]);
+  return [...others, ...ahead];
 }
 /**
  * While a start is in progress the step asks for another pass this soon: its probes are cheap (a
@@ -219,14 +223,36 @@ function pollSoon(ctx: AppContext) {
 /**
  * While an annotator's action is under way (a database created, a container started), annotators
  * that become due meanwhile — a start posted during the pass — are claimed this often (ms) and
- * handled in this pass instead of waiting for it to end and the next to begin.
+ * handled in this pass instead of waiting for it to end and the next to begin. Wake-ups of this
+ * process (a POST, a token report) claim at once (the step's `woken`); this tick finds the rest
+ * (another replica's, a trigger's).
  */
 const CLAIM_DURING_PASS_MS = 50;
 
 /**
- * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on, idle
- * workers claim annotators that became due since the pass began (orchestrator/due.ts) and take
- * them too. Returns the rows so claimed (their leases added to `leases`), for the requeue.
+ * How many times one pass reconciles a starting annotator at most: again when a wake-up changed
+ * its row after the pass had taken it (the token report of a start the pass already looked at).
+ */
+const RECONCILES_PER_PASS = 3;
+
+/** Whether `now` differs from `seen` (the same annotator's row) in anything but its due times. */
+function changedSince(seen: Annotator, now: Annotator): boolean {
+  for (const key of Object.keys(now) as Array<keyof Annotator>) {
+    if (key === 'dueAt' || key === 'assignDueAt' || key === 'updatedAt') continue;
+    const [a, b] = [seen[key], now[key]];
+    if (a instanceof Date && b instanceof Date ? a.getTime() !== b.getTime() : JSON.stringify(a) !== JSON.stringify(b)) return true;
+  }
+  return false;
+}
+
+/**
+ * Reconciles `rows` with up to CONCURRENCY at a time; while any is still being worked on,
+ * annotators that became due since the pass began (orchestrator/due.ts) are claimed — at once
+ * when this process wakes the reconciler (the step's `woken`), else every CLAIM_DURING_PASS_MS —
+ * and taken too. One the pass already took is taken again when the wake-up changed its row
+ * (status starting, up to RECONCILES_PER_PASS times; otherwise it is requeued due now), so a
+ * token report during a long pass is not left to the next poll. Returns the rows claimed during
+ * the pass (their leases added to `leases`), for the requeue.
  */
 async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, Date>): Promise<Annotator[]> {
   const { ctx } = pass;
@@ -234,61 +260,122 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   // Two lanes: databases made ahead of a start come after everything else, PREPARES_PER_PASS at most.
   const queue: Annotator[] = [];
   const later: Annotator[] = [];
-  const enqueue = (row: Annotator) => (preparesDatabase(ctx, row) ? later : queue).push(row);
+  const queued = new Set<number>();
+  let idle: Array<() => void> = [];
+  const enqueue = (row: Annotator) => {
+    queued.add(row.id);
+    (preparesDatabase(ctx, row) ? later : queue).push(row);
+    for (const resume of idle.splice(0)) resume();
+  };
   rows.forEach(enqueue);
   let preparesLeft = PREPARES_PER_PASS;
-  const next = () => queue.shift() ?? (later.length && preparesLeft > 0 ? (preparesLeft--, later.shift()) : undefined);
+  const next = () => {
+    const row = queue.shift() ?? (later.length && preparesLeft > 0 ? (preparesLeft--, later.shift()) : undefined);
+    if (row) queued.delete(row.id);
+    return row;
+  };
   const taken = new Set(rows.map((r) => r.id));
   const claimedLater: Annotator[] = [];
+  /** Each annotator's row as its last reconcile in this pass left it; those being reconciled; how often each was. */
+  const seen = new Map<number, Annotator | undefined>();
+  const working = new Set<number>();
+  const claimedWhileWorking = new Set<number>();
+  const runs = new Map<number, number>();
   let busy = 0;
   let claiming: Promise<void> | undefined;
   let lastClaim = Date.now();
   let claimFailed = false;
+  /** Annotators taken before and claimed again: reconciled again when their row changed meanwhile (not by their own reconcile). */
+  const takeAgain = async (ids: number[]) => {
+    try {
+      const found = await db.selectFrom('annotators').selectAll().where('id', 'in', ids).orderBy('id').execute();
+      for (const row of found) {
+        const last = seen.get(row.id);
+        // Unchanged but for its own reconcile's writes, or failed (retried with backoff): the requeue decides.
+        if ((last && !changedSince(last, row)) || pass.failed.has(row.id)) continue;
+        if (row.status === 'starting' && (runs.get(row.id) ?? 0) < RECONCILES_PER_PASS && managed(ctx, row)) enqueue(row);
+        else pass.dueNow.add(row.id);
+      }
+    } catch (err) {
+      for (const id of ids) pass.dueNow.add(id);
+      ctx.logger.warn({ err }, 'reading annotators due again during the pass failed');
+    }
+  };
   const claimMore = async () => {
     lastClaim = Date.now();
     try {
       const claimed = await claimInstances(ctx, false);
       // Claimed again (due once more since it was read): its new lease is what the requeue replaces.
       for (const c of claimed) leases.set(c.id, c.lease);
-      const fresh = claimed.map((c) => c.id).filter((id) => !taken.has(id));
-      if (!fresh.length) return;
-      const found = await db.selectFrom('annotators').selectAll().where('id', 'in', fresh).orderBy('id').execute();
-      for (const row of found) {
-        taken.add(row.id);
-        claimedLater.push(row);
-        if (managed(ctx, row) || pass.listed.has(row.id)) enqueue(row);
+      const fresh: number[] = [];
+      const again: number[] = [];
+      for (const { id } of claimed) {
+        if (!taken.has(id)) fresh.push(id);
+        else if (working.has(id)) claimedWhileWorking.add(id);
+        else if (!queued.has(id)) again.push(id);
       }
+      if (fresh.length) {
+        const found = await db.selectFrom('annotators').selectAll().where('id', 'in', fresh).orderBy('id').execute();
+        for (const row of found) {
+          taken.add(row.id);
+          claimedLater.push(row);
+          if (managed(ctx, row) || pass.listed.has(row.id)) enqueue(row);
+        }
+      }
+      if (again.length) await takeAgain(again);
     } catch (err) {
       // Left for the next pass (claimed rows come due again when their lease ends); this pass finishes what it has.
       claimFailed = true;
       pass.ctx.logger.warn({ err }, 'claiming annotators due during the pass failed');
     }
   };
+  const claimNow = () => {
+    if (busy > 0 && !claimFailed) claiming ??= claimMore().finally(() => (claiming = undefined));
+    return claiming;
+  };
+  pass.schedule.claimNow = () => void claimNow();
   const worker = async (): Promise<void> => {
     for (;;) {
       const row = next();
       if (row) {
         busy++;
+        working.add(row.id);
+        runs.set(row.id, (runs.get(row.id) ?? 0) + 1);
         try {
-          await reconcileAnnotator(pass, row);
+          seen.set(row.id, await reconcileAnnotator(pass, row));
+          working.delete(row.id);
+          if (claimedWhileWorking.delete(row.id)) await takeAgain([row.id]);
         } finally {
+          working.delete(row.id);
           busy--;
         }
         continue;
       }
       if (busy === 0 || claimFailed) return;
-      await new Promise((r) => setTimeout(r, Math.max(0, lastClaim + CLAIM_DURING_PASS_MS - Date.now())));
-      if (!queue.length && busy > 0) {
-        claiming ??= claimMore().finally(() => (claiming = undefined));
-        await claiming;
-      }
+      await new Promise<void>((resume) => {
+        const timer = setTimeout(resume, Math.max(0, lastClaim + CLAIM_DURING_PASS_MS - Date.now()));
+        idle.push(() => (clearTimeout(timer), resume()));
+      });
+      if (!queue.length && busy > 0) await claimNow();
     }
   };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  try {
+    for (;;) {
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      // A claim a wake-up began as the last worker finished: waited for, and what it took reconciled
+      // (its rows are leased; left alone they would wait for the lease to end).
+      if (!claiming) break;
+      await claiming;
+      if (!queue.length) break;
+    }
+  } finally {
+    pass.schedule.claimNow = undefined;
+    idle = [];
+  }
   // Nothing the pass began outlives it (a start that failed after its container create began).
   await Promise.all(pass.creating.values());
   // Databases left for the next pass (due again after START_POLL_MS: instanceNextDue).
-  if (later.length) pass.pending = true;
+  if (later.length || pass.dueNow.size) pass.pending = true;
   return claimedLater;
 }
 
@@ -305,6 +392,8 @@ interface Pass {
   failed: Set<number>;
   /** Containers being created ahead of their start (ensure-database), by annotator: awaited before the start, and by the pass's end. */
   creating: Map<number, Promise<void>>;
+  /** Annotators whose row a wake-up changed after this pass was done with them: requeued due now. */
+  dueNow: Set<number>;
   schedule: StepSchedule;
 }
 
@@ -321,6 +410,8 @@ interface StepSchedule {
   resync: FullResync;
   driftSweep: FullResync;
   failures: FailureStreaks;
+  /** While a pass reconciles annotators: claims those due now (a wake-up of this process), at once. */
+  claimNow?: () => void;
 }
 /** While an issued password's account has not appeared in Label Studio, look again this often. */
 const ACCOUNT_POLL_MS = 10_000;
@@ -340,7 +431,8 @@ async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<num
     const failed = pass.failed.has(row.id);
     const retryMs = failed ? backoffMs(pass.schedule.failures.fail(row.id)) : 0;
     if (!failed) pass.schedule.failures.succeed(row.id);
-    const next = instanceNextDue(row, {
+    // A wake-up this pass took but did not act on: due now, for the next pass.
+    const next = pass.dueNow.has(row.id) && !failed ? now : instanceNextDue(row, {
       now,
       failed,
       retryMs,
@@ -357,7 +449,7 @@ async function requeueInstances(pass: Pass, looked: Annotator[], leases: Map<num
 /** The annotators step, with its own schedule (one per reconciler). */
 export function annotatorsStep(): ReconcileStep {
   const schedule: StepSchedule = { resync: new FullResync(), driftSweep: new FullResync(DRIFT_SWEEP_MS), failures: new FailureStreaks() };
-  return { name: 'annotators', run: (ctx) => runAnnotatorsPass(ctx, schedule) };
+  return { name: 'annotators', run: (ctx) => runAnnotatorsPass(ctx, schedule), woken: () => schedule.claimNow?.() };
 }
 
 async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promise<StepReport> {
@@ -379,38 +471,40 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   const listed = new Map(listedAll.map((o) => [o.annotatorId, o]));
   const listedIds = [...listed.keys()];
 
-  // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
-  if (listedIds.length) {
-    const known = await db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute();
-    for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
-      try {
-        await ctx.backend.remove(id);
-        report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
-      } catch (err) {
-        report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
-      }
-    }
-  }
-
   const claimedLease = new Map(claimed.map((c) => [c.id, c.lease]));
   const running = listedAll.filter((o) => o.state === 'running').map((o) => o.annotatorId);
   const attention = listedAll.filter((o) => o.state !== 'running' || o.health === 'unhealthy').map((o) => o.annotatorId);
-  const selected = full
-    ? []
-    : await db
-        .selectFrom('annotators')
-        .selectAll()
-        .where((eb) => {
-          // Active annotators whose instance is not running (gone from the list).
-          const cases = [eb.and([eb('status', '=', 'active'), eb('startGeneration', '>', 0), ...(running.length ? [eb('id', 'not in', running)] : [])])];
-          if (claimed.length) cases.push(eb('id', 'in', claimed.map((c) => c.id)));
-          if (attention.length) cases.push(eb('id', 'in', attention));
-          // Listed instances of annotators that should have none (stopped, error, created).
-          if (listedIds.length) cases.push(eb.and([eb('id', 'in', listedIds), eb('status', 'not in', ['active', 'starting'])]));
-          return eb.or(cases);
-        })
-        .orderBy('id')
-        .execute();
+  // The listed instances' annotators (for orphans) and the pass's annotators, read at once.
+  const [known, selected] = await Promise.all([
+    listedIds.length ? db.selectFrom('annotators').select('id').where('id', 'in', listedIds).execute() : [],
+    full
+      ? []
+      : db
+          .selectFrom('annotators')
+          .selectAll()
+          .where((eb) => {
+            // Active annotators whose instance is not running (gone from the list).
+            const cases = [eb.and([eb('status', '=', 'active'), eb('startGeneration', '>', 0), ...(running.length ? [eb('id', 'not in', running)] : [])])];
+            if (claimed.length) cases.push(eb('id', 'in', claimed.map((c) => c.id)));
+            if (attention.length) cases.push(eb('id', 'in', attention));
+            // Listed instances of annotators that should have none (stopped, error, created).
+            if (listedIds.length) cases.push(eb.and([eb('id', 'in', listedIds), eb('status', 'not in', ['active', 'starting'])]));
+            return eb.or(cases);
+          })
+          .orderBy('id')
+          .execute(),
+  ]);
+
+  // Orphans: this fleet's instances (containers, routes) whose annotator does not exist.
+  for (const id of orphanIds(listedIds, new Set(known.map((k) => k.id)))) {
+    try {
+      await ctx.backend.remove(id);
+      report.actions.push(`orphan ${listed.get(id)?.instanceId ?? `instance of annotator ${id}`}: removed (no such annotator)`);
+    } catch (err) {
+      report.errors.push(`orphan of annotator ${id}: ${message(err)}`);
+    }
+  }
+
   const rows = !full ? selected.filter((r) => managed(ctx, r) || listed.has(r.id)) : await db
     .selectFrom('annotators')
     .selectAll()
@@ -427,7 +521,7 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .orderBy('id')
     .execute();
 
-  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), schedule };
+  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), dueNow: new Set(), schedule };
   const claimedLater = await reconcileAll(pass, rows, claimedLease);
   await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
@@ -436,7 +530,8 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
   return report;
 }
 
-async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
+/** Moves one annotator along (up to MAX_ACTIONS_PER_ANNOTATOR actions); returns its row as last read (undefined: gone). */
+async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<Annotator | undefined> {
   const { ctx, report } = pass;
   let row: Annotator | undefined = first;
   let observed: ObservedInstance | undefined;
@@ -452,32 +547,33 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<void> {
           const lsUserId = await findLsUserId(ctx, row, observed.address);
           if (lsUserId !== null) await ctx.database.db.updateTable('annotators').set({ lsUserId }).where('id', '=', row.id).execute();
         }
-        return;
+        return row;
       }
       const outcome = await perform(pass, row, decision, observed);
       if (outcome.line) report.actions.push(`annotator ${row.id}: ${outcome.line}`);
       if (!outcome.again) {
         if (row.status === 'starting' || ['restart', 'recreate', 'repair-route'].includes(decision.action)) pass.pending = true;
-        return;
+        return row;
       }
       observed = outcome.observed;
     } catch (err) {
       await recordFailure(pass, row, decision, err);
-      return;
+      return row;
     }
     row = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', row.id).executeTakeFirst();
   }
   if (row?.status === 'starting') pass.pending = true;
+  return row;
 }
 
 /**
  * The instance as observed now: inspected for annotators in flight, else what the list said. A
- * start in its database phase decides without it (the container comes next): no Docker call
- * before the database and the container's create begin.
+ * start in its database or container phase decides without it (the container is created and
+ * started next, and ensure() looks at it): no Docker call before the container's start.
  */
 async function observeFor(pass: Pass, row: Annotator, fresh?: ObservedInstance): Promise<ObservedInstance> {
   if (fresh) return fresh;
-  if (row.status === 'starting' && row.startPhase === 'database') return pass.listed.get(row.id) ?? MISSING(row.id);
+  if (row.status === 'starting' && (row.startPhase === 'database' || row.startPhase === 'container')) return pass.listed.get(row.id) ?? MISSING(row.id);
   const listed = pass.listed.get(row.id);
   const needsDetail = row.status === 'starting' || (row.status === 'active' && listed?.state !== 'running');
   if (needsDetail) return pass.ctx.backend.observe(row.id);
@@ -633,6 +729,21 @@ const instanceColumns = (row: Annotator, spec: InstanceSpec, observed: ObservedI
   containerPasswordVersion: row.lsPasswordEnc ? row.lsPasswordVersion : null,
 });
 
+/** A start's container: created ahead (awaited) or now, and started; its route written. */
+async function startInstance(pass: Pass, row: Annotator): Promise<{ spec: InstanceSpec; observed: ObservedInstance }> {
+  await pass.creating.get(row.id);
+  return ensureInstance(pass, row);
+}
+
+/** Records a start's container as running (phase healthy, where it runs); `reason` 'start' or why it was started again. */
+async function instanceStarted(pass: Pass, row: Annotator, reason: string, { spec, observed }: { spec: InstanceSpec; observed: ObservedInstance }): Promise<Outcome> {
+  faultPoint('start:container-created');
+  metrics.containerEvents.inc({ kind: reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
+  const what = reason === 'start' ? `container ${observed.instanceId} running` : `container ${observed.instanceId} started again (${reason})`;
+  const ok = await setPhase(pass.ctx, row, 'healthy', what, { ...instanceColumns(row, spec, observed), statusReason: 'starting: waiting for Label Studio' });
+  return { line: ok ? what : undefined, again: ok, observed };
+}
+
 async function perform(pass: Pass, row: Annotator, d: Decision, observed: ObservedInstance): Promise<Outcome> {
   const { ctx, settings } = pass;
   const db = ctx.database.db;
@@ -641,9 +752,11 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { again: false };
 
     case 'ensure-database': {
-      // The instance needs its database only once it runs: it is created (not started) meanwhile,
-      // and the container phase waits for that create, not this one. Best effort — the container
-      // phase creates whatever this did not and reports its errors.
+      // The instance is created (not started) while the start's password is set, and starts as
+      // soon as that password is in, while the container phase is recorded: Docker's start no
+      // longer waits for that record, a re-read and an inspect. A crash between the start and the
+      // record leaves the phase at database: the next pass sets the same password again and finds
+      // the container running. Creating ahead is best effort — the start creates whatever it did not.
       const creating = ctx.backend.create?.(specFor(ctx, row, settings)).catch((err: unknown) => {
         ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
       });
@@ -652,8 +765,16 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       const name = ctx.instanceDatabases.name(row.id);
       faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
-      const ok = await setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' });
-      return { line: ok ? what : undefined, again: ok };
+      const [recorded, started] = await Promise.allSettled([
+        setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' }),
+        startInstance(pass, row),
+      ]);
+      if (recorded.status === 'rejected') throw recorded.reason;
+      // An admin's stop or new start meanwhile: the container just started is theirs to stop or replace.
+      if (!recorded.value) return { again: false };
+      if (started.status === 'rejected') throw started.reason;
+      const outcome = await instanceStarted(pass, { ...row, startPhase: 'container' }, 'start', started.value);
+      return { ...outcome, line: outcome.line && `${what}; ${outcome.line}` };
     }
 
     case 'prepare-database': {
@@ -666,15 +787,8 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { line: `database ${name} ${result.createdDatabase ? 'made' : 'found'} ahead of the first start`, again: false };
     }
 
-    case 'create-instance': {
-      await pass.creating.get(row.id);
-      const { spec, observed: now } = await ensureInstance(pass, row);
-      faultPoint('start:container-created');
-      metrics.containerEvents.inc({ kind: d.reason === 'start' ? 'start' : 'restart' }); // else: replaced during its start
-      const what = d.reason === 'start' ? `container ${now.instanceId} running` : `container ${now.instanceId} started again (${d.reason})`;
-      const ok = await setPhase(ctx, row, 'healthy', what, { ...instanceColumns(row, spec, now), statusReason: 'starting: waiting for Label Studio' });
-      return { line: ok ? what : undefined, again: ok, observed: now };
-    }
+    case 'create-instance':
+      return instanceStarted(pass, row, d.reason, await startInstance(pass, row));
 
     case 'advance': {
       const reasons: Record<StartPhase, string> = {

@@ -23,6 +23,8 @@ export interface StepReport {
 export interface ReconcileStep {
   name: string;
   run(ctx: AppContext): Promise<StepReport>;
+  /** Called when this process wakes the reconciler while a pass runs (a step may take the news in the running pass). */
+  woken?(): void;
 }
 
 export interface PassReport {
@@ -97,8 +99,10 @@ export class Reconciler {
   wake(reason: string): void {
     if (this.#stopped || !this.#timer) return;
     this.ctx.logger.debug({ reason }, 'reconciler woken');
-    if (this.#running) this.#again = true;
-    else this.#schedule(Math.max(0, this.#pausedUntil - Date.now()));
+    if (this.#running) {
+      this.#again = true;
+      for (const step of this.steps) step.woken?.();
+    } else this.#schedule(Math.max(0, this.#pausedUntil - Date.now()));
   }
 
   #schedule(delayMs: number): void {

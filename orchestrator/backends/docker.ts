@@ -116,6 +116,8 @@ export class DockerBackend implements Backend {
   readonly names: FleetNames;
   #networkReady = false;
   #owner: Owner | undefined;
+  /** Containers create() made and nothing started yet, by name: their id and spec hash (ensure() starts them without an inspect). */
+  #madeAhead = new Map<string, { id: string; specHash: string }>();
 
   constructor(
     private readonly config: DockerConfig,
@@ -228,10 +230,13 @@ export class DockerBackend implements Backend {
     }
   }
 
-  /** Creates the container (and its volume); with `pull` false a missing image is left to a later call, which pulls it. */
-  async #create(spec: InstanceSpec, target: RouteTarget, { pull = true } = {}): Promise<void> {
+  /**
+   * Creates the container (and its volume, unless `volume` is that of an ensure already under
+   * way); with `pull` false a missing image is left to a later call, which pulls it.
+   */
+  async #create(spec: InstanceSpec, target: RouteTarget, { pull = true, volume: ensuring }: { pull?: boolean; volume?: Promise<string> } = {}): Promise<string | undefined> {
     const name = target.name;
-    const volume = await this.#ensureVolume(spec.annotatorId);
+    const volume = await (ensuring ?? this.#ensureVolume(spec.annotatorId));
     const labels = {
       [LABELS.managed]: 'true',
       [LABELS.namespace]: this.names.namespace,
@@ -260,14 +265,13 @@ export class DockerBackend implements Backend {
       options.NetworkingConfig = { EndpointsConfig: { [this.config.DOCKER_NETWORK]: { Aliases: [name] } } };
     }
     try {
-      await this.docker.createContainer(options);
+      return (await this.docker.createContainer(options)).id;
     } catch (err) {
-      if (statusOf(err) === 409) return; // created meanwhile under the same name: ensure() re-inspects it
+      if (statusOf(err) === 409) return undefined; // created meanwhile under the same name: ensure() re-inspects it
       if (isMissing(err) && /image/i.test(dockerMessage(err))) {
-        if (!pull) return;
+        if (!pull) return undefined;
         await this.#pull(spec.image);
-        await this.docker.createContainer(options);
-        return;
+        return (await this.docker.createContainer(options)).id;
       }
       throw new Error(`creating container ${name} failed: ${dockerMessage(err)}`);
     }
@@ -283,14 +287,22 @@ export class DockerBackend implements Backend {
   async create(spec: InstanceSpec): Promise<void> {
     await this.#ensureNetwork();
     const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
-    if (await this.#inspect(target.name)) return;
-    await this.#create(spec, target, { pull: false });
+    // The volume is made while the name is looked up (a start waits for this create).
+    const volume = this.#ensureVolume(spec.annotatorId);
+    const [existing] = await Promise.all([this.#inspect(target.name), volume]);
+    if (existing) return;
+    const id = await this.#create(spec, target, { pull: false, volume });
+    if (id) this.#madeAhead.set(target.name, { id, specHash: spec.specHash });
   }
 
   async ensure(spec: InstanceSpec): Promise<ObservedInstance> {
     await this.#ensureNetwork();
     const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
     const container = this.docker.getContainer(target.name);
+    if (await this.#startMadeAhead(target.name, spec)) {
+      await this.routes.ensure(target);
+      return this.observe(spec.annotatorId);
+    }
     let info = await this.#inspect(target.name);
     if (info && !this.#ours(info.Config.Labels)) throw this.#foreign(`container ${target.name}`, info.Config.Labels);
     if (info && (info.Config.Labels?.[LABELS.specHash] !== spec.specHash || UNSTARTABLE.has(info.State.Status))) {
@@ -323,6 +335,23 @@ export class DockerBackend implements Backend {
     return this.observe(spec.annotatorId);
   }
 
+  /**
+   * Starts the container create() made for `spec` without inspecting it first: started by its id,
+   * so it is that very container — ours, with this spec — or none. True when started; false (the
+   * caller inspects and decides) when there is none to start this way or the start failed.
+   */
+  async #startMadeAhead(name: string, spec: InstanceSpec): Promise<boolean> {
+    const made = this.#madeAhead.get(name);
+    this.#madeAhead.delete(name);
+    if (!made || made.specHash !== spec.specHash) return false;
+    try {
+      await this.docker.getContainer(made.id).start();
+      return true;
+    } catch (err) {
+      return statusOf(err) === 304;
+    }
+  }
+
   async routeState(spec: InstanceSpec): Promise<'ok' | 'missing' | 'changed'> {
     return this.routes.state(this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port));
   }
@@ -349,6 +378,7 @@ export class DockerBackend implements Backend {
    * restart.
    */
   async #removeAndWait(name: string, state: string): Promise<void> {
+    this.#madeAhead.delete(name);
     try {
       await this.docker.getContainer(name).remove({ force: true });
     } catch (err) {
@@ -376,6 +406,7 @@ export class DockerBackend implements Backend {
 
   async remove(annotatorId: number, opts: { purgeData?: boolean } = {}): Promise<void> {
     const name = this.names.instance(annotatorId);
+    this.#madeAhead.delete(name);
     const info = await this.#inspect(name);
     if (info && !this.#ours(info.Config.Labels)) return; // another installation's: its route and volume too
     try {

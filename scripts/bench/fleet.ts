@@ -17,7 +17,8 @@
  *       activation (token report → active: route check, status change).
  *   Beside it, from health UP: Docker reporting the container healthy (its events) and Traefik's
  *   API showing the route loaded (polled every 25 ms), the two things the route waits for.
- * Plus the service's memory (RSS and peak) and the load average before and after. Targets: all
+ * Plus the service's memory (RSS and peak), its CPU from the POSTs until all are active (mostly its
+ * polls while Label Studio boots) and the load average before and after. Targets: all
  * active, RSS < 250 MB (issue 3), overhead < 0.5 s per annotator (issue 15). Figures only; nothing
  * here asserts.
  * BENCH_TRAEFIK_PROVIDER=file uses the file route provider instead of container labels;
@@ -40,7 +41,7 @@ import { traefikRouteLoad } from '../../orchestrator/routing/traefik-api.ts';
 import { createTestDatabase } from '../../test/helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../../test/helpers/env.ts';
 import { buildBundle, freePort, sleep, START_NODE_ARGS, startFleet, waitUntil } from '../../test/helpers/process.ts';
-import { processMemoryMb } from './lib.ts';
+import { processCpuSeconds, processMemoryMb } from './lib.ts';
 
 /** How long the annotators rest between their databases being made and their start (ms). */
 const SETTLE_MS = 3000;
@@ -212,6 +213,7 @@ export default async function bench() {
     const prober = Promise.all(ids.map(probeLoop));
 
     const postedAt = new Map<number, number>();
+    const cpuBefore = processCpuSeconds(proc.child.pid!);
     const t0 = Date.now();
     await Promise.all(
       ids.map(async (id) => {
@@ -234,6 +236,8 @@ export default async function bench() {
       memorySamples.push(processMemoryMb(proc.child.pid!).rss);
       await sleep(250);
     }
+    const cpuStartS = processCpuSeconds(proc.child.pid!) - cpuBefore;
+    const windowS = (Date.now() - t0) / 1000;
     probing = false;
     await prober;
     dockerEvents.destroy();
@@ -313,6 +317,9 @@ export default async function bench() {
         active: stats(ok.map((p) => p.afterUpS.active * 1000)),
       },
       serviceMemoryMb: { rss: memory.rss, peak: memory.peak, maxSampledRss: Math.max(...memorySamples) },
+      // The service's CPU (user + system, /proc) from the POSTs until all were active, mostly the
+      // polls while Label Studio boots; per annotator, and per second of that window.
+      serviceCpuS: { total: Math.round(cpuStartS * 100) / 100, perAnnotator: Math.round((cpuStartS / COUNT) * 100) / 100, perSecond: Math.round((cpuStartS / windowS) * 1000) / 1000 },
       loadAverage: { before: loadBefore, after: loadavg().map((l) => Math.round(l * 10) / 10) },
       targets: { allActive: true, overheadPerAnnotatorS: 0.5, rssMb: 250 },
       met: { allActive: ok.length === COUNT, overhead: overheads.length > 0 && Math.max(...overheads) < 500, rss: memory.peak < 250 },

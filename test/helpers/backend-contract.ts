@@ -99,6 +99,22 @@ export function describeBackendContract(name: string, setup: () => Promise<Backe
       expect(after).toEqual(before);
     });
 
+    it('create (Docker offers it) makes the instance without running it; ensure then runs that very instance', async () => {
+      if (!h.backend.create) {
+        expect(h.backend.kind).not.toBe('docker');
+        return;
+      }
+      const a = id();
+      const spec = h.spec(a);
+      await h.backend.create(spec);
+      const made = await h.backend.observe(a);
+      expect(made).toMatchObject({ state: 'stopped', specHash: spec.specHash });
+      const ensured = await h.backend.ensure(spec);
+      expect(ensured.instanceId).toBe(made.instanceId);
+      await expectUp(a, spec.specHash);
+      expect((await h.inspect(a)).instances).toBe(1);
+    });
+
     it('observe reports state, address and health; an unknown annotator is missing', async () => {
       const a = id();
       const spec = h.spec(a);

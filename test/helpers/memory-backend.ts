@@ -18,12 +18,13 @@
  * - Faults, chosen by options: `slowMs` (an instance stays 'starting' that long after each start),
  *   `neverReady` (running, /health/ never answers UP), `ensureFailures` (the next n ensure() calls
  *   throw, as a Docker daemon that refuses), `exitAfterMs` (every started instance exits — state
- *   'failed', as a crashing container — that long after it became ready, so restarts are needed).
+ *   'failed', as a crashing container — that long after it became ready, so restarts are needed),
+ *   `ensureDelayMs` (ensure() answers that late, as a Docker daemon busy with other starts).
  *   Options can be changed between calls (`backend.faults`).
  *
  * What it does not model: images, pulls, resource limits, volumes' contents, Label Studio itself
  * (no API beyond /health/), networks, the platform restarting an instance by itself (restartCount
- * stays 0), and latency of the platform's own calls (every method answers at once).
+ * stays 0), and latency of the platform's own calls (every method but a delayed ensure answers at once).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +40,8 @@ export interface MemoryFaults {
   ensureFailures?: number;
   /** Every instance exits ('failed') this long after it became ready (ms). */
   exitAfterMs?: number;
+  /** ensure() answers this late (ms): a platform busy with other starts. */
+  ensureDelayMs?: number;
 }
 
 export interface MemoryInstance {
@@ -141,6 +144,7 @@ export class MemoryBackend implements Backend {
 
   async ensure(spec: InstanceSpec): Promise<ObservedInstance> {
     this.count('ensure');
+    if (this.faults.ensureDelayMs) await new Promise((r) => setTimeout(r, this.faults.ensureDelayMs));
     if ((this.faults.ensureFailures ?? 0) > 0) {
       this.faults.ensureFailures!--;
       throw new Error(`memory backend: creating ${this.name(spec.annotatorId)} failed (injected fault)`);

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { InstanceSpec } from '../../orchestrator/backends/types.ts';
 import { MemoryBackend } from '../helpers/memory-backend.ts';
 import { TEST_DATABASE_URL } from '../helpers/env.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
@@ -198,6 +199,38 @@ describe('the reconciler against the memory backend', () => {
     expect(evs.at(-1)).toMatchObject({ eventType: 'status_change', toStatus: 'error' });
     const row = await t.db.selectFrom('annotators').select(['restartCount']).where('id', '=', id).executeTakeFirstOrThrow();
     expect(row.restartCount).toBe(2);
+  });
+
+  it('a token reported while a pass is busy with another start is taken by that pass: active when the pass ends', async () => {
+    // A's token report is held back until A waits for it …
+    const report = backend.onReady;
+    const held = new Map<number, InstanceSpec>();
+    let holdFor = 0;
+    backend.onReady = async (spec) => (spec.annotatorId === holdFor ? void held.set(spec.annotatorId, spec) : report?.(spec));
+    try {
+      seq++;
+      const a = (await t.json('POST', '/api/annotators', { name: `Fault ${seq}`, email: `fault${seq}@example.com` })).body.id as number;
+      started.push(a);
+      holdFor = a;
+      expect((await t.json('POST', `/api/annotators/${a}/start`)).status).toBe(200);
+      await reconcileUntil(a, (s) => s.phase === 'token' && held.has(a));
+      // … while B's start keeps the next pass busy (a slow platform).
+      backend.faults = { ensureDelayMs: 1500 };
+      await createAndStart();
+      await new Promise((r) => setTimeout(r, 300)); // A due again (polled while it starts)
+      const observed = backend.calls.observe ?? 0;
+      const passing = pass();
+      const until = Date.now() + 10_000;
+      while ((backend.calls.observe ?? 0) === observed && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50)); // the pass is done with A: still waiting for its token
+      const spec = held.get(a)!;
+      const res = await t.anonymous.json('POST', `/api/annotators/${a}/token`, { token: `memory-token-${a}` }, { 'x-webhook-secret': spec.env.WEBHOOK_SECRET! });
+      expect(res.status).toBe(200);
+      await passing;
+      expect(await status(a)).toMatchObject({ status: 'active', url: expect.stringContaining(DOMAIN) });
+    } finally {
+      backend.onReady = report;
+    }
   });
 
   it('a failing ensure is reported, retried, and the start recovers to active with a current statusReason', async () => {
