@@ -11,6 +11,7 @@
  *   ten times more history (180,000 more closed assignments, 20,000 rejections): the cost follows
  *   the workflows and the open work, not the history;
  * - the service's memory (RSS < 200 MB).
+ * `BENCH_CPU_PROF=dir` runs the service with --cpu-prof into that directory.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +74,8 @@ async function addHistory(db: Db) {
 }
 
 export default async function bench() {
-  const fleet = await startFleetProcess({}, async ({ handle: { db } }) => seed(db));
+  const prof = process.env.BENCH_CPU_PROF;
+  const fleet = await startFleetProcess({}, async ({ handle: { db } }) => seed(db), prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
   const db = fleet.database.handle.db;
   // The baseline client: node-pg straight to the same database, a pool of 4 like the 4 clients.
   const pool = new pg.Pool({ connectionString: fleet.database.url, max: 4 });
