@@ -129,7 +129,12 @@ export default async function bench() {
       if (res.status !== 200) throw new Error(`bare list answered ${res.status}`);
       await res.arrayBuffer();
     };
-    for (let i = 0; i < 50; i++) await getBare();
+    // Both servers warmed up alike, under the measured load: a process's first thousand or so
+    // requests cost it up to twice its later ones (compilation, heap growth), which neither's
+    // figures should carry.
+    const warm = { count: 1_000, concurrency: 4, maxMs: 30_000 };
+    await load(get('/api/annotators?limit=100'), warm);
+    await load(getBare, warm);
     // Service CPU per request (user + system, /proc), a figure the machine's load changes little.
     const cpuPerRequest = async (pid: number, run: () => Promise<LatencyStats>) => {
       const before = processCpuMs(pid);
