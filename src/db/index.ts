@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { CamelCasePlugin, Kysely, PGliteDialect, PostgresDialect, sql, type Transaction } from 'kysely';
+import { CamelCasePlugin, Kysely, PGliteDialect, PostgresDialect, sql, type PluginTransformResultArgs, type QueryResult, type Transaction, type UnknownRow } from 'kysely';
 import pg from 'pg';
 import { lockDataDir } from './pglite-lock.ts';
 import type { Database } from './types.ts';
@@ -45,6 +45,11 @@ export const LOCKS = { migrate: 7_404_001, reconcile: 7_404_002, subdomain: 7_40
  * Kysely's CamelCasePlugin with its name conversions memoised: every result row maps the same
  * column names again (a page of 100 annotators is 2,000 conversions), so each name is converted
  * once. Names are the schema's columns and the queries' aliases: a bounded set.
+ *
+ * Result rows are renamed as the plugin's mapRow renames them with maintainNestedObjectKeys (each
+ * column's name in camelCase, its value as it is), with each name converted once per result: a
+ * result's rows come from one column list, so a row whose names are the first row's, in its order,
+ * takes the first row's conversions; any other row has its names looked up one by one.
  */
 class MemoCamelCasePlugin extends CamelCasePlugin {
   readonly #camel = new Map<string, string>();
@@ -54,6 +59,24 @@ class MemoCamelCasePlugin extends CamelCasePlugin {
   }
   protected override snakeCase(name: string): string {
     return memo(this.#snake, name, (n) => super.snakeCase(n));
+  }
+  override async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    const { rows } = args.result;
+    if (!Array.isArray(rows) || rows.length === 0) return args.result;
+    const names = Object.keys(rows[0]!);
+    const camel = names.map((n) => this.camelCase(n));
+    const mapped = new Array<UnknownRow>(rows.length);
+    for (let r = 0; r < rows.length; r++) {
+      const row = rows[r]!;
+      const out: UnknownRow = {};
+      let i = 0;
+      for (const name in row) {
+        out[name === names[i] ? camel[i]! : this.camelCase(name)] = row[name];
+        i++;
+      }
+      mapped[r] = out;
+    }
+    return { ...args.result, rows: mapped };
   }
 }
 
