@@ -95,10 +95,10 @@ pg.types.setTypeParser(20, (v) => Number(v));
 /**
  * pg's Client with the promise form of `query(text, values)` — the one Kysely sends every
  * statement with — answered through pg's callback form: the same rows, result and errors.
- * Measured on the service under load (GET /api/annotators, 4 clients, --cpu-prof and a sampling
- * heap profile): through pg's own promise (and the `.catch` it chains for its stack trace) a
- * result's row strings outlived the young generation and were all promoted to the old space,
- * ~60 KB per page for the major GC to collect; through the callback, next to none were.
+ * Measured on the service under load (GET /api/annotators?limit=100, 4 clients, a sampling heap
+ * profile that keeps what the major GC collected): answered through pg's own promise, every row
+ * string of a result was promoted to the old space (~60 KB per page for the major GC to collect,
+ * a third of the service's CPU per request); through the callback, next to none were.
  */
 class CallbackQueryClient extends pg.Client {
   override query(...args: any[]): any {
