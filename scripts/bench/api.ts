@@ -129,10 +129,10 @@ export default async function bench() {
       if (res.status !== 200) throw new Error(`bare list answered ${res.status}`);
       await res.arrayBuffer();
     };
-    // Both servers warmed up alike, under the measured load: a process's first thousand or so
-    // requests cost it up to twice its later ones (compilation, heap growth), which neither's
-    // figures should carry.
-    const warm = { count: 1_000, concurrency: 4, maxMs: 30_000 };
+    // Both servers warmed up alike, under the measured load, to their steady state: in paired runs
+    // the 2,000 requests after the first 500 cost each process 1.3–1.6 times the CPU of the ones
+    // after that (compilation, heap growth), which neither's figures should carry.
+    const warm = { count: 3_000, concurrency: 4, maxMs: 60_000 };
     await load(get('/api/annotators?limit=100'), warm);
     await load(getBare, warm);
     // Service CPU per request (user + system, /proc), a figure the machine's load changes little.
