@@ -11,6 +11,7 @@
  *   ten times more history (180,000 more closed assignments, 20,000 rejections): the cost follows
  *   the workflows and the open work, not the history;
  * - the service's memory (RSS < 200 MB).
+ * `BENCH_CPU_PROF=dir` runs the service with --cpu-prof into that directory.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -73,7 +74,8 @@ async function addHistory(db: Db) {
 }
 
 export default async function bench() {
-  const fleet = await startFleetProcess({}, async ({ handle: { db } }) => seed(db));
+  const prof = process.env.BENCH_CPU_PROF;
+  const fleet = await startFleetProcess({}, async ({ handle: { db } }) => seed(db), prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
   const db = fleet.database.handle.db;
   // The baseline client: node-pg straight to the same database, a pool of 4 like the 4 clients.
   const pool = new pg.Pool({ connectionString: fleet.database.url, max: 4 });
@@ -127,7 +129,12 @@ export default async function bench() {
       if (res.status !== 200) throw new Error(`bare list answered ${res.status}`);
       await res.arrayBuffer();
     };
-    for (let i = 0; i < 50; i++) await getBare();
+    // Both servers warmed up alike, under the measured load, to their steady state: in paired runs
+    // the 2,000 requests after the first 500 cost each process 1.3–1.6 times the CPU of the ones
+    // after that (compilation, heap growth), which neither's figures should carry.
+    const warm = { count: 3_000, concurrency: 4, maxMs: 60_000 };
+    await load(get('/api/annotators?limit=100'), warm);
+    await load(getBare, warm);
     // Service CPU per request (user + system, /proc), a figure the machine's load changes little.
     const cpuPerRequest = async (pid: number, run: () => Promise<LatencyStats>) => {
       const before = processCpuMs(pid);

@@ -29,7 +29,7 @@ function compareRank(a: number[], b: number[]): number {
   return 0;
 }
 
-export function allowedMethods(routes: ReadonlyArray<{ method: string; path: string }>): (path: string) => string[] | null {
+export function allowedMethods(routes: ReadonlyArray<{ method: string; path: string }>): (path: string) => readonly string[] | null {
   const templates = new Map<string, Template>();
   for (const r of routes) {
     if (r.method === 'ALL' || r.path.includes('*')) continue;
@@ -49,13 +49,28 @@ export function allowedMethods(routes: ReadonlyArray<{ method: string; path: str
     t.methods.add(r.method.toUpperCase());
     if (r.method.toUpperCase() === 'GET') t.methods.add('HEAD');
   }
-  const all = [...templates.values()];
+  // A path matches only templates with as many segments whose third segment (the resource under
+  // /api) is the same literal or a parameter, so each request tests those few, not every template.
+  const isParam = (segment: string | undefined) => segment?.startsWith(':') ?? false;
+  const key = (count: number, third: string | undefined) => `${count}/${third ?? ''}`;
+  const all = [...templates.values()].map((t) => ({ ...t, sorted: [...t.methods].sort() }));
+  const withParam = new Map<number, typeof all>();
+  for (const t of all) if (isParam(t.segments[2])) withParam.set(t.segments.length, [...(withParam.get(t.segments.length) ?? []), t]);
+  const byKey = new Map<string, typeof all>();
+  for (const t of all) {
+    if (isParam(t.segments[2])) continue;
+    const k = key(t.segments.length, t.segments[2]);
+    if (!byKey.has(k)) byKey.set(k, [...(withParam.get(t.segments.length) ?? [])]);
+    byKey.get(k)!.push(t);
+  }
   return (path) => {
-    let best: Template | null = null;
-    for (const t of all) {
+    const segments = path.split('/');
+    const candidates = byKey.get(key(segments.length, segments[2])) ?? withParam.get(segments.length) ?? [];
+    let best: (typeof all)[number] | null = null;
+    for (const t of candidates) {
       if (!t.pattern.test(path)) continue;
       if (!best || compareRank(t.rank, best.rank) > 0) best = t;
     }
-    return best ? [...best.methods].sort() : null;
+    return best ? best.sorted : null;
   };
 }

@@ -12,7 +12,7 @@ import { listPageQuery, pageOf, type Page } from '../db/list-page.ts';
 import type { Db, Executor } from '../db/index.ts';
 import { precompiled } from '../db/precompiled.ts';
 import { sessionAdminId } from '../auth/sessions.ts';
-import type { JsonText } from '../db/json-text.ts';
+import { jsonArray, type JsonText } from '../db/json-text.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
   createAnnotators,
@@ -191,7 +191,7 @@ export function annotatorRoutes(ctx: AppContext) {
       const { rows, total, admitted } = await pageOf(db, found, () => annotatorTotal(db, filter), adminId);
       session?.confirm(admitted);
       setTotal(c, total);
-      return jsonText<AnnotatorJson[]>(c, `[${rows.map((r) => annotatorJson(r, secrets)).join(',')}]`);
+      return jsonText(c, jsonArray(rows.map((r) => annotatorJson(r, secrets))));
     },
   );
 

@@ -82,9 +82,11 @@ export async function pageOf<O>(
     return { rows: [], total: row!.n, admitted: row!.admitted };
   }
   const { [TOTAL]: n, [ADMIT]: admitted } = withTotals[0]!;
+  // The last columns first (listPageQuery selects them last): deleting an object's last property
+  // keeps it a fast-properties object, any other turns it into a dictionary (half the speed here).
   for (const row of withTotals) {
-    delete row[TOTAL];
     delete row[ADMIT];
+    delete row[TOTAL];
   }
   return { rows: withTotals, total: n!, ...(admit === undefined ? {} : { admitted }) };
 }

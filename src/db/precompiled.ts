@@ -35,12 +35,15 @@ export function precompiled<V extends object, O>(build: (db: Db, values: V) => C
   const shapes = new WeakMap<Db, Map<string, Shape>>();
 
   function shapeOf(db: Db, values: V): Shape {
-    const given = Object.keys(values).filter((k) => values[k as keyof V] !== undefined).sort();
-    const key = given.join(',');
+    // The given names in the values' own order: a caller passes them in one order, so a shape is
+    // found without sorting (another order only compiles the same shape once more).
+    let key = '';
+    for (const k in values) if (values[k] !== undefined) key += `${k},`;
     let byKey = shapes.get(db);
     if (!byKey) shapes.set(db, (byKey = new Map()));
     let shape = byKey.get(key);
     if (!shape) {
+      const given = key.split(',').slice(0, -1);
       const placeholders = Object.fromEntries(given.map((k) => [k, new Placeholder(k)])) as V;
       const { sql, parameters } = build(db, placeholders).compile();
       const missing = given.filter((k) => !parameters.some((p) => p instanceof Placeholder && p.name === k));

@@ -26,6 +26,21 @@ describe('allowedMethods', () => {
     expect(of('/api/annotators/7/status')).toEqual(['GET', 'HEAD']);
     expect(of('/api/nope')).toBeNull();
   });
+  it('finds templates whose resource segment is a parameter, beside literal ones, by segment count', () => {
+    const pages = allowedMethods([
+      { method: 'GET', path: '/workflows/:id' },
+      { method: 'GET', path: '/workflows' },
+      { method: 'POST', path: '/api/:kind' },
+      { method: 'GET', path: '/api/roles' },
+    ]);
+    expect(pages('/workflows/3')).toEqual(['GET', 'HEAD']);
+    expect(pages('/workflows/roles')).toEqual(['GET', 'HEAD']);
+    expect(pages('/workflows')).toEqual(['GET', 'HEAD']);
+    expect(pages('/api/roles')).toEqual(['GET', 'HEAD']);
+    expect(pages('/api/settings')).toEqual(['POST']);
+    expect(pages('/api/roles/1')).toBeNull();
+    expect(pages('/workflows/3/')).toBeNull();
+  });
 });
 
 describe('isSameOriginOrNonBrowser', () => {
