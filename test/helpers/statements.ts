@@ -33,18 +33,25 @@ export async function countStatements<T>(fn: () => Promise<T>): Promise<{ result
     count.statements++;
     const write = WRITE.test(text);
     if (write) count.writeStatements++;
+    const counted = (r: { rowCount?: number | null } | undefined) => {
+      const n = r?.rowCount ?? 0;
+      if (n > 0) {
+        count.rowsWritten += n;
+        count.writes.push(`${n} row(s): ${text.replace(/\s+/g, ' ').slice(0, 120)}`);
+      }
+    };
+    // node-pg answers in either form: a callback as the last argument (what src/db/index.ts's
+    // client uses), else a promise.
+    const callback = args[args.length - 1];
+    if (write && typeof callback === 'function') {
+      args[args.length - 1] = (err: unknown, r: { rowCount?: number | null } | undefined) => {
+        if (!err) counted(r);
+        return (callback as (e: unknown, r: unknown) => unknown)(err, r);
+      };
+    }
     const out = original.apply(this, args);
     if (write && out && typeof (out as Promise<unknown>).then === 'function') {
-      (out as Promise<{ rowCount?: number | null }>).then(
-        (r) => {
-          const n = r?.rowCount ?? 0;
-          if (n > 0) {
-            count.rowsWritten += n;
-            count.writes.push(`${n} row(s): ${text.replace(/\s+/g, ' ').slice(0, 120)}`);
-          }
-        },
-        () => {},
-      );
+      (out as Promise<{ rowCount?: number | null }>).then(counted, () => {});
     }
     return out;
   } as Query;
