@@ -26,7 +26,8 @@ import { AppError, badRequest } from '../errors.ts';
 import { currentWebhookSecret } from '../labelstudio/instances.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
 import { COMPARE_ACTIONS, markForComparison } from '../workflows/compare.ts';
-import { ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
+import { webhookInbox } from '../workflows/inbox.ts';
+import { fastArgs, ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
 import { errors, jsonContent } from './common.ts';
 import { createRouter } from './router.ts';
 
@@ -165,6 +166,9 @@ async function readBodyText(c: Context): Promise<string> {
 export function webhookRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
+  const inbox = webhookInbox(ctx);
+  // What a previous process acknowledged and did not apply (a crash, a restart).
+  void inbox.drain().catch(() => {});
 
   /**
    * Verified secrets, briefly: a hit spares the annotator lookup on the hot path. Only successes
@@ -233,11 +237,16 @@ export function webhookRoutes(ctx: AppContext) {
         if (!parsed.success) throw badRequest('Validation failed', parsed.error.issues);
         const p = parsed.data;
         action = p.action as WebhookAction;
-        const out = await ingestEvent(db, toIngestEvent(annotatorId, p));
-        metrics.webhookEvents.inc({ action, result: out.recorded ? 'recorded' : 'duplicate' });
-        if (out.readyAssignmentIds.length || out.reviewRecorded) {
-          ctx.wake(`webhook: ${out.readyAssignmentIds.length ? `batch ${out.readyAssignmentIds.join(',')} annotated` : 'review decision'}`);
+        const ev = toIngestEvent(annotatorId, p);
+        if (ev.annotation) {
+          // Durable before the 200; applied (and counted in the metrics) by the drainer.
+          await inbox.append(fastArgs(ev, ev.annotation));
+          return c.json({ ok: true as const }, 200);
         }
+        // A deletion is applied here, after every event acknowledged before it.
+        await inbox.drain();
+        const out = await ingestEvent(db, ev);
+        metrics.webhookEvents.inc({ action, result: out.recorded ? 'recorded' : 'duplicate' });
         return c.json({ ok: true as const }, 200);
       } catch (err) {
         const status = err instanceof AppError ? err.status : 500;

@@ -1,0 +1,183 @@
+/**
+ * The webhook inbox (migrations/0042_webhook_inbox.sql): CREATED/UPDATED events are acknowledged
+ * once durable and applied a moment later, many at a time.
+ *
+ * - append(args): one INSERT of the event (ingest.ts FastArgs) — committed before the webhook's
+ *   200, so nothing acknowledged is lost — then wakes this process's drainer.
+ * - The drainer: one loop per process, one drain at a time across processes (a transaction-level
+ *   advisory lock). Each drain takes the oldest rows (up to GROUP), applies them through
+ *   ingest.ts applyGroup (labelfleet_ingest_annotations: idempotency, order, tombstones; gold
+ *   scoring) and deletes them, in one transaction: each event applied exactly once, an annotator's
+ *   events in inbox order. A drain holds the lock only for its one short transaction, so a group
+ *   costs one call and one commit however many events it holds: under load the events that
+ *   arrived during a drain go together in the next.
+ * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
+ *   applied one by one; an event that fails alone with a fault of its own (SQLSTATE class 22, 23 or
+ *   P0) is kept in the inbox with failed_at and error, logged and counted, and the drain goes on.
+ *   The database unreachable: the drain stops and runs again DRAIN_RETRY_MS later, and at every
+ *   reconcile pass (orchestrator/steps.ts), so a crash between the 200 and the apply loses nothing.
+ *
+ * After the drain's commit: webhook metrics by outcome (recorded, duplicate), and ctx.wake when a
+ * batch became ready or a review decision was recorded.
+ */
+import { CompiledQuery } from 'kysely';
+import type { AppContext } from '../context.ts';
+import type { Db, Tx } from '../db/index.ts';
+import { pgCode } from '../errors.ts';
+import { metrics, type WebhookAction } from '../metrics.ts';
+import { applyGroup, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
+
+/** Events applied per drain transaction at most. */
+export const GROUP = 1_000;
+/** After a drain failed (the database away), the next one waits this long unless woken. */
+export const DRAIN_RETRY_MS = 1_000;
+/** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
+const DRAIN_LOCK = 7_404_010;
+
+// Fixed statement texts: built once, not per event.
+const APPEND = `INSERT INTO webhook_inbox (event) VALUES ($1::jsonb)`;
+const LOCK = `SELECT pg_advisory_xact_lock(${DRAIN_LOCK})`;
+const TAKE = `DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1)
+  RETURNING id, event`;
+const TAKE_ONE = `DELETE FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL RETURNING id, event`;
+const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1`;
+
+interface Row {
+  id: string;
+  event: FastArgs;
+}
+
+const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_CREATED', annotation_updated: 'ANNOTATION_UPDATED' };
+
+/** A fault of the event itself (bad value, constraint, raised by the rules), not of the database's state. */
+const eventFault = (err: unknown) => /^(22|23|P0)/.test(pgCode(err) ?? '');
+
+export class WebhookInbox {
+  #running: Promise<void> | null = null;
+  #again = false;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(private readonly ctx: Pick<AppContext, 'database' | 'wake' | 'logger'>) {}
+
+  get #db(): Db {
+    return this.ctx.database.db;
+  }
+
+  /** Stores one event (committed when this resolves) and wakes the drainer. */
+  async append(args: FastArgs): Promise<void> {
+    await this.#db.executeQuery(CompiledQuery.raw(APPEND, [JSON.stringify(args)]));
+    void this.drain().catch(() => {});
+  }
+
+  /**
+   * Applies what the inbox holds, until a drain finds it empty; started now or joined (a drain
+   * running here runs once more). Resolves when done; rejects when a drain failed (the database
+   * away; logged, and retried DRAIN_RETRY_MS later).
+   */
+  drain(): Promise<void> {
+    this.#again = true;
+    return (this.#running ??= this.#loop());
+  }
+
+  /** Resolves once the drain running in this process (if any) is done, whatever its outcome. */
+  async idle(): Promise<void> {
+    await this.#running?.catch(() => {});
+  }
+
+  /** No retry timer after this; a drain in flight finishes. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (this.#again) {
+        this.#again = false;
+        while ((await this.#drainOnce()) === GROUP);
+      }
+    } catch (err) {
+      this.ctx.logger.error({ err }, 'webhook inbox: drain failed, retrying');
+      metrics.errors.inc({ source: 'webhook' });
+      if (!this.#closed) {
+        clearTimeout(this.#retry);
+        this.#retry = setTimeout(() => void this.drain().catch(() => {}), DRAIN_RETRY_MS).unref();
+      }
+      throw err;
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  /** One drain transaction. Returns the number of rows taken. */
+  async #drainOnce(): Promise<number> {
+    let taken: Row[] = [];
+    let applied: (FastRow | null)[];
+    try {
+      applied = await this.#db.transaction().execute(async (trx) => {
+        taken = await this.#take(trx, TAKE, GROUP);
+        return applyGroup(trx, taken.map((r) => r.event));
+      });
+    } catch (err) {
+      // Not the database's answer (the connection lost): stop, retry later. Else one by one.
+      if (!pgCode(err) || !taken.length) throw err;
+      applied = [];
+      for (const row of taken) applied.push(await this.#applyOne(row.id));
+    }
+    const out = noOutcome();
+    for (const [i, r] of applied.entries()) {
+      if (!r) continue;
+      tally(out, r);
+      const action = ACTION[taken[i]!.event.event_type] ?? 'other';
+      metrics.webhookEvents.inc({ action, result: r.outcome === 'duplicate' ? 'duplicate' : 'recorded' });
+    }
+    this.#wake(out);
+    return taken.length;
+  }
+
+  async #take(trx: Tx, text: string, param: number | string): Promise<Row[]> {
+    await trx.executeQuery(CompiledQuery.raw(LOCK));
+    const { rows } = await trx.executeQuery<Row>(CompiledQuery.raw(text, [param]));
+    return [...rows].sort((a, b) => Number(a.id) - Number(b.id));
+  }
+
+  /** Inbox row `id` alone (retried once: a concurrent record is then a duplicate); null when it failed and was set aside or is gone. */
+  async #applyOne(id: string): Promise<FastRow | null> {
+    const once = () =>
+      this.#db.transaction().execute(async (trx) => {
+        const [row] = await this.#take(trx, TAKE_ONE, id);
+        return row ? { row, r: (await applyGroup(trx, [row.event]))[0]! } : null;
+      });
+    let err: unknown;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return (await once())?.r ?? null;
+      } catch (e) {
+        err = e;
+        if (!pgCode(e)) throw e;
+      }
+    }
+    if (!eventFault(err)) throw err;
+    const message = (err as Error).message.slice(0, 500);
+    await this.#db.executeQuery(CompiledQuery.raw(FAIL, [id, message]));
+    this.ctx.logger.error({ err, inboxId: id }, 'webhook inbox: event set aside');
+    metrics.errors.inc({ source: 'webhook' });
+    return null;
+  }
+
+  #wake(out: IngestOutcome) {
+    if (out.readyAssignmentIds.length || out.reviewRecorded) {
+      this.ctx.wake(`webhook: ${out.readyAssignmentIds.length ? `batch ${[...new Set(out.readyAssignmentIds)].join(',')} annotated` : 'review decision'}`);
+    }
+  }
+}
+
+const inboxes = new WeakMap<Db, WebhookInbox>();
+
+/** The inbox of `ctx`'s database (one drainer per database handle in this process). */
+export function webhookInbox(ctx: Pick<AppContext, 'database' | 'wake' | 'logger'>): WebhookInbox {
+  let inbox = inboxes.get(ctx.database.db);
+  if (!inbox) inboxes.set(ctx.database.db, (inbox = new WebhookInbox(ctx)));
+  return inbox;
+}
