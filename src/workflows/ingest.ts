@@ -8,8 +8,9 @@
  *
  * - CREATED/UPDATED: a group of events in one call (applyGroup: webhooks, from the inbox,
  *   workflows/inbox.ts) or one event alone (ingestEvent: reconciliation). Gold tasks come back
- *   untouched from that call and are then applied alone (p_gold) and scored
- *   (domain/gold-scoring.ts, quality.ts) in the same transaction.
+ *   untouched from that call and are then applied in a second call (p_gold) and scored together
+ *   (domain/gold-scoring.ts, quality.ts: each annotator's quality checked once), in the same
+ *   transaction.
  * - ANNOTATIONS_DELETED: one call for all ids (set-based), plus the quality re-evaluation when a
  *   gold result was dropped, in one transaction.
  *
@@ -142,32 +143,61 @@ async function ingestOnce(db: Executor, a: FastArgs, gold: boolean, settle = fal
   return rows[0]!;
 }
 
+/** A gold task to score: against `ann`, or its score dropped when `ann` is null (the task is open again). */
+export interface GoldScoring {
+  taskId: number;
+  annotatorId: number;
+  ann: IngestAnnotation | null;
+}
+
 /**
- * Scores gold task `taskId` (of annotator `annotatorId`) against `ann` — or drops its score when
- * `ann` is null (the task is open again) — and re-evaluates the annotator's quality, in `trx`.
- * false when the task is not a gold task with expected labels (nothing done).
+ * Scores gold tasks (domain/gold-scoring.ts) — a task named twice takes its last entry — and
+ * re-evaluates each annotator's quality once (quality.ts), in `trx`, with a fixed number of
+ * statements besides the quality checks. Tasks that are not gold tasks with expected labels are
+ * left alone. Returns the number of tasks scored or unscored.
  */
-export async function scoreGoldTask(trx: Tx, taskId: number, annotatorId: number, ann: IngestAnnotation | null): Promise<boolean> {
-  const task = await trx
+export async function scoreGoldTasks(trx: Tx, items: GoldScoring[]): Promise<number> {
+  const last = new Map(items.map((g) => [g.taskId, g]));
+  if (!last.size) return 0;
+  const tasks = await trx
     .selectFrom('assignmentTasks as t')
     .innerJoin('goldTasks as g', 'g.id', 't.goldTaskId')
     .select(['t.id', 't.assignmentId', 't.goldTaskId', 'g.expectedLabels'])
-    .where('t.id', '=', taskId)
-    .executeTakeFirst();
-  if (!task?.expectedLabels) return false;
-  if (ann) {
-    const scored = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels, ann.result);
-    const details = JSON.stringify({ ...scored, lsAnnotationId: ann.id });
+    .where('t.id', 'in', [...last.keys()])
+    .orderBy('t.id')
+    .execute();
+  const scored = tasks.filter((t) => t.expectedLabels);
+  if (!scored.length) return 0;
+  const upserts = [];
+  const dropped: number[] = [];
+  for (const task of scored) {
+    const { ann, annotatorId } = last.get(task.id)!;
+    if (!ann) {
+      dropped.push(task.id);
+      continue;
+    }
+    const result = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels!, ann.result);
+    upserts.push({
+      assignmentTaskId: task.id,
+      assignmentId: task.assignmentId,
+      annotatorId,
+      goldTaskId: task.goldTaskId,
+      score: result.score,
+      details: JSON.stringify({ ...result, lsAnnotationId: ann.id }),
+    });
+  }
+  if (upserts.length) {
     await trx
       .insertInto('goldResults')
-      .values({ assignmentTaskId: task.id, assignmentId: task.assignmentId, annotatorId, goldTaskId: task.goldTaskId, score: scored.score, details })
-      .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: new Date() }))
+      .values(upserts)
+      .onConflict((oc) =>
+        oc.column('assignmentTaskId').doUpdateSet((eb) => ({ score: eb.ref('excluded.score'), details: eb.ref('excluded.details'), evaluatedAt: new Date() })),
+      )
       .execute();
-  } else {
-    await trx.deleteFrom('goldResults').where('assignmentTaskId', '=', task.id).execute();
   }
-  await evaluateQuality(trx, annotatorId);
-  return true;
+  if (dropped.length) await trx.deleteFrom('goldResults').where('assignmentTaskId', 'in', dropped).execute();
+  for (const annotatorId of [...new Set(scored.map((t) => last.get(t.id)!.annotatorId))].sort((x, y) => x - y)) await evaluateQuality(trx, annotatorId);
+  return scored.length;
 }
 
 /** The annotation a gold task's event carries, for scoring. */
@@ -181,23 +211,31 @@ const annotationOf = (a: FastArgs): IngestAnnotation => ({
 
 /**
  * Applies `group` (CREATED/UPDATED events, oldest first) in `trx`: one labelfleet_ingest_annotations
- * call for them all, then each gold task's event alone (p_gold) and scored. One row per event, in
- * the group's order (a gold task's is that of its own call). Rejects as the database does — a
+ * call for them all, then the gold tasks' events in a second call (p_gold), scored together. One
+ * row per event, in the group's order (a gold task's from the second call). Rejects as the database does — a
  * concurrent record raises 23505 (retry: it is then a duplicate) — and `trx` is then aborted.
  */
 export async function applyGroup(trx: Tx, group: FastArgs[]): Promise<FastRow[]> {
   if (!group.length) return [];
-  const byIdx = new Map((await ingestGroup(trx, group, false)).map((r) => [r.idx, r]));
-  const out: FastRow[] = [];
-  for (const [i, args] of group.entries()) {
-    let r: FastRow | undefined = byIdx.get(i);
-    if (!r) throw new Error('event missing from the ingestion result');
-    if (r.outcome === 'gold') {
-      r = await ingestOnce(trx, args, true);
-      if (r.outcome === 'applied' && r.taskId != null) await scoreGoldTask(trx, r.taskId, args.annotator, annotationOf(args));
+  const rows = inOrder(await ingestGroup(trx, group, false), group.length);
+  const gold = [...group.keys()].filter((i) => rows[i]!.outcome === 'gold');
+  if (gold.length) {
+    const goldRows = inOrder(await ingestGroup(trx, gold.map((i) => group[i]!), true), gold.length);
+    const scoring: GoldScoring[] = [];
+    for (const [k, i] of gold.entries()) {
+      const r = (rows[i] = goldRows[k]!);
+      if (r.outcome === 'applied' && r.taskId != null) scoring.push({ taskId: r.taskId, annotatorId: group[i]!.annotator, ann: annotationOf(group[i]!) });
     }
-    out.push(r);
+    await scoreGoldTasks(trx, scoring);
   }
+  return rows;
+}
+
+/** The function's rows by event index, one per event. */
+function inOrder(rows: (FastRow & { idx: number })[], n: number): FastRow[] {
+  const out: FastRow[] = new Array(n);
+  for (const r of rows) out[r.idx] = r;
+  for (let i = 0; i < n; i++) if (!out[i]) throw new Error('event missing from the ingestion result');
   return out;
 }
 
@@ -246,7 +284,7 @@ export async function settleTaskState(
     true,
     true,
   );
-  if (r.outcome === 'applied' && r.taskId != null) await scoreGoldTask(trx, r.taskId, target.annotatorId, ann);
+  if (r.outcome === 'applied' && r.taskId != null) await scoreGoldTasks(trx, [{ taskId: r.taskId, annotatorId: target.annotatorId, ann }]);
   return r;
 }
 
