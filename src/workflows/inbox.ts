@@ -5,9 +5,9 @@
  * - append(args): one INSERT of the event (ingest.ts FastArgs) — committed before the webhook's
  *   200, so nothing acknowledged is lost — then wakes this process's drainer.
  * - The drainer: one loop per process, one drain at a time across processes (a transaction-level
- *   advisory lock). Each drain takes the oldest rows (up to GROUP), applies them through
- *   ingest.ts applyGroup (labelfleet_ingest_annotations: idempotency, order, tombstones; gold
- *   scoring) and deletes them, in one transaction: each event applied exactly once, an annotator's
+ *   advisory lock). Each drain takes the oldest rows (up to GROUP) and applies them in one
+ *   statement — the rows deleted and handed to labelfleet_ingest_annotations (idempotency, order,
+ *   tombstones) — then scores gold tasks (ingest.ts applyGold), in one transaction: each event applied exactly once, an annotator's
  *   events in inbox order. A drain holds the lock only for its one short transaction, so a group
  *   costs one call and one commit however many events it holds: under load the events that
  *   arrived during a drain go together in the next.
@@ -25,7 +25,7 @@ import type { AppContext } from '../context.ts';
 import type { Db, Tx } from '../db/index.ts';
 import { pgCode } from '../errors.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
-import { applyGroup, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
+import { applyGold, inOrder, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
 
 /** Events applied per drain transaction at most. */
 export const GROUP = 1_000;
@@ -37,14 +37,35 @@ const DRAIN_LOCK = 7_404_010;
 // Fixed statement texts: built once, not per event.
 const APPEND = `INSERT INTO webhook_inbox (event) VALUES ($1::jsonb)`;
 const LOCK = `SELECT pg_advisory_xact_lock(${DRAIN_LOCK})`;
-const TAKE = `DELETE FROM webhook_inbox WHERE id IN (SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1)
-  RETURNING id, event`;
-const TAKE_ONE = `DELETE FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL RETURNING id, event`;
+/**
+ * Takes the rows `which` selects (with $1) and applies them in one statement: the events never
+ * travel to this process and back. One row per event, by index in inbox order: the function's
+ * outcome, the event's type, and for a gold task's event the event itself (applyGold applies it).
+ */
+const takeAndApply = (which: string) => `WITH taken AS (
+    DELETE FROM webhook_inbox WHERE id IN (${which}) RETURNING id, event),
+  n AS (SELECT (row_number() OVER (ORDER BY id))::int - 1 AS i, id, event FROM taken)
+  SELECT r.idx, r.outcome, r.batch_id, r.ready, r.review_recorded, r.task_id, n.id,
+         n.event->>'event_type' AS event_type, CASE WHEN r.outcome = 'gold' THEN n.event END AS event,
+         (SELECT count(*) FROM n)::int AS taken
+    FROM labelfleet_ingest_annotations((SELECT coalesce(jsonb_agg(n.event || jsonb_build_object('i', n.i) ORDER BY n.i), '[]') FROM n)) r
+    JOIN n ON n.i = r.idx`;
+const TAKE = takeAndApply(`SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`);
+const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
+const FIRST_IDS = `SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`;
 const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1`;
 
-interface Row {
+interface TakenRow extends FastRow {
+  idx: number;
   id: string;
-  event: FastArgs;
+  eventType: string;
+  event: FastArgs | null;
+  taken: number;
+}
+
+interface Applied {
+  rows: FastRow[];
+  types: string[];
 }
 
 const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_CREATED', annotation_updated: 'ANNOTATION_UPDATED' };
@@ -110,49 +131,49 @@ export class WebhookInbox {
     }
   }
 
-  /** One drain transaction. Returns the number of rows taken. */
+  /** One drain transaction. Returns the number of events taken. */
   async #drainOnce(): Promise<number> {
-    let taken: Row[] = [];
-    let applied: (FastRow | null)[];
+    let applied: Applied[];
     try {
-      applied = await this.#db.transaction().execute(async (trx) => {
-        taken = await this.#take(trx, TAKE, GROUP);
-        return applyGroup(trx, taken.map((r) => r.event));
-      });
+      applied = [await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE, GROUP))];
     } catch (err) {
       // Not the database's answer (the connection lost): stop, retry later. Else one by one.
-      if (!pgCode(err) || !taken.length) throw err;
+      if (!pgCode(err)) throw err;
+      const { rows } = await this.#db.executeQuery<{ id: string }>(CompiledQuery.raw(FIRST_IDS, [GROUP]));
+      if (!rows.length) throw err;
       applied = [];
-      for (const row of taken) applied.push(await this.#applyOne(row.id));
+      for (const { id } of rows) applied.push(await this.#applyOne(id));
     }
     const out = noOutcome();
-    for (const [i, r] of applied.entries()) {
-      if (!r) continue;
-      tally(out, r);
-      const action = ACTION[taken[i]!.event.event_type] ?? 'other';
-      metrics.webhookEvents.inc({ action, result: r.outcome === 'duplicate' ? 'duplicate' : 'recorded' });
+    let taken = 0;
+    for (const { rows, types } of applied) {
+      taken += rows.length;
+      for (const [i, r] of rows.entries()) {
+        tally(out, r);
+        metrics.webhookEvents.inc({ action: ACTION[types[i]!] ?? 'other', result: r.outcome === 'duplicate' ? 'duplicate' : 'recorded' });
+      }
     }
     this.#wake(out);
-    return taken.length;
+    return taken;
   }
 
-  async #take(trx: Tx, text: string, param: number | string): Promise<Row[]> {
+  /** Takes the rows `text` selects (`param`) and applies them, gold tasks' events included, in `trx`. */
+  async #apply(trx: Tx, text: string, param: number | string): Promise<Applied> {
     await trx.executeQuery(CompiledQuery.raw(LOCK));
-    const { rows } = await trx.executeQuery<Row>(CompiledQuery.raw(text, [param]));
-    return [...rows].sort((a, b) => Number(a.id) - Number(b.id));
+    const { rows } = await trx.executeQuery<TakenRow>(CompiledQuery.raw(text, [param]));
+    if (rows.length && rows[0]!.taken !== rows.length) throw new Error('events missing from the ingestion result');
+    const byIdx = new Map(rows.map((r) => [r.idx, r]));
+    const ordered = inOrder(rows, rows.length);
+    await applyGold(trx, ordered, (i) => byIdx.get(i)!.event!);
+    return { rows: ordered, types: [...rows].sort((a, b) => a.idx - b.idx).map((r) => r.eventType) };
   }
 
-  /** Inbox row `id` alone (retried once: a concurrent record is then a duplicate); null when it failed and was set aside or is gone. */
-  async #applyOne(id: string): Promise<FastRow | null> {
-    const once = () =>
-      this.#db.transaction().execute(async (trx) => {
-        const [row] = await this.#take(trx, TAKE_ONE, id);
-        return row ? { row, r: (await applyGroup(trx, [row.event]))[0]! } : null;
-      });
+  /** Inbox row `id` alone (retried once: a concurrent record is then a duplicate); nothing when it failed and was set aside or is gone. */
+  async #applyOne(id: string): Promise<Applied> {
     let err: unknown;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        return (await once())?.r ?? null;
+        return await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE_ONE, id));
       } catch (e) {
         err = e;
         if (!pgCode(e)) throw e;
@@ -163,7 +184,7 @@ export class WebhookInbox {
     await this.#db.executeQuery(CompiledQuery.raw(FAIL, [id, message]));
     this.ctx.logger.error({ err, inboxId: id }, 'webhook inbox: event set aside');
     metrics.errors.inc({ source: 'webhook' });
-    return null;
+    return { rows: [], types: [] };
   }
 
   #wake(out: IngestOutcome) {

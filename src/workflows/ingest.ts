@@ -218,21 +218,30 @@ const annotationOf = (a: FastArgs): IngestAnnotation => ({
 export async function applyGroup(trx: Tx, group: FastArgs[]): Promise<FastRow[]> {
   if (!group.length) return [];
   const rows = inOrder(await ingestGroup(trx, group, false), group.length);
-  const gold = [...group.keys()].filter((i) => rows[i]!.outcome === 'gold');
-  if (gold.length) {
-    const goldRows = inOrder(await ingestGroup(trx, gold.map((i) => group[i]!), true), gold.length);
-    const scoring: GoldScoring[] = [];
-    for (const [k, i] of gold.entries()) {
-      const r = (rows[i] = goldRows[k]!);
-      if (r.outcome === 'applied' && r.taskId != null) scoring.push({ taskId: r.taskId, annotatorId: group[i]!.annotator, ann: annotationOf(group[i]!) });
-    }
-    await scoreGoldTasks(trx, scoring);
-  }
+  await applyGold(trx, rows, (i) => group[i]!);
   return rows;
 }
 
+/**
+ * The rest of applying a group whose labelfleet_ingest_annotations rows are `rows` (by event
+ * index): the events left untouched as gold (`eventOf(i)`: event i) applied in a second call
+ * (p_gold), in order, and scored together; their rows replaced in `rows`.
+ */
+export async function applyGold(trx: Tx, rows: FastRow[], eventOf: (i: number) => FastArgs): Promise<void> {
+  const gold = [...rows.keys()].filter((i) => rows[i]!.outcome === 'gold');
+  if (!gold.length) return;
+  const events = gold.map(eventOf);
+  const goldRows = inOrder(await ingestGroup(trx, events, true), gold.length);
+  const scoring: GoldScoring[] = [];
+  for (const [k, i] of gold.entries()) {
+    const r = (rows[i] = goldRows[k]!);
+    if (r.outcome === 'applied' && r.taskId != null) scoring.push({ taskId: r.taskId, annotatorId: events[k]!.annotator, ann: annotationOf(events[k]!) });
+  }
+  await scoreGoldTasks(trx, scoring);
+}
+
 /** The function's rows by event index, one per event. */
-function inOrder(rows: (FastRow & { idx: number })[], n: number): FastRow[] {
+export function inOrder(rows: (FastRow & { idx: number })[], n: number): FastRow[] {
   const out: FastRow[] = new Array(n);
   for (const r of rows) out[r.idx] = r;
   for (let i = 0; i < n; i++) if (!out[i]) throw new Error('event missing from the ingestion result');

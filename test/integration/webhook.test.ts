@@ -490,6 +490,33 @@ describe('webhook: the inbox (acknowledged once stored, applied by the drainer)'
     expect(await inboxRows()).toEqual({ n: 0, failed: 0 });
   });
 
+  it('applies a group as the same events one by one would: gold created then updated, a duplicate, the batch ready', async () => {
+    const b = await batch(2, 1);
+    const gold = b.gold[0]!;
+    const [first, second] = b.real;
+    const ev = (lsTaskId: number, id: number, type: string, label: string, at: string) => ({ ...stored(b, lsTaskId, id, at), event_type: type, result: choice(label) });
+    const group = [
+      ev(gold, 78_001, 'annotation_created', 'cat', '2026-04-02T10:00:00Z'),
+      ev(first!, 78_002, 'annotation_created', 'cat', '2026-04-02T10:00:00Z'),
+      ev(gold, 78_001, 'annotation_updated', 'dog', '2026-04-02T10:01:00Z'),
+      ev(first!, 78_002, 'annotation_created', 'cat', '2026-04-02T10:00:00Z'),
+      ev(second!, 78_003, 'annotation_created', 'dog', '2026-04-02T10:00:00Z'),
+    ];
+    // Stored while no drain ran (as a stopped process leaves them), then drained together.
+    for (const e of group) await sql`INSERT INTO webhook_inbox (event) VALUES (${JSON.stringify(e)}::jsonb)`.execute(t.db);
+    wakes.length = 0;
+    await reconcileSteps(t.ctx).find((s) => s.name === 'webhook-inbox')!.run(t.ctx);
+    const goldTask = await taskState(gold);
+    expect(goldTask).toMatchObject({ status: 'annotated', result: choice('dog') });
+    const score = await t.db.selectFrom('goldResults').select('score').where('assignmentTaskId', '=', goldTask.id).execute();
+    expect(score).toEqual([{ score: 0 }]);
+    expect(await assignmentState(b.assignmentId)).toMatchObject({ completedCount: 3, taskCount: 3 });
+    expect(wakes).toEqual([`webhook: batch ${b.assignmentId} annotated`]);
+    const events = await t.db.selectFrom('annotationEvents').select('lsAnnotationId').where('assignmentId', '=', b.assignmentId).execute();
+    expect(events).toHaveLength(4);
+    expect(await inboxRows()).toEqual({ n: 0, failed: 0 });
+  });
+
   it('applies what a stopped process acknowledged at the next reconcile pass, and sets aside an event that fails alone', async () => {
     const b = await batch(2);
     await sql`INSERT INTO webhook_inbox (event) VALUES
