@@ -2,9 +2,11 @@
  * POST /api/webhook: annotation events from the annotators' Label Studio instances.
  *
  * Label Studio sends each webhook once, with a 1 s timeout, from inside the annotator's own
- * submit, and never retries: this handler authenticates, records the fact in one short
- * transaction (workflows/ingest.ts) and answers; exporting, chaining and review effects run in
- * the reconciler, woken here. What a webhook never delivered, reconciliation finds.
+ * submit, and never retries: this handler authenticates, validates, stores a created or updated
+ * annotation in the durable inbox in one INSERT (workflows/inbox.ts) and answers; the inbox's
+ * drainer applies it moments later (workflows/ingest.ts) and wakes the reconciler, where
+ * exporting, chaining and review effects run. A deletion is applied here, once the inbox has
+ * drained. What a webhook never delivered, reconciliation finds.
  *
  * Auth: X-Annotator-Id and X-Webhook-Secret, compared in constant time with the secret of the
  * annotator's current start (derived from FLEET_SECRET_KEY, never stored). Missing, unknown or
@@ -202,9 +204,9 @@ export function webhookRoutes(ctx: AppContext) {
       tags: ['webhook'],
       summary: 'Label Studio annotation events (X-Annotator-Id + X-Webhook-Secret; no session)',
       description:
-        'Body: the Label Studio webhook payload {action, annotation{id, result, created_at, updated_at, lead_time, was_cancelled, task, project}, project{id}, task{id}}; ANNOTATIONS_DELETED carries annotations[{id}]. Idempotent: a duplicate changes nothing.',
+        'Body: the Label Studio webhook payload {action, annotation{id, result, created_at, updated_at, lead_time, was_cancelled, task, project}, project{id}, task{id}}; ANNOTATIONS_DELETED carries annotations[{id}]. Idempotent: a duplicate changes nothing. A created or updated annotation is stored durably before the 200 and applied moments later, in arrival order.',
       responses: {
-        200: jsonContent(OkSchema, 'Recorded (or a duplicate, or an action LabelFleet ignores)'),
+        200: jsonContent(OkSchema, 'Stored (applied moments later), or a duplicate, or an action LabelFleet ignores'),
         400: errors[400],
         401: errors[401],
       },
