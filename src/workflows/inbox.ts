@@ -7,10 +7,10 @@
  * - The drainer: one loop per process, one drain at a time across processes (a transaction-level
  *   advisory lock). Each drain takes the oldest rows (up to GROUP) and applies them in one
  *   statement — the rows deleted and handed to labelfleet_ingest_annotations (idempotency, order,
- *   tombstones) — then scores gold tasks (ingest.ts applyGold), in one transaction: each event applied exactly once, an annotator's
- *   events in inbox order. A drain holds the lock only for its one short transaction, so a group
- *   costs one call and one commit however many events it holds: under load the events that
- *   arrived during a drain go together in the next.
+ *   tombstones) — then scores gold tasks (ingest.ts applyGold), in one transaction: each event
+ *   applied exactly once, an annotator's events in inbox order. A group costs one call and one
+ *   commit however many events it holds: under load the events that arrived during a drain go
+ *   together in the next.
  * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
  *   applied one by one; an event that fails alone with a fault of its own (SQLSTATE class 22, 23 or
  *   P0) is kept in the inbox with failed_at and error, logged and counted, and the drain goes on.
@@ -25,7 +25,7 @@ import type { AppContext } from '../context.ts';
 import type { Db, Tx } from '../db/index.ts';
 import { pgCode } from '../errors.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
-import { applyGold, inOrder, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
+import { applyGold, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
 
 /** Events applied per drain transaction at most. */
 export const GROUP = 1_000;
@@ -45,11 +45,10 @@ const LOCK = `SELECT pg_advisory_xact_lock(${DRAIN_LOCK})`;
 const takeAndApply = (which: string) => `WITH taken AS (
     DELETE FROM webhook_inbox WHERE id IN (${which}) RETURNING id, event),
   n AS (SELECT (row_number() OVER (ORDER BY id))::int - 1 AS i, id, event FROM taken)
-  SELECT r.idx, r.outcome, r.batch_id, r.ready, r.review_recorded, r.task_id, n.id,
-         n.event->>'event_type' AS event_type, CASE WHEN r.outcome = 'gold' THEN n.event END AS event,
-         (SELECT count(*) FROM n)::int AS taken
+  SELECT n.i AS idx, r.outcome, r.batch_id, r.ready, r.review_recorded, r.task_id,
+         n.event->>'event_type' AS event_type, CASE WHEN r.outcome = 'gold' THEN n.event END AS event
     FROM labelfleet_ingest_annotations((SELECT coalesce(jsonb_agg(n.event || jsonb_build_object('i', n.i) ORDER BY n.i), '[]') FROM n)) r
-    JOIN n ON n.i = r.idx`;
+   RIGHT JOIN n ON n.i = r.idx`;
 const TAKE = takeAndApply(`SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`);
 const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
 const FIRST_IDS = `SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`;
@@ -57,10 +56,8 @@ const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = 
 
 interface TakenRow extends FastRow {
   idx: number;
-  id: string;
   eventType: string;
   event: FastArgs | null;
-  taken: number;
 }
 
 interface Applied {
@@ -161,11 +158,12 @@ export class WebhookInbox {
   async #apply(trx: Tx, text: string, param: number | string): Promise<Applied> {
     await trx.executeQuery(CompiledQuery.raw(LOCK));
     const { rows } = await trx.executeQuery<TakenRow>(CompiledQuery.raw(text, [param]));
-    if (rows.length && rows[0]!.taken !== rows.length) throw new Error('events missing from the ingestion result');
-    const byIdx = new Map(rows.map((r) => [r.idx, r]));
-    const ordered = inOrder(rows, rows.length);
-    await applyGold(trx, ordered, (i) => byIdx.get(i)!.event!);
-    return { rows: ordered, types: [...rows].sort((a, b) => a.idx - b.idx).map((r) => r.eventType) };
+    // An event taken without its outcome would be deleted unapplied: roll back instead.
+    if (rows.some((r) => r.outcome == null)) throw new Error('event missing from the ingestion result');
+    const taken = [...rows].sort((a, b) => a.idx - b.idx);
+    const applied: FastRow[] = [...taken];
+    await applyGold(trx, applied, (i) => taken[i]!.event!);
+    return { rows: applied, types: taken.map((r) => r.eventType) };
   }
 
   /** Inbox row `id` alone (retried once: a concurrent record is then a duplicate); nothing when it failed and was set aside or is gone. */

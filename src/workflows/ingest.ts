@@ -241,7 +241,7 @@ export async function applyGold(trx: Tx, rows: FastRow[], eventOf: (i: number) =
 }
 
 /** The function's rows by event index, one per event. */
-export function inOrder(rows: (FastRow & { idx: number })[], n: number): FastRow[] {
+function inOrder(rows: (FastRow & { idx: number })[], n: number): FastRow[] {
   const out: FastRow[] = new Array(n);
   for (const r of rows) out[r.idx] = r;
   for (let i = 0; i < n; i++) if (!out[i]) throw new Error('event missing from the ingestion result');
