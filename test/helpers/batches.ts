@@ -94,7 +94,7 @@ export async function seedGold(t: TestService, labelingConfigId: number, n: numb
  * (src/workflows/inbox.ts) — what anyone reading the state right after a webhook waits for. Waits
  * for the drain the webhook started; applies nothing itself.
  */
-export async function webhooksApplied(t: TestService): Promise<void> {
+export async function webhooksApplied(t: Pick<TestService, 'ctx'>): Promise<void> {
   await webhookInbox(t.ctx).idle();
 }
 
