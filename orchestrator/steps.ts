@@ -9,10 +9,13 @@ import { outboundStep } from './outbound-step.ts';
 import { refreshOverlapExports } from '../src/workflows/overlap-exports.ts';
 import { fitConsensus } from '../src/workflows/consensus-fit.ts';
 import { rollupsStep } from '../src/db/graph-stats.ts';
+import { webhookInbox } from '../src/workflows/inbox.ts';
 
 export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
   return [
+    // Webhook events acknowledged and not yet applied (a crash, a failed drain): applied first (src/workflows/inbox.ts).
+    { name: 'webhook-inbox', run: async (ctx) => (await webhookInbox(ctx).drain(), { actions: [], errors: [] }) },
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
     annotatorsStep(),
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).

@@ -16,6 +16,7 @@ import { ensureFirstAdmin } from './auth/admins.ts';
 import { createApp } from './api/app.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { closeLiveStreams } from './live/index.ts';
+import { webhookInbox } from './workflows/inbox.ts';
 import { Reconciler } from '../orchestrator/reconciler.ts';
 import { reconcileSteps } from '../orchestrator/steps.ts';
 import { createBackend } from '../orchestrator/backends/index.ts';
@@ -98,6 +99,7 @@ export async function createService(config: Config, overrides: Partial<AppContex
         ? new Promise<void>((resolve) => server!.close(() => resolve()))
         : Promise.resolve();
       await reconciler!.stop();
+      webhookInbox(ctx).close();
       await closed;
       await ctx.instanceDatabases.close();
       await database.close();

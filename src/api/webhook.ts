@@ -2,9 +2,11 @@
  * POST /api/webhook: annotation events from the annotators' Label Studio instances.
  *
  * Label Studio sends each webhook once, with a 1 s timeout, from inside the annotator's own
- * submit, and never retries: this handler authenticates, records the fact in one short
- * transaction (workflows/ingest.ts) and answers; exporting, chaining and review effects run in
- * the reconciler, woken here. What a webhook never delivered, reconciliation finds.
+ * submit, and never retries: this handler authenticates, validates, stores a created or updated
+ * annotation in the durable inbox in one INSERT (workflows/inbox.ts) and answers; the inbox's
+ * drainer applies it moments later (workflows/ingest.ts) and wakes the reconciler, where
+ * exporting, chaining and review effects run. A deletion is applied here, once the inbox has
+ * drained. What a webhook never delivered, reconciliation finds.
  *
  * Auth: X-Annotator-Id and X-Webhook-Secret, compared in constant time with the secret of the
  * annotator's current start (derived from FLEET_SECRET_KEY, never stored). Missing, unknown or
@@ -26,7 +28,8 @@ import { AppError, badRequest } from '../errors.ts';
 import { currentWebhookSecret } from '../labelstudio/instances.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
 import { COMPARE_ACTIONS, markForComparison } from '../workflows/compare.ts';
-import { ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
+import { webhookInbox } from '../workflows/inbox.ts';
+import { fastArgs, ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
 import { errors, jsonContent } from './common.ts';
 import { createRouter } from './router.ts';
 
@@ -165,6 +168,9 @@ async function readBodyText(c: Context): Promise<string> {
 export function webhookRoutes(ctx: AppContext) {
   const app = createRouter();
   const { db } = ctx.database;
+  const inbox = webhookInbox(ctx);
+  // What a previous process acknowledged and did not apply (a crash, a restart).
+  void inbox.drain().catch(() => {});
 
   /**
    * Verified secrets, briefly: a hit spares the annotator lookup on the hot path. Only successes
@@ -198,9 +204,9 @@ export function webhookRoutes(ctx: AppContext) {
       tags: ['webhook'],
       summary: 'Label Studio annotation events (X-Annotator-Id + X-Webhook-Secret; no session)',
       description:
-        'Body: the Label Studio webhook payload {action, annotation{id, result, created_at, updated_at, lead_time, was_cancelled, task, project}, project{id}, task{id}}; ANNOTATIONS_DELETED carries annotations[{id}]. Idempotent: a duplicate changes nothing.',
+        'Body: the Label Studio webhook payload {action, annotation{id, result, created_at, updated_at, lead_time, was_cancelled, task, project}, project{id}, task{id}}; ANNOTATIONS_DELETED carries annotations[{id}]. Idempotent: a duplicate changes nothing. A created or updated annotation is stored durably before the 200 and applied moments later, in arrival order.',
       responses: {
-        200: jsonContent(OkSchema, 'Recorded (or a duplicate, or an action LabelFleet ignores)'),
+        200: jsonContent(OkSchema, 'Stored (applied moments later), or a duplicate, or an action LabelFleet ignores'),
         400: errors[400],
         401: errors[401],
       },
@@ -233,11 +239,16 @@ export function webhookRoutes(ctx: AppContext) {
         if (!parsed.success) throw badRequest('Validation failed', parsed.error.issues);
         const p = parsed.data;
         action = p.action as WebhookAction;
-        const out = await ingestEvent(db, toIngestEvent(annotatorId, p));
-        metrics.webhookEvents.inc({ action, result: out.recorded ? 'recorded' : 'duplicate' });
-        if (out.readyAssignmentIds.length || out.reviewRecorded) {
-          ctx.wake(`webhook: ${out.readyAssignmentIds.length ? `batch ${out.readyAssignmentIds.join(',')} annotated` : 'review decision'}`);
+        const ev = toIngestEvent(annotatorId, p);
+        if (ev.annotation) {
+          // Durable before the 200; applied (and counted in the metrics) by the drainer.
+          await inbox.append(fastArgs(ev, ev.annotation));
+          return c.json({ ok: true as const }, 200);
         }
+        // A deletion is applied here, after every event acknowledged before it.
+        await inbox.drain();
+        const out = await ingestEvent(db, ev);
+        metrics.webhookEvents.inc({ action, result: out.recorded ? 'recorded' : 'duplicate' });
         return c.json({ ok: true as const }, 200);
       } catch (err) {
         const status = err instanceof AppError ? err.status : 500;

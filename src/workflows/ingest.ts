@@ -6,9 +6,10 @@
  * labelfleet_delete_annotations (migrations/0018_ingestion.sql), whose headers state them. This
  * module only feeds them:
  *
- * - CREATED/UPDATED: one round trip; under load the events that arrive while a call runs go
- *   together in the next one (one transaction). Gold tasks come back untouched from that call and
- *   are then applied alone (p_gold) and scored (domain/gold-scoring.ts, quality.ts) in one
+ * - CREATED/UPDATED: a group of events in one call (applyGroup: webhooks, from the inbox,
+ *   workflows/inbox.ts) or one event alone (ingestEvent: reconciliation). Gold tasks come back
+ *   untouched from that call and are then applied in a second call (p_gold) and scored together
+ *   (domain/gold-scoring.ts, quality.ts: each annotator's quality checked once), in the same
  *   transaction.
  * - ANNOTATIONS_DELETED: one call for all ids (set-based), plus the quality re-evaluation when a
  *   gold result was dropped, in one transaction.
@@ -51,9 +52,8 @@ export interface IngestOutcome {
   applied: number;
   /** Batches in which every task is now annotated (ready for export). */
   readyAssignmentIds: number[];
-  /** Whether a review decision or a gold result was recorded. */
+  /** Whether a review decision was recorded. */
   reviewRecorded: boolean;
-  goldScored: boolean;
 }
 
 const eventType = (action: IngestAction) =>
@@ -71,7 +71,8 @@ export interface FastRow {
   taskId: number | null;
 }
 
-interface FastArgs {
+/** One CREATED/UPDATED event as labelfleet_ingest_annotations takes it (and the inbox stores it). */
+export interface FastArgs {
   annotator: number;
   event_type: string;
   source: string;
@@ -88,7 +89,8 @@ interface FastArgs {
   review_reason: string | null;
 }
 
-function fastArgs(ev: IngestEvent, ann: IngestAnnotation): FastArgs {
+/** The function's event object for `ev` (CREATED/UPDATED, with its annotation and task id). */
+export function fastArgs(ev: IngestEvent, ann: IngestAnnotation): FastArgs {
   const review = parseReviewDecision(ann.result);
   return {
     annotator: ev.annotatorId,
@@ -141,130 +143,121 @@ async function ingestOnce(db: Executor, a: FastArgs, gold: boolean, settle = fal
   return rows[0]!;
 }
 
-interface Pending {
-  args: FastArgs;
-  resolve: (r: FastRow) => void;
-  reject: (e: unknown) => void;
+/** A gold task to score: against `ann`, or its score dropped when `ann` is null (the task is open again). */
+export interface GoldScoring {
+  taskId: number;
+  annotatorId: number;
+  ann: IngestAnnotation | null;
 }
 
 /**
- * Group ingestion: an event is sent at once when nothing of its annotator is in flight and a call
- * slot is free; events that arrive meanwhile go together in the next call
- * (labelfleet_ingest_annotations: a fixed number of statements and one commit whatever the group's
- * size), at most MAX_GROUP per call and MAX_IN_FLIGHT calls at a time. No added latency at low
- * load, far fewer round trips and commits at high load.
- *
- * Calls in flight never share an annotator: an event whose annotator is in a call waits for it and
- * goes in the next call with that annotator's other waiting events, in arrival order. An event
- * locks rows of its annotator until its commit (the batch's completed count, the annotator's
- * hourly rollup, its lastActiveAt), so two calls with the same annotator would wait for each
- * other's commit; kept apart they commit side by side, and PostgreSQL flushes their commits
- * together. (The database's own locks still keep every other writer correct.)
- *
- * If a group fails as a whole (a deadlock, a bad value, a concurrent duplicate), its events are
- * retried one by one, so one event's failure stays its own.
+ * Scores gold tasks (domain/gold-scoring.ts) — a task named twice takes its last entry — and
+ * re-evaluates each annotator's quality once (quality.ts), in `trx`, with a fixed number of
+ * statements besides the quality checks. Tasks that are not gold tasks with expected labels are
+ * left alone. Returns the number of tasks scored or unscored.
  */
-class FastIngest {
-  static readonly MAX_GROUP = 256;
-  static readonly MAX_IN_FLIGHT = 2;
-  #queue: Pending[] = [];
-  #inFlight = 0;
-  /** Annotators with an event in a call in flight. */
-  #busy = new Set<number>();
-
-  constructor(private readonly db: Db) {}
-
-  submit(args: FastArgs): Promise<FastRow> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ args, resolve, reject });
-      this.#pump();
-    });
-  }
-
-  #pump() {
-    while (this.#inFlight < FastIngest.MAX_IN_FLIGHT && this.#queue.length) {
-      // The waiting events of the annotators not in flight, in arrival order, up to MAX_GROUP;
-      // the others wait (an annotator's later event never overtakes an earlier one).
-      const taken: Pending[] = [];
-      const rest: Pending[] = [];
-      for (const p of this.#queue) (taken.length < FastIngest.MAX_GROUP && !this.#busy.has(p.args.annotator) ? taken : rest).push(p);
-      if (!taken.length) return;
-      this.#queue = rest;
-      const annotators = new Set(taken.map((p) => p.args.annotator));
-      for (const a of annotators) this.#busy.add(a);
-      this.#inFlight++;
-      void this.#flush(taken).finally(() => {
-        for (const a of annotators) this.#busy.delete(a);
-        this.#inFlight--;
-        this.#pump();
-      });
-    }
-  }
-
-  #one(args: FastArgs) {
-    return retryOnConcurrentRecord(() => ingestOnce(this.db, args, false));
-  }
-
-  async #flush(group: Pending[]) {
-    if (group.length === 1) {
-      const [one] = group;
-      await this.#one(one!.args).then(one!.resolve, one!.reject);
-      return;
-    }
-    try {
-      const rows = await ingestGroup(this.db, group.map((g) => g.args), false);
-      const byIdx = new Map(rows.map((r) => [r.idx, r]));
-      group.forEach((g, i) => {
-        const r = byIdx.get(i);
-        if (r) g.resolve(r);
-        else g.reject(new Error('event missing from the group result'));
-      });
-    } catch {
-      for (const g of group) await this.#one(g.args).then(g.resolve, g.reject);
-    }
-  }
-}
-
-const fastIngest = new WeakMap<Db, FastIngest>();
-
-/**
- * Scores gold task `taskId` (of annotator `annotatorId`) against `ann` — or drops its score when
- * `ann` is null (the task is open again) — and re-evaluates the annotator's quality, in `trx`.
- * false when the task is not a gold task with expected labels (nothing done).
- */
-export async function scoreGoldTask(trx: Tx, taskId: number, annotatorId: number, ann: IngestAnnotation | null): Promise<boolean> {
-  const task = await trx
+export async function scoreGoldTasks(trx: Tx, items: GoldScoring[]): Promise<number> {
+  const last = new Map(items.map((g) => [g.taskId, g]));
+  if (!last.size) return 0;
+  const tasks = await trx
     .selectFrom('assignmentTasks as t')
     .innerJoin('goldTasks as g', 'g.id', 't.goldTaskId')
     .select(['t.id', 't.assignmentId', 't.goldTaskId', 'g.expectedLabels'])
-    .where('t.id', '=', taskId)
-    .executeTakeFirst();
-  if (!task?.expectedLabels) return false;
-  if (ann) {
-    const scored = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels, ann.result);
-    const details = JSON.stringify({ ...scored, lsAnnotationId: ann.id });
+    .where('t.id', 'in', [...last.keys()])
+    .orderBy('t.id')
+    .execute();
+  const scored = tasks.filter((t) => t.expectedLabels);
+  if (!scored.length) return 0;
+  const upserts = [];
+  const dropped: number[] = [];
+  for (const task of scored) {
+    const { ann, annotatorId } = last.get(task.id)!;
+    if (!ann) {
+      dropped.push(task.id);
+      continue;
+    }
+    const result = ann.wasCancelled ? { score: 0, controls: [], skipped: true } : scoreGold(task.expectedLabels!, ann.result);
+    upserts.push({
+      assignmentTaskId: task.id,
+      assignmentId: task.assignmentId,
+      annotatorId,
+      goldTaskId: task.goldTaskId,
+      score: result.score,
+      details: JSON.stringify({ ...result, lsAnnotationId: ann.id }),
+    });
+  }
+  if (upserts.length) {
     await trx
       .insertInto('goldResults')
-      .values({ assignmentTaskId: task.id, assignmentId: task.assignmentId, annotatorId, goldTaskId: task.goldTaskId, score: scored.score, details })
-      .onConflict((oc) => oc.column('assignmentTaskId').doUpdateSet({ score: scored.score, details, evaluatedAt: new Date() }))
+      .values(upserts)
+      .onConflict((oc) =>
+        oc.column('assignmentTaskId').doUpdateSet((eb) => ({ score: eb.ref('excluded.score'), details: eb.ref('excluded.details'), evaluatedAt: new Date() })),
+      )
       .execute();
-  } else {
-    await trx.deleteFrom('goldResults').where('assignmentTaskId', '=', task.id).execute();
   }
-  await evaluateQuality(trx, annotatorId);
-  return true;
+  if (dropped.length) await trx.deleteFrom('goldResults').where('assignmentTaskId', 'in', dropped).execute();
+  for (const annotatorId of [...new Set(scored.map((t) => last.get(t.id)!.annotatorId))].sort((x, y) => x - y)) await evaluateQuality(trx, annotatorId);
+  return scored.length;
 }
 
-/** A gold task's event: applied like any other, then scored, in one transaction. */
-async function ingestGold(db: Db, args: FastArgs, ann: IngestAnnotation, out: IngestOutcome): Promise<FastRow> {
-  return retryOnConcurrentRecord(() =>
-    db.transaction().execute(async (trx) => {
-      const r = await ingestOnce(trx, args, true);
-      if (r.outcome === 'applied' && r.taskId != null && (await scoreGoldTask(trx, r.taskId, args.annotator, ann))) out.goldScored = true;
-      return r;
-    }),
-  );
+/** The annotation a gold task's event carries, for scoring. */
+const annotationOf = (a: FastArgs): IngestAnnotation => ({
+  id: a.annotation!,
+  result: a.result ?? [],
+  updatedAt: a.updated_at,
+  leadTime: a.lead_time,
+  wasCancelled: a.was_cancelled,
+});
+
+/**
+ * Applies `group` (CREATED/UPDATED events, oldest first) in `trx`: one labelfleet_ingest_annotations
+ * call for them all, then the gold tasks' events in a second call (p_gold), scored together. One
+ * row per event, in the group's order (a gold task's from the second call). Rejects as the database does — a
+ * concurrent record raises 23505 (retry: it is then a duplicate) — and `trx` is then aborted.
+ */
+export async function applyGroup(trx: Tx, group: FastArgs[]): Promise<FastRow[]> {
+  if (!group.length) return [];
+  const rows = inOrder(await ingestGroup(trx, group, false), group.length);
+  await applyGold(trx, rows, (i) => group[i]!);
+  return rows;
 }
+
+/**
+ * The rest of applying a group whose labelfleet_ingest_annotations rows are `rows` (by event
+ * index): the events left untouched as gold (`eventOf(i)`: event i) applied in a second call
+ * (p_gold), in order, and scored together; their rows replaced in `rows`.
+ */
+export async function applyGold(trx: Tx, rows: FastRow[], eventOf: (i: number) => FastArgs): Promise<void> {
+  const gold = [...rows.keys()].filter((i) => rows[i]!.outcome === 'gold');
+  if (!gold.length) return;
+  const events = gold.map(eventOf);
+  const goldRows = inOrder(await ingestGroup(trx, events, true), gold.length);
+  const scoring: GoldScoring[] = [];
+  for (const [k, i] of gold.entries()) {
+    const r = (rows[i] = goldRows[k]!);
+    if (r.outcome === 'applied' && r.taskId != null) scoring.push({ taskId: r.taskId, annotatorId: events[k]!.annotator, ann: annotationOf(events[k]!) });
+  }
+  await scoreGoldTasks(trx, scoring);
+}
+
+/** The function's rows by event index, one per event. */
+function inOrder(rows: (FastRow & { idx: number })[], n: number): FastRow[] {
+  const out: FastRow[] = new Array(n);
+  for (const r of rows) out[r.idx] = r;
+  for (let i = 0; i < n; i++) if (!out[i]) throw new Error('event missing from the ingestion result');
+  return out;
+}
+
+/** Adds what event row `r` changed to `out`. */
+export function tally(out: IngestOutcome, r: FastRow): IngestOutcome {
+  if (r.outcome !== 'duplicate' && r.outcome !== 'gold') out.recorded++;
+  if (r.outcome === 'applied') out.applied++;
+  if (r.ready && r.batchId !== null) out.readyAssignmentIds.push(r.batchId);
+  if (r.reviewRecorded) out.reviewRecorded = true;
+  return out;
+}
+
+export const noOutcome = (): IngestOutcome => ({ recorded: 0, applied: 0, readyAssignmentIds: [], reviewRecorded: false });
 
 /**
  * Sets the task that `target` names (the annotator's Label Studio task, as an event would name
@@ -300,7 +293,7 @@ export async function settleTaskState(
     true,
     true,
   );
-  if (r.outcome === 'applied' && r.taskId != null) await scoreGoldTask(trx, r.taskId, target.annotatorId, ann);
+  if (r.outcome === 'applied' && r.taskId != null) await scoreGoldTasks(trx, [{ taskId: r.taskId, annotatorId: target.annotatorId, ann }]);
   return r;
 }
 
@@ -314,33 +307,23 @@ async function ingestDeletion(db: Db, ev: IngestEvent, out: IngestOutcome): Prom
     const r = rows[0]!;
     out.recorded += r.recorded;
     out.applied += r.applied;
-    if (r.goldRemoved > 0) {
-      out.goldScored = true;
-      await evaluateQuality(trx, ev.annotatorId);
-    }
+    if (r.goldRemoved > 0) await evaluateQuality(trx, ev.annotatorId);
   });
 }
 
 /**
- * Records one event and applies it (module comment). Resolves with what changed; rejects only on
- * a database failure (nothing of the event is then written).
+ * Records one event and applies it, alone, in one transaction (module comment). Resolves with what
+ * changed; rejects only on a database failure (nothing of the event is then written).
  */
 export async function ingestEvent(db: Db, ev: IngestEvent): Promise<IngestOutcome> {
-  const out: IngestOutcome = { recorded: 0, applied: 0, readyAssignmentIds: [], reviewRecorded: false, goldScored: false };
+  const out = noOutcome();
   if (ev.action === 'ANNOTATIONS_DELETED') {
     await ingestDeletion(db, ev, out);
     return out;
   }
   const ann = ev.annotation;
   if (!ann || ev.lsTaskId === null) return out;
-  let q = fastIngest.get(db);
-  if (!q) fastIngest.set(db, (q = new FastIngest(db)));
   const args = fastArgs(ev, ann);
-  let r = await q.submit(args);
-  if (r.outcome === 'gold') r = await ingestGold(db, args, ann, out);
-  if (r.outcome !== 'duplicate' && r.outcome !== 'gold') out.recorded++;
-  if (r.outcome === 'applied') out.applied++;
-  if (r.ready && r.batchId !== null) out.readyAssignmentIds.push(r.batchId);
-  if (r.reviewRecorded) out.reviewRecorded = true;
-  return out;
+  const [r] = await retryOnConcurrentRecord(() => db.transaction().execute((trx) => applyGroup(trx, [args])));
+  return tally(out, r!);
 }

@@ -24,7 +24,7 @@ import { LabelStudioClient } from '../../src/labelstudio/client.ts';
 import { createService, type Service } from '../../src/service.ts';
 import { WEBHOOK_ACTIONS } from '../../src/workflows/provision.ts';
 import type { Storage } from '../../src/storage/s3.ts';
-import { IMAGE_CONFIG, REVIEW_CONFIG, seedAnnotator, seedConfig, seedGold, seedRole, seedWorkflow } from '../helpers/batches.ts';
+import { IMAGE_CONFIG, REVIEW_CONFIG, seedAnnotator, seedConfig, seedGold, seedRole, seedWorkflow, webhooksApplied } from '../helpers/batches.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.ts';
 import { freePort } from '../helpers/process.ts';
@@ -88,6 +88,8 @@ async function annotateBatch(assignmentId: number, resultFor: (task: { isGold: b
   for (const task of await tasksOf(assignmentId)) {
     created.push(await lsApi.createAnnotation(task.lsTaskId!, { result: resultFor(task), lead_time: 7.5 }));
   }
+  // Acknowledged webhooks are applied by the inbox's drainer moments later.
+  await webhooksApplied(service);
   return created;
 }
 
@@ -200,7 +202,8 @@ describe('batches through Label Studio', () => {
     const tasks = await tasksOf(l1);
     const [first, second, ...rest] = tasks;
     const a1 = await lsApi.createAnnotation(first!.lsTaskId!, { result: labelResult(first!), lead_time: 7.5 });
-    // The webhook arrived while Label Studio answered the submit.
+    // The webhook arrived while Label Studio answered the submit (and its drain applied it).
+    await webhooksApplied(service);
     expect((await eventsFor(a1.id)).map((e) => [e.eventType, e.source])).toEqual([['annotation_created', 'webhook']]);
     expect(await db().selectFrom('assignmentTasks').select(['status', 'result']).where('id', '=', first!.id).executeTakeFirstOrThrow()).toMatchObject({
       status: 'annotated',
@@ -213,6 +216,7 @@ describe('batches through Label Studio', () => {
     await lsApi.updateWebhook(hook!.id, { url: `http://127.0.0.1:${await freePort()}/api/webhook`, actions: hook!.actions });
     const a2 = await lsApi.createAnnotation(second!.lsTaskId!, { result: labelResult(second!), lead_time: 3 });
     await lsApi.updateWebhook(hook!.id, { url: hook!.url, actions: hook!.actions });
+    await webhooksApplied(service);
     expect(await eventsFor(a2.id)).toEqual([]);
     expect((await db().selectFrom('assignmentTasks').select('status').where('id', '=', second!.id).executeTakeFirstOrThrow()).status).toBe('open');
 
@@ -229,12 +233,14 @@ describe('batches through Label Studio', () => {
       body: JSON.stringify({ action: 'ANNOTATION_CREATED', annotation: { ...a1, task: first!.lsTaskId, project }, project: { id: project }, task: { id: first!.lsTaskId } }),
     });
     expect(await replay.json()).toEqual({ ok: true });
+    await webhooksApplied(service);
     expect(await db().selectFrom('assignments').selectAll().where('id', '=', l1).executeTakeFirstOrThrow()).toEqual(before);
     expect(await eventsFor(a1.id)).toHaveLength(1);
 
     for (const task of rest) {
       await lsApi.createAnnotation(task.lsTaskId!, { result: labelResult(task), lead_time: 5 });
     }
+    await webhooksApplied(service);
     const annotated = await db().selectFrom('assignments').selectAll().where('id', '=', l1).executeTakeFirstOrThrow();
     expect(annotated).toMatchObject({ status: 'in_progress', completedCount: 4, exportKey: null });
   });

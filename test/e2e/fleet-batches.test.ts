@@ -33,6 +33,7 @@ import { createLogger } from '../../src/logger.ts';
 import { metrics } from '../../src/metrics.ts';
 import { createService, type Service } from '../../src/service.ts';
 import type { Storage } from '../../src/storage/s3.ts';
+import { webhooksApplied } from '../helpers/batches.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { TEST_DATABASE_URL, testEnv } from '../helpers/env.ts';
 import { freePort, freePortBase, waitUntil } from '../helpers/process.ts';
@@ -241,7 +242,8 @@ describe('a batch through a Label Studio the fleet started', () => {
       created.push(a.id);
     }
 
-    // Each annotation arrived by webhook while Label Studio answered the submit.
+    // Each annotation arrived by webhook while Label Studio answered the submit (applied by the inbox's drainer).
+    await webhooksApplied(service!);
     const events = await db().selectFrom('annotationEvents').selectAll().where('assignmentId', '=', assignmentId).orderBy('id').execute();
     expect(events.map((e) => [e.lsAnnotationId, e.eventType, e.source, e.timeSpentMs])).toEqual(
       created.map((id, i) => [id, 'annotation_created', 'webhook', (4 + i) * 1000]),

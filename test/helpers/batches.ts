@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import type { NewWorkflow } from '../../src/db/types.ts';
 import { currentWebhookSecret } from '../../src/labelstudio/instances.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
+import { webhookInbox } from '../../src/workflows/inbox.ts';
 import type { TestService } from './service.ts';
 
 export const IMAGE_CONFIG = `<View>
@@ -85,6 +86,16 @@ export async function seedGold(t: TestService, labelingConfigId: number, n: numb
     );
   }
   return rows;
+}
+
+/**
+ * Waits until the webhooks acknowledged so far are applied: POST /api/webhook answers once the
+ * event is stored in the inbox, and the service's drainer applies it moments later
+ * (src/workflows/inbox.ts) — what anyone reading the state right after a webhook waits for. Waits
+ * for the drain the webhook started; applies nothing itself.
+ */
+export async function webhooksApplied(t: Pick<TestService, 'ctx'>): Promise<void> {
+  await webhookInbox(t.ctx).idle();
 }
 
 export function webhookHeaders(t: TestService, annotator: { id: number; startGeneration: number }) {

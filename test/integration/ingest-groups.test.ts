@@ -2,7 +2,8 @@
  * The set-based ingestion (migrations/0025_ingestion_set_based.sql) against real PostgreSQL:
  * a group of events gives what one call per event gives (outcomes, the task's final state, batch
  * counters, event rows); settling a task to Label Studio's state goes through the same function
- * (compare.ts); GET /api/events' unfiltered total follows the trigger-kept counter exactly.
+ * (compare.ts); a drain held up by a lock holds up no webhook (the inbox, src/workflows/inbox.ts);
+ * GET /api/events' unfiltered total follows the trigger-kept counter exactly.
  */
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,7 @@ import type { Annotator, Assignment } from '../../src/db/types.ts';
 import type { LsTask } from '../../src/labelstudio/client.ts';
 import { compareWithLabelStudio } from '../../src/workflows/compare.ts';
 import { ingestEvent, type IngestEvent } from '../../src/workflows/ingest.ts';
-import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders } from '../helpers/batches.ts';
+import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders, webhooksApplied } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -169,19 +170,16 @@ describe('concurrent webhooks (ingestEvent: calls in flight never share an annot
   });
 });
 
-describe('a call waiting on a lock (ingestEvent: Label Studio gives a webhook 1 s)', () => {
-  it("holds up only its own annotator's webhooks: another annotator's are recorded meanwhile, its own later one after it", async () => {
+describe('a drain waiting on a lock (Label Studio gives a webhook 1 s)', () => {
+  it('holds up no webhook: every one is acknowledged meanwhile, and applied in arrival order once the lock is released', async () => {
     const other = await seedAnnotator(t, { roleId: annotator.roleId! });
     const mine = await batch(2);
     const theirs = await seedInProgressBatch(t, { annotatorId: other.id, lsProjectId: ++project, real: 1, prefix: 'ig-lock' });
-    const ev = (who: number, b: typeof mine, task: number, ann: number, at: string): IngestEvent => ({
-      annotatorId: who,
-      action: 'ANNOTATION_CREATED',
-      source: 'webhook',
-      lsProjectId: b.lsProjectId,
-      lsTaskId: b.lsTaskIds[task]!,
-      annotation: { id: ann, result: choice('x'), updatedAt: at, leadTime: 1, wasCancelled: false },
-    });
+    const post = (who: Annotator, b: { lsProjectId: number; lsTaskIds: number[] }, task: number, id: number, label: string, at: string) =>
+      t.anonymous.json('POST', '/api/webhook', {
+        action: 'ANNOTATION_CREATED',
+        annotation: { id, result: choice(label), updated_at: at, created_at: at, lead_time: 1, task: b.lsTaskIds[task], project: b.lsProjectId },
+      }, webhookHeaders(t, who));
     // Another writer holds my first task's row.
     let release!: () => void;
     let locked!: () => void;
@@ -192,17 +190,20 @@ describe('a call waiting on a lock (ingestEvent: Label Studio gives a webhook 1 
       await new Promise<void>((r) => (release = r));
     });
     await isLocked;
-    const settled: string[] = [];
-    const first = ingestEvent(t.db, ev(annotator.id, mine, 0, 980_001, '2026-03-09T10:00:00Z')).then((o) => (settled.push('mine first'), o));
-    const second = ingestEvent(t.db, ev(annotator.id, mine, 1, 980_002, '2026-03-09T10:00:01Z')).then((o) => (settled.push('mine second'), o));
-    const outsider = await ingestEvent(t.db, ev(other.id, theirs, 0, 980_003, '2026-03-09T10:00:00Z'));
-    expect(outsider.recorded).toBe(1);
-    expect(settled).toEqual([]);
+    // Two on the locked task (the same timestamp: the later arrival wins), one on my other task, one of another annotator.
+    const at = '2026-03-09T10:00:00Z';
+    expect((await post(annotator, mine, 0, 980_001, 'first', at)).status).toBe(200);
+    expect((await post(annotator, mine, 0, 980_002, 'second', at)).status).toBe(200);
+    expect((await post(annotator, mine, 1, 980_003, 'x', at)).status).toBe(200);
+    expect((await post(other, theirs, 0, 980_004, 'x', at)).status).toBe(200);
+    expect(await state(mine.assignmentId)).toMatchObject({ completed: 0, events: 0 });
     release();
     await holder;
-    expect([(await first).recorded, (await second).recorded]).toEqual([1, 1]);
-    expect(settled).toEqual(['mine first', 'mine second']);
-    expect(await state(mine.assignmentId)).toMatchObject({ completed: 2, events: 2 });
+    await webhooksApplied(t);
+    const s = await state(mine.assignmentId);
+    expect(s).toMatchObject({ completed: 2, events: 3 });
+    expect(s.tasks[0]!.result).toEqual(choice('second'));
+    expect(await state(theirs.assignmentId)).toMatchObject({ completed: 1, events: 1 });
   });
 });
 
@@ -230,6 +231,7 @@ describe('settling a task to Label Studio’s state (compare.ts) goes through th
       }, h);
     expect((await post(b.lsTaskIds[0]!, 2, 'dog', '2026-03-02T10:05:00.000002Z')).status).toBe(200);
     expect((await post(b.lsTaskIds[1]!, 5, 'cat', '2026-03-02T10:00:00Z')).status).toBe(200);
+    await webhooksApplied(t);
     expect((await state(b.assignmentId)).completed).toBe(2);
 
     // Label Studio: task 0 holds only annotation 1 (2 was deleted), task 1 none, task 2 annotation 7.

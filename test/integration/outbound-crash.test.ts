@@ -70,7 +70,7 @@ describe('kill -9', () => {
     const gold = await t.db.selectFrom('assignmentTasks').selectAll().where('assignmentId', '=', r.assignment.id).where('isGold', '=', true).executeTakeFirstOrThrow();
     await t.db.updateTable('assignmentTasks').set({ lsTaskId: 7700 }).where('id', '=', gold.id).execute();
 
-    // Process 1 serves the API only: the webhook's transaction records the gold result, the flag and the outbox row.
+    // Process 1 serves the API only: the webhook's drain records the gold result, the flag and the outbox row in one transaction.
     const p1 = await serve(false);
     const now = new Date().toISOString();
     const res = await fetch(`${p1.base}/api/webhook`, {
@@ -84,6 +84,8 @@ describe('kill -9', () => {
       }),
     });
     expect(res.status).toBe(200);
+    // The webhook is acknowledged once stored; its drainer records the fact moments later (src/workflows/inbox.ts).
+    await waitUntil('the fact to be recorded', async () => (await t.db.selectFrom('webhookDeliveries').select('id').where('subscriptionId', '=', sub.body.id).execute()).length > 0, 10_000, 20);
     await kill9(p1.proc);
     const pending = await t.db.selectFrom('webhookDeliveries').selectAll().where('subscriptionId', '=', sub.body.id).execute();
     expect(pending.map((d) => [d.status, d.attemptCount])).toEqual([['pending', 0]]);

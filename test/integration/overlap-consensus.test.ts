@@ -14,7 +14,7 @@ import { configNames } from '../../src/domain/task-data.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { finishOverlap, predictionsFor } from '../../src/workflows/consensus.ts';
 import { exportLines } from '../../src/workflows/export.ts';
-import { IMAGE_CONFIG, markProvisioned, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
+import { IMAGE_CONFIG, markProvisioned, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders, webhooksApplied } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -60,6 +60,7 @@ async function annotate(annotator: Annotator, lsProjectId: number, lsTaskId: num
     webhookHeaders(t, annotator),
   );
   expect(res.status).toBe(200);
+  await webhooksApplied(t);
 }
 
 /** The completion transaction's overlap part (src/workflows/complete.ts). */

@@ -10,7 +10,7 @@ import type { Annotator } from '../../src/db/types.ts';
 import { assignBatch } from '../../src/workflows/assign.ts';
 import { finishOverlap } from '../../src/workflows/consensus.ts';
 import { fitConsensus } from '../../src/workflows/consensus-fit.ts';
-import { IMAGE_CONFIG, markProvisioned, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders } from '../helpers/batches.ts';
+import { IMAGE_CONFIG, markProvisioned, seedAnnotator, seedConfig, seedItems, seedRole, seedWorkflow, webhookHeaders, webhooksApplied } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -43,6 +43,7 @@ async function annotate(annotator: Annotator, lsProjectId: number, lsTaskId: num
     webhookHeaders(t, annotator),
   );
   expect(res.status).toBe(200);
+  await webhooksApplied(t);
 }
 
 async function complete(assignmentId: number) {

@@ -70,6 +70,10 @@ const created = (id: number, lsTask: number, updatedAt = '2026-03-01T10:00:00.00
     task: { id: lsTask, data: { image: 'http://x/y.png' } },
   });
 
+/** Once the service's drainer has applied every acknowledged webhook (src/workflows/inbox.ts), as a reader would poll. */
+const applied = () =>
+  expect.poll(async () => (await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_inbox`.execute(db.handle.db)).rows[0]!.n, { timeout: 5_000 }).toBe(0);
+
 const annotated = async () =>
   Number((await sql<{ n: number }>`SELECT count(*)::int AS n FROM assignment_tasks WHERE status = 'annotated'`.execute(db.handle.db)).rows[0]!.n);
 
@@ -78,10 +82,12 @@ describe('webhook over HTTP', () => {
     expect(await send(created(1, 701), false)).toEqual({ status: 200, body: '{"ok":true}' });
     expect(await send(created(2, 702), true)).toEqual({ status: 200, body: '{"ok":true}' });
     expect(await send(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(created(3, 703))]), false)).toEqual({ status: 200, body: '{"ok":true}' });
+    await applied();
     expect(await annotated()).toBe(3);
     // A duplicate, either way, changes nothing.
     expect((await send(created(1, 701), true)).status).toBe(200);
     expect((await send(created(2, 702), false)).status).toBe(200);
+    await applied();
     expect(await annotated()).toBe(3);
   });
 

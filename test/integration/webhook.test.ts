@@ -2,9 +2,11 @@
  * POST /api/webhook against real PostgreSQL: authentication, payload validation, what an event
  * changes, and idempotency (duplicates and out-of-order deliveries change nothing).
  */
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reconcileSteps } from '../../orchestrator/steps.ts';
 import type { Annotator } from '../../src/db/types.ts';
-import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders } from '../helpers/batches.ts';
+import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders, webhooksApplied } from '../helpers/batches.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 
 let t: TestService;
@@ -52,7 +54,12 @@ function payload(
   };
 }
 
-const post = (body: unknown, headers = webhookHeaders(t, annotator)) => t.anonymous.json('POST', '/api/webhook', body, headers);
+/** Posts a webhook and waits until what it acknowledged is applied (helpers/batches.ts webhooksApplied). */
+async function post(body: unknown, headers = webhookHeaders(t, annotator)) {
+  const res = await t.anonymous.json('POST', '/api/webhook', body, headers);
+  await webhooksApplied(t);
+  return res;
+}
 
 async function taskState(lsTaskId: number) {
   return t.db.selectFrom('assignmentTasks').selectAll().where('lsTaskId', '=', lsTaskId).executeTakeFirstOrThrow();
@@ -451,5 +458,80 @@ describe('webhook: review decisions, as the one implementation records them', ()
     const b = await batch(1, 1);
     await post(payload('ANNOTATION_CREATED', b, b.gold[0]!, { result: review('reject', 'x') }));
     expect(await taskState(b.gold[0]!)).toMatchObject({ status: 'annotated', reviewDecision: null, reviewReason: null });
+  });
+});
+
+describe('webhook: the inbox (acknowledged once stored, applied by the drainer)', () => {
+  const inboxRows = async () =>
+    (await sql<{ n: number; failed: number }>`SELECT count(*)::int AS n, count(failed_at)::int AS failed FROM webhook_inbox`.execute(t.db)).rows[0]!;
+  /** The inbox row a webhook would have stored, left by a process that stopped before applying it. */
+  const stored = (b: { lsProjectId: number }, lsTaskId: number, id: number, updatedAt: string) => ({
+    annotator: annotator.id,
+    event_type: 'annotation_created',
+    source: 'webhook',
+    project: b.lsProjectId,
+    ls_task: lsTaskId,
+    annotation: id,
+    result: choice('dog'),
+    updated_at: updatedAt,
+    time_spent_ms: 1000,
+    lead_time: 1,
+    was_cancelled: false,
+    review_decision: null,
+    review_reason: null,
+  });
+
+  it('answers once the event is stored, and applies it moments later without being asked', async () => {
+    const b = await batch(1);
+    const res = await t.anonymous.json('POST', '/api/webhook', payload('ANNOTATION_CREATED', b, b.real[0]!), webhookHeaders(t, annotator));
+    expect(res.status).toBe(200);
+    for (let i = 0; i < 200 && (await taskState(b.real[0]!)).status !== 'annotated'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await taskState(b.real[0]!)).status).toBe('annotated');
+    expect(await inboxRows()).toEqual({ n: 0, failed: 0 });
+  });
+
+  it('applies a group as the same events one by one would: gold created then updated, a duplicate, the batch ready', async () => {
+    const b = await batch(2, 1);
+    const gold = b.gold[0]!;
+    const [first, second] = b.real;
+    const ev = (lsTaskId: number, id: number, type: string, label: string, at: string) => ({ ...stored(b, lsTaskId, id, at), event_type: type, result: choice(label) });
+    const group = [
+      ev(gold, 78_001, 'annotation_created', 'cat', '2026-04-02T10:00:00Z'),
+      ev(first!, 78_002, 'annotation_created', 'cat', '2026-04-02T10:00:00Z'),
+      ev(gold, 78_001, 'annotation_updated', 'dog', '2026-04-02T10:01:00Z'),
+      ev(first!, 78_002, 'annotation_created', 'cat', '2026-04-02T10:00:00Z'),
+      ev(second!, 78_003, 'annotation_created', 'dog', '2026-04-02T10:00:00Z'),
+    ];
+    // Stored while no drain ran (as a stopped process leaves them), then drained together.
+    for (const e of group) await sql`INSERT INTO webhook_inbox (event) VALUES (${JSON.stringify(e)}::jsonb)`.execute(t.db);
+    wakes.length = 0;
+    await reconcileSteps(t.ctx).find((s) => s.name === 'webhook-inbox')!.run(t.ctx);
+    const goldTask = await taskState(gold);
+    expect(goldTask).toMatchObject({ status: 'annotated', result: choice('dog') });
+    const score = await t.db.selectFrom('goldResults').select('score').where('assignmentTaskId', '=', goldTask.id).execute();
+    expect(score).toEqual([{ score: 0 }]);
+    expect(await assignmentState(b.assignmentId)).toMatchObject({ completedCount: 3, taskCount: 3 });
+    expect(wakes).toEqual([`webhook: batch ${b.assignmentId} annotated`]);
+    const events = await t.db.selectFrom('annotationEvents').select('lsAnnotationId').where('assignmentId', '=', b.assignmentId).execute();
+    expect(events).toHaveLength(4);
+    expect(await inboxRows()).toEqual({ n: 0, failed: 0 });
+  });
+
+  it('applies what a stopped process acknowledged at the next reconcile pass, and sets aside an event that fails alone', async () => {
+    const b = await batch(2);
+    await sql`INSERT INTO webhook_inbox (event) VALUES
+      (${JSON.stringify(stored(b, b.real[0]!, 77_001, '2026-04-01T10:00:00Z'))}::jsonb),
+      (${JSON.stringify(stored(b, b.real[1]!, 77_002, 'not a time'))}::jsonb)`.execute(t.db);
+    const step = reconcileSteps(t.ctx).find((s) => s.name === 'webhook-inbox')!;
+    await step.run(t.ctx);
+    expect((await taskState(b.real[0]!)).status).toBe('annotated');
+    expect((await taskState(b.real[1]!)).status).toBe('open');
+    // The failing event is kept, with its error, out of the drainer's way; the next drain passes it by.
+    expect(await inboxRows()).toEqual({ n: 1, failed: 1 });
+    const [kept] = (await sql<{ error: string }>`SELECT error FROM webhook_inbox`.execute(t.db)).rows;
+    expect(kept!.error).toMatch(/time/i);
+    await step.run(t.ctx);
+    expect(await inboxRows()).toEqual({ n: 1, failed: 1 });
+    await sql`DELETE FROM webhook_inbox`.execute(t.db);
   });
 });

@@ -1,0 +1,202 @@
+/**
+ * The webhook inbox (migrations/0042_webhook_inbox.sql): CREATED/UPDATED events are acknowledged
+ * once durable and applied a moment later, many at a time.
+ *
+ * - append(args): one INSERT of the event (ingest.ts FastArgs) — committed before the webhook's
+ *   200, so nothing acknowledged is lost — then wakes this process's drainer.
+ * - The drainer: one loop per process, one drain at a time across processes (a transaction-level
+ *   advisory lock). Each drain takes the oldest rows (up to GROUP) and applies them in one
+ *   statement — the rows deleted and handed to labelfleet_ingest_annotations (idempotency, order,
+ *   tombstones) — then scores gold tasks (ingest.ts applyGold), in one transaction: each event
+ *   applied exactly once, an annotator's events in inbox order. A group costs one call and one
+ *   commit however many events it holds: under load the events that arrived during a drain go
+ *   together in the next.
+ * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
+ *   applied one by one; an event that fails alone with a fault of its own (SQLSTATE class 22, 23 or
+ *   P0) is kept in the inbox with failed_at and error, logged and counted, and the drain goes on.
+ *   The database unreachable: the drain stops and runs again DRAIN_RETRY_MS later, and at every
+ *   reconcile pass (orchestrator/steps.ts), so a crash between the 200 and the apply loses nothing.
+ *
+ * After the drain's commit: webhook metrics by outcome (recorded, duplicate), and ctx.wake when a
+ * batch became ready or a review decision was recorded.
+ */
+import { CompiledQuery } from 'kysely';
+import type { AppContext } from '../context.ts';
+import type { Db, Tx } from '../db/index.ts';
+import { pgCode } from '../errors.ts';
+import { metrics, type WebhookAction } from '../metrics.ts';
+import { applyGold, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
+
+/** Events applied per drain transaction at most. */
+export const GROUP = 1_000;
+/** After a drain failed (the database away), the next one waits this long unless woken. */
+export const DRAIN_RETRY_MS = 1_000;
+/** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
+const DRAIN_LOCK = 7_404_010;
+
+// Fixed statement texts: built once, not per event.
+const APPEND = `INSERT INTO webhook_inbox (event) VALUES ($1::jsonb)`;
+const LOCK = `SELECT pg_advisory_xact_lock(${DRAIN_LOCK})`;
+/**
+ * Takes the rows `which` selects (with $1) and applies them in one statement: the events never
+ * travel to this process and back. One row per event, by index in inbox order: the function's
+ * outcome, the event's type, and for a gold task's event the event itself (applyGold applies it).
+ */
+const takeAndApply = (which: string) => `WITH taken AS (
+    DELETE FROM webhook_inbox WHERE id IN (${which}) RETURNING id, event),
+  n AS (SELECT (row_number() OVER (ORDER BY id))::int - 1 AS i, id, event FROM taken)
+  SELECT n.i AS idx, r.outcome, r.batch_id, r.ready, r.review_recorded, r.task_id,
+         n.event->>'event_type' AS event_type, CASE WHEN r.outcome = 'gold' THEN n.event END AS event
+    FROM labelfleet_ingest_annotations((SELECT coalesce(jsonb_agg(n.event || jsonb_build_object('i', n.i) ORDER BY n.i), '[]') FROM n)) r
+   RIGHT JOIN n ON n.i = r.idx`;
+const TAKE = takeAndApply(`SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`);
+const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
+const FIRST_IDS = `SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`;
+const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1`;
+
+interface TakenRow extends FastRow {
+  idx: number;
+  eventType: string;
+  event: FastArgs | null;
+}
+
+interface Applied {
+  rows: FastRow[];
+  types: string[];
+}
+
+const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_CREATED', annotation_updated: 'ANNOTATION_UPDATED' };
+
+/** A fault of the event itself (bad value, constraint, raised by the rules), not of the database's state. */
+const eventFault = (err: unknown) => /^(22|23|P0)/.test(pgCode(err) ?? '');
+
+export class WebhookInbox {
+  #running: Promise<void> | null = null;
+  #again = false;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(private readonly ctx: Pick<AppContext, 'database' | 'wake' | 'logger'>) {}
+
+  get #db(): Db {
+    return this.ctx.database.db;
+  }
+
+  /** Stores one event (committed when this resolves) and wakes the drainer. */
+  async append(args: FastArgs): Promise<void> {
+    await this.#db.executeQuery(CompiledQuery.raw(APPEND, [JSON.stringify(args)]));
+    void this.drain().catch(() => {});
+  }
+
+  /**
+   * Applies what the inbox holds, until a drain finds it empty; started now or joined (a drain
+   * running here runs once more). Resolves when done; rejects when a drain failed (the database
+   * away; logged, and retried DRAIN_RETRY_MS later).
+   */
+  drain(): Promise<void> {
+    this.#again = true;
+    return (this.#running ??= this.#loop());
+  }
+
+  /** Resolves once the drain running in this process (if any) is done, whatever its outcome. */
+  async idle(): Promise<void> {
+    await this.#running?.catch(() => {});
+  }
+
+  /** No retry timer after this; a drain in flight finishes. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+  }
+
+  async #loop(): Promise<void> {
+    try {
+      while (this.#again) {
+        this.#again = false;
+        while ((await this.#drainOnce()) === GROUP);
+      }
+    } catch (err) {
+      this.ctx.logger.error({ err }, 'webhook inbox: drain failed, retrying');
+      metrics.errors.inc({ source: 'webhook' });
+      if (!this.#closed) {
+        clearTimeout(this.#retry);
+        this.#retry = setTimeout(() => void this.drain().catch(() => {}), DRAIN_RETRY_MS).unref();
+      }
+      throw err;
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  /** One drain transaction. Returns the number of events taken. */
+  async #drainOnce(): Promise<number> {
+    let applied: Applied[];
+    try {
+      applied = [await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE, GROUP))];
+    } catch (err) {
+      // Not the database's answer (the connection lost): stop, retry later. Else one by one.
+      if (!pgCode(err)) throw err;
+      const { rows } = await this.#db.executeQuery<{ id: string }>(CompiledQuery.raw(FIRST_IDS, [GROUP]));
+      if (!rows.length) throw err;
+      applied = [];
+      for (const { id } of rows) applied.push(await this.#applyOne(id));
+    }
+    const out = noOutcome();
+    let taken = 0;
+    for (const { rows, types } of applied) {
+      taken += rows.length;
+      for (const [i, r] of rows.entries()) {
+        tally(out, r);
+        metrics.webhookEvents.inc({ action: ACTION[types[i]!] ?? 'other', result: r.outcome === 'duplicate' ? 'duplicate' : 'recorded' });
+      }
+    }
+    this.#wake(out);
+    return taken;
+  }
+
+  /** Takes the rows `text` selects (`param`) and applies them, gold tasks' events included, in `trx`. */
+  async #apply(trx: Tx, text: string, param: number | string): Promise<Applied> {
+    await trx.executeQuery(CompiledQuery.raw(LOCK));
+    const { rows } = await trx.executeQuery<TakenRow>(CompiledQuery.raw(text, [param]));
+    // An event taken without its outcome would be deleted unapplied: roll back instead.
+    if (rows.some((r) => r.outcome == null)) throw new Error('event missing from the ingestion result');
+    const taken = [...rows].sort((a, b) => a.idx - b.idx);
+    const applied: FastRow[] = [...taken];
+    await applyGold(trx, applied, (i) => taken[i]!.event!);
+    return { rows: applied, types: taken.map((r) => r.eventType) };
+  }
+
+  /** Inbox row `id` alone (retried once: a concurrent record is then a duplicate); nothing when it failed and was set aside or is gone. */
+  async #applyOne(id: string): Promise<Applied> {
+    let err: unknown;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE_ONE, id));
+      } catch (e) {
+        err = e;
+        if (!pgCode(e)) throw e;
+      }
+    }
+    if (!eventFault(err)) throw err;
+    const message = (err as Error).message.slice(0, 500);
+    await this.#db.executeQuery(CompiledQuery.raw(FAIL, [id, message]));
+    this.ctx.logger.error({ err, inboxId: id }, 'webhook inbox: event set aside');
+    metrics.errors.inc({ source: 'webhook' });
+    return { rows: [], types: [] };
+  }
+
+  #wake(out: IngestOutcome) {
+    if (out.readyAssignmentIds.length || out.reviewRecorded) {
+      this.ctx.wake(`webhook: ${out.readyAssignmentIds.length ? `batch ${[...new Set(out.readyAssignmentIds)].join(',')} annotated` : 'review decision'}`);
+    }
+  }
+}
+
+const inboxes = new WeakMap<Db, WebhookInbox>();
+
+/** The inbox of `ctx`'s database (one drainer per database handle in this process). */
+export function webhookInbox(ctx: Pick<AppContext, 'database' | 'wake' | 'logger'>): WebhookInbox {
+  let inbox = inboxes.get(ctx.database.db);
+  if (!inbox) inboxes.set(ctx.database.db, (inbox = new WebhookInbox(ctx)));
+  return inbox;
+}
