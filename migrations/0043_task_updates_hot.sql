@@ -11,8 +11,8 @@
 --   serves; the status is then read from the batch's rows.
 -- - assignment_tasks_ls_annotation_idx (ls_annotation_id): only a deletion looks tasks up by the
 --   annotation they hold (labelfleet_delete_annotations), always with its annotator, so it now
---   goes annotator → batches (narrowed to the project Label Studio names) → their tasks, as an
---   array of batch ids (the planner would otherwise scan every task when no project is named).
+--   goes annotator → batches (the project Label Studio names; without one, the open batches and
+--   those the annotation's events named) → their tasks, as an array of batch ids.
 --
 -- fillfactor 40: a task row grows from ~150 bytes to ~550 when its result lands; pages filled to
 -- 40 % keep that growth on the page. Pages written from now on (new batches) follow it.
@@ -37,9 +37,18 @@ BEGIN
   recorded := 0;
   applied := 0;
   gold_removed := 0;
-  -- The annotator's batches (in the project Label Studio names, when it names one): their tasks
-  -- are looked up by batch (assignment_tasks_assignment_order_idx), then by annotation.
-  v_batches := ARRAY(SELECT a.id FROM assignments a WHERE a.annotator_id = p_annotator AND (p_project IS NULL OR a.ls_project_id = p_project));
+  -- The batches whose tasks may hold these annotations; their tasks are then looked up by batch
+  -- (assignment_tasks_assignment_order_idx), then by annotation. The project Label Studio names;
+  -- without one, the annotator's in-progress batches (the only ones whose tasks reopen) and the
+  -- batches its events of these annotations named (annotation_events_dedup_key): bounded by open
+  -- work and by the ids, never by the annotator's history.
+  v_batches := ARRAY(
+    SELECT a.id FROM assignments a WHERE a.annotator_id = p_annotator AND a.ls_project_id = p_project
+    UNION
+    SELECT a.id FROM assignments a WHERE p_project IS NULL AND a.annotator_id = p_annotator AND a.status = 'in_progress'
+    UNION
+    SELECT e.assignment_id FROM annotation_events e
+     WHERE p_project IS NULL AND e.annotator_id = p_annotator AND e.ls_annotation_id = ANY (p_ids) AND e.assignment_id IS NOT NULL);
   -- The tasks holding any of these annotations, locked in id order (lock order: tasks first).
   PERFORM 1 FROM assignment_tasks t
    WHERE t.assignment_id = ANY (v_batches) AND t.ls_annotation_id = ANY (p_ids)

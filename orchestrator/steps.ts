@@ -15,7 +15,8 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   const purge = scheduledPurge();
   return [
     // Webhook events acknowledged and not yet applied (a crash, a failed drain): applied first (src/workflows/inbox.ts).
-    { name: 'webhook-inbox', run: async (ctx) => (await webhookInbox(ctx).drain(), { actions: [], errors: [] }) },
+    // An event the drains set aside (it failed alone) is an error of the pass that follows.
+    { name: 'webhook-inbox', run: async (ctx) => (await webhookInbox(ctx).drain(), { actions: [], errors: webhookInbox(ctx).takeSetAside() }) },
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
     annotatorsStep(),
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).

@@ -13,7 +13,9 @@
  *   together in the next.
  * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
  *   applied one by one; an event that fails alone with a fault of its own (SQLSTATE class 22, 23 or
- *   P0) is kept in the inbox with failed_at and error, logged and counted, and the drain goes on.
+ *   P0) is kept in the inbox with failed_at and error, logged and counted, its batch made due for
+ *   comparison with Label Studio (compare.ts markForComparison: the comparison applies what Label
+ *   Studio holds), named in the next reconcile report (takeSetAside), and the drain goes on.
  *   The database unreachable: the drain stops and runs again DRAIN_RETRY_MS later, and at every
  *   reconcile pass (orchestrator/steps.ts), so a crash between the 200 and the apply loses nothing.
  *
@@ -25,12 +27,15 @@ import type { AppContext } from '../context.ts';
 import type { Db, Tx } from '../db/index.ts';
 import { pgCode } from '../errors.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
+import { markForComparison } from './compare.ts';
 import { applyGold, noOutcome, tally, type FastArgs, type FastRow, type IngestOutcome } from './ingest.ts';
 
 /** Events applied per drain transaction at most. */
 export const GROUP = 1_000;
 /** After a drain failed (the database away), the next one waits this long unless woken. */
 export const DRAIN_RETRY_MS = 1_000;
+/** Set-aside events named in one reconcile report at most; the rest are counted. */
+const SET_ASIDE_NAMED = 20;
 /** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
 const DRAIN_LOCK = 7_404_010;
 
@@ -52,7 +57,7 @@ const takeAndApply = (which: string) => `WITH taken AS (
 const TAKE = takeAndApply(`SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`);
 const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
 const FIRST_IDS = `SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`;
-const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1`;
+const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1 RETURNING event`;
 
 interface TakenRow extends FastRow {
   idx: number;
@@ -75,6 +80,9 @@ export class WebhookInbox {
   #again = false;
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
+  /** Events set aside since the last takeSetAside(), as the reconcile report names them. */
+  #setAside: string[] = [];
+  #setAsideUnnamed = 0;
 
   constructor(private readonly ctx: Pick<AppContext, 'database' | 'wake' | 'logger'>) {}
 
@@ -103,6 +111,19 @@ export class WebhookInbox {
     await this.#running?.catch(() => {});
   }
 
+  /**
+   * What the drains set aside since the last call, one line per event (inbox id, annotator,
+   * Label Studio project and task, the database's error), at most SET_ASIDE_NAMED lines plus one
+   * counting the rest; then forgotten. The reconciler's webhook-inbox step reports them.
+   */
+  takeSetAside(): string[] {
+    const out = this.#setAside;
+    if (this.#setAsideUnnamed) out.push(`${this.#setAsideUnnamed} more webhook events set aside (webhook_inbox rows with failed_at)`);
+    this.#setAside = [];
+    this.#setAsideUnnamed = 0;
+    return out;
+  }
+
   /** No retry timer after this; a drain in flight finishes. */
   close(): void {
     this.#closed = true;
@@ -113,6 +134,7 @@ export class WebhookInbox {
     try {
       while (this.#again) {
         this.#again = false;
+        // A full take may have more behind it (rows set aside count as taken).
         while ((await this.#drainOnce()) === GROUP);
       }
     } catch (err) {
@@ -128,11 +150,13 @@ export class WebhookInbox {
     }
   }
 
-  /** One drain transaction. Returns the number of events taken. */
+  /** One drain transaction, or one per event after a group failed. Returns the number of inbox rows taken off (applied or set aside). */
   async #drainOnce(): Promise<number> {
     let applied: Applied[];
+    let taken: number;
     try {
       applied = [await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE, GROUP))];
+      taken = applied[0]!.rows.length;
     } catch (err) {
       // Not the database's answer (the connection lost): stop, retry later. Else one by one.
       if (!pgCode(err)) throw err;
@@ -140,11 +164,10 @@ export class WebhookInbox {
       if (!rows.length) throw err;
       applied = [];
       for (const { id } of rows) applied.push(await this.#applyOne(id));
+      taken = rows.length;
     }
     const out = noOutcome();
-    let taken = 0;
     for (const { rows, types } of applied) {
-      taken += rows.length;
       for (const [i, r] of rows.entries()) {
         tally(out, r);
         metrics.webhookEvents.inc({ action: ACTION[types[i]!] ?? 'other', result: r.outcome === 'duplicate' ? 'duplicate' : 'recorded' });
@@ -179,9 +202,22 @@ export class WebhookInbox {
     }
     if (!eventFault(err)) throw err;
     const message = (err as Error).message.slice(0, 500);
-    await this.#db.executeQuery(CompiledQuery.raw(FAIL, [id, message]));
+    const event = await this.#db.transaction().execute(async (trx) => {
+      const { rows } = await trx.executeQuery<{ event: FastArgs }>(CompiledQuery.raw(FAIL, [id, message]));
+      const ev = rows[0]?.event;
+      if (ev) await markForComparison(trx, ev.annotator, ev.project);
+      return ev;
+    });
     this.ctx.logger.error({ err, inboxId: id }, 'webhook inbox: event set aside');
     metrics.errors.inc({ source: 'webhook' });
+    if (event) {
+      this.ctx.wake('webhook: an event set aside, compare with Label Studio');
+      if (this.#setAside.length < SET_ASIDE_NAMED) {
+        this.#setAside.push(
+          `webhook event set aside (webhook_inbox id ${id}; annotator ${event.annotator}, Label Studio project ${event.project ?? '?'}, task ${event.ls_task}): ${message}; its batch is compared with Label Studio`,
+        );
+      } else this.#setAsideUnnamed++;
+    }
     return { rows: [], types: [] };
   }
 
