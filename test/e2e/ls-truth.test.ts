@@ -17,7 +17,7 @@ import type { Annotator, Workflow } from '../../src/db/types.ts';
 import { LabelStudioClient } from '../../src/labelstudio/client.ts';
 import { createService, type Service } from '../../src/service.ts';
 import type { Storage } from '../../src/storage/s3.ts';
-import { IMAGE_CONFIG, seedAnnotator, seedConfig, seedRole, seedWorkflow } from '../helpers/batches.ts';
+import { IMAGE_CONFIG, seedAnnotator, seedConfig, seedRole, seedWorkflow, webhooksApplied } from '../helpers/batches.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startLabelStudio, type TestLabelStudio } from '../helpers/label-studio.ts';
 import { freePort } from '../helpers/process.ts';
@@ -118,6 +118,8 @@ describe('Label Studio is the truth', () => {
     const [first, ...rest] = await tasksOf(a.id);
     const cat = await lsApi.createAnnotation(first!.lsTaskId!, { result: [choice('cat')], lead_time: 2 });
     const dog = await lsApi.createAnnotation(first!.lsTaskId!, { result: [choice('dog')], lead_time: 3 });
+    // Their webhooks were acknowledged during the submits; the inbox's drainer applies them.
+    await webhooksApplied(service);
     let task = await db().selectFrom('assignmentTasks').selectAll().where('id', '=', first!.id).executeTakeFirstOrThrow();
     expect(task).toMatchObject({ status: 'annotated', lsAnnotationId: dog.id });
 
