@@ -54,9 +54,10 @@ const takeAndApply = (which: string) => `WITH taken AS (
          n.event->>'event_type' AS event_type, CASE WHEN r.outcome = 'gold' THEN n.event END AS event
     FROM labelfleet_ingest_annotations((SELECT coalesce(jsonb_agg(n.event || jsonb_build_object('i', n.i) ORDER BY n.i), '[]') FROM n)) r
    RIGHT JOIN n ON n.i = r.idx`;
-const TAKE = takeAndApply(`SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`);
-const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
+/** The oldest rows not set aside, $1 at most: what a drain takes. */
 const FIRST_IDS = `SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`;
+const TAKE = takeAndApply(FIRST_IDS);
+const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
 const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1 RETURNING event`;
 
 interface TakenRow extends FastRow {

@@ -215,7 +215,7 @@ const annotationOf = (a: FastArgs): IngestAnnotation => ({
  * row per event, in the group's order (a gold task's from the second call). Rejects as the database does — a
  * concurrent record raises 23505 (retry: it is then a duplicate) — and `trx` is then aborted.
  */
-export async function applyGroup(trx: Tx, group: FastArgs[]): Promise<FastRow[]> {
+async function applyGroup(trx: Tx, group: FastArgs[]): Promise<FastRow[]> {
   if (!group.length) return [];
   const rows = inOrder(await ingestGroup(trx, group, false), group.length);
   await applyGold(trx, rows, (i) => group[i]!);
