@@ -293,6 +293,16 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
         const last = seen.get(row.id);
         // Unchanged but for its own reconcile's writes, or failed (retried with backoff): the requeue decides.
         if ((last && !changedSince(last, row)) || pass.failed.has(row.id)) continue;
+        // Taken meanwhile (two claims' reads of one annotator overlapped): one reconcile at a time,
+        // of the row as read last.
+        if (queued.has(row.id)) {
+          for (const lane of [queue, later]) lane.forEach((r, i) => r.id === row.id && (lane[i] = row));
+          continue;
+        }
+        if (working.has(row.id)) {
+          claimedWhileWorking.add(row.id);
+          continue;
+        }
         if (row.status === 'starting' && (runs.get(row.id) ?? 0) < RECONCILES_PER_PASS && managed(ctx, row)) enqueue(row);
         else pass.dueNow.add(row.id);
       }
@@ -757,7 +767,11 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       // longer waits for that record, a re-read and an inspect. A crash between the start and the
       // record leaves the phase at database: the next pass sets the same password again and finds
       // the container running. Creating ahead is best effort — the start creates whatever it did not.
-      const creating = ctx.backend.create?.(specFor(ctx, row, settings)).catch((err: unknown) => {
+      // The settings are read again: the pass read them before this start's row, and a change made
+      // just before the start (its row read after it) would otherwise give the container the old
+      // spec, replaced by the next pass — a second boot.
+      pass.settings = await readFleetSettings(ctx);
+      const creating = ctx.backend.create?.(specFor(ctx, row, pass.settings)).catch((err: unknown) => {
         ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
       });
       if (creating) pass.creating.set(row.id, creating);

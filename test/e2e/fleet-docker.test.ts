@@ -391,7 +391,7 @@ describe('the fleet on Docker with a real Label Studio', () => {
     expect(kinds).toContain('token_reported:starting->starting');
     expect(kinds.at(-1)).toBe('status_change:starting->active');
     const phases = evs.filter((e) => e.eventType === 'start_progress').map((e) => (e.details as { phase: string }).phase);
-    expect(phases).toEqual(['container', 'healthy', 'token', 'route']);
+    expect(phases, JSON.stringify(evs.map((e) => [e.eventType, e.message, e.createdAt]))).toEqual(['container', 'healthy', 'token', 'route']);
     expect(evs.every((e) => e.message)).toBe(true);
   });
 
