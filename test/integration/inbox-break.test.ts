@@ -1,0 +1,116 @@
+/**
+ * Adversarial review of the webhook inbox (src/workflows/inbox.ts, migrations 0042/0043) and what
+ * it feeds (src/workflows/ingest.ts): what an annotator, an operator or Label Studio can do to it,
+ * stated as what a user or operator would notice. Tests in `it.fails` are open bugs: each names
+ * its bug; the owner flips it to `it` with the fix.
+ */
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reconcileSteps } from '../../orchestrator/steps.ts';
+import { openDatabase, type DbHandle } from '../../src/db/index.ts';
+import type { Annotator } from '../../src/db/types.ts';
+import { webhookInbox } from '../../src/workflows/inbox.ts';
+import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders, webhooksApplied } from '../helpers/batches.ts';
+import { startTestService, type TestService } from '../helpers/service.ts';
+
+const choice = (c: unknown) => [{ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: [c] } }];
+let annotationId = 610_000;
+let clock = Date.parse('2026-03-01T00:00:00Z');
+
+/** A Label Studio webhook body as LS sends it (project and task objects included). */
+function payload(action: string, lsProjectId: number, lsTaskId: number, over: { id?: number; result?: unknown[] } = {}) {
+  const updated = new Date((clock += 1000)).toISOString();
+  return {
+    action,
+    annotation: {
+      id: over.id ?? ++annotationId,
+      result: over.result ?? choice('cat'),
+      was_cancelled: false,
+      ground_truth: false,
+      created_at: updated,
+      updated_at: updated,
+      lead_time: 4.2,
+      task: lsTaskId,
+      project: lsProjectId,
+      completed_by: 1,
+    },
+    project: { id: lsProjectId, title: 'x', task_number: 3 },
+    task: { id: lsTaskId, data: { image: 'http://x' }, meta: {} },
+  };
+}
+
+/** Polls `fn` until it is true or `ms` passed; returns its last answer (the caller asserts it). */
+async function eventually(fn: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  for (;;) {
+    if (await fn()) return true;
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+const taskStatus = async (t: TestService, annotatorId: number, lsTaskId: number) =>
+  (
+    await t.db
+      .selectFrom('assignmentTasks as t')
+      .innerJoin('assignments as a', 'a.id', 't.assignmentId')
+      .select('t.status')
+      .where('a.annotatorId', '=', annotatorId)
+      .where('t.lsTaskId', '=', lsTaskId)
+      .executeTakeFirstOrThrow()
+  ).status;
+
+const inboxRows = async (t: TestService, failed: boolean) =>
+  Number(
+    (await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_inbox WHERE (failed_at IS NOT NULL) = ${failed}`.execute(t.db)).rows[0]!.n,
+  );
+
+describe('a gold task annotated with a result that gold scoring cannot read (BUG: a JavaScript error in the apply blocks the inbox)', () => {
+  let t: TestService;
+  let mallory: Annotator;
+  let alice: Annotator;
+  beforeAll(async () => {
+    t = await startTestService({ overrides: { wake: () => {} } });
+    const role = await seedRole(t);
+    mallory = await seedAnnotator(t, { roleId: role.id });
+    alice = await seedAnnotator(t, { roleId: role.id });
+  });
+  afterAll(async () => t?.close());
+
+  /*
+   * BUG (high): an annotator controls the result JSON of their own Label Studio (its API takes any
+   * result). A choice given as an object whose `toString` is not a function — `{"toString": 0}` —
+   * is valid JSON, passes the webhook's validation (domain/json-value.ts) and is stored in the
+   * inbox. When it lands on a gold task, applyGold → scoreGoldTasks → scoreGold → strings() calls
+   * String(value), which throws a TypeError ("Cannot convert object to primitive value"). The
+   * drainer (inbox.ts #drainOnce) reads any error without a SQLSTATE as "the database is away":
+   * the group is rolled back and retried every DRAIN_RETRY_MS, forever, never one by one, never
+   * set aside. Every other annotator's events queue behind it; every ANNOTATIONS_DELETED webhook
+   * (which waits for the drain) answers 500 and is lost; every reconcile pass's webhook-inbox step
+   * fails. Fix: classify only connection failures as "stop and retry" (no SQLSTATE and a socket /
+   * pg connection error); any other error of a group → one by one, and an event failing alone with
+   * it → set aside. Also make strings()/labelKey() in domain/gold-scoring.ts total (canonical() for
+   * non-strings instead of String()).
+   */
+  it.fails("is set aside while everyone else's events are applied and deletions still answer 200", async () => {
+    const m = await seedInProgressBatch(t, { annotatorId: mallory.id, lsProjectId: 6101, real: 2, gold: 1, prefix: 'poison' });
+    const a = await seedInProgressBatch(t, { annotatorId: alice.id, lsProjectId: 6102, real: 2, prefix: 'bystander' });
+    const poison = payload('ANNOTATION_CREATED', m.lsProjectId, m.gold[0]!, { result: choice({ toString: 0 }) });
+    expect((await t.anonymous.json('POST', '/api/webhook', poison, webhookHeaders(t, mallory))).status).toBe(200);
+    await webhooksApplied(t);
+
+    // Alice annotates a task of hers: an ordinary event, acknowledged.
+    const ok = payload('ANNOTATION_CREATED', a.lsProjectId, a.real[0]!);
+    expect((await t.anonymous.json('POST', '/api/webhook', ok, webhookHeaders(t, alice))).status).toBe(200);
+    // What Alice sees: her task annotated moments later.
+    const applied = await eventually(async () => (await taskStatus(t, alice.id, a.real[0]!)) === 'annotated');
+    // And she can delete an annotation (the deletion waits for the drain).
+    const del = await t.anonymous.json(
+      'POST',
+      '/api/webhook',
+      { action: 'ANNOTATIONS_DELETED', annotations: [{ id: ok.annotation.id }], project: { id: a.lsProjectId } },
+      webhookHeaders(t, alice),
+    );
+    expect({ applied, deletion: del.status, pending: await inboxRows(t, false) }).toEqual({ applied: true, deletion: 200, pending: 0 });
+  }, 120_000);
+});
