@@ -158,3 +158,65 @@ describe('an event set aside by one process (BUG: only that process ever names i
     expect(report.errors.join('\n')).toContain(`annotator ${a.id}`);
   }, 60_000);
 });
+
+describe('faults the inbox survives (regression tests: passing)', () => {
+  let t: TestService;
+  let a: Annotator;
+  let second: DbHandle | undefined;
+  let project = 6300;
+  beforeAll(async () => {
+    t = await startTestService({ overrides: { wake: () => {} } });
+    a = await seedAnnotator(t, { roleId: (await seedRole(t)).id });
+  });
+  afterAll(async () => {
+    await second?.close();
+    await t?.close();
+  });
+
+  /** `n` UPDATED events of `a` on the 20 tasks of a fresh batch, each newer than the last, stored as the handler stores them. */
+  async function backlog(n: number) {
+    const b = await seedInProgressBatch(t, { annotatorId: a.id, lsProjectId: ++project, real: 20, prefix: 'fault' });
+    const events = Array.from({ length: n }, (_, k) => {
+      const p = payload('ANNOTATION_UPDATED', b.lsProjectId, b.real[k % 20]!, { id: project * 100 + (k % 20) });
+      return {
+        annotator: a.id, event_type: 'annotation_updated', source: 'webhook', project: b.lsProjectId, ls_task: b.real[k % 20]!,
+        annotation: p.annotation.id, result: p.annotation.result, updated_at: p.annotation.updated_at, time_spent_ms: 4200, lead_time: 4.2,
+        was_cancelled: false, review_decision: null, review_reason: null,
+      };
+    });
+    await sql`INSERT INTO webhook_inbox (event) SELECT e FROM jsonb_array_elements(${JSON.stringify(events)}::jsonb) e`.execute(t.db);
+    return b;
+  }
+  const recorded = async (lsProjectId: number) =>
+    Number((await sql<{ n: string }>`SELECT count(*) AS n FROM annotation_events WHERE ls_project_id = ${lsProjectId}`.execute(t.db)).rows[0]!.n);
+
+  it("applies every event once when the drainer's connection is ended by the server mid-drain (pg_terminate_backend)", async () => {
+    const b = await backlog(3_000);
+    const inbox = webhookInbox(t.ctx);
+    const draining = inbox.drain().catch((err: Error) => err);
+    // The drain's group statement, running: its backend is ended as a failover or an operator would.
+    const killed = await eventually(async () => {
+      const { rows } = await sql<{ ok: boolean }>`
+        SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
+         WHERE datname = current_database() AND state = 'active' AND query LIKE '%labelfleet_ingest_annotations%' AND pid <> pg_backend_pid()`.execute(t.db);
+      return rows.some((r) => r.ok);
+    }, 30_000);
+    expect(killed).toBe(true);
+    await draining;
+    // What the retry timer and every reconcile pass do: drain again until nothing is left.
+    expect(await eventually(async () => (await inbox.drain().then(() => true, () => false)) && (await inboxRows(t, false)) === 0, 60_000)).toBe(true);
+    expect({ recorded: await recorded(b.lsProjectId), setAside: await inboxRows(t, true) }).toEqual({ recorded: 3_000, setAside: 0 });
+  }, 120_000);
+
+  it('applies every event once with two processes draining the same backlog at once', async () => {
+    const b = await backlog(3_000);
+    second = await openDatabase({ url: t.database.url, dataDir: '/nonexistent', poolSize: 4 });
+    const other = webhookInbox({ ...t.ctx, database: second });
+    await Promise.all([webhookInbox(t.ctx).drain(), other.drain()]);
+    expect({ pending: await inboxRows(t, false), setAside: await inboxRows(t, true), recorded: await recorded(b.lsProjectId) }).toEqual({
+      pending: 0,
+      setAside: 0,
+      recorded: 3_000,
+    });
+  }, 120_000);
+});
