@@ -35,12 +35,15 @@ function latch() {
 class WatchedBackend extends MemoryBackend {
   readonly inFlight = new Map<number, number>();
   readonly overlaps = new Map<number, number>();
+  /** ensure() for an annotator waits for its gate, when one is set. */
+  readonly gates = new Map<number, Promise<void>>();
   override async ensure(spec: InstanceSpec): Promise<ObservedInstance> {
     const id = spec.annotatorId;
     const n = (this.inFlight.get(id) ?? 0) + 1;
     this.inFlight.set(id, n);
     if (n > 1) this.overlaps.set(id, (this.overlaps.get(id) ?? 0) + 1);
     try {
+      await this.gates.get(id);
       return await super.ensure(spec);
     } finally {
       this.inFlight.set(id, this.inFlight.get(id)! - 1);
@@ -56,12 +59,19 @@ class WatchedBackend extends MemoryBackend {
 const control = {
   hold: undefined as undefined | { text: RegExp; caller: (stack: string) => boolean; reached: () => void; release: Promise<void> },
   prepareGate: undefined as undefined | { reached: () => void; release: Promise<void> },
+  /** The next statement matching, issued by `caller` with these values, fails with `error` instead of running. */
+  fail: undefined as undefined | { text: RegExp; caller: (stack: string) => boolean; values: unknown[]; error: Error },
 };
 
 class HeldClient extends pg.Client {
   override query(...args: any[]): any {
     const h = control.hold;
     const text = args[0];
+    const f = control.fail;
+    if (f && typeof text === 'string' && f.text.test(text) && JSON.stringify(args[1]) === JSON.stringify(f.values) && f.caller(new Error().stack ?? '')) {
+      control.fail = undefined;
+      return Promise.reject(f.error);
+    }
     if (h && typeof text === 'string' && h.text.test(text) && h.caller(new Error().stack ?? '')) {
       control.hold = undefined;
       h.reached();
@@ -196,5 +206,47 @@ describe('an annotator claimed again while the pass is done with it but has not 
       phases: ['container', 'healthy', 'token', 'route'],
       overlaps: 0,
     });
+  }, 120_000);
+});
+
+describe("a reconcile that fails outside its action's error handling (BUG: the pass ends while its other reconciles still run)", () => {
+  /*
+   * BUG (medium): reconcileAnnotator re-reads the row after an action (`row = await ...selectFrom
+   * ('annotators')...`) outside its try/catch. When that read fails (the connection ended by a
+   * failover or pg_terminate_backend, a statement timeout), the worker rejects, Promise.all in
+   * reconcileAll rejects at once, and the annotators step — and the pass, and its lock — end while
+   * the other workers are still creating and starting containers: `await Promise.all(pass.creating
+   * .values())` and the requeue are skipped, and the next pass (another replica's, or this one's
+   * after its pause) reconciles those annotators while the orphaned workers still do — the same
+   * double reconcile as above. Design: "nothing the pass began outlives it". Fix: the re-read
+   * inside the try (recordFailure), and reconcileAll waits for every worker (Promise.allSettled)
+   * before it reports the failure.
+   */
+  it.fails("ends the pass only once every reconcile it began is done", async () => {
+    await t.service.reconciler.stop();
+    const make = async (name: string) => {
+      const created = await t.json('POST', '/api/annotators', { name, email: `${name}-${NAMESPACE}@example.com` });
+      expect(created.status).toBe(201);
+      ids.push(created.body.id);
+      expect((await t.json('POST', `/api/annotators/${created.body.id}/start`)).status).toBe(200);
+      return created.body.id as number;
+    };
+    const r = await make('orphan-r');
+    const s = await make('orphan-s');
+    // S's container start takes its time (a busy Docker daemon); R's re-read after its start fails.
+    const releaseS = latch();
+    backend.gates.set(s, releaseS.opened);
+    const lost = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+    control.fail = { text: /^select \* from "annotators" where "id" = \$1$/, caller: (stack) => /reconcileAnnotator/.test(stack), values: [r], error: lost };
+    try {
+      const report = await t.service.reconciler.runOnce({ wait: true });
+      expect(report).not.toBe('busy');
+      // The pass is over: nothing it began may still be running.
+      expect({ sStillStarting: backend.inFlight.get(s) ?? 0 }).toEqual({ sStillStarting: 0 });
+    } finally {
+      releaseS.open();
+      backend.gates.delete(s);
+      control.fail = undefined;
+    }
   }, 120_000);
 });
