@@ -100,7 +100,7 @@ let backend: WatchedBackend;
 const ids: number[] = [];
 
 beforeAll(async () => {
-  backend = await new WatchedBackend({ namespace: NAMESPACE, domain: DOMAIN, faults: { ensureDelayMs: 400, slowMs: 300 } }).start();
+  backend = await new WatchedBackend({ namespace: NAMESPACE, domain: DOMAIN, faults: { ensureDelayMs: 1000, slowMs: 300 } }).start();
   // The service's own handle on the test database, its queries through HeldClient.
   database = await createTestDatabase();
   const base = await openDatabase({ url: database.url, dataDir: '/nonexistent', poolSize: 4 });
