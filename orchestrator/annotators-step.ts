@@ -349,14 +349,18 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
       const row = next();
       if (row) {
         busy++;
-        working.add(row.id);
-        runs.set(row.id, (runs.get(row.id) ?? 0) + 1);
         try {
-          seen.set(row.id, await reconcileAnnotator(pass, row));
-          working.delete(row.id);
+          working.add(row.id);
+          runs.set(row.id, (runs.get(row.id) ?? 0) + 1);
+          try {
+            seen.set(row.id, await reconcileAnnotator(pass, row));
+          } finally {
+            working.delete(row.id);
+          }
+          // Not working on it any more: what takeAgain enqueues may be taken by another worker at
+          // once, and that worker's mark is its own.
           if (claimedWhileWorking.delete(row.id)) await takeAgain([row.id]);
         } finally {
-          working.delete(row.id);
           busy--;
         }
         continue;
@@ -371,7 +375,10 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
   };
   try {
     for (;;) {
-      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      // Every worker is waited for, even when one fails: nothing the pass began outlives it.
+      const ended = await Promise.allSettled(Array.from({ length: CONCURRENCY }, worker));
+      const failed = ended.find((e) => e.status === 'rejected');
+      if (failed) throw failed.reason;
       // A claim a wake-up began as the last worker finished: waited for, and what it took reconciled
       // (its rows are leased; left alone they would wait for the lease to end).
       if (!claiming) break;
@@ -547,6 +554,7 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<Annotat
   let observed: ObservedInstance | undefined;
   for (let i = 0; i < MAX_ACTIONS_PER_ANNOTATOR && row; i++) {
     let decision: Decision | undefined;
+    const current: Annotator = row;
     try {
       observed = await observeFor(pass, row, i === 0 ? undefined : observed);
       decision = await decideFor(pass, row, observed);
@@ -566,11 +574,12 @@ async function reconcileAnnotator(pass: Pass, first: Annotator): Promise<Annotat
         return row;
       }
       observed = outcome.observed;
+      // Inside the try: a read that fails (the connection lost) is this annotator's failure, not the pass's.
+      row = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', row.id).executeTakeFirst();
     } catch (err) {
-      await recordFailure(pass, row, decision, err);
-      return row;
+      await recordFailure(pass, current, decision, err);
+      return current;
     }
-    row = await ctx.database.db.selectFrom('annotators').selectAll().where('id', '=', row.id).executeTakeFirst();
   }
   if (row?.status === 'starting') pass.pending = true;
   return row;
@@ -673,12 +682,14 @@ interface Outcome {
 
 /**
  * Runs `fn` in a transaction only if the annotator is still in the status and start generation the
- * decision was made on; returns false (doing nothing) when an admin changed it meanwhile.
+ * decision was made on (and, with `samePhase`, its start phase); returns false (doing nothing) when
+ * an admin or another reconcile changed it meanwhile.
  */
-async function guarded(ctx: AppContext, row: Annotator, fn: (trx: Executor) => Promise<void>): Promise<boolean> {
+async function guarded(ctx: AppContext, row: Annotator, fn: (trx: Executor) => Promise<void>, samePhase = false): Promise<boolean> {
   return ctx.database.db.transaction().execute(async (trx) => {
     const current = await lockAnnotator(trx, row.id);
     if (current.status !== row.status || current.startGeneration !== row.startGeneration) return false;
+    if (samePhase && current.startPhase !== row.startPhase) return false;
     await fn(trx);
     return true;
   });
@@ -686,6 +697,7 @@ async function guarded(ctx: AppContext, row: Annotator, fn: (trx: Executor) => P
 
 const touch = () => ({ updatedAt: new Date() });
 
+/** Moves a start from the phase `row` was read in to `to`: never from another (a stale decision moves no phase back). */
 async function setPhase(ctx: AppContext, row: Annotator, to: StartPhase, message: string, extra: Record<string, unknown> = {}) {
   return guarded(ctx, row, async (trx) => {
     const changed = row.startPhase !== to;
@@ -704,7 +716,7 @@ async function setPhase(ctx: AppContext, row: Annotator, to: StartPhase, message
         details: { phase: to, previousPhase: row.startPhase, generation: row.startGeneration },
       });
     }
-  });
+  }, true);
 }
 
 async function transition(

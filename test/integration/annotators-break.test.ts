@@ -152,9 +152,9 @@ async function phasesOf(id: number): Promise<string[]> {
   return rows.map((r) => String((r.details as { phase?: string }).phase));
 }
 
-describe('an annotator claimed again while the pass is done with it but has not taken it again (BUG: reconciled twice at once)', () => {
+describe('an annotator claimed again while the pass is done with it but has not taken it again is reconciled once at a time', () => {
   /*
-   * BUG (medium; the CI symptom of test/e2e/fleet-docker.test.ts, start phases
+   * Was a bug (fixed; the CI symptom of test/e2e/fleet-docker.test.ts, start phases
    * ['container', 'healthy', 'healthy', 'token', 'route']). Both 'healthy' events carry
    * previousPhase 'container'; the second is written one ensure() later by a second reconcile of
    * the same annotator running at the same time. How (annotators-step.ts reconcileAll):
@@ -170,10 +170,11 @@ describe('an annotator claimed again while the pass is done with it but has not 
    *     second time. setPhase's guard (`guarded`) checks status and start generation, not the
    *     phase, so a stale reconcile may also move a phase back (token → healthy).
    * In CI the window of step 3 is one SELECT long; here that SELECT is held until step 3 is done.
-   * Fix: after its SELECT, takeAgain (or enqueue) skips an annotator that is working (→
-   * claimedWhileWorking) or queued; and phase writes are guarded on the phase decided on.
+   * The root: the worker's `finally` cleared `working` for R after its takeAgain, while another
+   * worker held R. Fixed: the mark is cleared before takeAgain; takeAgain skips an annotator working
+   * (→ claimedWhileWorking) or queued; phase writes are guarded on the phase decided on.
    */
-  it.fails('records each phase once and never reconciles one annotator twice at once', async () => {
+  it('records each phase once and never reconciles one annotator twice at once', async () => {
     const prepare = latch();
     const releasePrepare = latch();
     control.prepareGate = { reached: prepare.open, release: releasePrepare.opened };
@@ -209,9 +210,9 @@ describe('an annotator claimed again while the pass is done with it but has not 
   }, 120_000);
 });
 
-describe("a reconcile that fails outside its action's error handling (BUG: the pass ends while its other reconciles still run)", () => {
+describe("a reconcile that fails outside its action's error handling : the pass ends only after its other reconciles", () => {
   /*
-   * BUG (medium): reconcileAnnotator re-reads the row after an action (`row = await ...selectFrom
+   * Was a bug (fixed): reconcileAnnotator re-reads the row after an action (`row = await ...selectFrom
    * ('annotators')...`) outside its try/catch. When that read fails (the connection ended by a
    * failover or pg_terminate_backend, a statement timeout), the worker rejects, Promise.all in
    * reconcileAll rejects at once, and the annotators step — and the pass, and its lock — end while
@@ -222,7 +223,7 @@ describe("a reconcile that fails outside its action's error handling (BUG: the p
    * inside the try (recordFailure), and reconcileAll waits for every worker (Promise.allSettled)
    * before it reports the failure.
    */
-  it.fails("ends the pass only once every reconcile it began is done", async () => {
+  it("ends the pass only once every reconcile it began is done", async () => {
     await t.service.reconciler.stop();
     const make = async (name: string) => {
       const created = await t.json('POST', '/api/annotators', { name, email: `${name}-${NAMESPACE}@example.com` });
@@ -239,10 +240,18 @@ describe("a reconcile that fails outside its action's error handling (BUG: the p
     const lost = Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
     control.fail = { text: /^select \* from "annotators" where "id" = \$1$/, caller: (stack) => /reconcileAnnotator/.test(stack), values: [r], error: lost };
     try {
-      const report = await t.service.reconciler.runOnce({ wait: true });
-      expect(report).not.toBe('busy');
-      // The pass is over: nothing it began may still be running.
-      expect({ sStillStarting: backend.inFlight.get(s) ?? 0 }).toEqual({ sStillStarting: 0 });
+      let passDone = false;
+      const pass = t.service.reconciler.runOnce({ wait: true }).finally(() => (passDone = true));
+      await until("R's re-read failed", async () => control.fail === undefined);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      // S's container start is still under way: the pass waits for it.
+      expect({ passDone, sStarting: backend.inFlight.get(s) ?? 0 }).toEqual({ passDone: false, sStarting: 1 });
+      releaseS.open();
+      const report = await pass;
+      if (report === 'busy') throw new Error('the pass lock was busy');
+      // The pass is over: nothing it began is still running; R's lost read is R's error, not the pass's.
+      expect(backend.inFlight.get(s) ?? 0).toBe(0);
+      expect(report.steps.annotators!.errors).toEqual([expect.stringContaining(`annotator ${r}`)]);
     } finally {
       releaseS.open();
       backend.gates.delete(s);
