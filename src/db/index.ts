@@ -99,12 +99,23 @@ pg.types.setTypeParser(20, (v) => Number(v));
  * profile that keeps what the major GC collected): answered through pg's own promise, every row
  * string of a result was promoted to the old space (~60 KB per page for the major GC to collect,
  * a third of the service's CPU per request); through the callback, next to none were.
+ *
+ * A FATAL or PANIC error (57P01 from pg_terminate_backend, a failover, an idle-session timeout)
+ * reaches the query before node-pg sees the socket close, and Kysely releases the client without
+ * the error: the client ends itself then, so the pool drops it instead of handing the dead
+ * connection to the next statement (which would fail without a SQLSTATE).
  */
 class CallbackQueryClient extends pg.Client {
   override query(...args: any[]): any {
     const [text, values, callback] = args;
     if (typeof text === 'string' && typeof values !== 'function' && callback === undefined) {
-      return new Promise((resolve, reject) => super.query(text, values, (err: Error | undefined, result: pg.QueryResult) => (err ? reject(err) : resolve(result))));
+      return new Promise((resolve, reject) =>
+        super.query(text, values, (err: (Error & { severity?: string }) | undefined, result: pg.QueryResult) => {
+          if (!err) return resolve(result);
+          if (err.severity === 'FATAL' || err.severity === 'PANIC') void this.end().catch(() => {});
+          reject(err);
+        }),
+      );
     }
     return (super.query as (...a: unknown[]) => unknown)(...args);
   }

@@ -3,7 +3,7 @@
  * promise-form queries answered through pg's callback form) and the memoised camel-case plugin,
  * under what a service meets: errors, transactions, connections ended by the server, concurrent
  * queries, type parsing: what the callers rely on — pgCode on every database error, rollback, a
- * failed connection never handed out again, rows never crossed. `it.fails`: an open bug, named.
+ * failed connection never handed out again, rows never crossed.
  */
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -70,7 +70,7 @@ describe('CallbackQueryClient', () => {
   });
 
   /*
-   * BUG (medium; node-pg + Kysely, the plain pg.Client does the same — not CallbackQueryClient's
+   * Was a bug (fixed; node-pg + Kysely, the plain pg.Client does the same — not CallbackQueryClient's
    * doing): a connection the server ends during a query (pg_terminate_backend, a failover, a
    * restart: FATAL 57P01/57P02) rejects that query with its SQLSTATE before the socket's end is
    * seen; Kysely then releases the client to the pool without the error, pg-pool still finds it
@@ -82,7 +82,7 @@ describe('CallbackQueryClient', () => {
    * session after such an error), call `this.end().catch(() => {})` before rejecting — pg-pool's
    * release then sees `_ending` and drops the client.
    */
-  it.fails('rejects (does not hang) when the server ends the connection mid-query, and the next queries get live connections', async () => {
+  it('rejects (does not hang) when the server ends the connection mid-query, and the next queries get live connections', async () => {
     const failed: string[] = [];
     for (let round = 0; round < 10; round++) {
       expect(pgCode(await endBusyConnection(handle.db))).toBe('57P01');
@@ -111,7 +111,7 @@ describe('CallbackQueryClient', () => {
   });
 });
 
-describe('a webhook right after the server ended a busy connection of the service (BUG above, as Label Studio meets it)', () => {
+describe('a webhook right after the server ended a busy connection of the service (the case above, as Label Studio meets it)', () => {
   let t: TestService;
   beforeAll(async () => {
     t = await startTestService({ overrides: { wake: () => {} } });
@@ -119,7 +119,7 @@ describe('a webhook right after the server ended a busy connection of the servic
   afterAll(async () => t?.close());
 
   // The same bug as 'rejects (does not hang) ...' above: the dead connection is the next one handed out.
-  it.fails('is stored (200): Label Studio sends it once and never again', async () => {
+  it('is stored (200): Label Studio sends it once and never again', async () => {
     const a = await seedAnnotator(t, { roleId: (await seedRole(t)).id });
     const b = await seedInProgressBatch(t, { annotatorId: a.id, lsProjectId: 6401, real: 1, prefix: 'dead' });
     const answers: number[] = [];
