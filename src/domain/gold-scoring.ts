@@ -77,10 +77,17 @@ export function jaccard<T>(a: T[], b: T[]): number {
   return inter / (sa.size + sb.size - inter);
 }
 
-/** A value as a list of strings (Label Studio keeps choices, labels and texts in arrays). */
+/**
+ * One value of a result as text: a string as it is, a number or boolean printed, anything else
+ * (an object, null) as canonical JSON. Never calls into the value: a result is whatever an
+ * annotator's Label Studio let through, and `String({"toString": 0})` throws.
+ */
+const asText = (x: unknown): string => (typeof x === 'string' ? x : typeof x === 'number' || typeof x === 'boolean' ? String(x) : canonical(x));
+
+/** A value as a list of strings (Label Studio keeps choices, labels and texts in arrays; a nested array, e.g. a taxonomy path, joined by " / "). */
 export function strings(v: unknown): string[] {
-  if (!Array.isArray(v)) return v === undefined || v === null ? [] : [String(v)];
-  return v.flatMap((x) => (Array.isArray(x) ? [x.map(String).join(' / ')] : [String(x)]));
+  if (!Array.isArray(v)) return v === undefined || v === null ? [] : [asText(v)];
+  return v.map((x) => (Array.isArray(x) ? x.map(asText).join(' / ') : asText(x)));
 }
 
 /** A finite number from a number or a numeric string, else undefined. */

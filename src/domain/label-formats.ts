@@ -49,7 +49,7 @@ export function rectangles(result: unknown, classes: readonly string[]): Box[] {
   if (!Array.isArray(result)) return [];
   const boxes: Box[] = [];
   for (const r of result as Record<string, unknown>[]) {
-    if (typeof r !== 'object' || r === null || String(r.type).toLowerCase() !== 'rectanglelabels') continue;
+    if (typeof r !== 'object' || r === null || typeof r.type !== 'string' || r.type.toLowerCase() !== 'rectanglelabels') continue;
     const v = (r.value ?? {}) as Record<string, unknown>;
     const label = Array.isArray(v.rectanglelabels) ? v.rectanglelabels[0] : undefined;
     const classId = typeof label === 'string' ? classes.indexOf(label) : -1;

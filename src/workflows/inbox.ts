@@ -12,10 +12,10 @@
  *   commit however many events it holds: under load the events that arrived during a drain go
  *   together in the next.
  * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
- *   applied one by one; an event that fails alone with a fault of its own (SQLSTATE class 22, 23 or
- *   P0) is kept in the inbox with failed_at and error, logged and counted, its batch made due for
- *   comparison with Label Studio (compare.ts markForComparison: the comparison applies what Label
- *   Studio holds), named in the next reconcile report (takeSetAside), and the drain goes on.
+ *   applied one by one; an event that fails alone with a fault of its own (eventFault) is kept
+ *   in the inbox with failed_at and error, logged and counted, its batch made due for comparison
+ *   with Label Studio (compare.ts markForComparison: the comparison applies what Label Studio
+ *   holds), named in the next reconcile report (takeSetAside), and the drain goes on.
  *   The database unreachable: the drain stops and runs again DRAIN_RETRY_MS later, and at every
  *   reconcile pass (orchestrator/steps.ts), so a crash between the 200 and the apply loses nothing.
  *
@@ -25,6 +25,7 @@
 import { CompiledQuery } from 'kysely';
 import type { AppContext } from '../context.ts';
 import type { Db, Tx } from '../db/index.ts';
+import { isDatabaseUnavailable } from '../db/connect-errors.ts';
 import { pgCode } from '../errors.ts';
 import { metrics, type WebhookAction } from '../metrics.ts';
 import { markForComparison } from './compare.ts';
@@ -73,8 +74,12 @@ interface Applied {
 
 const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_CREATED', annotation_updated: 'ANNOTATION_UPDATED' };
 
-/** A fault of the event itself (bad value, constraint, raised by the rules), not of the database's state. */
-const eventFault = (err: unknown) => /^(22|23|P0)/.test(pgCode(err) ?? '');
+/**
+ * A fault of the event itself, not of the database's state: a bad value, a constraint or the
+ * rules (SQLSTATE class 22, 23, P0), or an error of our own code on its values (no SQLSTATE, not
+ * a lost connection — e.g. a result Label Studio let through that gold scoring cannot read).
+ */
+const eventFault = (err: unknown) => (pgCode(err) ? /^(22|23|P0)/.test(pgCode(err)!) : !isDatabaseUnavailable(err));
 
 export class WebhookInbox {
   #running: Promise<void> | null = null;
@@ -159,8 +164,9 @@ export class WebhookInbox {
       applied = [await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE, GROUP))];
       taken = applied[0]!.rows.length;
     } catch (err) {
-      // Not the database's answer (the connection lost): stop, retry later. Else one by one.
-      if (!pgCode(err)) throw err;
+      // The connection lost: stop, retry later. Else (the database's answer, or our code failing on
+      // one of the events) one by one, so one event cannot hold back everyone else's.
+      if (isDatabaseUnavailable(err)) throw err;
       const { rows } = await this.#db.executeQuery<{ id: string }>(CompiledQuery.raw(FIRST_IDS, [GROUP]));
       if (!rows.length) throw err;
       applied = [];
@@ -198,7 +204,7 @@ export class WebhookInbox {
         return await this.#db.transaction().execute((trx) => this.#apply(trx, TAKE_ONE, id));
       } catch (e) {
         err = e;
-        if (!pgCode(e)) throw e;
+        if (isDatabaseUnavailable(e)) throw e;
       }
     }
     if (!eventFault(err)) throw err;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { boxIoU, levenshtein, scoreGold, spanIoU, textSimilarity } from '../../src/domain/gold-scoring.ts';
+import { boxIoU, levenshtein, scoreGold, spanIoU, strings, textSimilarity } from '../../src/domain/gold-scoring.ts';
 
 const choice = (...choices: string[]) => ({ from_name: 'label', to_name: 'image', type: 'choices', value: { choices } });
 const rect = (x: number, y: number, w: number, h: number, label = 'car', from = 'box') => ({
@@ -31,6 +31,23 @@ describe('gold scoring: choices', () => {
     expect(scoreGold([choice('cat')], []).score).toBe(0);
     expect(scoreGold([choice('cat')], [choice('cat'), rating(3)]).score).toBe(1);
     expect(scoreGold([choice('cat')], null).score).toBe(0);
+  });
+});
+
+describe('gold scoring: values no Label Studio form makes (an annotator can post any result through the API)', () => {
+  const weird = (v: unknown) => ({ from_name: 'label', to_name: 'image', type: 'choices', value: { choices: v } });
+  it('reads any JSON value as text without calling into it', () => {
+    expect(strings([{ toString: 0 }])).toEqual(['{"toString":0}']);
+    expect(strings([{ valueOf: 'x', toString: null }])).toEqual(['{"toString":null,"valueOf":"x"}']);
+    expect(strings([['a', { b: 1 }], null, 3, true])).toEqual(['a / {"b":1}', 'null', '3', 'true']);
+    expect(strings({ toString: 0 })).toEqual(['{"toString":0}']);
+    expect(strings('cat')).toEqual(['cat']);
+  });
+  it('scores them as the labels they are: 0 against a real label, 1 against the same value', () => {
+    expect(scoreGold([choice('cat')], [weird([{ toString: 0 }])]).score).toBe(0);
+    expect(scoreGold([weird([{ toString: 0 }])], [weird([{ toString: 0 }])]).score).toBe(1);
+    // Two different objects are two different labels (not both "[object Object]").
+    expect(scoreGold([weird([{ a: 1 }])], [weird([{ a: 2 }])]).score).toBe(0);
   });
 });
 

@@ -33,6 +33,9 @@ describe('label formats', () => {
         { from_name: 'label', to_name: 'image', type: 'choices', value: { choices: ['cat'] } },
         rect({ x: 1, y: 1, width: 5, height: 5, rectanglelabels: ['unknown'] }),
         rect({ x: 1, y: 1, width: 0, height: 5, rectanglelabels: ['car'] }),
+        // Not made by Label Studio's forms, but an annotator may post it through its API.
+        { ...rect({ x: 1, y: 1, width: 5, height: 5, rectanglelabels: ['car'] }), type: { toString: 0 } },
+        { ...rect({ x: 1, y: 1, width: 5, height: 5, rectanglelabels: ['car'] }), type: ['rectanglelabels'] },
       ],
       classes,
     );
