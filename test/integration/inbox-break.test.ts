@@ -221,7 +221,7 @@ describe('faults the inbox survives (regression tests: passing)', () => {
   }, 120_000);
 });
 
-describe("the comparison with Label Studio applying an export read before a deletion (BUG: a deleted annotation comes back)", () => {
+describe("the comparison with Label Studio applying an export read before a deletion: a deleted annotation stays deleted", () => {
   let t: TestService;
   beforeAll(async () => {
     t = await startTestService({ overrides: { wake: () => {} } });
@@ -229,7 +229,7 @@ describe("the comparison with Label Studio applying an export read before a dele
   afterAll(async () => t?.close());
 
   /*
-   * BUG (medium): compare.ts reads Label Studio's export of a batch's project, then settles each
+   * Was a bug (medium, fixed by migration 0050): compare.ts reads Label Studio's export of a batch's project, then settles each
    * task to it (settleTaskState → labelfleet_ingest_annotations with p_settle, which ignores the
    * tombstones: `live ... AND (p_settle OR tomb.found IS NULL)`). An annotator who deletes an
    * annotation between the export's read and the settle — the deletion webhook applied in that
@@ -240,7 +240,7 @@ describe("the comparison with Label Studio applying an export read before a dele
    * tombstone (keep `tomb.found IS NULL` for p_settle with a non-null annotation), and compare's
    * eventFor/settleTask leave such a task as the deletion left it.
    */
-  it.fails('leaves the task open: the annotator deleted that annotation after the export was read', async () => {
+  it('leaves the task open: the annotator deleted that annotation after the export was read', async () => {
     const { compareWithLabelStudio } = await import('../../src/workflows/compare.ts');
     const a = await seedAnnotator(t, { roleId: (await seedRole(t)).id });
     const b = await seedInProgressBatch(t, { annotatorId: a.id, lsProjectId: 6501, real: 2, prefix: 'stale' });
