@@ -7,6 +7,7 @@ import { SecretBox } from '../../src/crypto.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createService, type Service } from '../../src/service.ts';
 import type { AppContext } from '../../src/context.ts';
+import { webhookInbox } from '../../src/workflows/inbox.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export const TEST_SECRET_KEY = 'test-secret-key-test-secret-key-0123456789';
@@ -95,6 +96,10 @@ export async function startTestService(
     anonymous: client(service.app),
     async close() {
       await service.reconciler.stop();
+      // The inbox's retry timer would otherwise drain a dropped database.
+      const inbox = webhookInbox(service.ctx);
+      inbox.close();
+      await inbox.idle();
       // Every per-annotator database of this installation in its namespace, among them those the
       // reconciler made ahead of a start (drop leaves another installation's alone). Read from the
       // server, not the fleet database: a test may have stopped the service and its pool already.
