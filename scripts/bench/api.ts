@@ -5,8 +5,9 @@
  *   as the API's JSON built by PostgreSQL, with its total from the maintained counter and the check
  *   of the session cookie; target: p99 ≤ 1.5×), with 4 clients and with one, with the service's
  *   CPU per request; beside them the floor, a bare Hono endpoint sending the same statement
- *   (support/bare-list.ts), the same page as plain columns (the statement the route ran before)
- *   and what the exact count(*) the route used to run costs beside the counter;
+ *   (support/bare-list.ts) — the three in alternating rounds — the same page as plain columns (the
+ *   statement the route ran before) and what the exact count(*) the route used to run costs
+ *   beside the counter; the list and its SQL again after ten times more history;
  * - GET /api/workflows/graph against GET /api/health (target: p99 < 100 ms), measured again after
  *   ten times more history (180,000 more closed assignments, 20,000 rejections): the cost follows
  *   the workflows and the open work, not the history;
@@ -23,7 +24,7 @@ import { ANNOTATOR_API_COLUMNS, filterAnnotators } from '../../src/db/annotator-
 import { annotatorTotal, countAnnotators } from '../../src/db/counts.ts';
 import type { Db } from '../../src/db/index.ts';
 import { listPageQuery } from '../../src/db/list-page.ts';
-import { load, processMemoryMb, ratio, type LatencyStats } from './lib.ts';
+import { load, processMemoryMb, ratio, stats, type LatencyStats } from './lib.ts';
 import { startChildServer, type ChildServer } from './support/child-server.ts';
 import { startFleetProcess } from './support/fleet-process.ts';
 
@@ -129,28 +130,55 @@ export default async function bench() {
       if (res.status !== 200) throw new Error(`bare list answered ${res.status}`);
       await res.arrayBuffer();
     };
-    // Both servers warmed up alike, under the measured load, to their steady state: in paired runs
-    // the 2,000 requests after the first 500 cost each process 1.3–1.6 times the CPU of the ones
-    // after that (compilation, heap growth), which neither's figures should carry.
+    // Both servers and the baseline client warmed up alike, under the measured load, to their
+    // steady state: in paired runs the 2,000 requests after the first 500 cost each process 1.3–1.6
+    // times the CPU of the ones after that (compilation, heap growth), which no figure should carry;
+    // the node-pg client of the baseline runs in this process and warms up the same way.
     const warm = { count: 3_000, concurrency: 4, maxMs: 60_000 };
     await load(get('/api/annotators?limit=100'), warm);
     await load(getBare, warm);
-    // Service CPU per request (user + system, /proc), a figure the machine's load changes little.
-    const cpuPerRequest = async (pid: number, run: () => Promise<LatencyStats>) => {
-      const before = processCpuMs(pid);
-      const stats = await run();
-      return { ...stats, cpuMsPerRequest: Math.round(((processCpuMs(pid) - before) / stats.count) * 100) / 100 };
+    await load(query(page.sql, page.parameters), warm);
+
+    // The list, its SQL and the floor measured in alternating rounds (the order reversed every
+    // round), each figure from all its rounds' requests together: whatever the machine does
+    // meanwhile (other work, PostgreSQL's background writes) falls on the three alike. Service CPU
+    // per request (user + system, /proc) beside it, a figure the machine's load changes little.
+    const paired = async (concurrency: number, perRound: number, rounds: number) => {
+      const runs = [
+        { op: query(page.sql, page.parameters), pid: undefined as number | undefined },
+        { op: get('/api/annotators?limit=100'), pid: fleet.pid },
+        { op: getBare, pid: bare!.pid },
+      ].map((r) => ({ ...r, samples: [] as number[], ms: 0, cpuMs: 0 }));
+      for (let round = 0; round < rounds; round++) {
+        for (const run of round % 2 === 0 ? runs : [...runs].reverse()) {
+          const cpuBefore = run.pid === undefined ? 0 : processCpuMs(run.pid);
+          const started = performance.now();
+          await load(async () => {
+            const t0 = performance.now();
+            await run.op();
+            run.samples.push(performance.now() - t0);
+          }, { count: perRound, concurrency, maxMs: 30_000 });
+          run.ms += performance.now() - started;
+          if (run.pid !== undefined) run.cpuMs += processCpuMs(run.pid) - cpuBefore;
+        }
+      }
+      const [sqlRun, serviceRun, bareRun] = runs.map((r) => ({
+        ...stats(r.samples, r.ms),
+        ...(r.pid === undefined ? {} : { cpuMsPerRequest: Math.round((r.cpuMs / r.samples.length) * 100) / 100 }),
+      }));
+      return {
+        service: serviceRun!,
+        baselineSameSqlNodePg: sqlRun!,
+        p99RatioToSql: ratio(serviceRun!.p99, sqlRun!.p99),
+        // What any HTTP service costs around the statement on this machine: the target's floor.
+        bareEndpointSameSql: { ...bareRun!, p99RatioToSql: ratio(bareRun!.p99, sqlRun!.p99), serviceP99RatioToBare: ratio(serviceRun!.p99, bareRun!.p99) },
+      };
     };
 
-    const pageSql = await load(query(page.sql, page.parameters), opts);
-    const list = await cpuPerRequest(fleet.pid, () => load(get('/api/annotators?limit=100'), opts));
-    const bareList = await cpuPerRequest(bare.pid, () => load(getBare, opts));
+    const list = await paired(4, 500, 4);
     // One client at a time: the service's own cost per request, without 4 clients, the service
     // and PostgreSQL sharing the machine's cores.
-    const one = { ...opts, count: 500, concurrency: 1 };
-    const pageSqlOne = await load(query(page.sql, page.parameters), one);
-    const listOne = await load(get('/api/annotators?limit=100'), one);
-    const bareListOne = await load(getBare, one);
+    const listOne = await paired(1, 250, 2);
     const health = await load(get('/api/health'), opts);
     const graph = await load(get('/api/workflows/graph'), { ...opts, count: 500 });
     const columnsSql = await load(query(columnsPage.sql, columnsPage.parameters), opts);
@@ -161,28 +189,22 @@ export default async function bench() {
     const historyStarted = performance.now();
     await addHistory(db);
     const historySeconds = Math.round((performance.now() - historyStarted) / 100) / 10;
+    // The list first, as before the history: measured right after the graph's requests, the list
+    // would carry the collection of their garbage (a 1,000-workflow graph is built per request),
+    // which is the graph's cost, not the list's (measured below as listRightAfterGraph).
+    const listAfter = await paired(4, 500, 4);
     await get('/api/workflows/graph')();
     const healthAfter = await load(get('/api/health'), opts);
     const graphAfter = await load(get('/api/workflows/graph'), { ...opts, count: 500 });
-    const listAfter = await load(get('/api/annotators?limit=100'), opts);
-    const pageSqlAfter = await load(query(page.sql, page.parameters), opts);
+    const listRightAfterGraph = await load(get('/api/annotators?limit=100'), opts);
+    const sqlAfterThat = await load(query(page.sql, page.parameters), opts);
 
     const p99 = (s: LatencyStats) => s.p99;
     return {
       seeded: { annotators: ANNOTATORS, workflows: WORKFLOWS, assignments: ASSIGNMENTS },
       annotatorsList: {
-        service: list,
-        baselineSameSqlNodePg: pageSql,
-        p99RatioToSql: ratio(p99(list), p99(pageSql)),
-        oneClient: {
-          service: listOne,
-          baselineSameSqlNodePg: pageSqlOne,
-          p99RatioToSql: ratio(p99(listOne), p99(pageSqlOne)),
-          bareEndpoint: bareListOne,
-          bareP99RatioToSql: ratio(p99(bareListOne), p99(pageSqlOne)),
-        },
-        // What any HTTP service costs around the statement on this machine: the target's floor.
-        bareEndpointSameSql: { ...bareList, p99RatioToSql: ratio(p99(bareList), p99(pageSql)), serviceP99RatioToBare: ratio(p99(list), p99(bareList)) },
+        ...list,
+        oneClient: listOne,
         pageAsColumnsNodePg: columnsSql,
         totalFrom: { counterSql, countStarSql, p50RatioCountStarToCounter: ratio(countStarSql.p50, counterSql.p50) },
       },
@@ -190,13 +212,15 @@ export default async function bench() {
       afterTenTimesTheHistory: {
         added: { closedAssignments: MORE_HISTORY, rejections: REJECTIONS, seconds: historySeconds },
         workflowGraph: { service: graphAfter, baselineHealth: healthAfter, p99RatioToHealth: ratio(p99(graphAfter), p99(healthAfter)) },
-        annotatorsList: { service: listAfter, baselineSameSqlNodePg: pageSqlAfter, p99RatioToSql: ratio(p99(listAfter), p99(pageSqlAfter)) },
+        annotatorsList: listAfter,
+        // The list measured right after the graph's 500 requests, then the SQL (not paired).
+        listRightAfterGraph: { service: listRightAfterGraph, baselineSameSqlNodePg: sqlAfterThat, p99RatioToSql: ratio(p99(listRightAfterGraph), p99(sqlAfterThat)) },
         graphP99RatioToBefore: ratio(p99(graphAfter), p99(graph)),
       },
       serviceMemoryMb: memory,
       targets: { annotatorsListP99RatioToSql: 1.5, workflowGraphP99Ms: 100, rssMb: 200 },
       met: {
-        list: p99(list) <= 1.5 * p99(pageSql),
+        list: list.service.p99 <= 1.5 * list.baselineSameSqlNodePg.p99 && listAfter.service.p99 <= 1.5 * listAfter.baselineSameSqlNodePg.p99,
         graph: p99(graph) < 100 && p99(graphAfter) < 100,
         rss: memory.peak < 200,
       },

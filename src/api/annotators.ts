@@ -6,13 +6,13 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { AppContext } from '../context.ts';
 import { secretPrefix, type SecretBox } from '../crypto.ts';
-import { annotatorJsonRows, filterAnnotators, type AnnotatorApiRow } from '../db/annotator-list.ts';
+import { annotatorPage, filterAnnotators, type AnnotatorApiRow, type AnnotatorPageRow } from '../db/annotator-list.ts';
 import { annotatorTotal, type AnnotatorCountFilter } from '../db/counts.ts';
-import { listPageQuery, pageOf, type Page } from '../db/list-page.ts';
+import type { Page } from '../db/list-page.ts';
 import type { Db, Executor } from '../db/index.ts';
 import { precompiled } from '../db/precompiled.ts';
 import { sessionAdminId } from '../auth/sessions.ts';
-import { jsonArray, type JsonText } from '../db/json-text.ts';
+import type { JsonText } from '../db/json-text.ts';
 import { ANNOTATOR_STATUSES } from '../domain/annotator-status.ts';
 import {
   createAnnotators,
@@ -113,14 +113,19 @@ export const toAnnotator = (a: AnnotatorApiRow, secrets: SecretBox) => ({
 type AnnotatorJson = ReturnType<typeof toAnnotator>;
 
 /**
- * An annotator's JSON from a row of annotatorJsonRows: PostgreSQL's text as it is, or, when the
- * annotator holds a sealed token, with `apiToken` set to its prefix (as toAnnotator shows it).
+ * The page's JSON as the API sends it (annotatorPage's row): PostgreSQL's text as it is, or, when
+ * annotators of the page hold a sealed token, with their `apiToken` set to its prefix (as
+ * toAnnotator shows it).
  */
-function annotatorJson(row: { json: string; apiTokenEnc: string | null }, secrets: SecretBox): JsonText<AnnotatorJson> {
-  if (row.apiTokenEnc === null) return row.json;
-  const a = JSON.parse(row.json) as AnnotatorJson;
-  a.apiToken = tokenPrefix(secrets, row.apiTokenEnc);
-  return JSON.stringify(a);
+function annotatorPageJson(row: AnnotatorPageRow, secrets: SecretBox): JsonText<AnnotatorJson[]> {
+  if (row.sealed === null) return row.json as JsonText<AnnotatorJson[]>;
+  const sealed = new Map(row.sealed);
+  const page = JSON.parse(row.json) as AnnotatorJson[];
+  for (const a of page) {
+    const token = sealed.get(a.id);
+    if (token !== undefined) a.apiToken = tokenPrefix(secrets, token);
+  }
+  return JSON.stringify(page);
 }
 
 const Fields = {
@@ -152,12 +157,12 @@ const ListQuery = PaginationQuery.extend({
 });
 
 /**
- * GET /api/annotators' statement: the page (each row as the API's JSON), its total from the
- * counter and, for a session cookie, the session's check (SessionCheck, src/auth/sessions.ts),
- * compiled once per shape (src/db/precompiled.ts).
+ * GET /api/annotators' statement: the page as one row (annotatorPage), its total from the counter
+ * and, for a session cookie, the session's check (SessionCheck, src/auth/sessions.ts), compiled
+ * once per shape (src/db/precompiled.ts).
  */
 export const annotatorPageStatement = precompiled((db: Db, v: AnnotatorCountFilter & Page & { tokenHash?: string }) =>
-  listPageQuery(filterAnnotators(db, v), annotatorJsonRows, v, annotatorTotal(db, v), v.tokenHash === undefined ? undefined : sessionAdminId(db, v.tokenHash)),
+  annotatorPage(db, filterAnnotators(db, v), v, annotatorTotal(db, v), v.tokenHash === undefined ? undefined : sessionAdminId(db, v.tokenHash)),
 );
 
 async function loadAnnotators(db: Executor, ids: number[], secrets: SecretBox) {
@@ -186,12 +191,10 @@ export function annotatorRoutes(ctx: AppContext) {
       const filter = { status: q.status, roleId: q.roleId };
       // A session cookie is checked by the page's own statement (app.ts SESSION_IN_STATEMENT).
       const session = c.get('sessionCheck');
-      const found = await annotatorPageStatement(db, { ...filter, limit: q.limit, offset: q.offset, tokenHash: session?.tokenHash });
-      const adminId = session && (() => session.adminId);
-      const { rows, total, admitted } = await pageOf(db, found, () => annotatorTotal(db, filter), adminId);
-      session?.confirm(admitted);
-      setTotal(c, total);
-      return jsonText(c, jsonArray(rows.map((r) => annotatorJson(r, secrets))));
+      const [page] = await annotatorPageStatement(db, { ...filter, limit: q.limit, offset: q.offset, tokenHash: session?.tokenHash });
+      session?.confirm(page!.listAdmit);
+      setTotal(c, page!.listTotal);
+      return jsonText(c, annotatorPageJson(page!, secrets));
     },
   );
 

@@ -34,6 +34,7 @@ import { reconcileRoutes } from './reconcile.ts';
 import { liveRoutes } from './live.ts';
 import { registerMetricsRoute } from './metrics.ts';
 import { metrics } from '../metrics.ts';
+import { lazyChild } from '../logger.ts';
 import { keyAuthentication } from './key-auth.ts';
 import { idempotency } from './idempotency.ts';
 import { apiKeyRoutes } from './api-keys.ts';
@@ -111,21 +112,23 @@ export function createApp(ctx: AppContext) {
     }),
   );
 
+  // Each request's logger carries its id; it is made only if the request logs something itself
+  // (lazyChild). The request line is the service logger's, with the same fields, when `info` is on.
   app.use(async (c, next) => {
-    const log = ctx.logger.child({ reqId: c.get('requestId') });
-    c.set('log', log);
+    const reqId = c.get('requestId');
+    c.set('log', lazyChild(ctx.logger, { reqId }));
     const started = performance.now();
     await next();
-    log.info(
-      { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
-      'request',
-    );
+    if (ctx.logger.isLevelEnabled('info')) {
+      ctx.logger.info({ reqId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) }, 'request');
+    }
   });
 
   // Browser hardening for every answer (nosniff, no framing, no referrer). HSTS is the TLS
   // terminator's call (README "Security"); the docs page sets its own CSP (docs.ts). These are
   // defaults: a header a route set itself (the console's framing and referrer rules) is kept.
-  app.use(secureHeaders({ strictTransportSecurity: false, crossOriginResourcePolicy: 'same-origin', overwrite: false }));
+  // Nothing here sets X-Powered-By, so there is none to remove.
+  app.use(secureHeaders({ strictTransportSecurity: false, crossOriginResourcePolicy: 'same-origin', overwrite: false, removePoweredBy: false }));
 
   // Before anything reads a body (body-limits.ts).
   app.use(lingerOnUnreadBody());

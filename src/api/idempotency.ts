@@ -97,9 +97,10 @@ async function settle(db: Executor, id: number, res: Response): Promise<void> {
 export function idempotency(ctx: Pick<AppContext, 'database'>): MiddlewareHandler<AppEnv> {
   const { db } = ctx.database;
   return async (c, next) => {
+    if (!METHODS.has(c.req.method)) return next();
     const header = c.req.header('idempotency-key');
     const auth = c.get('auth');
-    if (header === undefined || !METHODS.has(c.req.method) || !auth) return next();
+    if (header === undefined || !auth) return next();
     const key = parseIdempotencyKey(header);
     const credential = auth.kind === 'apiKey' ? `key:${auth.apiKeyId}` : `admin:${auth.adminUserId}`;
     const url = new URL(c.req.url);

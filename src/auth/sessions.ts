@@ -88,7 +88,7 @@ export const sessionAdminId = (db: Executor, tokenHash: string): Expression<numb
  * The check of one request's session cookie (its token hash), made once: by `settle` (a lookup of
  * its own: the gate, src/api/app.ts), or carried by a read's own statement, which saves that round
  * trip: the statement selects `adminId` (or `sessionAdminId` of `tokenHash`) beside its rows and
- * reads no rows while it is null (listPageQuery's `admit`); the route passes the value that came
+ * reads no rows while it is null (annotatorPage's `admit`, src/db/annotator-list.ts); the route passes the value that came
  * back to `confirm`, which throws the gate's 401 for null. The gate calls `settle` after such a
  * read: a route that did not confirm is checked then, so no answer goes out on a session that is
  * not valid. Nothing is cached: every request reads the sessions row, so a session ends on every

@@ -159,9 +159,14 @@ describe('annotators: create and read', () => {
 
     const got = await t.json('GET', `/api/annotators/${a.id}`);
     expect(got.body.apiToken).toBe('lstoke…');
-    const list = await t.request('GET', '/api/annotators?limit=500');
+    const list = await (await t.request('GET', '/api/annotators?limit=500')).text();
+    // The list shows the annotator as GET /:id does, prefix included, beside annotators without one.
+    const listed = JSON.parse(list) as Array<{ id: number; apiToken: string | null }>;
+    const { assignments: _, ...shown } = got.body;
+    expect(listed.find((x) => x.id === a.id)).toEqual(shown);
+    expect(listed.some((x) => x.apiToken === null)).toBe(true);
     const put = await t.request('PUT', `/api/annotators/${a.id}`, { notes: 'x' });
-    for (const text of [JSON.stringify(got.body), await list.text(), await put.text()]) {
+    for (const text of [JSON.stringify(got.body), list, await put.text()]) {
       expect(text).not.toContain(token);
       expect(text).not.toContain(raw.apiTokenEnc!);
     }
@@ -173,6 +178,8 @@ describe('annotators: create and read', () => {
     const got = await t.json('GET', `/api/annotators/${a.id}`);
     expect(got.status).toBe(200);
     expect(got.body.apiToken).toBeNull();
+    const listed = (await t.json('GET', '/api/annotators?limit=500')).body as Array<{ id: number; apiToken: string | null }>;
+    expect(listed.find((x) => x.id === a.id)?.apiToken).toBeNull();
   });
 
   it('answers 404 for a missing annotator and 400 for ids that are not positive integers', async () => {

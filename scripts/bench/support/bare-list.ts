@@ -1,7 +1,7 @@
 /**
  * The api benchmark's floor (issue 15): a bare Hono endpoint on @hono/node-server that answers
- * GET /api/annotators by sending one given statement with pg and joining its rows' `json` column
- * into the body, with the total in X-Total-Count — what any HTTP service costs around that
+ * GET /api/annotators by sending one given statement with pg and answering its one row's `json`
+ * column as the body, with the total in X-Total-Count — what any HTTP service costs around that
  * statement here, with no authentication, validation or middleware. Run as its own process:
  *   node --import tsx scripts/bench/support/bare-list.ts <databaseUrl> <poolSize> <statement JSON {sql, parameters}>
  * Prints `listening <port>` on stdout once it answers.
@@ -17,8 +17,8 @@ const app = new Hono();
 
 app.get('/api/annotators', async (c) => {
   const { rows } = await pool.query<{ json: string; list_total: number }>(sql, parameters);
-  c.header('X-Total-Count', String(rows[0]?.list_total ?? 0));
-  return c.body(`[${rows.map((r) => r.json).join(',')}]`, 200, { 'Content-Type': 'application/json' });
+  c.header('X-Total-Count', String(rows[0]!.list_total));
+  return c.body(rows[0]!.json, 200, { 'Content-Type': 'application/json' });
 });
 
 serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => console.log(`listening ${info.port}`));
