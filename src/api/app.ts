@@ -61,7 +61,6 @@ const ROUTES: RouteFactory[] = [
   monitoringRoutes,
   qualityRoutes,
   workflowAssignRoutes,
-  webhookRoutes,
   reconcileRoutes,
   apiKeyRoutes,
   webhookSubscriptionRoutes,
@@ -110,6 +109,11 @@ export function createApp(ctx: AppContext) {
       limitLength: 128,
     }),
   );
+
+  // Label Studio's webhooks, ahead of the rest of the chain: they authenticate by their own
+  // secret, limit their own body and count their own outcomes (webhook.ts); an answer that can take
+  // no longer than the database's commit is what Label Studio's 1 s allows.
+  app.route('/api', webhookRoutes(ctx));
 
   app.use(async (c, next) => {
     const log = ctx.logger.child({ reqId: c.get('requestId') });

@@ -8,6 +8,14 @@
  * exporting, chaining and review effects run. A deletion is applied here, once the inbox has
  * drained. What a webhook never delivered, reconciliation finds.
  *
+ * Mounted ahead of the app's middleware chain (app.ts), after the request id only: no session,
+ * key, cross-site or rate-limit rule applies to a request that authenticates by its own secret,
+ * and skipping them halves the CPU of an acknowledgement (`npm run bench -- webhooks`). The route
+ * applies its own body limit (body-limits.ts), and errors still become `{error, details}` through
+ * the app's one error handler; answers carry X-Request-Id but not the browser-hardening headers
+ * (Label Studio is not a browser) and are not logged one line per request (the webhook metrics
+ * count them: metrics.ts).
+ *
  * Auth: X-Annotator-Id and X-Webhook-Secret, compared in constant time with the secret of the
  * annotator's current start (derived from FLEET_SECRET_KEY, never stored). Missing, unknown or
  * wrong → 401 (checked before the body is read). A verified secret is remembered for 5 s, so a
@@ -30,6 +38,7 @@ import { metrics, type WebhookAction } from '../metrics.ts';
 import { COMPARE_ACTIONS, markForComparison } from '../workflows/compare.ts';
 import { webhookInbox } from '../workflows/inbox.ts';
 import { fastArgs, ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
+import { lingerOnUnreadBody, limitBodies } from './body-limits.ts';
 import { errors, jsonContent } from './common.ts';
 import { createRouter } from './router.ts';
 
@@ -167,6 +176,8 @@ async function readBodyText(c: Context): Promise<string> {
 
 export function webhookRoutes(ctx: AppContext) {
   const app = createRouter();
+  // Mounted ahead of the app's chain (app.ts), so the body rules are the route's own to apply.
+  app.use('/webhook', lingerOnUnreadBody(), limitBodies());
   const { db } = ctx.database;
   const inbox = webhookInbox(ctx);
   // What a previous process acknowledged and did not apply (a crash, a restart).

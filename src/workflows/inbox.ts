@@ -39,8 +39,13 @@ const SET_ASIDE_NAMED = 20;
 /** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
 const DRAIN_LOCK = 7_404_010;
 
+/** Appends written by one INSERT at most (a bound on one statement's size; 8 senders make groups of ≤ 8). */
+export const APPEND_GROUP = 500;
+
 // Fixed statement texts: built once, not per event.
-const APPEND = `INSERT INTO webhook_inbox (event) VALUES ($1::jsonb)`;
+/** The events of $1 (a JSON array), one row each, in the array's order: inbox ids follow arrival. */
+const APPEND = `INSERT INTO webhook_inbox (event)
+  SELECT e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n`;
 const LOCK = `SELECT pg_advisory_xact_lock(${DRAIN_LOCK})`;
 /**
  * Takes the rows `which` selects (with $1) and applies them in one statement: the events never
@@ -76,7 +81,16 @@ const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_
 /** A fault of the event itself (bad value, constraint, raised by the rules), not of the database's state. */
 const eventFault = (err: unknown) => /^(22|23|P0)/.test(pgCode(err) ?? '');
 
+/** An event waiting for its INSERT: its JSON, and its webhook's answer. */
+interface Append {
+  json: string;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 export class WebhookInbox {
+  #queued: Append[] = [];
+  #writing = false;
   #running: Promise<void> | null = null;
   #again = false;
   #retry: NodeJS.Timeout | undefined;
@@ -91,10 +105,46 @@ export class WebhookInbox {
     return this.ctx.database.db;
   }
 
-  /** Stores one event (committed when this resolves) and wakes the drainer. */
-  async append(args: FastArgs): Promise<void> {
-    await this.#db.executeQuery(CompiledQuery.raw(APPEND, [JSON.stringify(args)]));
-    void this.drain().catch(() => {});
+  /**
+   * Stores one event: resolves once it is committed, rejects (storing nothing of it) when its
+   * INSERT failed. Group commit: appends that arrive while one INSERT is being written wait for it
+   * and go together in the next, one statement and one commit for the lot, so concurrent webhooks
+   * share the round trip and the WAL flush; an append with none in flight is written at once.
+   * A group refused for one event's value (SQLSTATE class 22 or 23) is written one event at a
+   * time, so only that event's append fails. Wakes the drainer.
+   */
+  append(args: FastArgs): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queued.push({ json: JSON.stringify(args), resolve, reject });
+      if (!this.#writing) void this.#writeQueued();
+    });
+  }
+
+  /** Writes what is queued, a group per INSERT, until nothing is. One writer at a time. */
+  async #writeQueued(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queued.length) {
+        const group = this.#queued.splice(0, APPEND_GROUP);
+        try {
+          await this.#insert(group);
+          for (const a of group) a.resolve();
+        } catch (err) {
+          if (group.length > 1 && eventFault(err)) {
+            for (const a of group) await this.#insert([a]).then(a.resolve, a.reject);
+          } else for (const a of group) a.reject(err);
+        }
+        void this.drain().catch(() => {});
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  #insert(group: Append[]): Promise<unknown> {
+    let events = '[';
+    for (let i = 0; i < group.length; i++) events += (i ? ',' : '') + group[i]!.json;
+    return this.#db.executeQuery(CompiledQuery.raw(APPEND, [`${events}]`]));
   }
 
   /**
