@@ -60,7 +60,12 @@ const result = z.array(z.looseObject({})).superRefine((v, ctx) => {
   if (p) ctx.addIssue({ code: 'custom', message: p });
 });
 
-const AnnotationPayload = z.looseObject({
+/*
+ * Strict-shaped (z.object): validated after readPayload has picked the fields read, so there is
+ * nothing else to keep, and zod compiles a plain object schema into one fast check (a loose one
+ * walks every key).
+ */
+const AnnotationPayload = z.object({
   id: lsId,
   result: result.nullish(),
   created_at: timestamp.nullish(),
@@ -71,12 +76,12 @@ const AnnotationPayload = z.looseObject({
   project: lsId.nullish(),
 });
 
-const WebhookPayload = z.looseObject({
+const WebhookPayload = z.object({
   action: z.string().min(1).max(64),
   annotation: AnnotationPayload.nullish(),
-  annotations: z.array(z.looseObject({ id: lsId })).max(10_000).nullish(),
-  project: z.looseObject({ id: lsId }).nullish(),
-  task: z.looseObject({ id: lsId }).nullish(),
+  annotations: z.array(z.object({ id: lsId })).max(10_000).nullish(),
+  project: z.object({ id: lsId }).nullish(),
+  task: z.object({ id: lsId }).nullish(),
 });
 type Payload = z.infer<typeof WebhookPayload>;
 /** ANNOTATIONS_CREATED, TASKS_CREATED, TASKS_DELETED: only the project is read (compare.ts COMPARE_ACTIONS). */
