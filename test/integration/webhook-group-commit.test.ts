@@ -15,6 +15,7 @@ import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Annotator } from '../../src/db/types.ts';
 import { seedAnnotator, seedInProgressBatch, seedRole, webhookHeaders, webhooksApplied } from '../helpers/batches.ts';
+import { webhookInbox } from '../../src/workflows/inbox.ts';
 import { startTestService, type TestService } from '../helpers/service.ts';
 import { waitUntil } from '../helpers/process.ts';
 
@@ -159,5 +160,25 @@ describe('webhook inbox: group commit', () => {
     expect(answers.map((a) => a.status)).toEqual(bodies.map((x) => (x.annotation.id === refused ? 400 : 200)));
     expect(answers[3]!.body).toMatchObject({ error: expect.stringContaining('Validation failed') });
     expect((await inboxRows()).map((r) => r.annotation)).toEqual(bodies.map((x) => x.annotation.id).filter((id) => id !== refused));
+  });
+
+  it('applies, for a drain asked for while webhooks keep arriving (what a deletion waits for), every event acknowledged before it', async () => {
+    const b = await seedInProgressBatch(t, { annotatorId: annotator.id, lsProjectId: ++project, real: 200, prefix: 'gc' });
+    const acknowledged: number[] = [];
+    let stop = false;
+    // Four senders that go on until told to stop.
+    const senders = Array.from({ length: 4 }, async (_, s) => {
+      for (let i = s; !stop && i < b.real.length; i += 4) {
+        const body = created(b, b.real[i]!);
+        if ((await send(body)).status === 200) acknowledged.push(body.annotation.id);
+      }
+    });
+    await waitUntil('some webhooks acknowledged', async () => acknowledged.length >= 20, 60_000, 10);
+    const before = [...acknowledged];
+    await webhookInbox(t.ctx).drain();
+    const applied = await eventsOf(before);
+    stop = true;
+    await Promise.all(senders);
+    expect(applied).toBe(before.length);
   });
 });
