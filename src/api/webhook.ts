@@ -10,7 +10,7 @@
  *
  * Mounted ahead of the app's middleware chain (app.ts), after the request id only: no session,
  * key, cross-site or rate-limit rule applies to a request that authenticates by its own secret,
- * and skipping them halves the CPU of an acknowledgement (`npm run bench -- webhooks`). The route
+ * so their work is spared on the hot path (`npm run bench -- webhooks`). The route
  * applies its own body limit (body-limits.ts), and errors still become `{error, details}` through
  * the app's one error handler; answers carry X-Request-Id but not the browser-hardening headers
  * (Label Studio is not a browser) and are not logged one line per request (the webhook metrics
