@@ -110,9 +110,8 @@ export function createApp(ctx: AppContext) {
     }),
   );
 
-  // Label Studio's webhooks, ahead of the rest of the chain: they authenticate by their own
-  // secret, limit their own body and count their own outcomes (webhook.ts); an answer that can take
-  // no longer than the database's commit is what Label Studio's 1 s allows.
+  // Label Studio's webhooks (1 s each), ahead of the rest of the chain: they authenticate by their
+  // own secret, limit their own body and count their own outcomes (webhook.ts).
   app.route('/api', webhookRoutes(ctx));
 
   app.use(async (c, next) => {

@@ -48,7 +48,7 @@ const SET_ASIDE_NAMED = 20;
 /** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
 const DRAIN_LOCK = 7_404_010;
 
-/** Appends written by one INSERT at most (a bound on one statement's size; 8 senders make groups of ≤ 8). */
+/** Appends written by one INSERT at most: a bound on one statement's size, far above what concurrent webhooks queue. */
 export const APPEND_GROUP = 500;
 
 // Fixed statement texts: built once, not per event.
@@ -130,8 +130,8 @@ export class WebhookInbox {
    * INSERT failed. Group commit: appends that arrive while one INSERT is being written wait for it
    * and go together in the next, one statement and one commit for the lot, so concurrent webhooks
    * share the round trip and the WAL flush; an append with none in flight is written at once.
-   * A group refused for one event's value (SQLSTATE class 22 or 23) is written one event at a
-   * time, so only that event's append fails. Wakes the drainer.
+   * A group refused for one event's value (eventFault: SQLSTATE class 22, 23 or P0) is written
+   * one event at a time, so only that event's append fails. Wakes the drainer.
    */
   append(args: FastArgs): Promise<void> {
     return new Promise((resolve, reject) => {
