@@ -14,6 +14,8 @@ LANGUAGE plpgsql
 -- The events' row count is unknown to the planner whatever p_events holds, so a custom plan per
 -- call buys nothing and costs its planning (a third of a one-event call, measured).
 SET plan_cache_mode = force_generic_plan
+-- Migration 0044's setting, restated: CREATE OR REPLACE sets every property the command names or implies.
+SET enable_seqscan = off
 AS $$
 DECLARE
   r record;

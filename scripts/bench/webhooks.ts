@@ -20,7 +20,11 @@
  * Where the time goes: CPU per event (ms, from /proc, clock ticks of 10 ms) of each endpoint's
  * process and of the PostgreSQL backends of the benchmark's database during its run (LabelFleet's
  * until every event is applied).
- * `BENCH_CPU_PROF=dir` runs the service with --cpu-prof into that directory.
+ * The service's and its backends' CPU is also given split at the last 200: acknowledging (with
+ * the drains that ran meanwhile) and the drain after it.
+ * `BENCH_CPU_PROF=dir` runs the service with --cpu-prof into that directory;
+ * `BENCH_WEBHOOKS_BUNDLE=<dist/fleet.mjs>` runs a bundle built earlier (another commit's: the
+ * "before" of a paired comparison) instead of building this one.
  */
 import http from 'node:http';
 import { sql } from 'kysely';
@@ -29,6 +33,8 @@ import { webhookSecret } from '../../orchestrator/instance-spec.ts';
 import { seededRandom, shuffle } from '../../src/domain/gold-mixing.ts';
 import { fileURLToPath } from 'node:url';
 import type { Db } from '../../src/db/index.ts';
+import { loadavg } from 'node:os';
+import { START_NODE_ARGS } from '../../test/helpers/process.ts';
 import { load, processCpuSeconds, ratio } from './lib.ts';
 import { startChildServer } from './support/child-server.ts';
 import { startFleetProcess } from './support/fleet-process.ts';
@@ -136,6 +142,8 @@ function payload(action: string, projectId: number, lsTaskId: number, annotation
 
 export default async function bench() {
   const prof = process.env.BENCH_CPU_PROF;
+  const bundle = process.env.BENCH_WEBHOOKS_BUNDLE;
+  const loadBefore = loadavg().map((l) => Math.round(l * 100) / 100);
   const env: Record<string, string> = { FLEET_SECRET_KEY: KEY, DATABASE_POOL_SIZE: String(POOL) };
   const fleet = await startFleetProcess(env, async ({ handle: { db } }) => {
     await sql`INSERT INTO roles (name) VALUES ('bench')`.execute(db);
@@ -155,7 +163,7 @@ export default async function bench() {
         FROM generate_series(1, ${ANNOTATORS + 1}) a, generate_series(1, ${TASKS}) n`.execute(db);
     await sql`CREATE TABLE bare_events (LIKE annotation_events INCLUDING DEFAULTS INCLUDING INDEXES)`.execute(db);
     await sql`ANALYZE`.execute(db);
-  }, prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : []);
+  }, [...(bundle ? START_NODE_ARGS : []), ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])], bundle);
   const bare = await startChildServer(fileURLToPath(new URL('./support/bare-endpoint.ts', import.meta.url)), [fleet.database.url, String(POOL)]);
   const secrets = new SecretBox(KEY);
   const headersFor = (annotatorId: number) => ({
@@ -234,7 +242,7 @@ export default async function bench() {
       },
       { count: sends.length, concurrency: CONCURRENCY, maxMs: 180_000 },
     );
-    const bareCpuMs = await bareCpu.stop();
+    const bareCpuMs = await bareCpu.read();
     let failures = 0;
     const fleetCpu = await cpuMeter(fleet.database.handle.db, fleet.pid);
     const webhook = await load(
@@ -249,13 +257,14 @@ export default async function bench() {
     // 200 until the drainer has applied every event, and the CPU of both, count.
     const { db } = fleet.database.handle;
     const lastAck = performance.now();
+    const ackCpuMs = await fleetCpu.read();
     for (;;) {
       const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_inbox WHERE failed_at IS NULL`.execute(db);
       if (rows[0]!.n === 0 || performance.now() - lastAck > 180_000) break;
       await new Promise((r) => setTimeout(r, 5));
     }
     const drainMs = Math.round(performance.now() - lastAck);
-    const fleetCpuMs = await fleetCpu.stop();
+    const fleetCpuMs = await fleetCpu.read();
     const setAside = await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_inbox`.execute(db);
 
     // What a user would check.
@@ -282,6 +291,8 @@ export default async function bench() {
     const lost = uniqueCount - events.rows[0]!.n;
     const doubleCounted = complete ? counters.rows[0]!.completed - ANNOTATORS * TASKS : null;
     return {
+      bundle: bundle ?? 'this worktree',
+      loadAverage: { before: loadBefore, after: loadavg().map((l) => Math.round(l * 100) / 100) },
       sent: { complete, total: sends.length, unique: uniqueCount, duplicates, duplicateShare: ratio(duplicates, sends.length), concurrency: CONCURRENCY },
       bareEndpoint: { ...bareRun, non200: bareFailures, rowsInserted: bareRows.rows[0]!.n },
       webhook,
@@ -293,6 +304,8 @@ export default async function bench() {
       cpuMsPerEvent: {
         bareEndpoint: perEvent(bareCpuMs, bareRun.count),
         webhook: perEvent(fleetCpuMs, webhook.count),
+        webhookUntilLastAck: perEvent(ackCpuMs, webhook.count),
+        webhookAfterLastAck: perEvent({ process: fleetCpuMs.process - ackCpuMs.process, database: fleetCpuMs.database - ackCpuMs.database }, webhook.count),
       },
       ratioToBare: { throughput: ratio(webhook.perSecond, bareRun.perSecond), p50: ratio(webhook.p50, bareRun.p50), p99: ratio(webhook.p99, bareRun.p99) },
       checks: {
@@ -322,10 +335,10 @@ export default async function bench() {
 }
 
 /**
- * CPU used from now until stop() by process `pid` and by every PostgreSQL backend of `db`'s
+ * CPU used from now until each read() by process `pid` and by every PostgreSQL backend of `db`'s
  * database (the local server's processes, read from /proc), in ms.
  */
-async function cpuMeter(db: Db, pid: number): Promise<{ stop(): Promise<{ process: number; database: number }> }> {
+async function cpuMeter(db: Db, pid: number): Promise<{ read(): Promise<{ process: number; database: number }> }> {
   const backends = async () => {
     const { rows } = await sql<{ pid: number }>`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`.execute(db);
     const cpu = new Map<number, number>();
@@ -341,7 +354,7 @@ async function cpuMeter(db: Db, pid: number): Promise<{ stop(): Promise<{ proces
   const processBefore = processCpuSeconds(pid);
   const before = await backends();
   return {
-    async stop() {
+    async read() {
       const after = await backends();
       let database = 0;
       for (const [p, s] of after) database += s - (before.get(p) ?? 0);

@@ -62,7 +62,6 @@ const ROUTES: RouteFactory[] = [
   monitoringRoutes,
   qualityRoutes,
   workflowAssignRoutes,
-  webhookRoutes,
   reconcileRoutes,
   apiKeyRoutes,
   webhookSubscriptionRoutes,
@@ -111,6 +110,10 @@ export function createApp(ctx: AppContext) {
       limitLength: 128,
     }),
   );
+
+  // Label Studio's webhooks (1 s each), ahead of the rest of the chain: they authenticate by their
+  // own secret, limit their own body and count their own outcomes (webhook.ts).
+  app.route('/api', webhookRoutes(ctx));
 
   // Each request's logger carries its id; it is made only if the request logs something itself
   // (lazyChild). The request line is the service logger's, with the same fields, when `info` is on.

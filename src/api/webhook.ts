@@ -8,6 +8,14 @@
  * exporting, chaining and review effects run. A deletion is applied here, once the inbox has
  * drained. What a webhook never delivered, reconciliation finds.
  *
+ * Mounted ahead of the app's middleware chain (app.ts), after the request id only: no session,
+ * key, cross-site or rate-limit rule applies to a request that authenticates by its own secret,
+ * so their work is spared on the hot path (`npm run bench -- webhooks`). The route
+ * applies its own body limit (body-limits.ts), and errors still become `{error, details}` through
+ * the app's one error handler; answers carry X-Request-Id but not the browser-hardening headers
+ * (Label Studio is not a browser) and are not logged one line per request (the webhook metrics
+ * count them: metrics.ts).
+ *
  * Auth: X-Annotator-Id and X-Webhook-Secret, compared in constant time with the secret of the
  * annotator's current start (derived from FLEET_SECRET_KEY, never stored). Missing, unknown or
  * wrong → 401 (checked before the body is read). A verified secret is remembered for 5 s, so a
@@ -30,6 +38,7 @@ import { metrics, type WebhookAction } from '../metrics.ts';
 import { COMPARE_ACTIONS, markForComparison } from '../workflows/compare.ts';
 import { webhookInbox } from '../workflows/inbox.ts';
 import { fastArgs, ingestEvent, type IngestEvent } from '../workflows/ingest.ts';
+import { lingerOnUnreadBody, limitBodies } from './body-limits.ts';
 import { errors, jsonContent } from './common.ts';
 import { createRouter } from './router.ts';
 
@@ -51,7 +60,12 @@ const result = z.array(z.looseObject({})).superRefine((v, ctx) => {
   if (p) ctx.addIssue({ code: 'custom', message: p });
 });
 
-const AnnotationPayload = z.looseObject({
+/*
+ * Strict-shaped (z.object): validated after readPayload has picked the fields read, so there is
+ * nothing else to keep, and zod compiles a plain object schema into one fast check (a loose one
+ * walks every key).
+ */
+const AnnotationPayload = z.object({
   id: lsId,
   result: result.nullish(),
   created_at: timestamp.nullish(),
@@ -62,12 +76,12 @@ const AnnotationPayload = z.looseObject({
   project: lsId.nullish(),
 });
 
-const WebhookPayload = z.looseObject({
+const WebhookPayload = z.object({
   action: z.string().min(1).max(64),
   annotation: AnnotationPayload.nullish(),
-  annotations: z.array(z.looseObject({ id: lsId })).max(10_000).nullish(),
-  project: z.looseObject({ id: lsId }).nullish(),
-  task: z.looseObject({ id: lsId }).nullish(),
+  annotations: z.array(z.object({ id: lsId })).max(10_000).nullish(),
+  project: z.object({ id: lsId }).nullish(),
+  task: z.object({ id: lsId }).nullish(),
 });
 type Payload = z.infer<typeof WebhookPayload>;
 /** ANNOTATIONS_CREATED, TASKS_CREATED, TASKS_DELETED: only the project is read (compare.ts COMPARE_ACTIONS). */
@@ -167,6 +181,8 @@ async function readBodyText(c: Context): Promise<string> {
 
 export function webhookRoutes(ctx: AppContext) {
   const app = createRouter();
+  // Mounted ahead of the app's chain (app.ts), so the body rules are the route's own to apply.
+  app.use('/webhook', lingerOnUnreadBody(), limitBodies());
   const { db } = ctx.database;
   const inbox = webhookInbox(ctx);
   // What a previous process acknowledged and did not apply (a crash, a restart).

@@ -2,15 +2,17 @@
  * The webhook inbox (migrations/0042_webhook_inbox.sql): CREATED/UPDATED events are acknowledged
  * once durable and applied a moment later, many at a time.
  *
- * - append(args): one INSERT of the event (ingest.ts FastArgs) — committed before the webhook's
- *   200, so nothing acknowledged is lost — then wakes this process's drainer.
+ * - append(args): the event (ingest.ts FastArgs) INSERTed — committed before the webhook's 200,
+ *   so nothing acknowledged is lost — then wakes this process's drainer. Group commit: the
+ *   appends that arrive while one INSERT is in flight go together in the next, one statement and
+ *   one commit; each webhook is still answered only once its own row is committed.
  * - The drainer: one loop per process, one drain at a time across processes (a transaction-level
  *   advisory lock). Each drain takes the oldest rows (up to GROUP) and applies them in one
  *   statement — the rows deleted and handed to labelfleet_ingest_annotations (idempotency, order,
  *   tombstones) — then scores gold tasks (ingest.ts applyGold), in one transaction: each event
  *   applied exactly once, an annotator's events in inbox order. A group costs one call and one
  *   commit however many events it holds: under load the events that arrived during a drain go
- *   together in the next.
+ *   together in the next, which begins DRAIN_INTERVAL_MS after the one before at the soonest.
  * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
  *   applied one by one; an event that fails alone with a fault of its own (eventFault) is kept
  *   in the inbox with failed_at and error, logged and counted, its batch made due for comparison
@@ -35,13 +37,25 @@ import { applyGold, noOutcome, tally, type FastArgs, type FastRow, type IngestOu
 export const GROUP = 1_000;
 /** After a drain failed (the database away), the next one waits this long unless woken. */
 export const DRAIN_RETRY_MS = 1_000;
+/**
+ * A drain begins at most this long after the one before began, while webhooks keep arriving:
+ * under a burst, fewer and larger groups (each drain costs a transaction, and gold scoring and
+ * quality checks per annotator in it) leave the cores to acknowledging. An event waits this
+ * long at most before its drain begins; a webhook after a quiet spell is drained at once.
+ */
+export const DRAIN_INTERVAL_MS = 100;
 /** Set-aside events named in one reconcile report at most; the rest are counted. */
 const SET_ASIDE_NAMED = 20;
 /** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
 const DRAIN_LOCK = 7_404_010;
 
+/** Appends written by one INSERT at most: a bound on one statement's size, far above what concurrent webhooks queue. */
+export const APPEND_GROUP = 500;
+
 // Fixed statement texts: built once, not per event.
-const APPEND = `INSERT INTO webhook_inbox (event) VALUES ($1::jsonb)`;
+/** The events of $1 (a JSON array), one row each, in the array's order: inbox ids follow arrival. */
+const APPEND = `INSERT INTO webhook_inbox (event)
+  SELECT e FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, n) ORDER BY n`;
 const LOCK = `SELECT pg_advisory_xact_lock(${DRAIN_LOCK})`;
 /**
  * Takes the rows `which` selects (with $1) and applies them in one statement: the events never
@@ -81,9 +95,29 @@ const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_
  */
 const eventFault = (err: unknown) => (pgCode(err) ? /^(22|23|P0)/.test(pgCode(err)!) : !isDatabaseUnavailable(err));
 
+/** An event waiting for its INSERT: its JSON, and its webhook's answer. */
+interface Append {
+  json: string;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** A drain() caller: answered once round `round` of the loop has finished (or a drain failed). */
+interface DrainWaiter {
+  round: number;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
 export class WebhookInbox {
+  #queued: Append[] = [];
+  #writing = false;
   #running: Promise<void> | null = null;
   #again = false;
+  /** Rounds of draining begun and finished by the loop; who waits for which (drain()). */
+  #roundsBegun = 0;
+  #roundsDone = 0;
+  #waiting: DrainWaiter[] = [];
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
   /** Events set aside since the last takeSetAside(), as the reconcile report names them. */
@@ -96,25 +130,65 @@ export class WebhookInbox {
     return this.ctx.database.db;
   }
 
-  /** Stores one event (committed when this resolves) and wakes the drainer. */
-  async append(args: FastArgs): Promise<void> {
-    await this.#db.executeQuery(CompiledQuery.raw(APPEND, [JSON.stringify(args)]));
-    void this.drain().catch(() => {});
+  /**
+   * Stores one event: resolves once it is committed, rejects (storing nothing of it) when its
+   * INSERT failed. Group commit: appends that arrive while one INSERT is being written wait for it
+   * and go together in the next, one statement and one commit for the lot, so concurrent webhooks
+   * share the round trip and the WAL flush; an append with none in flight is written at once.
+   * A group refused for one event's value (eventFault) is written one event at a time, so only
+   * that event's append fails. Wakes the drainer.
+   */
+  append(args: FastArgs): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queued.push({ json: JSON.stringify(args), resolve, reject });
+      if (!this.#writing) void this.#writeQueued();
+    });
+  }
+
+  /** Writes what is queued, a group per INSERT, until nothing is. One writer at a time. */
+  async #writeQueued(): Promise<void> {
+    this.#writing = true;
+    try {
+      while (this.#queued.length) {
+        const group = this.#queued.splice(0, APPEND_GROUP);
+        try {
+          await this.#insert(group);
+          for (const a of group) a.resolve();
+        } catch (err) {
+          if (group.length > 1 && eventFault(err)) {
+            for (const a of group) await this.#insert([a]).then(a.resolve, a.reject);
+          } else for (const a of group) a.reject(err);
+        }
+        void this.drain().catch(() => {});
+      }
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  #insert(group: Append[]): Promise<unknown> {
+    let events = '[';
+    for (let i = 0; i < group.length; i++) events += (i ? ',' : '') + group[i]!.json;
+    return this.#db.executeQuery(CompiledQuery.raw(APPEND, [`${events}]`]));
   }
 
   /**
-   * Applies what the inbox holds, until a drain finds it empty; started now or joined (a drain
-   * running here runs once more). Resolves when done; rejects when a drain failed (the database
-   * away; logged, and retried DRAIN_RETRY_MS later).
+   * Applies what the inbox holds: resolves once a round of draining that began after this call
+   * has found the inbox empty (so every event stored before the call is applied or set aside),
+   * whether or not more webhooks keep the drainer going; started now or joined. Rejects when a
+   * drain failed (the database away; logged, and retried DRAIN_RETRY_MS later).
    */
   drain(): Promise<void> {
     this.#again = true;
-    return (this.#running ??= this.#loop());
+    const round = this.#roundsBegun + 1;
+    const done = new Promise<void>((resolve, reject) => this.#waiting.push({ round, resolve, reject }));
+    this.#running ??= this.#loop();
+    return done;
   }
 
-  /** Resolves once the drain running in this process (if any) is done, whatever its outcome. */
+  /** Resolves once the drainer of this process (if running) has stopped, whatever its outcome. */
   async idle(): Promise<void> {
-    await this.#running?.catch(() => {});
+    await this.#running;
   }
 
   /**
@@ -136,12 +210,19 @@ export class WebhookInbox {
     clearTimeout(this.#retry);
   }
 
+  /** Rounds of draining while someone asks for one (drain()), DRAIN_INTERVAL_MS apart at least. Never rejects. */
   async #loop(): Promise<void> {
     try {
       while (this.#again) {
         this.#again = false;
+        const begun = performance.now();
+        this.#roundsBegun++;
         // A full take may have more behind it (rows set aside count as taken).
         while ((await this.#drainOnce()) === GROUP);
+        this.#roundsDone++;
+        this.#settle((w) => w.round <= this.#roundsDone, (w) => w.resolve());
+        const wait = DRAIN_INTERVAL_MS - (performance.now() - begun);
+        if (this.#again && wait > 0 && !this.#closed) await new Promise((r) => setTimeout(r, wait));
       }
     } catch (err) {
       this.ctx.logger.error({ err }, 'webhook inbox: drain failed, retrying');
@@ -150,10 +231,17 @@ export class WebhookInbox {
         clearTimeout(this.#retry);
         this.#retry = setTimeout(() => void this.drain().catch(() => {}), DRAIN_RETRY_MS).unref();
       }
-      throw err;
+      this.#settle(() => true, (w) => w.reject(err));
     } finally {
       this.#running = null;
     }
+  }
+
+  /** Answers the drain() callers that `which` picks with `answer`. */
+  #settle(which: (w: DrainWaiter) => boolean, answer: (w: DrainWaiter) => void): void {
+    const answered = this.#waiting.filter(which);
+    this.#waiting = this.#waiting.filter((w) => !which(w));
+    for (const w of answered) answer(w);
   }
 
   /** One drain transaction, or one per event after a group failed. Returns the number of inbox rows taken off (applied or set aside). */

@@ -13,17 +13,21 @@ export interface FleetProcess {
   stop(): Promise<void>;
 }
 
-/** `nodeArgs`: extra node flags for the service (e.g. --cpu-prof, which NODE_OPTIONS refuses). */
+/**
+ * `nodeArgs`: extra node flags for the service (e.g. --cpu-prof, which NODE_OPTIONS refuses).
+ * `bundle`: a bundle built earlier (another commit's, for a baseline) instead of building this one.
+ */
 export async function startFleetProcess(
   env: Record<string, string> = {},
   seed?: (db: TestDatabase) => Promise<void>,
   nodeArgs: string[] = [],
+  bundle?: string,
 ): Promise<FleetProcess> {
   const database = await createTestDatabase();
   if (seed) await seed(database);
   const port = await freePort();
   // The process `npm start` runs (the bundle), so memory figures are the deployed service's.
-  const entry = buildBundle();
+  const entry = bundle ?? buildBundle();
   const proc = startFleet(['serve', '--no-reconcile'], {
     DATABASE_URL: database.url,
     PORT: String(port),

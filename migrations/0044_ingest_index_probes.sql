@@ -1,0 +1,18 @@
+-- Webhook ingestion at the database's pace (issue 15): the ingestion's lookups stay index lookups.
+--
+-- labelfleet_ingest_annotations (0025) runs with one generic plan per statement, cached by each
+-- connection for its life (plan_cache_mode = force_generic_plan). A plan made while
+-- annotation_events was empty or small — a fresh installation, the webhooks benchmark — reads the
+-- whole table for each event's duplicate and tombstone check, and keeps doing so while the table
+-- grows, until an autoanalyze happens to invalidate the plan: each event then costs in proportion
+-- to every event stored so far. Measured (2 cores, the webhooks benchmark's seed, 2,000 events
+-- applied from an empty annotation_events): 1.1–1.7 ms of PostgreSQL per event in groups of
+-- 100–1,000, more the longer the table; 0.22–0.27 ms with sequential scans ruled out.
+--
+-- Every lookup in the function is by key (a task by its Label Studio id, a batch by id, an event
+-- by its unique key), so an index serves each at any table size; the scans of its own input
+-- (jsonb_to_recordset) are not table scans. Planned against an empty table, an event lookup may
+-- still take annotation_events_annotator_idx (that annotator's events) rather than the unique
+-- key — bounded by one annotator's history, and replanned with real statistics at the next
+-- autoanalyze.
+ALTER FUNCTION labelfleet_ingest_annotations(jsonb, boolean, boolean) SET enable_seqscan = off;
