@@ -5,6 +5,7 @@
  * its bug; the owner flips it to `it` with the fix.
  */
 import { sql } from 'kysely';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileSteps } from '../../orchestrator/steps.ts';
 import { openDatabase, type DbHandle } from '../../src/db/index.ts';
@@ -192,6 +193,12 @@ describe('faults the inbox survives (regression tests: passing)', () => {
 
   it("applies every event once when the drainer's connection is ended by the server mid-drain (pg_terminate_backend)", async () => {
     const b = await backlog(3_000);
+    // The batch's tasks held by another transaction: the drain's group statement waits for them,
+    // running, however fast the drain would otherwise be.
+    const holder = new pg.Client({ connectionString: t.database.url });
+    await holder.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM assignment_tasks WHERE assignment_id = $1 FOR UPDATE', [b.assignmentId]);
     const inbox = webhookInbox(t.ctx);
     const draining = inbox.drain().catch((err: Error) => err);
     // The drain's group statement, running: its backend is ended as a failover or an operator would.
@@ -201,6 +208,8 @@ describe('faults the inbox survives (regression tests: passing)', () => {
          WHERE datname = current_database() AND state = 'active' AND query LIKE '%labelfleet_ingest_annotations%' AND pid <> pg_backend_pid()`.execute(t.db);
       return rows.some((r) => r.ok);
     }, 30_000);
+    await holder.query('COMMIT');
+    await holder.end();
     expect(killed).toBe(true);
     await draining;
     // What the retry timer and every reconcile pass do: drain again until nothing is left.
