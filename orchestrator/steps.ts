@@ -16,7 +16,7 @@ export function reconcileSteps(_ctx: AppContext): ReconcileStep[] {
   return [
     // Webhook events acknowledged and not yet applied (a crash, a failed drain): applied first (src/workflows/inbox.ts).
     // An event the drains set aside (it failed alone) is an error of the pass that follows.
-    { name: 'webhook-inbox', run: async (ctx) => (await webhookInbox(ctx).drain(), { actions: [], errors: webhookInbox(ctx).takeSetAside() }) },
+    { name: 'webhook-inbox', run: async (ctx) => (await webhookInbox(ctx).drain(), { actions: [], errors: await webhookInbox(ctx).takeSetAside() }) },
     // Annotators' Label Studio instances: start, keep up, stop, clean up (orchestrator/annotators-step.ts).
     annotatorsStep(),
     // Gold-accuracy flags for annotators whose gold results changed (src/workflows/quality.ts).

@@ -259,13 +259,13 @@ export default async function bench() {
     const lastAck = performance.now();
     const ackCpuMs = await fleetCpu.read();
     for (;;) {
-      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_inbox WHERE failed_at IS NULL`.execute(db);
+      const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_inbox`.execute(db);
       if (rows[0]!.n === 0 || performance.now() - lastAck > 180_000) break;
       await new Promise((r) => setTimeout(r, 5));
     }
     const drainMs = Math.round(performance.now() - lastAck);
     const fleetCpuMs = await fleetCpu.read();
-    const setAside = await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_inbox`.execute(db);
+    const setAside = await sql<{ n: number }>`SELECT (SELECT count(*) FROM webhook_inbox) + (SELECT count(*) FROM webhook_inbox_set_aside) AS n`.execute(db);
 
     // What a user would check.
     const measured = sql`annotator_id <= ${ANNOTATORS}`;

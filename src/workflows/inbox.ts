@@ -14,10 +14,11 @@
  *   commit however many events it holds: under load the events that arrived during a drain go
  *   together in the next, which begins DRAIN_INTERVAL_MS after the one before at the soonest.
  * - A group that fails (a concurrent record, a deadlock, a bad value) is rolled back and its events
- *   applied one by one; an event that fails alone with a fault of its own (eventFault) is kept
- *   in the inbox with failed_at and error, logged and counted, its batch made due for comparison
- *   with Label Studio (compare.ts markForComparison: the comparison applies what Label Studio
- *   holds), named in the next reconcile report (takeSetAside), and the drain goes on.
+ *   applied one by one; an event that fails alone with a fault of its own (eventFault) is set
+ *   aside — moved to webhook_inbox_set_aside with its error (migration 0051) —, logged and
+ *   counted, its batch made due for comparison with Label Studio (compare.ts markForComparison:
+ *   the comparison applies what Label Studio holds), and the drain goes on. The next reconcile
+ *   pass of any process names it once (takeSetAside).
  *   The database unreachable: the drain stops and runs again DRAIN_RETRY_MS later, and at every
  *   reconcile pass (orchestrator/steps.ts), so a crash between the 200 and the apply loses nothing.
  *
@@ -46,6 +47,8 @@ export const DRAIN_RETRY_MS = 1_000;
 export const DRAIN_INTERVAL_MS = 100;
 /** Set-aside events named in one reconcile report at most; the rest are counted. */
 const SET_ASIDE_NAMED = 20;
+/** Set-aside events are kept this long (days) after a report named them, for an operator to read. */
+export const SET_ASIDE_KEPT_DAYS = 30;
 /** The drainers' advisory lock (db/index.ts LOCKS holds the session-level ones). */
 const DRAIN_LOCK = 7_404_010;
 
@@ -70,10 +73,19 @@ const takeAndApply = (which: string) => `WITH taken AS (
     FROM labelfleet_ingest_annotations((SELECT coalesce(jsonb_agg(n.event || jsonb_build_object('i', n.i) ORDER BY n.i), '[]') FROM n)) r
    RIGHT JOIN n ON n.i = r.idx`;
 /** The oldest rows not set aside, $1 at most: what a drain takes. */
-const FIRST_IDS = `SELECT id FROM webhook_inbox WHERE failed_at IS NULL ORDER BY id LIMIT $1`;
+const FIRST_IDS = `SELECT id FROM webhook_inbox ORDER BY id LIMIT $1`;
 const TAKE = takeAndApply(FIRST_IDS);
-const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1 AND failed_at IS NULL`);
-const FAIL = `UPDATE webhook_inbox SET failed_at = now(), error = $2 WHERE id = $1 RETURNING event`;
+const TAKE_ONE = takeAndApply(`SELECT id FROM webhook_inbox WHERE id = $1`);
+/** Moves inbox row $1 to the set-aside events with its error $2 (migration 0051). */
+const FAIL = `WITH moved AS (DELETE FROM webhook_inbox WHERE id = $1 RETURNING id, event, received_at)
+  INSERT INTO webhook_inbox_set_aside (id, event, received_at, error) SELECT id, event, received_at, $2 FROM moved RETURNING event`;
+/**
+ * Marks every set-aside event not reported yet as reported, and returns the first SET_ASIDE_NAMED
+ * of them with the count of all; forgets those reported more than SET_ASIDE_KEPT_DAYS ago.
+ */
+const REPORT = `WITH purged AS (DELETE FROM webhook_inbox_set_aside WHERE reported_at < now() - make_interval(days => $2)),
+  marked AS (UPDATE webhook_inbox_set_aside SET reported_at = now() WHERE reported_at IS NULL RETURNING id, event, error)
+  SELECT id, event, error, count(*) OVER ()::int AS total FROM marked ORDER BY id LIMIT $1`;
 
 interface TakenRow extends FastRow {
   idx: number;
@@ -120,9 +132,6 @@ export class WebhookInbox {
   #waiting: DrainWaiter[] = [];
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
-  /** Events set aside since the last takeSetAside(), as the reconcile report names them. */
-  #setAside: string[] = [];
-  #setAsideUnnamed = 0;
 
   constructor(private readonly ctx: Pick<AppContext, 'database' | 'wake' | 'logger'>) {}
 
@@ -192,15 +201,21 @@ export class WebhookInbox {
   }
 
   /**
-   * What the drains set aside since the last call, one line per event (inbox id, annotator,
-   * Label Studio project and task, the database's error), at most SET_ASIDE_NAMED lines plus one
-   * counting the rest; then forgotten. The reconciler's webhook-inbox step reports them.
+   * The events set aside (by any process's drain) that no report named yet, one line each (inbox
+   * id, annotator, Label Studio project and task, the error), at most SET_ASIDE_NAMED lines plus
+   * one counting the rest; marked as named, in one statement. The reconciler's webhook-inbox step
+   * reports them. Rejects when the database is away.
    */
-  takeSetAside(): string[] {
-    const out = this.#setAside;
-    if (this.#setAsideUnnamed) out.push(`${this.#setAsideUnnamed} more webhook events set aside (webhook_inbox rows with failed_at)`);
-    this.#setAside = [];
-    this.#setAsideUnnamed = 0;
+  async takeSetAside(): Promise<string[]> {
+    const { rows } = await this.#db.executeQuery<{ id: string; event: FastArgs; error: string; total: number }>(
+      CompiledQuery.raw(REPORT, [SET_ASIDE_NAMED, SET_ASIDE_KEPT_DAYS]),
+    );
+    const out = rows.map(
+      ({ id, event, error }) =>
+        `webhook event set aside (webhook_inbox_set_aside id ${id}; annotator ${event.annotator}, Label Studio project ${event.project ?? '?'}, task ${event.ls_task}): ${error}; its batch is compared with Label Studio`,
+    );
+    const more = (rows[0]?.total ?? 0) - rows.length;
+    if (more > 0) out.push(`${more} more webhook events set aside (rows of webhook_inbox_set_aside)`);
     return out;
   }
 
@@ -305,14 +320,7 @@ export class WebhookInbox {
     });
     this.ctx.logger.error({ err, inboxId: id }, 'webhook inbox: event set aside');
     metrics.errors.inc({ source: 'webhook' });
-    if (event) {
-      this.ctx.wake('webhook: an event set aside, compare with Label Studio');
-      if (this.#setAside.length < SET_ASIDE_NAMED) {
-        this.#setAside.push(
-          `webhook event set aside (webhook_inbox id ${id}; annotator ${event.annotator}, Label Studio project ${event.project ?? '?'}, task ${event.ls_task}): ${message}; its batch is compared with Label Studio`,
-        );
-      } else this.#setAsideUnnamed++;
-    }
+    if (event) this.ctx.wake('webhook: an event set aside, compare with Label Studio');
     return { rows: [], types: [] };
   }
 

@@ -67,7 +67,7 @@ async function updates(n: number): Promise<FastArgs[]> {
 }
 
 const pending = async () =>
-  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_inbox WHERE failed_at IS NULL`.execute(t.db)).rows[0]!.n);
+  Number((await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_inbox`.execute(t.db)).rows[0]!.n);
 
 describe('webhook inbox: one failing event in a backlog', () => {
   it('is set aside and the drain still applies the whole backlog behind it', async () => {
@@ -85,12 +85,12 @@ describe('webhook inbox: one failing event in a backlog', () => {
 
 describe('webhook inbox: an event set aside', () => {
   it("is reported by the reconciler's webhook-inbox step (an operator's only view of a pass)", async () => {
-    inbox().takeSetAside(); // what the test before set aside
+    await inbox().takeSetAside(); // what the test before set aside
     const [ev] = await updates(1);
     await backlog([{ ...ev!, lead_time: 'abc' as never }]);
     const step = reconcileSteps(t.ctx).find((s) => s.name === 'webhook-inbox')!;
     const report = await step.run(t.ctx);
-    const setAside = await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_inbox WHERE failed_at IS NOT NULL`.execute(t.db);
+    const setAside = await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_inbox_set_aside`.execute(t.db);
     expect(Number(setAside.rows[0]!.n)).toBeGreaterThan(0);
     // The pass names the event it could not apply, once.
     expect(report.errors).toHaveLength(1);
@@ -101,6 +101,24 @@ describe('webhook inbox: an event set aside', () => {
 });
 
 describe('webhook inbox: the task of an event set aside', () => {
+  it('many at once: the report names 20 and counts the rest, once; 30 days after their report they are gone', async () => {
+    await inbox().takeSetAside(); // what the tests before set aside
+    const [ev] = await updates(1);
+    await sql`INSERT INTO webhook_inbox_set_aside (id, event, received_at, error)
+      SELECT 900000 + n, ${JSON.stringify(ev)}::jsonb, now(), 'invalid input syntax' FROM generate_series(1, 25) n`.execute(t.db);
+    const lines = await inbox().takeSetAside();
+    expect(lines).toHaveLength(21);
+    expect(lines[0]).toContain('id 900001;');
+    expect(lines[19]).toContain('id 900020;');
+    expect(lines[20]).toBe('5 more webhook events set aside (rows of webhook_inbox_set_aside)');
+    expect(await inbox().takeSetAside()).toEqual([]);
+    const kept = async () => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM webhook_inbox_set_aside WHERE id > 900000`.execute(t.db)).rows[0]!.n);
+    await sql`UPDATE webhook_inbox_set_aside SET reported_at = now() - interval '29 days' WHERE id BETWEEN 900001 AND 900010`.execute(t.db);
+    await sql`UPDATE webhook_inbox_set_aside SET reported_at = now() - interval '31 days' WHERE id BETWEEN 900011 AND 900025`.execute(t.db);
+    expect(await inbox().takeSetAside()).toEqual([]);
+    expect(await kept()).toBe(10);
+  }, 60_000);
+
   it('is made due for comparison with Label Studio at once (what 0042 says repairs it)', async () => {
     const [ev] = await updates(1);
     const batch = await t.db.selectFrom('assignments').select('id').where('annotatorId', '=', annotator.id).where('lsProjectId', '=', ev!.project!).executeTakeFirstOrThrow();
