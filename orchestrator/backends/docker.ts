@@ -278,11 +278,11 @@ export class DockerBackend implements Backend {
   }
 
   /**
-   * Creates the instance's container without starting it, when there is none and the image is on
-   * this host (no pull): the first half of ensure(), so a start can create the container while its
-   * database is being prepared and then only start it. A container already there, whatever its
-   * state or spec, is left to ensure(). Idempotent; concurrent with ensure() too (Docker's 409 on
-   * the name).
+   * Creates the instance's container (and volume) without starting it, when there is none and the
+   * image is on this host (no pull): the first half of ensure(), done ahead of the start (a
+   * created annotator's, with its first start's spec) so the start is one Docker call. A container
+   * already there, whatever its state or spec, is left to ensure(). Idempotent; concurrent with
+   * ensure() too (Docker's 409 on the name).
    */
   async create(spec: InstanceSpec): Promise<void> {
     await this.#ensureNetwork();
