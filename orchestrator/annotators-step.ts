@@ -796,8 +796,7 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       // the annotator is still created; a start or delete meanwhile does its own (ensure, drop).
       // The instance is made (not started) beside it, for the first start's spec: that start then
       // only starts it. Best effort — the start makes whatever is not there or no longer matches.
-      const making = ctx.backend.create?.(aheadSpecFor(ctx, row, settings)).then(
-        () => true,
+      const making = ctx.backend.create?.(aheadSpecFor(ctx, row, settings)).catch(
         (err: unknown) => (ctx.logger.debug({ err, annotatorId: row.id }, 'making the instance ahead of the first start failed; the start makes it'), false),
       );
       const result = await ctx.instanceDatabases.ensure(row.id).finally(() => making);
@@ -814,8 +813,8 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     case 'make-ahead': {
       // A crash between the two leaves none made ahead: the start creates it.
       await ctx.backend.remove(row.id);
-      await ctx.backend.create!(aheadSpecFor(ctx, row, settings));
-      return { line: `instance made ahead of the first start again (${d.reason})`, again: false };
+      const made = await ctx.backend.create!(aheadSpecFor(ctx, row, settings));
+      return { line: `instance made ahead of the first start ${made ? 'again' : 'removed'} (${d.reason})`, again: false };
     }
 
     case 'advance': {

@@ -58,8 +58,10 @@ export interface Backend {
    * ahead of its first start, with the spec of that start — so the start only starts it. Best
    * effort: `ensure` creates whatever this did not, and replaces an instance of another spec.
    * Optional: a backend without a cheap create leaves it out (nothing is then made ahead).
+   * Resolves true when an instance is there now (made, or found), false when none was made (the
+   * image not on this host).
    */
-  create?(spec: InstanceSpec): Promise<void>;
+  create?(spec: InstanceSpec): Promise<boolean>;
   /** Stops the instance, keeping what a quick restart needs (data, route/rule). */
   stop(annotatorId: number): Promise<void>;
   /** Removes the instance and its route; gone already is success. */
