@@ -794,13 +794,12 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
     case 'prepare-database': {
       // No password: the role cannot log in until a start sets that start's. Recorded only while
       // the annotator is still created; a start or delete meanwhile does its own (ensure, drop).
-      // The instance is made (not started) beside it, for the first start's spec: that start then
-      // only starts it. Best effort — the start makes whatever is not there or no longer matches.
-      const making = ctx.backend.create?.(aheadSpecFor(ctx, row, settings)).catch(
+      // Then the instance is made (not started) for the first start's spec: that start only starts
+      // it. Best effort — the start makes whatever is not there or no longer matches.
+      const result = await ctx.instanceDatabases.ensure(row.id);
+      const made = await ctx.backend.create?.(aheadSpecFor(ctx, row, settings)).catch(
         (err: unknown) => (ctx.logger.debug({ err, annotatorId: row.id }, 'making the instance ahead of the first start failed; the start makes it'), false),
       );
-      const result = await ctx.instanceDatabases.ensure(row.id).finally(() => making);
-      const made = await making;
       const name = ctx.instanceDatabases.name(row.id);
       const cleared = row.statusReason?.startsWith('error: ') ? { statusReason: null } : {}; // an earlier attempt's error
       await db.updateTable('annotators').set({ databasePreparedAt: new Date(), ...cleared }).where('id', '=', row.id).where('status', '=', 'created').execute();
