@@ -100,6 +100,15 @@ export function specFor(ctx: AppContext, a: Annotator, settings: FleetSettings):
   );
 }
 
+/**
+ * The spec of `a`'s next start (its start generation + 1, the one POST /start records): what an
+ * instance made ahead of that start runs. Its per-start secrets are those of that generation, so
+ * a made-ahead instance whose start generation has moved on no longer matches and is made anew.
+ */
+export function aheadSpecFor(ctx: AppContext, a: Annotator, settings: FleetSettings): InstanceSpec {
+  return specFor(ctx, { ...a, startGeneration: a.startGeneration + 1 }, settings);
+}
+
 const MISSING = (annotatorId: number): ObservedInstance => ({ annotatorId, state: 'missing', health: 'unknown' });
 
 /**
@@ -389,8 +398,8 @@ async function reconcileAll(pass: Pass, rows: Annotator[], leases: Map<number, D
     pass.schedule.claimNow = undefined;
     idle = [];
   }
-  // Nothing the pass began outlives it (a start that failed after its container create began).
-  await Promise.all(pass.creating.values());
+  // Nothing the pass began outlives it (a start whose password failed while its container started).
+  await Promise.all(pass.starting.values());
   // Databases left for the next pass (due again after START_POLL_MS: instanceNextDue).
   if (later.length || pass.dueNow.size) pass.pending = true;
   return claimedLater;
@@ -407,8 +416,8 @@ interface Pass {
   pending: boolean;
   /** Annotators whose action failed this pass (retried with backoff). */
   failed: Set<number>;
-  /** Containers being created ahead of their start (ensure-database), by annotator: awaited before the start, and by the pass's end. */
-  creating: Map<number, Promise<void>>;
+  /** Instances started while their start's password is set (ensure-database), by annotator: awaited before another start of theirs, and by the pass's end. */
+  starting: Map<number, Promise<void>>;
   /** Annotators whose row a wake-up changed after this pass was done with them: requeued due now. */
   dueNow: Set<number>;
   schedule: StepSchedule;
@@ -538,7 +547,7 @@ async function runAnnotatorsPass(ctx: AppContext, schedule: StepSchedule): Promi
     .orderBy('id')
     .execute();
 
-  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), creating: new Map(), dueNow: new Set(), schedule };
+  const pass: Pass = { ctx, settings, report, listed, pending: false, failed: new Set(), starting: new Map(), dueNow: new Set(), schedule };
   const claimedLater = await reconcileAll(pass, rows, claimedLease);
   await requeueInstances(pass, [...selected, ...(full ? rows : []), ...claimedLater], claimedLease);
   const counts = report.counts!;
@@ -627,6 +636,8 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
     if (ctx.backend.routeState && spec) route = await ctx.backend.routeState(spec);
     if (row.routedAt === null) routeOk = await routeAnswers(ctx, row.subdomain);
   }
+  // Created with an instance: the one made ahead of the first start, while it matches that start's spec.
+  const aheadSpecHash = row.status === 'created' && ctx.backend.create && observed.state !== 'missing' ? aheadSpecFor(ctx, row, settings).specHash : undefined;
   let assignmentInProgress = false;
   if (row.status === 'active' && desiredSpecHash !== undefined && observed.specHash !== desiredSpecHash) {
     const open = await ctx.database.db
@@ -668,6 +679,7 @@ async function decideFor(pass: Pass, row: Annotator, observed: ObservedInstance)
     loginOutdated: row.lsPasswordEnc !== null && row.containerPasswordVersion !== row.lsPasswordVersion,
     cleanedUp: row.cleanedUpAt !== null,
     prepareDatabase: preparesDatabase(ctx, row),
+    aheadSpecHash,
     policy: settings.policy,
   };
   return decide(input);
@@ -751,9 +763,9 @@ const instanceColumns = (row: Annotator, spec: InstanceSpec, observed: ObservedI
   containerPasswordVersion: row.lsPasswordEnc ? row.lsPasswordVersion : null,
 });
 
-/** A start's container: created ahead (awaited) or now, and started; its route written. */
+/** A start's container, started (made ahead, or created now); its route written. Waits for a start of it already under way. */
 async function startInstance(pass: Pass, row: Annotator): Promise<{ spec: InstanceSpec; observed: ObservedInstance }> {
-  await pass.creating.get(row.id);
+  await pass.starting.get(row.id);
   return ensureInstance(pass, row);
 }
 
@@ -774,47 +786,61 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       return { again: false };
 
     case 'ensure-database': {
-      // The instance is created (not started) while the start's password is set, and starts as
-      // soon as that password is in, while the container phase is recorded: Docker's start no
-      // longer waits for that record, a re-read and an inspect. A crash between the start and the
-      // record leaves the phase at database: the next pass sets the same password again and finds
-      // the container running. Creating ahead is best effort — the start creates whatever it did not.
+      // The instance starts while the start's password is set — the one made ahead of the first
+      // start (prepare-database), else created now — so Docker's start waits for neither that
+      // password nor its record. Label Studio logs in seconds later, after its imports; should
+      // the password not be in by then (the fleet killed before it, PostgreSQL stalled), Label
+      // Studio exits and Docker's restart policy starts it again, by when the next pass (phase
+      // still database) has set it and found the container running.
       // The settings are read again: the pass read them before this start's row, and a change made
       // just before the start (its row read after it) would otherwise give the container the old
       // spec, replaced by the next pass — a second boot.
       pass.settings = await readFleetSettings(ctx);
-      const creating = ctx.backend.create?.(specFor(ctx, row, pass.settings)).catch((err: unknown) => {
-        ctx.logger.debug({ err, annotatorId: row.id }, 'creating the instance ahead of its start failed; the container phase retries');
-      });
-      if (creating) pass.creating.set(row.id, creating);
-      const result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
+      const starting = startInstance(pass, row);
+      const settled = starting.then(() => undefined, () => undefined);
+      pass.starting.set(row.id, settled);
+      let result: Awaited<ReturnType<AppContext['instanceDatabases']['ensure']>>;
+      try {
+        result = await ctx.instanceDatabases.ensure(row.id, databasePassword(ctx.secrets, row.id, row.startGeneration));
+      } catch (err) {
+        // Handled once the container is there: a permanent error removes it (recordFailure).
+        await settled;
+        throw err;
+      }
       const name = ctx.instanceDatabases.name(row.id);
       faultPoint('start:database-ready');
       const what = result.createdDatabase ? `database ${name} created` : `database ${name} ready (password rotated)`;
-      const [recorded, started] = await Promise.allSettled([
-        setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' }),
-        startInstance(pass, row),
-      ]);
-      if (recorded.status === 'rejected') throw recorded.reason;
-      // An admin's stop or new start meanwhile: the container just started is theirs to stop or replace.
-      if (!recorded.value) return { again: false };
-      if (started.status === 'rejected') throw started.reason;
-      const outcome = await instanceStarted(pass, { ...row, startPhase: 'container' }, 'start', started.value);
+      const recorded = await setPhase(ctx, row, 'container', what, { databaseName: name, statusReason: 'starting: database ready' });
+      // An admin's stop or new start meanwhile: the container started is theirs to stop or replace.
+      if (!recorded) return (await settled, { again: false });
+      const outcome = await instanceStarted(pass, { ...row, startPhase: 'container' }, 'start', await starting);
       return { ...outcome, line: outcome.line && `${what}; ${outcome.line}` };
     }
 
     case 'prepare-database': {
       // No password: the role cannot log in until a start sets that start's. Recorded only while
       // the annotator is still created; a start or delete meanwhile does its own (ensure, drop).
+      // Then the instance is made (not started) for the first start's spec: that start only starts
+      // it. Best effort — the start makes whatever is not there or no longer matches.
       const result = await ctx.instanceDatabases.ensure(row.id);
+      const made = await ctx.backend.create?.(aheadSpecFor(ctx, row, settings)).catch(
+        (err: unknown) => (ctx.logger.debug({ err, annotatorId: row.id }, 'making the instance ahead of the first start failed; the start makes it'), false),
+      );
       const name = ctx.instanceDatabases.name(row.id);
       const cleared = row.statusReason?.startsWith('error: ') ? { statusReason: null } : {}; // an earlier attempt's error
       await db.updateTable('annotators').set({ databasePreparedAt: new Date(), ...cleared }).where('id', '=', row.id).where('status', '=', 'created').execute();
-      return { line: `database ${name} ${result.createdDatabase ? 'made' : 'found'} ahead of the first start`, again: false };
+      return { line: `database ${name} ${result.createdDatabase ? 'made' : 'found'}${made ? ', instance made' : ''} ahead of the first start`, again: false };
     }
 
     case 'create-instance':
       return instanceStarted(pass, row, d.reason, await startInstance(pass, row));
+
+    case 'make-ahead': {
+      // A crash between the two leaves none made ahead: the start creates it.
+      await ctx.backend.remove(row.id);
+      const made = await ctx.backend.create!(aheadSpecFor(ctx, row, settings));
+      return { line: `instance made ahead of the first start ${made ? 'again' : 'removed'} (${d.reason})`, again: false };
+    }
 
     case 'advance': {
       const reasons: Record<StartPhase, string> = {

@@ -6,7 +6,11 @@
  * Secrets are DERIVED, not stored: HMAC(FLEET_SECRET_KEY, purpose:id[:generation]). The webhook
  * secret and the database password include the start generation (bumped by every POST /start), so
  * they rotate at each start while staying stable for the life of one start — a container recreated
- * by a restart gets the very same environment and the very same spec hash. Only the annotator's own
+ * by a restart gets the very same environment and the very same spec hash. The container made
+ * ahead of a created annotator's first start (orchestrator/annotators-step.ts) carries that start's
+ * (generation 1's) values before it: they open nothing until POST /start records the generation
+ * (the webhook secret's hash) and the start sets the password, and a container whose generation is
+ * not the start's has another spec hash and is replaced, never started. Only the annotator's own
  * Label Studio password is random (shown once) and therefore sealed in the annotators row.
  *
  * This file is the one place that names the environment the image's entrypoint reads

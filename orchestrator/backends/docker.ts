@@ -278,21 +278,22 @@ export class DockerBackend implements Backend {
   }
 
   /**
-   * Creates the instance's container without starting it, when there is none and the image is on
-   * this host (no pull): the first half of ensure(), so a start can create the container while its
-   * database is being prepared and then only start it. A container already there, whatever its
-   * state or spec, is left to ensure(). Idempotent; concurrent with ensure() too (Docker's 409 on
-   * the name).
+   * Creates the instance's container (and volume) without starting it, when there is none and the
+   * image is on this host (no pull): the first half of ensure(), done ahead of the start (a
+   * created annotator's, with its first start's spec) so the start is one Docker call. A container
+   * already there, whatever its state or spec, is left to ensure(). Idempotent; concurrent with
+   * ensure() too (Docker's 409 on the name).
    */
-  async create(spec: InstanceSpec): Promise<void> {
+  async create(spec: InstanceSpec): Promise<boolean> {
     await this.#ensureNetwork();
     const target = this.#routeTarget(spec.annotatorId, spec.subdomain, spec.port);
-    // The volume is made while the name is looked up (a start waits for this create).
+    // The volume is made while the name is looked up.
     const volume = this.#ensureVolume(spec.annotatorId);
     const [existing] = await Promise.all([this.#inspect(target.name), volume]);
-    if (existing) return;
+    if (existing) return true;
     const id = await this.#create(spec, target, { pull: false, volume });
     if (id) this.#madeAhead.set(target.name, { id, specHash: spec.specHash });
+    return id !== undefined || (await this.#inspect(target.name)) !== null;
   }
 
   async ensure(spec: InstanceSpec): Promise<ObservedInstance> {

@@ -54,10 +54,14 @@ export interface Backend {
   ensure(spec: InstanceSpec): Promise<ObservedInstance>;
   /**
    * Creates the instance without starting it when nothing of it exists yet (no image pull): what
-   * `ensure` would do first, done ahead while the start prepares the database. Best effort —
-   * `ensure` creates whatever this did not. Optional: a backend without a cheap create leaves it out.
+   * `ensure` would do first, done ahead of a start — when a created annotator's database is made
+   * ahead of its first start, with the spec of that start — so the start only starts it. Best
+   * effort: `ensure` creates whatever this did not, and replaces an instance of another spec.
+   * Optional: a backend without a cheap create leaves it out (nothing is then made ahead).
+   * Resolves true when an instance is there now (made, or found), false when none was made (the
+   * image not on this host).
    */
-  create?(spec: InstanceSpec): Promise<void>;
+  create?(spec: InstanceSpec): Promise<boolean>;
   /** Stops the instance, keeping what a quick restart needs (data, route/rule). */
   stop(annotatorId: number): Promise<void>;
   /** Removes the instance and its route; gone already is success. */

@@ -2,9 +2,9 @@
  * `npm run bench -- fleet`: five annotators started at once on the real Docker Engine, Label Studio
  * image and Traefik (`npm run env:up`), driven through a real `fleet serve` process over loopback.
  *
- * The annotators are created first and started once the fleet has made their databases ahead of
- * the start and 3 s more have passed (as for an annotator created a while before; migration
- * 0041), then all at once.
+ * The annotators are created first and started once the fleet has made their databases (and, on
+ * Docker, their containers, not started) ahead of the start and 3 s more have passed (as for an
+ * annotator created a while before; migration 0041), then all at once.
  * Per annotator, from POST /start (sent) to status active (the service's status-change event), split into:
  *   - lsBoot: the container's start (Docker's State.StartedAt) → /health/ UP, probed by this script
  *     every 25 ms on 127.0.0.1, each probe sent without waiting for the one before (Label
@@ -12,7 +12,8 @@
  *     UP is the moment the first 200 arrives, so a slow answer counts as boot, not overhead);
  *   - overhead = total − lsBoot: everything the fleet adds before the container runs and after
  *     Label Studio answers, itself split into
- *       beforeContainer (POST → container started: database password, create, start),
+ *       beforeContainer (POST → container started: Docker's start of the container made ahead,
+ *         or its create and start; the start's password is set meanwhile),
  *       tokenReport (health UP → the instance's token report accepted: the image's reporter),
  *       activation (token report → active: route check, status change).
  *   Beside it, from health UP: Docker reporting the container healthy (its events) and Traefik's
@@ -288,6 +289,8 @@ export default async function bench() {
           const what = e.eventType === 'status_change' ? e.toStatus : ((e.details as { phase?: string } | null)?.phase ?? '');
           return `${round(at - postedAt.get(id)! - (afterBoot ? lsBoot : 0))}${afterBoot ? '+boot' : ''} ${e.eventType}${what ? `:${what}` : ''}`;
         }),
+        // Whether the container that ran was made before the POST (ahead of the start).
+        containerMadeAhead: info ? Date.parse(info.Created) < postedAt.get(id)! : null,
         restartsByDocker: info?.RestartCount ?? null,
         specHash: info?.Config.Labels[LABELS.specHash] ?? null,
       });

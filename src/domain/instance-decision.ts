@@ -4,7 +4,9 @@
  * orchestrator/annotators-step.ts gathers the inputs, performs the action and asks again.
  *
  * A created annotator's database is made ahead of its first start (prepare-database), so the
- * start's database phase only sets that start's password. A start walks database → container →
+ * start's database phase only sets that start's password; where the backend can, its instance is
+ * made then too (not started), for the spec of that first start, and is no leftover while it
+ * still matches it. A start walks database → container →
  * healthy → token → route → active. Each phase has its own time limit and the whole start has one
  * too; past either, the start fails (status error, instance removed). While active, an instance
  * that died, vanished or turned unhealthy is restarted with exponential backoff until
@@ -79,6 +81,13 @@ export interface DecisionInput {
    * first start (not made yet, and the fleet has a PostgreSQL for them). Undefined counts as false.
    */
   prepareDatabase?: boolean;
+  /**
+   * Created (never started): the spec hash of the instance made ahead for its first start (the
+   * spec of the next start generation), when the backend makes one and an instance is there. A
+   * stopped instance is the one made ahead, kept while it has that hash; undefined: none is made
+   * ahead (every instance of a created annotator is a leftover).
+   */
+  aheadSpecHash?: string;
   policy: FleetPolicy;
 }
 
@@ -88,6 +97,8 @@ export type Decision =
   /** Make a created annotator's role (no password) and database, so its start only sets the password. */
   | { action: 'prepare-database' }
   | { action: 'create-instance'; reason: string }
+  /** Created: replace the instance made ahead of the first start by one of that start's spec now. */
+  | { action: 'make-ahead'; reason: string }
   | { action: 'advance'; to: StartPhase; reason: string }
   | { action: 'activate' }
   | { action: 'fail'; reason: string }
@@ -231,9 +242,14 @@ export function decide(input: DecisionInput): Decision {
         ? { action: 'stop-instance', reason: 'container found running while stopped', markStopped: false }
         : { action: 'none' };
     case 'created':
-    case 'error':
-      if (instance.listed || instance.state !== 'missing') return { action: 'remove-instance', reason: `leftover instance (annotator is ${input.status})` };
+    case 'error': {
+      // Created with a stopped instance: made ahead of the first start — kept while it matches
+      // that start's spec, else made again (a password issued, a setting changed).
+      const madeAhead = input.status === 'created' && input.aheadSpecHash !== undefined && instance.state === 'stopped';
+      if (madeAhead && instance.specHash !== input.aheadSpecHash) return { action: 'make-ahead', reason: "the first start's spec changed" };
+      if (!madeAhead && (instance.listed || instance.state !== 'missing')) return { action: 'remove-instance', reason: `leftover instance (annotator is ${input.status})` };
       return input.status === 'created' && input.prepareDatabase ? { action: 'prepare-database' } : { action: 'none' };
+    }
     case 'deleted':
       return !input.cleanedUp || instance.listed || instance.state !== 'missing' ? { action: 'cleanup' } : { action: 'none' };
   }

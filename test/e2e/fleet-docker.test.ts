@@ -330,6 +330,18 @@ describe('the fleet on Docker with a real Label Studio', () => {
     expect(pw.status).toBe(200);
     alicePassword = pw.body.password;
 
+    // Made ahead with its database, not started, for the first start's spec (the password issued
+    // since included): the start runs that very container.
+    const madeAhead = await waitUntil(
+      'the container made ahead of the first start',
+      async () => {
+        const info = await inspectOrNull(names.instance(alice));
+        return info?.State.Status === 'created' && info.Config.Env.some((e) => e.startsWith('ANNOTATOR_PASSWORD=')) ? info : undefined;
+      },
+      120_000,
+      250,
+    );
+
     const started = await api('POST', `/api/annotators/${alice}/start`);
     expect(started).toEqual({ status: 200, body: { success: true, status: 'starting' } });
     const early = await api('GET', `/api/annotators/${alice}/status`);
@@ -348,6 +360,7 @@ describe('the fleet on Docker with a real Label Studio', () => {
 
     // The container is the fleet's: labels, restart policy, limits, media volume, host network.
     const info = (await inspectOrNull(names.instance(alice)))!;
+    expect(info.Id).toBe(madeAhead.Id);
     expect(info.Config.Labels).toMatchObject({
       [LABELS.managed]: 'true',
       [LABELS.namespace]: NS,

@@ -248,6 +248,31 @@ describe('decide: stopping, stopped, created, error, deleted', () => {
       { status: 'created', prepareDatabase: true, instance: running },
       { action: 'remove-instance', reason: 'leftover instance (annotator is created)' },
     ],
+    [
+      'created with the instance made ahead of its first start: kept',
+      { status: 'created', aheadSpecHash: 'next', instance: { ...running, state: 'stopped', specHash: 'next' } },
+      { action: 'none' },
+    ],
+    [
+      'created with the instance made ahead, its database not recorded yet: the database',
+      { status: 'created', prepareDatabase: true, aheadSpecHash: 'next', instance: { ...running, state: 'stopped', specHash: 'next' } },
+      { action: 'prepare-database' },
+    ],
+    [
+      'created with an instance made ahead for another spec (a password issued since): made again',
+      { status: 'created', aheadSpecHash: 'next', instance: { ...running, state: 'stopped', specHash: 'before' } },
+      { action: 'make-ahead', reason: "the first start's spec changed" },
+    ],
+    [
+      'created with a running instance, even of the first start\'s spec: a leftover',
+      { status: 'created', aheadSpecHash: 'next', instance: { ...running, specHash: 'next' } },
+      { action: 'remove-instance', reason: 'leftover instance (annotator is created)' },
+    ],
+    [
+      'error with a stopped instance: a leftover (only created annotators have one made ahead)',
+      { status: 'error', aheadSpecHash: 'next', instance: { ...running, state: 'stopped', specHash: 'next' } },
+      { action: 'remove-instance', reason: 'leftover instance (annotator is error)' },
+    ],
     ['error: no database made ahead (only created annotators)', { status: 'error', prepareDatabase: true }, { action: 'none' }],
     [
       'created with a leftover container: removed',
