@@ -791,10 +791,10 @@ async function perform(pass: Pass, row: Annotator, d: Decision, observed: Observ
       // password nor its record. Label Studio logs in seconds later, after its imports; should
       // the password not be in by then (the fleet killed before it, PostgreSQL stalled), Label
       // Studio exits and Docker's restart policy starts it again, by when the next pass (phase
-      // still database) has set it and found the container running.
-      // The settings are read again: the pass read them before this start's row, and a change made
-      // just before the start (its row read after it) would otherwise give the container the old
-      // spec, replaced by the next pass — a second boot.
+      // still database) has set it and found the container running. The settings are read again:
+      // the pass read them before this start's row, and a change made just before the start (its
+      // row read after it) would otherwise give the container the old spec, replaced by the next
+      // pass — a second boot.
       pass.settings = await readFleetSettings(ctx);
       const starting = startInstance(pass, row);
       const settled = starting.then(() => undefined, () => undefined);

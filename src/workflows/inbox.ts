@@ -105,7 +105,10 @@ const ACTION: Record<string, WebhookAction> = { annotation_created: 'ANNOTATION_
  * rules (SQLSTATE class 22, 23, P0), or an error of our own code on its values (no SQLSTATE, not
  * a lost connection — e.g. a result Label Studio let through that gold scoring cannot read).
  */
-const eventFault = (err: unknown) => (pgCode(err) ? /^(22|23|P0)/.test(pgCode(err)!) : !isDatabaseUnavailable(err));
+const eventFault = (err: unknown) => {
+  const code = pgCode(err);
+  return code ? /^(22|23|P0)/.test(code) : !isDatabaseUnavailable(err);
+};
 
 /** An event waiting for its INSERT: its JSON, and its webhook's answer. */
 interface Append {
